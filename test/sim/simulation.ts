@@ -47,7 +47,21 @@ export interface SimResult {
   readonly violations: readonly string[];
   readonly ops: number;
   readonly acked: number;
+  /** How much of each kind of event the run saw, so a test can tell the faults really happened. */
+  readonly coverage: Readonly<Record<CoverageKey, number>>;
 }
+
+export type CoverageKey =
+  | "crashes"
+  | "restarts"
+  | "partitions"
+  | "leaderTerms"
+  | "snapshotsSent"
+  | "compactions"
+  | "transfers"
+  | "memberReplacements"
+  | "reads"
+  | "leaseReads";
 
 const KEYS = ["a", "b", "c"];
 const ELECTION_TICK = 10;
@@ -98,6 +112,18 @@ export class Simulation {
   private readonly membership: MembershipChanger;
   faultsOn: boolean;
   clientsOn = true;
+  readonly coverage: Record<CoverageKey, number> = {
+    crashes: 0,
+    restarts: 0,
+    partitions: 0,
+    leaderTerms: 0,
+    snapshotsSent: 0,
+    compactions: 0,
+    transfers: 0,
+    memberReplacements: 0,
+    reads: 0,
+    leaseReads: 0,
+  };
   /** Violent seeds strike fresh leaders: the elections of Raft's figure 8. */
   private lastLeaderTerm = 0;
   private strike: { at: number; id: NodeId; crash: boolean } | undefined;
@@ -147,9 +173,11 @@ export class Simulation {
     m.readStates = [];
     m.results.clear();
     m.raw = new RawNode(config, m.disk);
+    this.coverage.restarts++;
   }
 
   crash(m: SimMember): void {
+    if (m.raw) this.coverage.crashes++;
     m.raw = undefined;
     m.incarnation++;
   }
@@ -212,6 +240,7 @@ export class Simulation {
 
   private send(msgs: readonly import("../../src/raft/index.js").Message[]): void {
     for (const msg of msgs) {
+      if (msg.type === MessageType.Snap) this.coverage.snapshotsSent++;
       const ok = this.network.send(msg, this.now);
       if (!ok && msg.type === MessageType.Snap) this.members.get(msg.from)?.raw?.reportSnapshot(msg.to, false);
     }
@@ -283,6 +312,8 @@ export class Simulation {
           this.checker.note(`stale read: ${m.id} served ${op.opId} at applied ${m.applied} (read index ${rs.index}) before acked write ${op.minIndex}`);
         }
         const value = m.kv.read(op.op.key);
+        this.coverage.reads++;
+        if (this.readMode === ReadOnlyOption.LeaseBased) this.coverage.leaseReads++;
         this.history.push({ client, call: op.call, ret: this.now, op: op.op, result: { kind: "read", value } });
         return undefined;
       }
@@ -362,6 +393,7 @@ export class Simulation {
       const shuffled = [...ids].sort(() => rng.next() - 0.5);
       const cut = 1 + rng.intBelow(ids.length - 1);
       const kind = rng.intBelow(3);
+      this.coverage.partitions++;
       if (kind === 0) this.network.partition(shuffled.slice(0, cut), shuffled.slice(cut));
       else if (kind === 1) this.network.cutLink(shuffled[0]!, shuffled[1]!); // asymmetric
       else {
@@ -375,7 +407,10 @@ export class Simulation {
     }
     if (rng.chance(0.004)) {
       const leader = this.leader();
-      if (leader) leader.raw!.transferLeadership(rng.pick(leader.raw!.raft.voters));
+      if (leader) {
+        leader.raw!.transferLeadership(rng.pick(leader.raw!.raft.voters));
+        this.coverage.transfers++;
+      }
     }
     if (rng.chance(0.003)) this.membership.begin();
   }
@@ -389,6 +424,7 @@ export class Simulation {
     // The conf state must be the one as of `at`: only snapshot at the applied index when it is exact.
     if (at !== m.applied || at <= snapshotIndex) return;
     m.disk.createSnapshot(at, raw.raft.confState(), m.kv.snapshot());
+    this.coverage.compactions++;
   }
 
   // ------------------------------------------------------------ end game
@@ -460,6 +496,7 @@ export class Simulation {
       violations: this.checker.violations,
       ops: this.history.length,
       acked: this.ackedWrites.length,
+      coverage: { ...this.coverage, leaderTerms: this.lastLeaderTerm, memberReplacements: this.membership.completedCycles },
     };
   }
 }
