@@ -1,0 +1,37 @@
+/**
+ * The benchmark harness: `npm run bench -- <name> [--json FILE]`.
+ * Each benchmark starts what it measures, prints a table and, with --json,
+ * writes its figures.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { benchRaftCore } from "./bench/raft-core.js";
+
+const benchmarks: Record<string, () => Promise<Record<string, number | string>> | Record<string, number | string>> = {
+  "raft-core": () => {
+    const r = benchRaftCore();
+    return {
+      "entries committed": r.entries,
+      "batch size": r.batch,
+      seconds: Number(r.seconds.toFixed(2)),
+      "entries/s": Math.round(r.entriesPerSecond),
+      "target entries/s": 500_000,
+    };
+  },
+};
+
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });
+const names = positionals.length > 0 ? positionals : Object.keys(benchmarks);
+const results: Record<string, Record<string, number | string>> = {};
+for (const name of names) {
+  const run = benchmarks[name];
+  if (!run) {
+    console.error(`unknown benchmark ${JSON.stringify(name)}; known: ${Object.keys(benchmarks).join(", ")}`);
+    process.exit(2);
+  }
+  const figures = await run();
+  results[name] = figures;
+  console.log(`\n${name}`);
+  for (const [k, v] of Object.entries(figures)) console.log(`  ${k.padEnd(24)} ${typeof v === "number" ? v.toLocaleString("en-US") : v}`);
+}
+if (values.json) writeFileSync(values.json, JSON.stringify({ machine: { cpus: (await import("node:os")).cpus().length, node: process.version }, results }, null, 2));
