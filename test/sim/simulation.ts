@@ -212,6 +212,8 @@ export class Simulation {
         continue;
       }
       const err = to.raw!.step(msg);
+      // Like a real transport, report a delivered snapshot to its sender.
+      if (msg.type === MessageType.Snap) this.members.get(msg.from)?.raw?.reportSnapshot(msg.to, true);
       if (err) this.checker.note(`member ${to.id} refused a message from ${msg.from}: ${err.message}`);
       this.noteRole(to);
     }
