@@ -62,3 +62,8 @@ export class ConfChangeError extends RaftError {
 export class CorruptStateError extends RaftError {
   readonly code = "CORRUPT_STATE";
 }
+
+/** The member is stopping or stopped; the operation was not completed. */
+export class StoppedError extends RaftError {
+  readonly code = "STOPPED";
+}

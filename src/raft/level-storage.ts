@@ -1,0 +1,284 @@
+/**
+ * A member's durable Raft state in its own LevelDB: the log, the hard state
+ * and the latest snapshot (whose index is the applied index of the state it
+ * holds, written atomically with it). Nothing else is stored.
+ *
+ * Key layout (utf8 keys, msgpack values):
+ *   e/<index as 16 lowercase hex digits>  one log entry; fixed width, so key
+ *                                         order is index order
+ *   m/hardstate                           { term, vote, commit }
+ *   m/snapshot                            { metadata, data }
+ * An absent m/* key means the empty value (no snapshot, zero hard state).
+ *
+ * Reads are synchronous, served from an in-memory copy loaded and checked
+ * at open. Every write is planned against that copy, written as one synced
+ * LevelDB batch, and only then applied to the copy (memory-durable-storage.ts
+ * holds the plan rules, shared with the in-memory twin).
+ */
+import { Level } from "level";
+import { Packr } from "msgpackr";
+import type { DurableStorage, PersistBatch } from "./durable-storage.js";
+import { CorruptStateError } from "./errors.js";
+import { MemoryDurableStorage, type StorageChange, bootstrapBatch } from "./memory-durable-storage.js";
+import { type InitialState, emptySnapshot } from "./storage.js";
+import { type ConfState, type Entry, EntryType, type HardState, type NodeId, type Snapshot, emptyHardState } from "./types.js";
+
+const HARD_STATE_KEY = "m/hardstate";
+const SNAPSHOT_KEY = "m/snapshot";
+const ENTRY_PREFIX = "e/";
+const ENTRY_KEY = /^e\/([0-9a-f]{16})$/;
+
+// Plain maps, no msgpackr records: every value decodes on its own, with no
+// structure table that would have to be stored beside it.
+const packr = new Packr({ useRecords: false });
+
+type Db = Level<string, Uint8Array>;
+type BatchOp = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };
+
+export interface LevelStorageOptions {
+  /**
+   * The founding voters of a new group. Used only when the database is
+   * empty; every founding member must be given the same list.
+   */
+  readonly bootstrapVoters?: readonly NodeId[];
+}
+
+export class LevelStorage implements DurableStorage {
+  private constructor(
+    private readonly db: Db,
+    /** The read copy; its writer puts each change in `db` before applying it. */
+    private readonly copy: MemoryDurableStorage,
+  ) {}
+
+  /**
+   * Opens (creating if needed) the member's database in `dir` and loads it.
+   * Throws CorruptStateError, naming what is wrong, rather than serving a
+   * state Raft could not have written.
+   */
+  static async open(dir: string, options: LevelStorageOptions = {}): Promise<LevelStorage> {
+    const db: Db = new Level<string, Uint8Array>(dir, { keyEncoding: "utf8", valueEncoding: "view" });
+    await db.open();
+    try {
+      const stored = await loadStoredState(db);
+      checkStoredState(stored);
+      const copy = new MemoryDurableStorage((change) => writeChange(db, change));
+      if (stored.snapshot.metadata.index > 0) copy.applySnapshot(stored.snapshot);
+      copy.append(stored.entries);
+      copy.setHardState(stored.hardState);
+      if (stored.empty && options.bootstrapVoters) await copy.persist(bootstrapBatch(options.bootstrapVoters));
+      return new LevelStorage(db, copy);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  initialState(): InitialState {
+    return this.copy.initialState();
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.copy.entries(lo, hi, maxBytes);
+  }
+
+  term(i: number): number {
+    return this.copy.term(i);
+  }
+
+  firstIndex(): number {
+    return this.copy.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.copy.lastIndex();
+  }
+
+  snapshot(): Snapshot {
+    return this.copy.snapshot();
+  }
+
+  persist(batch: PersistBatch): Promise<void> {
+    return this.copy.persist(batch);
+  }
+
+  compact(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+    return this.copy.compact(index, confState, data);
+  }
+
+  /** Finishes the writes already asked for, then closes the database. */
+  async close(): Promise<void> {
+    try {
+      await this.copy.close();
+    } finally {
+      await this.db.close();
+    }
+  }
+}
+
+/** The entry key of `index`: fixed-width hex, so key order is index order. */
+function entryKey(index: number): string {
+  return ENTRY_PREFIX + index.toString(16).padStart(16, "0");
+}
+
+async function writeChange(db: Db, change: StorageChange): Promise<void> {
+  const ops: BatchOp[] = [];
+  for (const range of change.removed) {
+    for (let i = range.from; i <= range.to; i++) ops.push({ type: "del", key: entryKey(i) });
+  }
+  if (change.snapshot) ops.push({ type: "put", key: SNAPSHOT_KEY, value: encodeSnapshot(change.snapshot) });
+  for (const e of change.entries) ops.push({ type: "put", key: entryKey(e.index), value: encodeEntry(e) });
+  if (change.hardState) ops.push({ type: "put", key: HARD_STATE_KEY, value: encodeHardState(change.hardState) });
+  await db.batch(ops, { sync: true });
+}
+
+// ---------------------------------------------------------------- encoding
+
+// Only the known fields are written, so nothing a caller hung on an object
+// ends up on disk.
+function encodeEntry(e: Entry): Uint8Array {
+  return packr.pack({ term: e.term, index: e.index, type: e.type, data: e.data });
+}
+
+function encodeHardState(hs: HardState): Uint8Array {
+  return packr.pack({ term: hs.term, vote: hs.vote, commit: hs.commit });
+}
+
+function encodeSnapshot(s: Snapshot): Uint8Array {
+  const { index, term, confState } = s.metadata;
+  return packr.pack({
+    metadata: { index, term, confState: { voters: [...confState.voters], learners: [...confState.learners] } },
+    data: s.data,
+  });
+}
+
+function decodeValue(key: string, bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch (err) {
+    throw new CorruptStateError(`value of key ${key} cannot be decoded: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new CorruptStateError(`value of key ${key} is not a map`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function malformed(key: string, what: string): CorruptStateError {
+  return new CorruptStateError(`value of key ${key} is malformed: ${what}`);
+}
+
+function isIndex(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === "string");
+}
+
+/**
+ * msgpackr hands binary back as a Buffer; a plain Uint8Array view (no copy)
+ * keeps values identical in type to what MemoryStorage holds.
+ */
+function bytesOf(key: string, field: string, v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw malformed(key, `${field} is not binary`);
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function decodeEntry(key: string, bytes: Uint8Array): Entry {
+  const v = decodeValue(key, bytes);
+  if (!isIndex(v.term) || v.term === 0) throw malformed(key, "term is not a positive integer");
+  if (!isIndex(v.index) || v.index === 0) throw malformed(key, "index is not a positive integer");
+  if (v.type !== EntryType.Normal && v.type !== EntryType.ConfChange) throw malformed(key, `unknown entry type ${String(v.type)}`);
+  return { term: v.term, index: v.index, type: v.type, data: bytesOf(key, "data", v.data) };
+}
+
+function decodeHardState(key: string, bytes: Uint8Array): HardState {
+  const v = decodeValue(key, bytes);
+  if (!isIndex(v.term)) throw malformed(key, "term is not a non-negative integer");
+  if (typeof v.vote !== "string") throw malformed(key, "vote is not a string");
+  if (!isIndex(v.commit)) throw malformed(key, "commit is not a non-negative integer");
+  return { term: v.term, vote: v.vote, commit: v.commit };
+}
+
+function decodeSnapshot(key: string, bytes: Uint8Array): Snapshot {
+  const v = decodeValue(key, bytes);
+  const meta = v.metadata as Record<string, unknown> | undefined;
+  if (typeof meta !== "object" || meta === null) throw malformed(key, "metadata is missing");
+  if (!isIndex(meta.index) || meta.index === 0) throw malformed(key, "metadata.index is not a positive integer");
+  if (!isIndex(meta.term) || meta.term === 0) throw malformed(key, "metadata.term is not a positive integer");
+  const cs = meta.confState as Record<string, unknown> | undefined;
+  if (typeof cs !== "object" || cs === null || !isStringList(cs.voters) || !isStringList(cs.learners)) {
+    throw malformed(key, "metadata.confState is not { voters, learners } lists of member ids");
+  }
+  return {
+    metadata: { index: meta.index, term: meta.term, confState: { voters: cs.voters, learners: cs.learners } },
+    data: bytesOf(key, "data", v.data),
+  };
+}
+
+// ----------------------------------------------------------- startup checks
+
+interface StoredState {
+  readonly empty: boolean;
+  readonly hardState: HardState;
+  readonly snapshot: Snapshot;
+  /** In key order, which is index order. */
+  readonly entries: readonly Entry[];
+}
+
+async function loadStoredState(db: Db): Promise<StoredState> {
+  let empty = true;
+  let hardState = emptyHardState;
+  let snapshot = emptySnapshot;
+  const entries: Entry[] = [];
+  for await (const [key, value] of db.iterator()) {
+    empty = false;
+    if (key === HARD_STATE_KEY) {
+      hardState = decodeHardState(key, value);
+    } else if (key === SNAPSHOT_KEY) {
+      snapshot = decodeSnapshot(key, value);
+    } else {
+      const match = ENTRY_KEY.exec(key);
+      if (!match) throw new CorruptStateError(`unexpected key ${JSON.stringify(key)}: not a Raft log, hard state or snapshot key`);
+      const entry = decodeEntry(key, value);
+      const keyIndex = Number.parseInt(match[1]!, 16);
+      if (entry.index !== keyIndex) {
+        throw new CorruptStateError(`key ${key} (index ${keyIndex}) holds the entry of index ${entry.index}`);
+      }
+      entries.push(entry);
+    }
+  }
+  return { empty, hardState, snapshot, entries };
+}
+
+/** The invariants every state written by persist/compact keeps. */
+function checkStoredState({ hardState, snapshot, entries }: StoredState): void {
+  const snapIndex = snapshot.metadata.index;
+  const snapTerm = snapshot.metadata.term;
+  let prev = { index: snapIndex, term: snapTerm };
+  for (const e of entries) {
+    if (e.index !== prev.index + 1) {
+      throw new CorruptStateError(
+        e.index <= snapIndex
+          ? `log entry ${e.index} is at or before the snapshot index ${snapIndex}: compaction should have deleted it`
+          : `log is not contiguous after the snapshot index ${snapIndex}: entry ${e.index} follows ${prev.index}, entries ${prev.index + 1}..${e.index - 1} are missing`,
+      );
+    }
+    if (e.term < prev.term) {
+      throw new CorruptStateError(
+        prev.index === snapIndex
+          ? `snapshot (index ${snapIndex}, term ${snapTerm}) contradicts the log: the next entry ${e.index} has the lower term ${e.term}`
+          : `log terms go back: entry ${e.index} has term ${e.term} after term ${prev.term} of entry ${prev.index}`,
+      );
+    }
+    prev = e;
+  }
+  const lastIndex = prev.index;
+  if (hardState.commit > lastIndex) {
+    throw new CorruptStateError(`hard state commit ${hardState.commit} is past the last index ${lastIndex}`);
+  }
+  if (hardState.commit < snapIndex) {
+    throw new CorruptStateError(`hard state commit ${hardState.commit} is before the snapshot index ${snapIndex}`);
+  }
+}
