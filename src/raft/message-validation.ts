@@ -53,6 +53,9 @@ function findProblem(m: Message): string | undefined {
   for (const field of ["term", "logTerm", "index", "commit", "rejectHint"] as const) {
     if (!isIndex(m[field])) return `${field} must be a non-negative integer, got ${String(m[field])}`;
   }
+  // Term 0 means "local" to the core: only forwarded requests may carry it.
+  const forwarded = m.type === MessageType.Prop || m.type === MessageType.ReadIndex || m.type === MessageType.TransferLeader;
+  if (m.term === 0 && !forwarded) return `term must be positive for ${MessageType[m.type]}`;
   if (!Array.isArray(m.entries)) return "entries must be a list";
   // A forwarded proposal's entries have no index or term yet.
   const isProposal = m.type === MessageType.Prop;
@@ -65,5 +68,6 @@ function findProblem(m: Message): string | undefined {
   if ((m.type === MessageType.ReadIndex || m.type === MessageType.ReadIndexResp) && !(m.context instanceof Uint8Array)) {
     return "a read index message needs a context";
   }
+  if (m.context !== undefined && !(m.context instanceof Uint8Array)) return "context must be bytes";
   return undefined;
 }

@@ -7,6 +7,7 @@
  * `step` applies the term rules shared by all roles, then hands over.
  */
 import { type RaftConfig, ReadOnlyOption, validateConfig } from "./config.js";
+import { decodeConfChange } from "./conf-change.js";
 import { ConfChangeError, CorruptStateError, NotLeaderError, ProposalDroppedError } from "./errors.js";
 import { Progress, ProgressState } from "./progress.js";
 import { VoteResult, committedIndex, hasQuorum, quorumSize, voteResult } from "./quorum.js";
@@ -63,6 +64,12 @@ export class Raft {
   private randomizedElectionTimeout = 0;
   /** Monotonic tick counter: the leader's clock for its lease. */
   private now = 0;
+  /**
+   * In lease mode a member that just started refuses votes until this tick:
+   * it may have acknowledged a leader's heartbeat before it restarted, and
+   * that leader may still be serving reads on the strength of it.
+   */
+  private readonly refuseVotesUntil: number;
 
   leadTransferee: NodeId = "";
   /** A TimeoutNow went out this term: another member may win without waiting out a lease. */
@@ -98,6 +105,10 @@ export class Raft {
       throw new CorruptStateError(`applied ${config.applied} is past the commit index ${this.log.committed}`);
     }
     if (config.applied > this.log.applied) this.log.applied = config.applied;
+    // Only a member that may have acknowledged a leader needs the wait: the
+    // founding bootstrap writes term 1, and no leader exists before term 2.
+    const mayHaveAckedALeader = hardState.term > 1;
+    this.refuseVotesUntil = config.readOnlyOption === ReadOnlyOption.LeaseBased && mayHaveAckedALeader ? config.electionTick : 0;
     this.becomeFollower(this.term, "");
   }
 
@@ -218,7 +229,9 @@ export class Raft {
         // With check-quorum, a member that heard from a leader within the
         // election timeout ignores campaigns: this is what stops a
         // partitioned member from disrupting a healthy group on return.
-        const inLease = this.config.checkQuorum && this.lead !== "" && this.electionElapsed < this.config.electionTick;
+        const inLease =
+          this.config.checkQuorum &&
+          ((this.lead !== "" && this.electionElapsed < this.config.electionTick) || this.now < this.refuseVotesUntil);
         if (!m.transfer && inLease) return;
       }
       if (m.type === MessageType.PreVote) {
@@ -512,6 +525,8 @@ export class Raft {
   }
 
   private handleAppendResponse(m: Message, pr: Progress): void {
+    // An acknowledgement of entries we never had is not from an honest member.
+    if (m.index > this.log.lastIndex()) return;
     pr.recentActive = true;
     if (m.reject) {
       // The follower's hint, refined by our own log: skip a whole term of
@@ -548,10 +563,13 @@ export class Raft {
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
-    pr.lastAckedHeartbeatTick = Math.max(pr.lastAckedHeartbeatTick, m.index);
+    // The echoed send tick can never be in our future.
+    pr.lastAckedHeartbeatTick = Math.max(pr.lastAckedHeartbeatTick, Math.min(m.index, this.now));
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
-    if (!m.context || this.config.readOnlyOption !== ReadOnlyOption.Safe) return;
+    // Lease mode falls back to a heartbeat round when the lease is not
+    // valid, so acks are counted whatever the mode.
+    if (!m.context) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (!acks || !hasQuorum(this.voters, (id) => acks.has(id))) return;
     for (const { request, index } of this.readOnly.advance(m.context)) this.answerRead(request, index);
@@ -659,14 +677,18 @@ export class Raft {
     if (this.leadTransferee !== "") {
       throw new ProposalDroppedError(`leadership is being transferred to ${this.leadTransferee}`);
     }
-    for (const e of entries) {
+    let confIndex = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       if (e.type !== EntryType.ConfChange) continue;
-      if (this.pendingConfIndex > this.log.applied) {
+      if (this.pendingConfIndex > this.log.applied || confIndex !== 0) {
         throw new ConfChangeError(
-          `a membership change is pending (index ${this.pendingConfIndex}, applied ${this.log.applied}); one at a time`,
+          `a membership change is pending (index ${Math.max(this.pendingConfIndex, confIndex)}, applied ${this.log.applied}); one at a time`,
         );
       }
-      this.pendingConfIndex = this.log.lastIndex() + 1;
+      // An undecodable change would stop every member that applies it.
+      decodeConfChange(e.data);
+      confIndex = this.log.lastIndex() + 1 + i;
     }
     let bytes = 0;
     for (const e of entries) bytes += e.data.length;
@@ -677,6 +699,7 @@ export class Raft {
       throw new ProposalDroppedError(`too many uncommitted bytes (${this.uncommittedSize} of ${limit})`);
     }
     this.uncommittedSize += bytes;
+    if (confIndex !== 0) this.pendingConfIndex = confIndex;
     const last = this.appendEntries(entries);
     this.bcastAppend();
     return { index: last, term: this.term };
