@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { benchRaft } from "./bench/raft.js";
 import { benchRaftCore } from "./bench/raft-core.js";
 
 const benchmarks: Record<string, () => Promise<Record<string, number | string>> | Record<string, number | string>> = {
@@ -18,6 +19,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
       "target entries/s": 500_000,
     };
   },
+  raft: () => benchRaft(),
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });

@@ -1,0 +1,65 @@
+/**
+ * The gRPC handlers of MemberAdmin (proto/member.proto): status and
+ * runtime membership changes. Changes need the leader; followers forward.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { NotLeaderError } from "../raft/errors.js";
+import type { RaftNode } from "../raft/node.js";
+import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
+import { LeaderForwarder } from "./leader-forwarder.js";
+
+const ID = /^[A-Za-z0-9._-]{1,64}$/;
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+
+interface MemberRequest {
+  id: string;
+  address: string;
+}
+
+export function statusOf(node: RaftNode): Record<string, unknown> {
+  const s = node.status();
+  return {
+    id: s.id,
+    role: s.role,
+    term: s.term,
+    leader_id: s.lead,
+    leader_address: s.leaderAddress,
+    commit_index: s.commit,
+    applied_index: s.applied,
+    last_index: s.lastIndex,
+    snapshot_index: s.snapshotIndex,
+    voters: s.confState.voters,
+    learners: s.confState.learners,
+  };
+}
+
+export function adminServiceHandlers(node: RaftNode, forwarder: LeaderForwarder): grpc.UntypedServiceImplementation {
+  const onLeader =
+    (method: string, needsAddress: boolean, run: (req: MemberRequest) => Promise<unknown>) =>
+    async (call: grpc.ServerUnaryCall<MemberRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> => {
+      try {
+        const req = call.request;
+        if (!ID.test(req.id ?? "")) throw new InvalidArgumentError(`id must match ${ID.source}, got ${JSON.stringify(req.id)}`);
+        if (needsAddress && !HOST_PORT.test(req.address ?? "")) {
+          throw new InvalidArgumentError(`address must be host:port, got ${JSON.stringify(req.address)}`);
+        }
+        try {
+          await run(req);
+        } catch (err) {
+          if (!(err instanceof NotLeaderError) || !LeaderForwarder.mayForward(call)) throw err;
+          callback(null, await forwarder.forward(method, req));
+          return;
+        }
+        callback(null, statusOf(node));
+      } catch (err) {
+        callback(toGrpcError(err));
+      }
+    };
+  return {
+    Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, statusOf(node)),
+    AddLearner: onLeader("AddLearner", true, (r) => node.addLearner(r.id, r.address)),
+    Promote: onLeader("Promote", false, (r) => node.promote(r.id)),
+    Remove: onLeader("Remove", false, (r) => node.remove(r.id)),
+    TransferLeadership: onLeader("TransferLeadership", false, (r) => node.transferLeadership(r.id)),
+  };
+}

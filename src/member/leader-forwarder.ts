@@ -1,0 +1,51 @@
+/**
+ * Lets every member accept every call: a follower hands what needs the
+ * leader to the leader, over the same gRPC service, and relays the answer.
+ * Clients of each leader address are kept and reused.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { NotLeaderError } from "../raft/errors.js";
+import type { RaftNode } from "../raft/node.js";
+
+type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
+
+/** Marks a forwarded call, so a member never forwards it again (no loops while leadership moves). */
+export const FORWARDED_HEADER = "x-convene-forwarded";
+
+export class LeaderForwarder {
+  private readonly clients = new Map<string, grpc.Client>();
+
+  constructor(
+    private readonly node: RaftNode,
+    private readonly ClientCtor: grpc.ServiceClientConstructor,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Whether this call may be forwarded (it was not already). */
+  static mayForward(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
+    return call.metadata.get(FORWARDED_HEADER).length === 0;
+  }
+
+  /** Calls `method` on the leader; rejects with NotLeaderError when no leader is known. */
+  forward<Res>(method: string, request: unknown): Promise<Res> {
+    const address = this.node.leaderAddress();
+    if (!address || this.node.isLeader()) return Promise.reject(new NotLeaderError(this.node.status().lead));
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new this.ClientCtor(address, grpc.credentials.createInsecure());
+      this.clients.set(address, client);
+    }
+    const fn = (client as unknown as Record<string, UnaryMethod>)[method];
+    if (typeof fn !== "function") return Promise.reject(new Error(`invariant: no method ${method} to forward`));
+    const meta = new grpc.Metadata();
+    meta.set(FORWARDED_HEADER, this.node.id);
+    return new Promise<Res>((resolve, reject) => {
+      fn.call(client, request, meta, { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Configuration of a member process, from flags and/or a JSON file.
+ * `validateMemberConfig` names the field and value of the first broken rule.
+ */
+import { readFileSync } from "node:fs";
+import { ConfigError } from "../raft/errors.js";
+
+export interface MemberConfig {
+  readonly id: string;
+  /** host:port this member's gRPC server binds. */
+  readonly listen: string;
+  /** Every founding member's id → host:port (including this one). */
+  readonly peers: ReadonlyMap<string, string>;
+  readonly dataDir: string;
+  /** Join an existing group (as a learner added by an operator) instead of founding one. */
+  readonly join: boolean;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotEvery: number;
+  readonly requestTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+/** Defaults tuned for failover well under a second on a small machine. */
+export const memberDefaults = {
+  tickMs: 20,
+  // Election timeout 400–800 ms: heartbeats every 40 ms leave room for
+  // event-loop stalls of a loaded 2-core machine without spurious elections.
+  electionTicks: 20,
+  heartbeatTicks: 2,
+  snapshotEvery: 10_000,
+  requestTimeoutMs: 5_000,
+  logLevel: "info",
+} as const;
+
+const ID = /^[A-Za-z0-9._-]{1,64}$/;
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+
+/** Parses "n1=127.0.0.1:7001,n2=127.0.0.1:7002". */
+export function parsePeers(raw: string): Map<string, string> {
+  const peers = new Map<string, string>();
+  if (raw.trim() === "") return peers;
+  for (const part of raw.split(",")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw new ConfigError(`peers must be id=host:port[,id=host:port...], got ${JSON.stringify(part)}`);
+    const id = part.slice(0, eq).trim();
+    const address = part.slice(eq + 1).trim();
+    if (peers.has(id)) throw new ConfigError(`peers lists ${id} twice`);
+    peers.set(id, address);
+  }
+  return peers;
+}
+
+function intField(field: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === "string" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Raw settings as they come from flags or a file (strings or numbers). */
+export type RawMemberConfig = Partial<Record<keyof MemberConfig | "config", unknown>>;
+
+export function loadConfigFile(path: string): RawMemberConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`config file ${path} cannot be read`, { cause: err });
+  }
+  try {
+    return JSON.parse(text) as RawMemberConfig;
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON`, { cause: err });
+  }
+}
+
+export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
+  const id = raw.id;
+  if (typeof id !== "string" || !ID.test(id)) throw new ConfigError(`id must match ${ID.source}, got ${JSON.stringify(id)}`);
+  const listen = raw.listen;
+  if (typeof listen !== "string" || !HOST_PORT.test(listen)) {
+    throw new ConfigError(`listen must be host:port, got ${JSON.stringify(listen)}`);
+  }
+  const peers =
+    raw.peers instanceof Map
+      ? (raw.peers as Map<string, string>)
+      : typeof raw.peers === "string"
+        ? parsePeers(raw.peers)
+        : raw.peers && typeof raw.peers === "object"
+          ? new Map(Object.entries(raw.peers as Record<string, string>))
+          : new Map<string, string>();
+  for (const [peerId, address] of peers) {
+    if (!ID.test(peerId)) throw new ConfigError(`peers: id must match ${ID.source}, got ${JSON.stringify(peerId)}`);
+    if (typeof address !== "string" || !HOST_PORT.test(address)) {
+      throw new ConfigError(`peers: address of ${peerId} must be host:port, got ${JSON.stringify(address)}`);
+    }
+  }
+  const join = raw.join === true || raw.join === "true";
+  if (!join && !peers.has(id)) throw new ConfigError(`peers must include this member's own id ${id} (or pass join)`);
+  const dataDir = raw.dataDir;
+  if (typeof dataDir !== "string" || dataDir === "") throw new ConfigError(`data must be a directory path, got ${JSON.stringify(dataDir)}`);
+  const tickMs = intField("tickMs", raw.tickMs ?? memberDefaults.tickMs, 1, 10_000);
+  const heartbeatTicks = intField("heartbeatTicks", raw.heartbeatTicks ?? memberDefaults.heartbeatTicks, 1, 1_000);
+  const electionTicks = intField("electionTicks", raw.electionTicks ?? memberDefaults.electionTicks, 2, 10_000);
+  if (electionTicks <= heartbeatTicks) {
+    throw new ConfigError(`electionTicks (${electionTicks}) must be greater than heartbeatTicks (${heartbeatTicks})`);
+  }
+  return {
+    id,
+    listen,
+    peers,
+    dataDir,
+    join,
+    tickMs,
+    electionTicks,
+    heartbeatTicks,
+    snapshotEvery: intField("snapshotEvery", raw.snapshotEvery ?? memberDefaults.snapshotEvery, 1, 100_000_000),
+    requestTimeoutMs: intField("requestTimeoutMs", raw.requestTimeoutMs ?? memberDefaults.requestTimeoutMs, 1, 600_000),
+    logLevel: typeof raw.logLevel === "string" ? raw.logLevel : memberDefaults.logLevel,
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * One member process's parts, wired: LevelDB storage, the gRPC server
+ * (shared by the peer transport and the public services), the Raft driver
+ * and the replicated state machine. Start order matters: the storage is
+ * recovered and checked before anything listens.
+ */
+import { randomInt } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { defaultConfig } from "../raft/config.js";
+import { GrpcTransport } from "../raft/grpc-transport.js";
+import { LevelStorage } from "../raft/level-storage.js";
+import { RaftNode } from "../raft/node.js";
+import { SeededRandom } from "../raft/random.js";
+import { adminServiceHandlers } from "./admin-service.js";
+import { KvStateMachine } from "./kv-state-machine.js";
+import { kvServiceHandlers } from "./kv-service.js";
+import { LeaderForwarder } from "./leader-forwarder.js";
+import type { MemberConfig } from "./member-config.js";
+import { loadProto, lookup } from "./proto.js";
+
+/** Big enough for a chunk of a snapshot or a large append batch. */
+export const MAX_GRPC_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export class Member {
+  private constructor(
+    readonly config: MemberConfig,
+    readonly node: RaftNode,
+    readonly kv: KvStateMachine,
+    private readonly server: grpc.Server,
+    private readonly forwarders: LeaderForwarder[],
+    /** The port actually bound (differs from the config when it asked for 0). */
+    readonly port: number,
+  ) {}
+
+  static async start(config: MemberConfig, logger: Logger): Promise<Member> {
+    const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
+    const server = new grpc.Server({
+      "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
+      "grpc.max_send_message_length": MAX_GRPC_MESSAGE_BYTES,
+    });
+    const transport = new GrpcTransport({ selfId: config.id, peers: config.peers, server, logger, maxMessageBytes: MAX_GRPC_MESSAGE_BYTES });
+    const kv = new KvStateMachine();
+    const node = await RaftNode.start({
+      config: {
+        ...defaultConfig(config.id, new SeededRandom(randomInt(2 ** 31))),
+        electionTick: config.electionTicks,
+        heartbeatTick: config.heartbeatTicks,
+      },
+      tickMs: config.tickMs,
+      storage,
+      transport,
+      stateMachine: kv,
+      peers: config.peers,
+      snapshotEvery: config.snapshotEvery,
+      requestTimeoutMs: config.requestTimeoutMs,
+      onFatal: (err) => {
+        // A broken invariant: stop serving rather than risk wrong answers.
+        logger.fatal({ err }, "raft loop failed; exiting");
+        process.exit(70);
+      },
+    });
+    node.on("leader", (change) => logger.info(change, "leader changed"));
+    const memberPkg = loadProto("member.proto");
+    const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
+    const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");
+    const kvForwarder = new LeaderForwarder(node, KvClient, config.requestTimeoutMs);
+    const adminForwarder = new LeaderForwarder(node, AdminClient, config.requestTimeoutMs);
+    server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
+    server.addService(AdminClient.service, adminServiceHandlers(node, adminForwarder));
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(config.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    logger.info({ id: config.id, listen: config.listen, data: config.dataDir, status: node.status().confState }, "member started");
+    return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port);
+  }
+
+  /** Stops serving, finishes the disk write in progress, closes everything. */
+  async stop(): Promise<void> {
+    for (const f of this.forwarders) f.close();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    await this.node.stop();
+  }
+}

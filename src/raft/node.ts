@@ -1,0 +1,507 @@
+/**
+ * The driver of one Raft member: it owns the timer, the disk and the
+ * transport, and runs the loop persist → send → apply → advance around the
+ * pure core. Proposals and reads that arrive together are batched: one
+ * append, one fsync, one message per follower (group commit), one
+ * ReadIndex round for every read queued at that moment.
+ *
+ * Order of a Ready's duties (what must be on disk before what):
+ *   1. send the leader's appends (they may go out before its own write);
+ *   2. persist snapshot + entries + hard state, one synced write;
+ *   3. send the answers (votes, acks) that speak for what was persisted;
+ *   4. apply committed entries, then advance().
+ */
+import { EventEmitter } from "node:events";
+import type { RaftConfig } from "./config.js";
+import { decodeConfChange, encodeConfChange } from "./conf-change.js";
+import type { DurableStorage } from "./durable-storage.js";
+import {
+  ConfChangeError,
+  NotLeaderError,
+  ProposalDroppedError,
+  RaftError,
+  RaftTimeoutError,
+  StoppedError,
+} from "./errors.js";
+import type { ProposalPosition } from "./raft.js";
+import { RawNode, type Status } from "./raw-node.js";
+import type { StateMachine } from "./state-machine.js";
+import type { Transport } from "./transport.js";
+import {
+  type ConfChange,
+  ConfChangeType,
+  type ConfState,
+  type Entry,
+  EntryType,
+  type NodeId,
+  type Ready,
+  StateRole,
+} from "./types.js";
+
+/** A learner this close to the commit index may be promoted. */
+const PROMOTE_MAX_LAG = 1_000;
+
+export interface RaftNodeOptions {
+  readonly config: RaftConfig;
+  /** Milliseconds per tick: electionTick × tickMs is the election timeout. */
+  readonly tickMs: number;
+  readonly storage: DurableStorage;
+  readonly transport: Transport;
+  readonly stateMachine: StateMachine;
+  /** Addresses of the members, for "not leader, try X" hints. */
+  readonly peers: ReadonlyMap<NodeId, string>;
+  /** Take a snapshot and compact the log after this many applied entries. */
+  readonly snapshotEvery: number;
+  /** Default deadline of a proposal or read, in milliseconds. */
+  readonly requestTimeoutMs: number;
+  /** Called when the loop hits a broken invariant: the member must stop. */
+  readonly onFatal?: (err: unknown) => void;
+}
+
+interface PendingProposal {
+  readonly term: number;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (err: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface QueuedProposal {
+  readonly data: Uint8Array;
+  readonly type: EntryType;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (err: Error) => void;
+  readonly timeoutMs: number;
+}
+
+interface PendingRead {
+  readonly run: () => void;
+  readonly reject: (err: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export interface LeaderChange {
+  readonly leaderId: NodeId;
+  readonly term: number;
+  readonly isSelf: boolean;
+}
+
+export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [number] }> {
+  readonly id: NodeId;
+  private readonly raw: RawNode;
+  private readonly opts: RaftNodeOptions;
+  private readonly peers: Map<NodeId, string>;
+  private ticker: NodeJS.Timeout | undefined;
+  private processing = false;
+  private scheduled = false;
+  private stopped = false;
+  private applied: number;
+  private snapshotIndex: number;
+  private readonly proposalsByIndex = new Map<number, PendingProposal>();
+  private queuedProposals: QueuedProposal[] = [];
+  /** Reads waiting for their ReadIndex round, by context. */
+  private readonly readRounds = new Map<string, PendingRead[]>();
+  private queuedReads: PendingRead[] = [];
+  /** Reads whose read index is known, waiting for applied ≥ index. */
+  private readyReads: { index: number; reads: PendingRead[] }[] = [];
+  private readSeq = 0;
+  private lastLeader: NodeId = "";
+  private idleWaiters: (() => void)[] = [];
+
+  private constructor(opts: RaftNodeOptions) {
+    super();
+    this.opts = opts;
+    this.id = opts.config.id;
+    this.peers = new Map(opts.peers);
+    const snap = opts.storage.snapshot();
+    this.snapshotIndex = snap.metadata.index;
+    this.applied = snap.metadata.index;
+    // The state as of the snapshot; the log after it is replayed by the core.
+    if (snap.data.length > 0) opts.stateMachine.restore(snap.data);
+    this.raw = new RawNode({ ...opts.config, applied: this.applied }, opts.storage);
+  }
+
+  /** Builds the member from what is on disk and starts its timer and transport. */
+  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
+    const node = new RaftNode(opts);
+    await opts.transport.start({
+      onMessage: (m) => node.receive(m),
+      onUnreachable: (peer) => {
+        if (!node.stopped) node.raw.reportUnreachable(peer);
+      },
+      onSnapshotStatus: (peer, ok) => {
+        if (node.stopped) return;
+        node.raw.reportSnapshot(peer, ok);
+        node.schedule();
+      },
+    });
+    for (const [id, address] of node.peers) if (id !== node.id) opts.transport.addPeer(id, address);
+    node.ticker = setInterval(() => {
+      node.raw.tick();
+      node.schedule();
+    }, opts.tickMs);
+    node.schedule();
+    return node;
+  }
+
+  private receive(m: import("./types.js").Message): void {
+    if (this.stopped) return;
+    const invalid = this.raw.step(m);
+    if (invalid) return; // Dropped: a malformed message changes nothing.
+    this.schedule();
+  }
+
+  // ------------------------------------------------------------ the API
+
+  /**
+   * Proposes a command; resolves with the state machine's result once it is
+   * committed and applied here. Rejects with NotLeaderError (with the
+   * leader's id) on a follower, ProposalDroppedError when refused or
+   * overwritten, RaftTimeoutError past the deadline (outcome unknown).
+   */
+  propose(command: Uint8Array, timeoutMs = this.opts.requestTimeoutMs): Promise<unknown> {
+    return this.enqueue(command, EntryType.Normal, timeoutMs);
+  }
+
+  private enqueue(data: Uint8Array, type: EntryType, timeoutMs: number): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new StoppedError("member is stopped"));
+    if (this.raw.raft.role !== StateRole.Leader) return Promise.reject(this.notLeader());
+    return new Promise((resolve, reject) => {
+      this.queuedProposals.push({ data, type, resolve, reject, timeoutMs });
+      this.schedule();
+    });
+  }
+
+  private notLeader(): NotLeaderError {
+    const lead = this.raw.raft.lead;
+    const address = this.peers.get(lead);
+    return new NotLeaderError(
+      lead,
+      lead ? `not the leader; the leader is ${lead}${address ? ` at ${address}` : ""}` : "not the leader; no leader is known",
+    );
+  }
+
+  /** The leader's address as this member knows it, or "" when none is known. */
+  leaderAddress(): string {
+    return this.peers.get(this.raw.raft.lead) ?? "";
+  }
+
+  /**
+   * Runs `query` against the state machine at a linearizable point: after
+   * this member has applied everything committed when the read began
+   * (ReadIndex, confirmed by a heartbeat round of the leader).
+   */
+  read<T>(query: () => T, timeoutMs = this.opts.requestTimeoutMs): Promise<T> {
+    if (this.stopped) return Promise.reject(new StoppedError("member is stopped"));
+    return new Promise<T>((resolve, reject) => {
+      const read: PendingRead = {
+        run: () => {
+          clearTimeout(read.timer);
+          try {
+            resolve(query());
+          } catch (err) {
+            reject(err as Error);
+          }
+        },
+        reject: (err) => {
+          clearTimeout(read.timer);
+          reject(err);
+        },
+        timer: setTimeout(() => {
+          this.forgetRead(read);
+          reject(new RaftTimeoutError(`read not confirmed within ${timeoutMs} ms`));
+        }, timeoutMs),
+      };
+      this.queuedReads.push(read);
+      this.schedule();
+    });
+  }
+
+  private forgetRead(read: PendingRead): void {
+    this.queuedReads = this.queuedReads.filter((r) => r !== read);
+    for (const [ctx, reads] of this.readRounds) {
+      const rest = reads.filter((r) => r !== read);
+      if (rest.length === 0) this.readRounds.delete(ctx);
+      else this.readRounds.set(ctx, rest);
+    }
+    for (const round of this.readyReads) round.reads = round.reads.filter((r) => r !== read);
+  }
+
+  /** Starts a leadership transfer; resolves when `to` leads or rejects on timeout. */
+  async transferLeadership(to: NodeId, timeoutMs = this.opts.requestTimeoutMs): Promise<void> {
+    if (this.raw.raft.role !== StateRole.Leader) throw this.notLeader();
+    this.raw.transferLeadership(to);
+    this.schedule();
+    await this.waitFor(() => this.raw.raft.lead === to, timeoutMs, `leadership did not move to ${to}`);
+  }
+
+  /** Adds a non-voting member that catches up (by snapshot if needed). */
+  addLearner(id: NodeId, address: string): Promise<unknown> {
+    return this.changeMembership({ type: ConfChangeType.AddLearner, nodeId: id, context: address });
+  }
+
+  /**
+   * Makes a learner a voter. Refused (ConfChangeError) until the learner
+   * has caught up, so a promotion never stalls commits behind a new voter.
+   */
+  promote(id: NodeId): Promise<unknown> {
+    if (this.raw.raft.role === StateRole.Leader) {
+      const pr = this.raw.raft.prs.get(id);
+      if (!pr || !pr.isLearner) return Promise.reject(new ConfChangeError(`${id} is not a learner of this group`));
+      const behind = this.raw.raft.log.committed - pr.match;
+      if (behind > PROMOTE_MAX_LAG) {
+        return Promise.reject(new ConfChangeError(`${id} has not caught up: ${behind} entries behind (at most ${PROMOTE_MAX_LAG})`));
+      }
+    }
+    return this.changeMembership({ type: ConfChangeType.AddVoter, nodeId: id, context: this.peers.get(id) ?? "" });
+  }
+
+  remove(id: NodeId): Promise<unknown> {
+    return this.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: id });
+  }
+
+  private changeMembership(cc: ConfChange): Promise<unknown> {
+    return this.enqueue(encodeConfChange(cc), EntryType.ConfChange, this.opts.requestTimeoutMs);
+  }
+
+  status(): Status & { leaderAddress: string; snapshotIndex: number } {
+    return { ...this.raw.status(), leaderAddress: this.leaderAddress(), snapshotIndex: this.snapshotIndex };
+  }
+
+  isLeader(): boolean {
+    return this.raw.raft.role === StateRole.Leader;
+  }
+
+  /** Stops timers and transport and rejects what is pending; finishes the write in progress. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.ticker);
+    if (this.processing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const err = new StoppedError("member stopped");
+    for (const p of this.proposalsByIndex.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.proposalsByIndex.clear();
+    for (const q of this.queuedProposals) q.reject(err);
+    this.queuedProposals = [];
+    this.failAllReads(err);
+    await this.opts.transport.close();
+    await this.opts.storage.close();
+  }
+
+  // ------------------------------------------------------------ the loop
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.process();
+    });
+  }
+
+  private async process(): Promise<void> {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    try {
+      this.flushProposals();
+      this.flushReads();
+      while (this.raw.hasReady() && !this.stopped) {
+        await this.handleReady(this.raw.ready());
+        // Proposals that arrived during the write go out as the next batch.
+        this.flushProposals();
+        this.flushReads();
+      }
+    } catch (err) {
+      this.stopped = true;
+      clearInterval(this.ticker);
+      if (this.opts.onFatal) this.opts.onFatal(err);
+      else throw err;
+    } finally {
+      this.processing = false;
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private flushProposals(): void {
+    if (this.queuedProposals.length === 0) return;
+    const batch = this.queuedProposals;
+    this.queuedProposals = [];
+    // One call, one append: conf changes go alone (the core checks them).
+    let i = 0;
+    while (i < batch.length) {
+      let j = i;
+      if (batch[i]!.type === EntryType.ConfChange) j = i + 1;
+      else while (j < batch.length && batch[j]!.type === EntryType.Normal) j++;
+      this.proposeGroup(batch.slice(i, j));
+      i = j;
+    }
+  }
+
+  private proposeGroup(group: QueuedProposal[]): void {
+    let pos: ProposalPosition | undefined;
+    try {
+      if (this.raw.raft.role !== StateRole.Leader) throw this.notLeader();
+      pos =
+        group[0]!.type === EntryType.ConfChange
+          ? this.raw.proposeConfChange(group[0]!.data)
+          : this.raw.propose(...group.map((g) => g.data));
+      if (!pos) throw this.notLeader();
+    } catch (err) {
+      const e = err instanceof Error ? err : new ProposalDroppedError(String(err));
+      for (const g of group) g.reject(e);
+      return;
+    }
+    const first = pos.index - group.length + 1;
+    group.forEach((g, k) => {
+      const index = first + k;
+      const timer = setTimeout(() => {
+        this.proposalsByIndex.delete(index);
+        g.reject(new RaftTimeoutError(`proposal at index ${index} not applied within ${g.timeoutMs} ms; it may still commit`));
+      }, g.timeoutMs);
+      this.proposalsByIndex.set(index, { term: pos!.term, resolve: g.resolve, reject: g.reject, timer });
+    });
+  }
+
+  private flushReads(): void {
+    if (this.queuedReads.length === 0) return;
+    const reads = this.queuedReads;
+    this.queuedReads = [];
+    const ctx = `${this.id}:${++this.readSeq}`;
+    try {
+      this.raw.readIndex(new TextEncoder().encode(ctx));
+    } catch (err) {
+      const e = err instanceof RaftError ? err : new ProposalDroppedError(String(err));
+      for (const r of reads) r.reject(e);
+      return;
+    }
+    this.readRounds.set(ctx, reads);
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    const transport = this.opts.transport;
+    if (rd.messages.length > 0) transport.send(rd.messages);
+    if (rd.entries.length > 0 || rd.hardState || rd.snapshot) {
+      await this.opts.storage.persist({
+        entries: rd.entries,
+        ...(rd.hardState ? { hardState: rd.hardState } : {}),
+        ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
+      });
+    }
+    if (rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
+    if (rd.snapshot) {
+      this.opts.stateMachine.restore(rd.snapshot.data);
+      this.applied = rd.snapshot.metadata.index;
+      this.snapshotIndex = rd.snapshot.metadata.index;
+      this.rejectProposalsUpTo(this.applied);
+    }
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) {
+      const ctx = new TextDecoder().decode(rs.requestCtx);
+      const reads = this.readRounds.get(ctx);
+      if (!reads) continue;
+      this.readRounds.delete(ctx);
+      this.readyReads.push({ index: rs.index, reads });
+    }
+    this.raw.advance();
+    if (rd.softState) this.noteLeader();
+    this.serveReadyReads();
+    if (rd.committedEntries.length > 0) this.emit("applied", this.applied);
+    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery) await this.takeSnapshot();
+  }
+
+  private applyEntry(e: Entry): void {
+    let result: unknown;
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      result = this.applyConfChange(cc);
+    } else if (e.data.length > 0) {
+      result = this.opts.stateMachine.apply(e.data, e.index);
+    }
+    this.applied = e.index;
+    const p = this.proposalsByIndex.get(e.index);
+    if (!p) return;
+    this.proposalsByIndex.delete(e.index);
+    clearTimeout(p.timer);
+    // Another leader's entry took this index: ours was overwritten.
+    if (p.term === e.term) p.resolve(result);
+    else p.reject(new ProposalDroppedError(`proposal at index ${e.index} was overwritten by term ${e.term}`));
+  }
+
+  private applyConfChange(cc: ConfChange): ConfState {
+    const cs = this.raw.applyConfChange(cc);
+    if (cc.type === ConfChangeType.RemoveNode) {
+      this.peers.delete(cc.nodeId);
+      if (cc.nodeId !== this.id) this.opts.transport.removePeer(cc.nodeId);
+    } else if (cc.context) {
+      this.peers.set(cc.nodeId, cc.context);
+      if (cc.nodeId !== this.id) this.opts.transport.addPeer(cc.nodeId, cc.context);
+    }
+    return cs;
+  }
+
+  private rejectProposalsUpTo(index: number): void {
+    for (const [i, p] of this.proposalsByIndex) {
+      if (i > index) continue;
+      clearTimeout(p.timer);
+      // Covered by a snapshot: the outcome is unknown here.
+      p.reject(new ProposalDroppedError(`proposal at index ${i} was replaced by a snapshot`));
+      this.proposalsByIndex.delete(i);
+    }
+  }
+
+  private serveReadyReads(): void {
+    if (this.readyReads.length === 0) return;
+    const waiting: typeof this.readyReads = [];
+    for (const round of this.readyReads) {
+      if (round.index <= this.applied) for (const r of round.reads) r.run();
+      else waiting.push(round);
+    }
+    this.readyReads = waiting;
+  }
+
+  private noteLeader(): void {
+    const { lead, term, role } = this.raw.raft;
+    if (lead === this.lastLeader) return;
+    this.lastLeader = lead;
+    if (role !== StateRole.Leader) {
+      // Reads waiting for this member's own ReadIndex round will never be
+      // confirmed by a leader that is gone: fail them now, not at timeout.
+      if (this.readRounds.size > 0) {
+        const err = new ProposalDroppedError("leadership changed before the read was confirmed");
+        for (const reads of this.readRounds.values()) for (const r of reads) r.reject(err);
+        this.readRounds.clear();
+      }
+    }
+    this.emit("leader", { leaderId: lead, term, isSelf: lead === this.id });
+  }
+
+  private async takeSnapshot(): Promise<void> {
+    const data = this.opts.stateMachine.snapshot();
+    const snap = await this.opts.storage.compact(this.applied, this.raw.raft.confState(), data);
+    this.snapshotIndex = snap.metadata.index;
+  }
+
+  private failAllReads(err: Error): void {
+    for (const r of this.queuedReads) r.reject(err);
+    this.queuedReads = [];
+    for (const reads of this.readRounds.values()) for (const r of reads) r.reject(err);
+    this.readRounds.clear();
+    for (const round of this.readyReads) for (const r of round.reads) r.reject(err);
+    this.readyReads = [];
+  }
+
+  private waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      const check = (): void => {
+        if (cond()) return resolve();
+        if (this.stopped) return reject(new StoppedError("member stopped"));
+        if (Date.now() - started > timeoutMs) return reject(new RaftTimeoutError(`${what} within ${timeoutMs} ms`));
+        setTimeout(check, Math.max(1, this.opts.tickMs));
+      };
+      check();
+    });
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Real member processes on 127.0.0.1 for end-to-end tests: start, kill -9,
+ * restart, and a gRPC client for their Kv and MemberAdmin services.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { loadProto, lookup } from "../../src/member/proto.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const memberPkg = loadProto("member.proto");
+const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
+const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");
+
+export interface MemberStatus {
+  id: string;
+  role: string;
+  term: number;
+  leader_id: string;
+  leader_address: string;
+  commit_index: number;
+  applied_index: number;
+  last_index: number;
+  snapshot_index: number;
+  voters: string[];
+  learners: string[];
+}
+
+type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
+
+export function unary<T>(client: grpc.Client, method: string, req: unknown, timeoutMs = 3000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const fn = (client as unknown as Record<string, (r: unknown, o: grpc.CallOptions, cb: Callback) => void>)[method]!;
+    fn.call(client, req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as T)));
+  });
+}
+
+/** Picks a base port unlikely to clash between concurrently running test files. */
+export function basePort(): number {
+  return 20_000 + Math.floor(Math.random() * 2_000) * 10;
+}
+
+export interface MemberProcessOptions {
+  readonly snapshotEvery?: number;
+  readonly extraArgs?: readonly string[];
+}
+
+export class MemberCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), "convene-members-"));
+  readonly addresses = new Map<string, string>();
+  private readonly processes = new Map<string, ChildProcess>();
+  private readonly kvClients = new Map<string, grpc.Client>();
+  private readonly adminClients = new Map<string, grpc.Client>();
+  readonly logs = new Map<string, string[]>();
+
+  constructor(
+    ids: readonly string[],
+    port = basePort(),
+    private readonly options: MemberProcessOptions = {},
+  ) {
+    ids.forEach((id, i) => this.addresses.set(id, `127.0.0.1:${port + i}`));
+  }
+
+  peersArg(ids: readonly string[] = [...this.addresses.keys()]): string {
+    return ids.map((id) => `${id}=${this.addresses.get(id)}`).join(",");
+  }
+
+  dataDir(id: string): string {
+    return join(this.dir, id);
+  }
+
+  /** Starts (or restarts) a member; `join` members start without founding a group. */
+  start(id: string, opts: { join?: boolean; peers?: readonly string[] } = {}): void {
+    if (this.processes.has(id)) throw new Error(`${id} is already running`);
+    const args = [
+      "--import",
+      "tsx",
+      "src/cli.ts",
+      "member",
+      "--id",
+      id,
+      "--listen",
+      this.addresses.get(id)!,
+      "--peers",
+      this.peersArg(opts.peers),
+      "--data",
+      this.dataDir(id),
+      "--log-level",
+      "warn",
+      ...(opts.join ? ["--join"] : []),
+      ...(this.options.snapshotEvery ? ["--snapshot-every", String(this.options.snapshotEvery)] : []),
+      ...(this.options.extraArgs ?? []),
+    ];
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const log = this.logs.get(id) ?? [];
+    this.logs.set(id, log);
+    const keep = (b: Buffer): void => {
+      log.push(b.toString());
+      if (log.length > 200) log.shift();
+    };
+    child.stdout!.on("data", keep);
+    child.stderr!.on("data", keep);
+    this.processes.set(id, child);
+  }
+
+  addMember(id: string, address: string): void {
+    this.addresses.set(id, address);
+  }
+
+  /** kill -9: no chance to flush or clean up. */
+  async kill9(id: string): Promise<void> {
+    const child = this.processes.get(id);
+    if (!child) return;
+    this.processes.delete(id);
+    this.dropClients(id);
+    if (child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
+  }
+
+  async terminate(id: string): Promise<number | null> {
+    const child = this.processes.get(id);
+    if (!child) return null;
+    this.processes.delete(id);
+    this.dropClients(id);
+    return new Promise((resolve) => {
+      child.once("exit", (code) => resolve(code));
+      child.kill("SIGTERM");
+    });
+  }
+
+  running(): string[] {
+    return [...this.processes.keys()];
+  }
+
+  private dropClients(id: string): void {
+    this.kvClients.get(id)?.close();
+    this.adminClients.get(id)?.close();
+    this.kvClients.delete(id);
+    this.adminClients.delete(id);
+  }
+
+  kv(id: string): grpc.Client {
+    let c = this.kvClients.get(id);
+    if (!c) {
+      c = new KvClient(this.addresses.get(id)!, grpc.credentials.createInsecure());
+      this.kvClients.set(id, c);
+    }
+    return c;
+  }
+
+  admin(id: string): grpc.Client {
+    let c = this.adminClients.get(id);
+    if (!c) {
+      c = new AdminClient(this.addresses.get(id)!, grpc.credentials.createInsecure());
+      this.adminClients.set(id, c);
+    }
+    return c;
+  }
+
+  status(id: string): Promise<MemberStatus> {
+    return unary<MemberStatus>(this.admin(id), "Status", {}, 1000);
+  }
+
+  /** Waits until a running member reports itself leader; returns its id. */
+  async waitForLeader(timeoutMs = 20_000, among: readonly string[] = this.running()): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const id of among) {
+        try {
+          const s = await this.status(id);
+          if (s.role === "leader") return id;
+        } catch {
+          // not up yet
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no leader among ${among.join(", ")} within ${timeoutMs} ms\n${this.recentLogs()}`);
+  }
+
+  /** Waits until every listed member has applied at least `index`. */
+  async waitForApplied(ids: readonly string[], index: number, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const id of ids) {
+      for (;;) {
+        try {
+          if ((await this.status(id)).applied_index >= index) break;
+        } catch {
+          // restarting
+        }
+        if (Date.now() > deadline) throw new Error(`${id} did not apply ${index} within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async dump(id: string): Promise<{ entries: { key: string; value: string }[]; applied_index: number }> {
+    return unary(this.kv(id), "Dump", {}, 5000);
+  }
+
+  recentLogs(): string {
+    return [...this.logs].map(([id, lines]) => `--- ${id}\n${lines.slice(-20).join("")}`).join("\n");
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.running().map((id) => this.kill9(id)));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
