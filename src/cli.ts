@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { ConfigError } from "./raft/errors.js";
+import { runAdmin } from "./member/admin-cli.js";
 import { Member } from "./member/member.js";
 import { type RawMemberConfig, loadConfigFile, validateMemberConfig } from "./member/member-config.js";
 
@@ -15,7 +16,8 @@ const usage = `usage:
   convene member --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR
                  [--join] [--tick-ms N] [--election-ticks N] [--heartbeat-ticks N]
                  [--snapshot-every N] [--request-timeout-ms N] [--log-level LEVEL]
-                 [--config FILE]`;
+                 [--config FILE]
+  convene admin [--server HOST:PORT] status | add-learner ID HOST:PORT | promote ID | remove ID | transfer ID`;
 
 async function runMember(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -76,6 +78,9 @@ async function main(): Promise<void> {
   switch (command) {
     case "member":
       await runMember(rest);
+      return;
+    case "admin":
+      await runAdmin(rest);
       return;
     default:
       console.error(usage);

@@ -169,4 +169,18 @@ describe("member processes survive kill -9", () => {
     expect(s.voters.sort()).toEqual(members.sort());
     await expectConverged(cluster, members, load.acked);
   }, 120_000);
+
+  it("stops cleanly on SIGTERM (exit 0) and restarts with its data", async () => {
+    cluster = new MemberCluster(["n1", "n2", "n3"]);
+    for (const id of ["n1", "n2", "n3"]) cluster.start(id);
+    await cluster.waitForLeader();
+    const load = new Workload(cluster, 4);
+    await sleep(800);
+    const code = await cluster.terminate("n2");
+    expect(code).toBe(0);
+    cluster.start("n2");
+    await sleep(500);
+    await load.stop();
+    await expectConverged(cluster, ["n1", "n2", "n3"], load.acked);
+  }, 60_000);
 });

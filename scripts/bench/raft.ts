@@ -23,10 +23,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const KvClient = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.Kv");
 const VALUE = "x".repeat(100);
 
-async function embedded(seconds: number): Promise<Record<string, number>> {
+export async function embedded(seconds: number): Promise<Record<string, number>> {
   const cluster = new MemberCluster(["n1", "n2", "n3"]);
   const member = await Member.start(
-    validateMemberConfig({ id: "n1", listen: cluster.addresses.get("n1"), peers: cluster.peersArg(), dataDir: cluster.dataDir("n1"), logLevel: "warn" }),
+    validateMemberConfig({ id: "n1", listen: cluster.addresses.get("n1"), peers: cluster.peersArg(), dataDir: cluster.dataDir("n1"), logLevel: "warn", snapshotEvery: Number(process.env.SNAP_EVERY ?? 10000) }),
     pino({ level: "warn" }),
   );
   cluster.start("n2");
@@ -65,7 +65,7 @@ async function startNoopServer(): Promise<{ child: ChildProcess; address: string
   return { child, address: `127.0.0.1:${port}` };
 }
 
-async function throughGrpc(seconds: number): Promise<Record<string, number>> {
+export async function throughGrpc(seconds: number): Promise<Record<string, number>> {
   const noop = await startNoopServer();
   const cluster = new MemberCluster(["n1", "n2", "n3"]);
   try {

@@ -22,9 +22,14 @@ export class NotLeaderError extends RaftError {
   readonly code = "NOT_LEADER";
   constructor(
     readonly leaderId: NodeId,
-    message = leaderId ? `not the leader; the leader is ${leaderId}` : "not the leader; no leader is known",
+    /** The leader's transport address when known ("" otherwise): where to retry. */
+    readonly leaderAddress = "",
   ) {
-    super(message);
+    super(
+      leaderId
+        ? `not the leader; the leader is ${leaderId}${leaderAddress ? ` at ${leaderAddress}` : ""}`
+        : "not the leader; no leader is known",
+    );
   }
 }
 

@@ -173,11 +173,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
 
   private notLeader(): NotLeaderError {
     const lead = this.raw.raft.lead;
-    const address = this.peers.get(lead);
-    return new NotLeaderError(
-      lead,
-      lead ? `not the leader; the leader is ${lead}${address ? ` at ${address}` : ""}` : "not the leader; no leader is known",
-    );
+    return new NotLeaderError(lead, this.peers.get(lead) ?? "");
   }
 
   /** The leader's address as this member knows it, or "" when none is known. */
