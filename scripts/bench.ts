@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { benchRaft } from "./bench/raft.js";
+import { benchRaft, benchRaftSteady } from "./bench/raft.js";
 import { benchRaftCore } from "./bench/raft-core.js";
 
 const benchmarks: Record<string, () => Promise<Record<string, number | string>> | Record<string, number | string>> = {
@@ -20,6 +20,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
     };
   },
   raft: () => benchRaft(),
+  "raft-steady": () => benchRaftSteady(),
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });

@@ -365,7 +365,8 @@ describe("GrpcTransport", () => {
     const [, n2] = await cluster(["n1", "n2"]);
     const protoPath = fileURLToPath(new URL("../proto/raft.proto", import.meta.url));
     const definitions = protoLoader.loadSync(protoPath, { keepCase: false, defaults: true });
-    const stream = (definitions["convene.raft.v1.RaftTransport"] as grpc.ServiceDefinition)["Stream"]!;
+    const service = definitions["convene.raft.v1.RaftTransport"] as grpc.ServiceDefinition;
+    const stream = service["Stream"]!;
     const raw = new grpc.Client(`127.0.0.1:${n2!.port}`, grpc.credentials.createInsecure());
     const open = <T>(serialize: (value: T) => Buffer) => {
       let result: Promise<grpc.ServiceError | null>;
@@ -401,6 +402,22 @@ describe("GrpcTransport", () => {
         refused.call.write({ ...wrong, messages: encodeMessages([heartbeat("n9", "n2", 1)]) });
         refused.call.end();
         expect((await refused.result)?.code).toBe(grpc.status.FAILED_PRECONDITION);
+      }
+      expect(n2!.seen.messages).toHaveLength(1);
+
+      // SendSnapshot: a header that is garbage, and a snapshot shorter than its header announced.
+      const snapshotCall = service["SendSnapshot"]!;
+      const { header, chunks } = splitSnapMessage(snap("n9", "n2", 10), 5);
+      for (const [first, rest] of [[Buffer.from("garbage"), []], [header, chunks.slice(1)]] as const) {
+        const chunk = (fields: object) => snapshotCall.requestSerialize({ clusterId: "convene", from: "n9", to: "n2", ...fields });
+        let call!: grpc.ClientWritableStream<object>;
+        const result = new Promise<grpc.ServiceError | null>((settle) => {
+          call = raw.makeClientStreamRequest<object, Buffer>(snapshotCall.path, chunk, (b) => b, (err) => settle(err));
+        });
+        call.write({ header: first });
+        for (const data of rest) call.write({ data });
+        call.end();
+        expect((await result)?.code).toBe(grpc.status.INVALID_ARGUMENT);
       }
       expect(n2!.seen.messages).toHaveLength(1);
     } finally {

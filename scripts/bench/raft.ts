@@ -160,3 +160,45 @@ export async function benchRaft(options: { seconds?: number; trials?: number } =
   out.targets = "embedded ≥ 20,000/s p99 ≤ 20 ms; grpc ≥ 0.75 × bare; kill→write median ≤ 1,000 ms";
   return out;
 }
+
+/**
+ * raft-steady: 60 s of steady gRPC load (64 in flight) on three member
+ * processes; counts elections (term changes) seen by polling every member.
+ * The default timeouts must give none on this machine.
+ */
+export async function benchRaftSteady(seconds = 60): Promise<Record<string, number | string>> {
+  const ids = ["n1", "n2", "n3"];
+  const cluster = new MemberCluster(ids);
+  try {
+    for (const id of ids) cluster.start(id);
+    const leader = await cluster.waitForLeader();
+    await sleep(500);
+    const startTerm = (await cluster.status(leader)).term;
+    let maxTerm = startTerm;
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        for (const id of ids) {
+          try {
+            maxTerm = Math.max(maxTerm, (await cluster.status(id)).term);
+          } catch {
+            // a slow answer is not an election
+          }
+        }
+        await sleep(200);
+      }
+    })();
+    const load = await grpcLoad(cluster.addresses.get(leader)!, seconds);
+    polling = false;
+    await poller;
+    return {
+      seconds,
+      "puts/s": load.rate,
+      "p99 ms": load.p99,
+      "elections during load": maxTerm - startTerm,
+      target: "0 elections",
+    };
+  } finally {
+    await cluster.close();
+  }
+}

@@ -8,7 +8,7 @@ import { randomInt } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { defaultConfig } from "../raft/config.js";
-import { GrpcTransport } from "../raft/grpc-transport.js";
+import { GrpcTransport, peerServerOptions } from "../raft/grpc-transport.js";
 import { LevelStorage } from "../raft/level-storage.js";
 import { RaftNode } from "../raft/node.js";
 import { SeededRandom } from "../raft/random.js";
@@ -35,10 +35,8 @@ export class Member {
 
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
     const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
-    const server = new grpc.Server({
-      "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
-      "grpc.max_send_message_length": MAX_GRPC_MESSAGE_BYTES,
-    });
+    // Keepalive on the server too, so a stream from a dead peer is freed in seconds.
+    const server = new grpc.Server(peerServerOptions(MAX_GRPC_MESSAGE_BYTES));
     const transport = new GrpcTransport({ selfId: config.id, peers: config.peers, server, logger, maxMessageBytes: MAX_GRPC_MESSAGE_BYTES });
     const kv = new KvStateMachine();
     const node = await RaftNode.start({
