@@ -4,8 +4,15 @@
  * holds, written atomically with it). Nothing else is stored.
  *
  * Key layout (utf8 keys, msgpack values):
- *   e/<index as 16 lowercase hex digits>  one log entry; fixed width, so key
- *                                         order is index order
+ *   e/<index as 16 lowercase hex digits>  a run of consecutive log entries
+ *                                         starting at that index (a list), or
+ *                                         one entry (a map); fixed width, so
+ *                                         key order is index order
+ * Each persist stores its entries as one run under one key: a Ready of 256
+ * entries is one put, not 256, and compaction deletes a few runs, not
+ * thousands of keys. A run that a change cuts (a replaced suffix, a
+ * compaction inside it) is deleted and its surviving part written again,
+ * in the same batch.
  *   m/hardstate                           { term, vote, commit }
  *   m/snapshot                            { metadata, data }
  * An absent m/* key means the empty value (no snapshot, zero hard state).
@@ -19,7 +26,7 @@ import { Level } from "level";
 import { Packr } from "msgpackr";
 import type { DurableStorage, PersistBatch } from "./durable-storage.js";
 import { CorruptStateError } from "./errors.js";
-import { MemoryDurableStorage, type StorageChange, bootstrapBatch } from "./memory-durable-storage.js";
+import { type IndexRange, MemoryDurableStorage, type StorageChange, bootstrapBatch } from "./memory-durable-storage.js";
 import { type InitialState, emptySnapshot } from "./storage.js";
 import { type ConfState, type Entry, EntryType, type HardState, type NodeId, type Snapshot, emptyHardState } from "./types.js";
 
@@ -34,6 +41,12 @@ const packr = new Packr({ useRecords: false });
 
 type Db = Level<string, Uint8Array>;
 
+/** A stored run of consecutive entries: the indexes under one key. */
+interface Run {
+  readonly first: number;
+  readonly last: number;
+}
+
 export interface LevelStorageOptions {
   /**
    * The founding voters of a new group. Used only when the database is
@@ -43,11 +56,11 @@ export interface LevelStorageOptions {
 }
 
 export class LevelStorage implements DurableStorage {
-  private constructor(
-    private readonly db: Db,
-    /** The read copy; its writer puts each change in `db` before applying it. */
-    private readonly copy: MemoryDurableStorage,
-  ) {}
+  /** The stored runs, in index order: each key's first and last index. */
+  private runs: Run[] = [];
+  private copy!: MemoryDurableStorage;
+
+  private constructor(private readonly db: Db) {}
 
   /**
    * Opens (creating if needed) the member's database in `dir` and loads it.
@@ -60,16 +73,62 @@ export class LevelStorage implements DurableStorage {
     try {
       const stored = await loadStoredState(db);
       checkStoredState(stored);
-      const copy = new MemoryDurableStorage((change) => writeChange(db, change));
+      const storage = new LevelStorage(db);
+      storage.runs = stored.runs;
+      const copy = new MemoryDurableStorage((change) => storage.writeChange(change));
+      storage.copy = copy;
       if (stored.snapshot.metadata.index > 0) copy.applySnapshot(stored.snapshot);
       copy.append(stored.entries);
       copy.setHardState(stored.hardState);
       if (stored.empty && options.bootstrapVoters) await copy.persist(bootstrapBatch(options.bootstrapVoters));
-      return new LevelStorage(db, copy);
+      return storage;
     } catch (err) {
       await db.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Puts one planned change in one synced batch. Called by the read copy
+   * before it applies the change, so the copy still holds the entries of
+   * any run this change cuts.
+   */
+  private async writeChange(change: StorageChange): Promise<void> {
+    // The chained batch, not db.batch(array): abstract-level's array path
+    // copies and re-validates every operation.
+    const batch = this.db.batch();
+    const cut: IndexRange[] = [...change.removed];
+    const first = change.entries[0];
+    if (first) cut.push({ from: first.index, to: change.entries[change.entries.length - 1]!.index });
+    const runs: Run[] = [];
+    for (const run of this.runs) {
+      const overlaps = cut.filter((r) => r.from <= run.last && r.to >= run.first);
+      if (overlaps.length === 0) {
+        runs.push(run);
+        continue;
+      }
+      batch.del(entryKey(run.first));
+      // What survives of the run: the indexes no range cuts, as new runs.
+      let at = run.first;
+      for (const r of overlaps.sort((a, b) => a.from - b.from)) {
+        if (r.from > at) runs.push(this.rewrite(batch, at, r.from - 1));
+        at = Math.max(at, r.to + 1);
+      }
+      if (at <= run.last) runs.push(this.rewrite(batch, at, run.last));
+    }
+    if (change.snapshot) batch.put(SNAPSHOT_KEY, encodeSnapshot(change.snapshot));
+    if (first) {
+      batch.put(entryKey(first.index), encodeRun(change.entries));
+      runs.push({ first: first.index, last: change.entries[change.entries.length - 1]!.index });
+    }
+    if (change.hardState) batch.put(HARD_STATE_KEY, encodeHardState(change.hardState));
+    await batch.write({ sync: true });
+    this.runs = runs.sort((a, b) => a.first - b.first);
+  }
+
+  private rewrite(batch: ReturnType<Db["batch"]>, from: number, to: number): Run {
+    batch.put(entryKey(from), encodeRun(this.copy.entries(from, to + 1, Infinity)));
+    return { first: from, last: to };
   }
 
   initialState(): InitialState {
@@ -119,25 +178,12 @@ function entryKey(index: number): string {
   return ENTRY_PREFIX + index.toString(16).padStart(16, "0");
 }
 
-async function writeChange(db: Db, change: StorageChange): Promise<void> {
-  // The chained batch, not db.batch(array): abstract-level's array path
-  // copies and re-validates every operation, four times slower per entry.
-  const batch = db.batch();
-  for (const range of change.removed) {
-    for (let i = range.from; i <= range.to; i++) batch.del(entryKey(i));
-  }
-  if (change.snapshot) batch.put(SNAPSHOT_KEY, encodeSnapshot(change.snapshot));
-  for (const e of change.entries) batch.put(entryKey(e.index), encodeEntry(e));
-  if (change.hardState) batch.put(HARD_STATE_KEY, encodeHardState(change.hardState));
-  await batch.write({ sync: true });
-}
-
 // ---------------------------------------------------------------- encoding
 
 // Only the known fields are written, so nothing a caller hung on an object
 // ends up on disk.
-function encodeEntry(e: Entry): Uint8Array {
-  return packr.pack({ term: e.term, index: e.index, type: e.type, data: e.data });
+function encodeRun(entries: readonly Entry[]): Uint8Array {
+  return packr.pack(entries.map((e) => ({ term: e.term, index: e.index, type: e.type, data: e.data })));
 }
 
 function encodeHardState(hs: HardState): Uint8Array {
@@ -152,17 +198,23 @@ function encodeSnapshot(s: Snapshot): Uint8Array {
   });
 }
 
-function decodeValue(key: string, bytes: Uint8Array): Record<string, unknown> {
-  let value: unknown;
+function unpackValue(key: string, bytes: Uint8Array): unknown {
   try {
-    value = packr.unpack(bytes);
+    return packr.unpack(bytes);
   } catch (err) {
     throw new CorruptStateError(`value of key ${key} cannot be decoded: ${(err as Error).message}`, { cause: err });
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+}
+
+function asMap(key: string, value: unknown): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Uint8Array) {
     throw new CorruptStateError(`value of key ${key} is not a map`);
   }
   return value as Record<string, unknown>;
+}
+
+function decodeValue(key: string, bytes: Uint8Array): Record<string, unknown> {
+  return asMap(key, unpackValue(key, bytes));
 }
 
 function malformed(key: string, what: string): CorruptStateError {
@@ -186,12 +238,21 @@ function bytesOf(key: string, field: string, v: unknown): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
-function decodeEntry(key: string, bytes: Uint8Array): Entry {
-  const v = decodeValue(key, bytes);
+function decodeEntryValue(key: string, v: Record<string, unknown>): Entry {
   if (!isIndex(v.term) || v.term === 0) throw malformed(key, "term is not a positive integer");
   if (!isIndex(v.index) || v.index === 0) throw malformed(key, "index is not a positive integer");
   if (v.type !== EntryType.Normal && v.type !== EntryType.ConfChange) throw malformed(key, `unknown entry type ${String(v.type)}`);
   return { term: v.term, index: v.index, type: v.type, data: bytesOf(key, "data", v.data) };
+}
+
+/** A run (a list of entry maps) or a single entry (a map). */
+function decodeEntries(key: string, bytes: Uint8Array): Entry[] {
+  const value = unpackValue(key, bytes);
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw malformed(key, "the run of entries is empty");
+    return value.map((v) => decodeEntryValue(key, asMap(key, v)));
+  }
+  return [decodeEntryValue(key, asMap(key, value))];
 }
 
 function decodeHardState(key: string, bytes: Uint8Array): HardState {
@@ -226,6 +287,7 @@ interface StoredState {
   readonly snapshot: Snapshot;
   /** In key order, which is index order. */
   readonly entries: readonly Entry[];
+  readonly runs: Run[];
 }
 
 async function loadStoredState(db: Db): Promise<StoredState> {
@@ -233,6 +295,7 @@ async function loadStoredState(db: Db): Promise<StoredState> {
   let hardState = emptyHardState;
   let snapshot = emptySnapshot;
   const entries: Entry[] = [];
+  const runs: Run[] = [];
   for await (const [key, value] of db.iterator()) {
     empty = false;
     if (key === HARD_STATE_KEY) {
@@ -242,15 +305,18 @@ async function loadStoredState(db: Db): Promise<StoredState> {
     } else {
       const match = ENTRY_KEY.exec(key);
       if (!match) throw new CorruptStateError(`unexpected key ${JSON.stringify(key)}: not a Raft log, hard state or snapshot key`);
-      const entry = decodeEntry(key, value);
+      const run = decodeEntries(key, value);
       const keyIndex = Number.parseInt(match[1]!, 16);
-      if (entry.index !== keyIndex) {
-        throw new CorruptStateError(`key ${key} (index ${keyIndex}) holds the entry of index ${entry.index}`);
-      }
-      entries.push(entry);
+      run.forEach((entry, i) => {
+        if (entry.index !== keyIndex + i) {
+          throw new CorruptStateError(`key ${key} (index ${keyIndex + i}) holds the entry of index ${entry.index}`);
+        }
+        entries.push(entry);
+      });
+      runs.push({ first: keyIndex, last: keyIndex + run.length - 1 });
     }
   }
-  return { empty, hardState, snapshot, entries };
+  return { empty, hardState, snapshot, entries, runs };
 }
 
 /** The invariants every state written by persist/compact keeps. */

@@ -194,7 +194,7 @@ export class MemberCluster {
         } catch {
           // restarting
         }
-        if (Date.now() > deadline) throw new Error(`${id} did not apply ${index} within ${timeoutMs} ms`);
+        if (Date.now() > deadline) throw new Error(`${id} did not apply ${index} within ${timeoutMs} ms\n${this.recentLogs()}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     }
