@@ -1,0 +1,229 @@
+/**
+ * The coordinator's commands: what the services propose through Raft and
+ * every member applies. Encoded with msgpackr as `{ v: 1, type, ...fields }`;
+ * `v` lets a later version add commands or fields while old entries in the
+ * log still decode.
+ *
+ * Every command carries `nowMs`, the proposing leader's clock read when it
+ * built the command: apply never reads a clock. The state keeps the largest
+ * `nowMs` seen as its clock, so a new leader whose clock lags does not move
+ * replicated time backwards.
+ *
+ * Callers: the services build a command, call `encodeCommand` (which
+ * validates: a bad field throws InvalidArgumentError before any Raft write)
+ * and propose the bytes. Apply calls `decodeCommand`, which validates again
+ * because the bytes are all it can trust.
+ */
+import { Packr } from "msgpackr";
+import { InvalidArgumentError } from "./errors.js";
+import {
+  shown,
+  validateAddress,
+  validateBoolean,
+  validateBytes,
+  validateCapacity,
+  validateEpoch,
+  validateGeneration,
+  validateMeetingId,
+  validateNodeId,
+  validateRegion,
+  validateSequence,
+  validateUint,
+} from "./ids.js";
+import { type Labels, validateLabels } from "./labels.js";
+import type { Liveness } from "./model.js";
+
+export const COMMAND_VERSION = 1;
+
+/** A meeting server joins (or rejoins): generation + 1, ALIVE, not draining. */
+export interface RegisterCommand {
+  readonly type: "register";
+  readonly nowMs: number;
+  readonly nodeId: string;
+  readonly address: string;
+  readonly capacity: number;
+  readonly region: string;
+  readonly labels: Labels;
+}
+
+/** The leader's failure detector changes a node's liveness; DEAD moves its meetings. */
+export interface SetLivenessCommand {
+  readonly type: "setLiveness";
+  readonly nowMs: number;
+  readonly nodeId: string;
+  /** The generation the detector watched: a later Register makes the command stale. */
+  readonly generation: number;
+  readonly liveness: Liveness;
+}
+
+/** GetRoute(create=true): create-if-absent, placed by placement. */
+export interface CreateMeetingCommand {
+  readonly type: "createMeeting";
+  readonly nowMs: number;
+  readonly meetingId: string;
+  /** Placement hint; "" for none. */
+  readonly region: string;
+  /** Label selector the host must match (every key/value). */
+  readonly requiredLabels: Labels;
+}
+
+export interface EndMeetingCommand {
+  readonly type: "endMeeting";
+  readonly nowMs: number;
+  readonly meetingId: string;
+}
+
+/** A meeting's state from its owner, fenced by generation and epoch. */
+export interface SaveCheckpointCommand {
+  readonly type: "saveCheckpoint";
+  readonly nowMs: number;
+  readonly nodeId: string;
+  readonly generation: number;
+  readonly meetingId: string;
+  readonly epoch: number;
+  readonly sequence: number;
+  readonly state: Uint8Array;
+}
+
+/** No new meetings for the node; with `migrate`, its meetings move now. */
+export interface DrainNodeCommand {
+  readonly type: "drainNode";
+  readonly nowMs: number;
+  readonly nodeId: string;
+  readonly migrate: boolean;
+}
+
+/** Graceful leave: drain with migrate, then forget the node. */
+export interface DeregisterCommand {
+  readonly type: "deregister";
+  readonly nowMs: number;
+  readonly nodeId: string;
+  readonly generation: number;
+}
+
+/**
+ * Places unassigned meetings that fit now. Every other command but
+ * saveCheckpoint does this too; the leader proposes this one when nothing
+ * else would, e.g. when a flapping node's hold-out ends.
+ */
+export interface PlaceUnassignedCommand {
+  readonly type: "placeUnassigned";
+  readonly nowMs: number;
+}
+
+export type Command =
+  | RegisterCommand
+  | SetLivenessCommand
+  | CreateMeetingCommand
+  | EndMeetingCommand
+  | SaveCheckpointCommand
+  | DrainNodeCommand
+  | DeregisterCommand
+  | PlaceUnassignedCommand;
+
+export type CommandType = Command["type"];
+
+export const COMMAND_TYPES: readonly CommandType[] = [
+  "register",
+  "setLiveness",
+  "createMeeting",
+  "endMeeting",
+  "saveCheckpoint",
+  "drainNode",
+  "deregister",
+  "placeUnassigned",
+];
+
+const LIVENESS_VALUES: readonly Liveness[] = ["ALIVE", "SUSPECT", "DEAD"];
+
+// Plain maps, no records: every member and every version decodes the same.
+// copyBuffers: a checkpoint's bytes must not be a view pinning (or sharing)
+// the log entry's buffer.
+const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
+
+/** Validates and encodes; throws InvalidArgumentError naming the bad field. */
+export function encodeCommand(command: Command): Uint8Array {
+  const checked = parseCommand({ v: COMMAND_VERSION, ...command });
+  return packr.pack({ v: COMMAND_VERSION, ...checked });
+}
+
+/** Decodes and validates an entry's bytes; throws InvalidArgumentError if they are not a command. */
+export function decodeCommand(bytes: Uint8Array): Command {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes);
+  } catch (err) {
+    throw new InvalidArgumentError(`command could not be decoded (${bytes.length} bytes)`, { cause: err });
+  }
+  return parseCommand(raw);
+}
+
+/**
+ * The command a decoded value stands for, with every field validated and
+ * normalised (labels sorted); unknown extra fields are dropped.
+ */
+export function parseCommand(raw: unknown): Command {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new InvalidArgumentError(`command must be a map, got ${shown(raw)}`);
+  }
+  const c = raw as Record<string, unknown>;
+  if (c["v"] !== COMMAND_VERSION) throw new InvalidArgumentError(`command version must be ${COMMAND_VERSION}, got ${shown(c["v"])}`);
+  const type = c["type"];
+  const nowMs = validateUint(c["nowMs"], "now_ms");
+  switch (type as CommandType) {
+    case "register":
+      return {
+        type: "register",
+        nowMs,
+        nodeId: validateNodeId(c["nodeId"]),
+        address: validateAddress(c["address"]),
+        capacity: validateCapacity(c["capacity"]),
+        region: validateRegion(c["region"]),
+        labels: validateLabels(c["labels"]),
+      };
+    case "setLiveness":
+      return {
+        type: "setLiveness",
+        nowMs,
+        nodeId: validateNodeId(c["nodeId"]),
+        generation: validateGeneration(c["generation"]),
+        liveness: validateLiveness(c["liveness"]),
+      };
+    case "createMeeting":
+      return {
+        type: "createMeeting",
+        nowMs,
+        meetingId: validateMeetingId(c["meetingId"]),
+        region: validateRegion(c["region"]),
+        requiredLabels: validateLabels(c["requiredLabels"], "required_labels"),
+      };
+    case "endMeeting":
+      return { type: "endMeeting", nowMs, meetingId: validateMeetingId(c["meetingId"]) };
+    case "saveCheckpoint":
+      return {
+        type: "saveCheckpoint",
+        nowMs,
+        nodeId: validateNodeId(c["nodeId"]),
+        generation: validateGeneration(c["generation"]),
+        meetingId: validateMeetingId(c["meetingId"]),
+        epoch: validateEpoch(c["epoch"]),
+        sequence: validateSequence(c["sequence"]),
+        state: validateBytes(c["state"], "state"),
+      };
+    case "drainNode":
+      return { type: "drainNode", nowMs, nodeId: validateNodeId(c["nodeId"]), migrate: validateBoolean(c["migrate"], "migrate") };
+    case "deregister":
+      return { type: "deregister", nowMs, nodeId: validateNodeId(c["nodeId"]), generation: validateGeneration(c["generation"]) };
+    case "placeUnassigned":
+      return { type: "placeUnassigned", nowMs };
+    default:
+      throw new InvalidArgumentError(`command type must be one of ${COMMAND_TYPES.join(", ")}, got ${shown(type)}`);
+  }
+}
+
+function validateLiveness(value: unknown): Liveness {
+  if (!LIVENESS_VALUES.includes(value as Liveness)) {
+    throw new InvalidArgumentError(`state must be one of ${LIVENESS_VALUES.join(", ")}, got ${shown(value)}`);
+  }
+  return value as Liveness;
+}

@@ -1,0 +1,397 @@
+/**
+ * The replicated coordinator state: nodes, meetings, checkpoints, the
+ * replicated clock and the audit log, with the queries the services read
+ * and the few primitives apply mutates it through.
+ *
+ * Who calls what:
+ *   - apply-command.ts mutates the state, only through the primitives
+ *     below (assign, revoke, evacuate, ...), which keep the derived
+ *     indexes and counters in step and produce AssignmentEvents.
+ *   - state-snapshot.ts reads and rebuilds the maps.
+ *   - the services see only `CoordinatorQueries`.
+ *
+ * Determinism: Map iteration order is insertion order, which a snapshot
+ * preserves, but no decision depends on it anyway: placement is a total
+ * order, and every loop that decides (evacuating a node, placing
+ * unassigned meetings) walks meeting ids sorted.
+ *
+ * Invariants (checked by `checkInvariants`):
+ *   - an assigned meeting's owner is a known node that is not DEAD;
+ *   - node.assigned equals the number of meetings it owns;
+ *   - a checkpoint exists only for a known meeting;
+ *   - meeting epochs are >= 1.
+ */
+import { AuditLog } from "./audit-log.js";
+import { BrokenInvariantError, type CommandFailure, failure } from "./errors.js";
+import { isHeldOut } from "./flap-damping.js";
+import { compareStrings } from "./labels.js";
+import type {
+  Assignment,
+  AssignmentEvent,
+  AuditEntry,
+  CheckpointRecord,
+  CheckpointView,
+  MeetingRecord,
+  NodeRecord,
+  NodeStatus,
+  NodeView,
+  Route,
+} from "./model.js";
+import { type PlacementRequest, explainNoPlacement, findPlacement } from "./placement.js";
+import { notePlacement } from "./recent-placements.js";
+import type { CoordinatorStateConfig } from "./state-config.js";
+
+export type RouteLookup = { readonly ok: true; readonly route: Route } | CommandFailure;
+export type SessionCheck = { readonly ok: true; readonly node: NodeView } | CommandFailure;
+
+/** What the services read. Every answer is as of the last applied command. */
+export interface CoordinatorQueries {
+  /** NOT_FOUND unknown; RESOURCE_EXHAUSTED known but waiting for a node with room. */
+  getRoute(meetingId: string): RouteLookup;
+  getNode(nodeId: string): NodeView | undefined;
+  /** Sorted by node id. */
+  listNodes(): NodeView[];
+  /** Sorted by meeting id; all meetings (unassigned ones with nodeId "") or one node's. */
+  listMeetings(nodeId?: string): Route[];
+  getCheckpoint(meetingId: string): CheckpointView | undefined;
+  /** What a node must host, sorted by meeting id: the start of its watch stream. */
+  meetingsOf(nodeId: string): Assignment[];
+  /**
+   * Heartbeat and WatchAssignments' check: NOT_FOUND unknown node,
+   * FAILED_PRECONDITION stale generation or declared dead.
+   */
+  checkSession(nodeId: string, generation: number): SessionCheck;
+  /** The newest audit entries, oldest first. */
+  auditLog(limit?: number): AuditEntry[];
+  /** The replicated clock and the last applied index. */
+  readonly clockMs: number;
+  readonly appliedIndex: number;
+  readonly config: CoordinatorStateConfig;
+}
+
+export function nodeStatus(node: Pick<NodeRecord, "liveness" | "draining">): NodeStatus {
+  if (node.liveness !== "ALIVE") return node.liveness;
+  return node.draining ? "DRAINING" : "ALIVE";
+}
+
+export class CoordinatorState implements CoordinatorQueries {
+  /** The largest `nowMs` of any applied command: never goes backwards. */
+  clockMs = 0;
+  appliedIndex = 0;
+  readonly nodes = new Map<string, NodeRecord>();
+  /** Last generation of each node forgotten by Deregister, so the next Register still grows it. */
+  readonly retiredGenerations = new Map<string, number>();
+  readonly meetings = new Map<string, MeetingRecord>();
+  readonly checkpoints = new Map<string, CheckpointRecord>();
+  readonly audit: AuditLog;
+  /** Derived: meeting ids by owner. Rebuilt on restore, never serialized. */
+  private readonly owned = new Map<string, Set<string>>();
+  /** Derived: meetings with no owner, waiting for room. */
+  private readonly unassigned = new Set<string>();
+
+  constructor(readonly config: CoordinatorStateConfig) {
+    this.audit = new AuditLog(config.auditLogSize);
+  }
+
+  // ---- queries -----------------------------------------------------------
+
+  getRoute(meetingId: string): RouteLookup {
+    const meeting = this.meetings.get(meetingId);
+    if (!meeting) return failure("NOT_FOUND", `meeting ${JSON.stringify(meetingId)} is not assigned`);
+    if (meeting.owner === "") {
+      return failure(
+        "RESOURCE_EXHAUSTED",
+        `meeting ${JSON.stringify(meetingId)} is waiting for a live node with room (its host is gone)`,
+      );
+    }
+    return { ok: true, route: this.routeOf(meeting) };
+  }
+
+  getNode(nodeId: string): NodeView | undefined {
+    const node = this.nodes.get(nodeId);
+    return node ? viewOf(node) : undefined;
+  }
+
+  listNodes(): NodeView[] {
+    return [...this.nodes.values()].sort((a, b) => compareStrings(a.id, b.id)).map(viewOf);
+  }
+
+  listMeetings(nodeId = ""): Route[] {
+    const ids = nodeId === "" ? [...this.meetings.keys()] : [...(this.owned.get(nodeId) ?? [])];
+    return ids.sort(compareStrings).map((id) => this.routeOf(this.meetingOrThrow(id)));
+  }
+
+  getCheckpoint(meetingId: string): CheckpointView | undefined {
+    return this.checkpoints.get(meetingId);
+  }
+
+  meetingsOf(nodeId: string): Assignment[] {
+    return this.ownedSorted(nodeId).map((id) => this.assignmentOf(this.meetingOrThrow(id)));
+  }
+
+  checkSession(nodeId: string, generation: number): SessionCheck {
+    const node = this.nodes.get(nodeId);
+    if (!node) return failure("NOT_FOUND", `node ${JSON.stringify(nodeId)} is not registered`);
+    if (node.generation !== generation) {
+      return failure(
+        "FAILED_PRECONDITION",
+        `node ${nodeId} generation ${generation} is stale (current ${node.generation}); register again`,
+      );
+    }
+    if (node.liveness === "DEAD") {
+      return failure("FAILED_PRECONDITION", `node ${nodeId} generation ${generation} was declared dead; register again`);
+    }
+    return { ok: true, node: viewOf(node) };
+  }
+
+  auditLog(limit?: number): AuditEntry[] {
+    return this.audit.list(limit);
+  }
+
+  /** Unassigned meetings, sorted: for tests and operators. */
+  unassignedMeetings(): string[] {
+    return [...this.unassigned].sort(compareStrings);
+  }
+
+  // ---- primitives for apply ----------------------------------------------
+
+  /** Moves the replicated clock to `nowMs` unless it is already later. */
+  advanceClock(nowMs: number): void {
+    if (nowMs > this.clockMs) this.clockMs = nowMs;
+  }
+
+  addNode(node: NodeRecord): void {
+    if (this.nodes.has(node.id)) throw new BrokenInvariantError(`node ${node.id} is already registered`);
+    this.nodes.set(node.id, node);
+    this.owned.set(node.id, new Set());
+    this.retiredGenerations.delete(node.id);
+  }
+
+  /** Forgets a node that owns nothing; its generation is remembered. */
+  forgetNode(nodeId: string): void {
+    const node = this.nodeOrThrow(nodeId);
+    if (node.assigned !== 0) throw new BrokenInvariantError(`node ${nodeId} still owns ${node.assigned} meetings`);
+    this.nodes.delete(nodeId);
+    this.owned.delete(nodeId);
+    this.retiredGenerations.set(nodeId, node.generation);
+  }
+
+  /** Adds a meeting with no owner yet (epoch 0): `assign` gives it epoch 1. */
+  addMeeting(meeting: MeetingRecord): void {
+    if (this.meetings.has(meeting.id)) throw new BrokenInvariantError(`meeting ${meeting.id} already exists`);
+    if (meeting.owner !== "" || meeting.epoch !== 0) throw new BrokenInvariantError(`new meeting ${meeting.id} must start unowned at epoch 0`);
+    this.meetings.set(meeting.id, meeting);
+    this.unassigned.add(meeting.id);
+  }
+
+  /** Ends a meeting: REVOKED to its owner; its checkpoint goes too. */
+  removeMeeting(meetingId: string, events: AssignmentEvent[]): void {
+    const meeting = this.meetingOrThrow(meetingId);
+    if (meeting.owner !== "") this.revoke(meeting, events);
+    this.unassigned.delete(meetingId);
+    this.meetings.delete(meetingId);
+    this.checkpoints.delete(meetingId);
+  }
+
+  storeCheckpoint(checkpoint: CheckpointRecord): void {
+    this.meetingOrThrow(checkpoint.meetingId);
+    this.checkpoints.set(checkpoint.meetingId, checkpoint);
+  }
+
+  /** The node placement would choose for this meeting now, if any. */
+  findNodeFor(meeting: MeetingRecord, excludeNodeId?: string): string | undefined {
+    return findPlacement(this.nodes.values(), this.placementRequest(meeting, excludeNodeId));
+  }
+
+  /** ResourceExhausted's message for this meeting: why no node fits. */
+  explainNoRoom(meeting: MeetingRecord): string {
+    return explainNoPlacement(this.nodes.values(), this.placementRequest(meeting));
+  }
+
+  /** Gives an unowned meeting to `nodeId`: epoch + 1, ASSIGNED with the checkpoint. */
+  assign(meeting: MeetingRecord, nodeId: string, events: AssignmentEvent[]): void {
+    const node = this.nodeOrThrow(nodeId);
+    if (meeting.owner !== "") throw new BrokenInvariantError(`meeting ${meeting.id} is owned by ${meeting.owner}`);
+    if (node.liveness === "DEAD") throw new BrokenInvariantError(`meeting ${meeting.id} assigned to dead node ${nodeId}`);
+    meeting.owner = nodeId;
+    meeting.epoch++;
+    node.assigned++;
+    this.ownedSetOf(nodeId).add(meeting.id);
+    this.unassigned.delete(meeting.id);
+    notePlacement(node.recent, this.clockMs, this.config.burstWindowMs);
+    events.push({ type: "ASSIGNED", nodeId, generation: node.generation, ...this.assignmentOf(meeting) });
+  }
+
+  /** Takes a meeting from its owner (REVOKED, same epoch); it waits unassigned. */
+  revoke(meeting: MeetingRecord, events: AssignmentEvent[]): void {
+    const node = this.nodeOrThrow(meeting.owner);
+    events.push({ type: "REVOKED", nodeId: node.id, generation: node.generation, meetingId: meeting.id, epoch: meeting.epoch });
+    this.ownedSetOf(node.id).delete(meeting.id);
+    node.assigned--;
+    meeting.owner = "";
+    this.unassigned.add(meeting.id);
+  }
+
+  /**
+   * Moves every meeting off `nodeId`, in meeting id order, each to the
+   * placement choice excluding that node (epoch + 1, with its checkpoint).
+   * A meeting no node has room for is left unassigned ("unassign") or left
+   * on the node ("stay": a drain must not take a meeting from a live host
+   * to nowhere).
+   */
+  evacuate(nodeId: string, unplaceable: "unassign" | "stay", events: AssignmentEvent[]): { moved: number; notMoved: number } {
+    let moved = 0;
+    let notMoved = 0;
+    for (const meetingId of this.ownedSorted(nodeId)) {
+      const meeting = this.meetingOrThrow(meetingId);
+      const target = this.findNodeFor(meeting, nodeId);
+      if (target === undefined) {
+        notMoved++;
+        if (unplaceable === "unassign") this.revoke(meeting, events);
+        continue;
+      }
+      this.revoke(meeting, events);
+      this.assign(meeting, target, events);
+      moved++;
+    }
+    return { moved, notMoved };
+  }
+
+  /**
+   * Places unassigned meetings that fit now, in meeting id order. Cheap
+   * when there are none, or when no node could take any meeting at all.
+   */
+  placeUnassigned(events: AssignmentEvent[]): number {
+    if (this.unassigned.size === 0 || !this.anyNodeHasRoom()) return 0;
+    let placed = 0;
+    for (const meetingId of [...this.unassigned].sort(compareStrings)) {
+      const meeting = this.meetingOrThrow(meetingId);
+      const target = this.findNodeFor(meeting);
+      if (target === undefined) continue;
+      this.assign(meeting, target, events);
+      placed++;
+    }
+    return placed;
+  }
+
+  get unassignedCount(): number {
+    return this.unassigned.size;
+  }
+
+  nodeOrThrow(nodeId: string): NodeRecord {
+    const node = this.nodes.get(nodeId);
+    if (!node) throw new BrokenInvariantError(`node ${JSON.stringify(nodeId)} is not registered`);
+    return node;
+  }
+
+  meetingOrThrow(meetingId: string): MeetingRecord {
+    const meeting = this.meetings.get(meetingId);
+    if (!meeting) throw new BrokenInvariantError(`meeting ${JSON.stringify(meetingId)} does not exist`);
+    return meeting;
+  }
+
+  routeOf(meeting: MeetingRecord): Route {
+    const address = meeting.owner === "" ? "" : this.nodeOrThrow(meeting.owner).address;
+    return { meetingId: meeting.id, nodeId: meeting.owner, address, epoch: meeting.epoch };
+  }
+
+  // ---- restore and checks ------------------------------------------------
+
+  /** Recomputes every derived index and counter from the records (after restore). */
+  rebuildDerived(): void {
+    this.owned.clear();
+    this.unassigned.clear();
+    for (const node of this.nodes.values()) {
+      node.assigned = 0;
+      this.owned.set(node.id, new Set());
+    }
+    for (const meeting of this.meetings.values()) {
+      if (meeting.owner === "") {
+        this.unassigned.add(meeting.id);
+        continue;
+      }
+      this.nodeOrThrow(meeting.owner).assigned++;
+      this.ownedSetOf(meeting.owner).add(meeting.id);
+    }
+  }
+
+  /** Throws BrokenInvariantError at the first invariant that does not hold. O(state). */
+  checkInvariants(): void {
+    const counted = new Map<string, number>();
+    for (const meeting of this.meetings.values()) {
+      if (meeting.epoch < 1) throw new BrokenInvariantError(`meeting ${meeting.id} has epoch ${meeting.epoch}`);
+      if (meeting.owner === "") {
+        if (!this.unassigned.has(meeting.id)) throw new BrokenInvariantError(`unowned meeting ${meeting.id} is not indexed`);
+        continue;
+      }
+      const owner = this.nodeOrThrow(meeting.owner);
+      if (owner.liveness === "DEAD") throw new BrokenInvariantError(`meeting ${meeting.id} is owned by dead node ${owner.id}`);
+      if (!this.owned.get(owner.id)?.has(meeting.id)) throw new BrokenInvariantError(`meeting ${meeting.id} is not indexed under ${owner.id}`);
+      counted.set(owner.id, (counted.get(owner.id) ?? 0) + 1);
+    }
+    for (const node of this.nodes.values()) {
+      const owns = counted.get(node.id) ?? 0;
+      if (node.assigned !== owns || this.ownedSetOf(node.id).size !== owns) {
+        throw new BrokenInvariantError(`node ${node.id} counts ${node.assigned} meetings but owns ${owns}`);
+      }
+    }
+    for (const id of this.unassigned) {
+      if (this.meetings.get(id)?.owner !== "") throw new BrokenInvariantError(`meeting ${id} is indexed as unassigned but is not`);
+    }
+    for (const id of this.checkpoints.keys()) {
+      if (!this.meetings.has(id)) throw new BrokenInvariantError(`checkpoint of unknown meeting ${id}`);
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------
+
+  private placementRequest(meeting: MeetingRecord, excludeNodeId?: string): PlacementRequest {
+    return {
+      region: meeting.region,
+      requiredLabels: meeting.requiredLabels,
+      nowMs: this.clockMs,
+      burstWindowMs: this.config.burstWindowMs,
+      ...(excludeNodeId === undefined ? {} : { excludeNodeId }),
+    };
+  }
+
+  private anyNodeHasRoom(): boolean {
+    for (const node of this.nodes.values()) {
+      if (node.liveness === "ALIVE" && !node.draining && node.assigned < node.capacity && !isHeldOut(node.heldOutUntilMs, this.clockMs)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private assignmentOf(meeting: MeetingRecord): Assignment {
+    const checkpoint = this.checkpoints.get(meeting.id);
+    return checkpoint ? { meetingId: meeting.id, epoch: meeting.epoch, checkpoint } : { meetingId: meeting.id, epoch: meeting.epoch };
+  }
+
+  private ownedSetOf(nodeId: string): Set<string> {
+    const set = this.owned.get(nodeId);
+    if (!set) throw new BrokenInvariantError(`node ${JSON.stringify(nodeId)} has no meeting index`);
+    return set;
+  }
+
+  private ownedSorted(nodeId: string): string[] {
+    return [...(this.owned.get(nodeId) ?? [])].sort(compareStrings);
+  }
+}
+
+function viewOf(node: NodeRecord): NodeView {
+  return {
+    nodeId: node.id,
+    address: node.address,
+    capacity: node.capacity,
+    region: node.region,
+    labels: node.labels,
+    state: nodeStatus(node),
+    liveness: node.liveness,
+    draining: node.draining,
+    meetings: node.assigned,
+    generation: node.generation,
+    heldOutUntilMs: node.heldOutUntilMs,
+  };
+}
