@@ -16,6 +16,7 @@ const usage = `usage:
   convene member --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR
                  [--join] [--tick-ms N] [--election-ticks N] [--heartbeat-ticks N]
                  [--snapshot-every N] [--request-timeout-ms N] [--log-level LEVEL]
+                 [--app coordinator|kv]
                  [--config FILE]
   convene admin [--server HOST:PORT] status | add-learner ID HOST:PORT | promote ID | remove ID | transfer ID`;
 
@@ -35,6 +36,7 @@ async function runMember(argv: string[]): Promise<void> {
       "request-timeout-ms": { type: "string" },
       "log-level": { type: "string" },
       config: { type: "string" },
+      app: { type: "string" },
     },
   });
   const fromFile: RawMemberConfig = values.config ? loadConfigFile(values.config) : {};
@@ -50,6 +52,7 @@ async function runMember(argv: string[]): Promise<void> {
     snapshotEvery: values["snapshot-every"],
     requestTimeoutMs: values["request-timeout-ms"],
     logLevel: values["log-level"],
+    app: values.app,
   };
   const merged: RawMemberConfig = { ...fromFile };
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;

@@ -24,9 +24,9 @@ const KvClient = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto")
 const VALUE = "x".repeat(100);
 
 export async function embedded(seconds: number): Promise<Record<string, number>> {
-  const cluster = new MemberCluster(["n1", "n2", "n3"]);
+  const cluster = new MemberCluster(["n1", "n2", "n3"], undefined, process.env.SNAP_EVERY ? { snapshotEvery: Number(process.env.SNAP_EVERY) } : {});
   const member = await Member.start(
-    validateMemberConfig({ id: "n1", listen: cluster.addresses.get("n1"), peers: cluster.peersArg(), dataDir: cluster.dataDir("n1"), logLevel: "warn", snapshotEvery: Number(process.env.SNAP_EVERY ?? 10000) }),
+    validateMemberConfig({ id: "n1", listen: cluster.addresses.get("n1"), peers: cluster.peersArg(), dataDir: cluster.dataDir("n1"), logLevel: "warn", app: "kv", snapshotEvery: Number(process.env.SNAP_EVERY ?? 10000) }),
     pino({ level: "warn" }),
   );
   cluster.start("n2");

@@ -33,7 +33,14 @@ export function statusOf(node: RaftNode): Record<string, unknown> {
   };
 }
 
-export function adminServiceHandlers(node: RaftNode, forwarder: LeaderForwarder): grpc.UntypedServiceImplementation {
+/** Where a leader's failure detector hears of watch streams opening and breaking on any member. */
+export type ConnectionSink = (nodeId: string, generation: number, connected: boolean) => void;
+
+export function adminServiceHandlers(
+  node: RaftNode,
+  forwarder: LeaderForwarder,
+  onNodeConnection?: ConnectionSink,
+): grpc.UntypedServiceImplementation {
   const onLeader =
     (method: string, needsAddress: boolean, run: (req: MemberRequest) => Promise<unknown>) =>
     async (call: grpc.ServerUnaryCall<MemberRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> => {
@@ -61,5 +68,20 @@ export function adminServiceHandlers(node: RaftNode, forwarder: LeaderForwarder)
     Promote: onLeader("Promote", false, (r) => node.promote(r.id)),
     Remove: onLeader("Remove", false, (r) => node.remove(r.id)),
     TransferLeadership: onLeader("TransferLeadership", false, (r) => node.transferLeadership(r.id)),
+    NodeConnection: (
+      call: grpc.ServerUnaryCall<{ node_id: string; generation: number; connected: boolean }, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      const { node_id, generation, connected } = call.request;
+      if (!node.isLeader() && LeaderForwarder.mayForward(call)) {
+        forwarder.forward("NodeConnection", call.request).then(
+          () => callback(null, {}),
+          (err: unknown) => callback(toGrpcError(err)),
+        );
+        return;
+      }
+      if (ID.test(node_id ?? "") && Number.isSafeInteger(generation)) onNodeConnection?.(node_id, generation, connected);
+      callback(null, {});
+    },
   };
 }

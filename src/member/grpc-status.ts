@@ -4,6 +4,7 @@
  * callers retry (possibly elsewhere); never a hang past the deadline.
  */
 import * as grpc from "@grpc/grpc-js";
+import { CoordinatorError } from "../coordinator/errors.js";
 import {
   ConfChangeError,
   ConfigError,
@@ -25,6 +26,8 @@ export interface GrpcError {
 
 export function toGrpcError(err: unknown): GrpcError {
   if (err instanceof InvalidArgumentError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  // The coordinator's errors carry the status name as their code.
+  if (err instanceof CoordinatorError) return { code: grpc.status[err.code], details: err.message };
   if (err instanceof NotLeaderError || err instanceof ProposalDroppedError || err instanceof StoppedError) {
     return { code: grpc.status.UNAVAILABLE, details: err.message };
   }

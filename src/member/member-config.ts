@@ -20,6 +20,12 @@ export interface MemberConfig {
   readonly snapshotEvery: number;
   readonly requestTimeoutMs: number;
   readonly logLevel: string;
+  /**
+   * The replicated application: "coordinator" (the product: API.md's
+   * NodeAgent and Coordinator services) or "kv" (a small key-value store,
+   * for the Raft layer's durability tests and benchmark).
+   */
+  readonly app: "coordinator" | "kv";
 }
 
 /** Defaults tuned for failover well under a second on a small machine. */
@@ -77,6 +83,12 @@ export function loadConfigFile(path: string): RawMemberConfig {
   }
 }
 
+function validateApp(value: unknown): "coordinator" | "kv" {
+  if (value === undefined) return "coordinator";
+  if (value === "coordinator" || value === "kv") return value;
+  throw new ConfigError(`app must be "coordinator" or "kv", got ${JSON.stringify(value)}`);
+}
+
 export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
   const id = raw.id;
   if (typeof id !== "string" || !ID.test(id)) throw new ConfigError(`id must match ${ID.source}, got ${JSON.stringify(id)}`);
@@ -120,5 +132,6 @@ export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
     snapshotEvery: intField("snapshotEvery", raw.snapshotEvery ?? memberDefaults.snapshotEvery, 1, 100_000_000),
     requestTimeoutMs: intField("requestTimeoutMs", raw.requestTimeoutMs ?? memberDefaults.requestTimeoutMs, 1, 600_000),
     logLevel: typeof raw.logLevel === "string" ? raw.logLevel : memberDefaults.logLevel,
+    app: validateApp(raw.app),
   };
 }

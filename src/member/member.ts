@@ -12,6 +12,7 @@ import { GrpcTransport, peerServerOptions } from "../raft/grpc-transport.js";
 import { LevelStorage } from "../raft/level-storage.js";
 import { RaftNode } from "../raft/node.js";
 import { SeededRandom } from "../raft/random.js";
+import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { adminServiceHandlers } from "./admin-service.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
@@ -31,6 +32,7 @@ export class Member {
     private readonly forwarders: LeaderForwarder[],
     /** The port actually bound (differs from the config when it asked for 0). */
     readonly port: number,
+    private readonly app: CoordinatorApp | undefined,
   ) {}
 
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
@@ -39,6 +41,7 @@ export class Member {
     const server = new grpc.Server(peerServerOptions(MAX_GRPC_MESSAGE_BYTES));
     const transport = new GrpcTransport({ selfId: config.id, peers: config.peers, server, logger, maxMessageBytes: MAX_GRPC_MESSAGE_BYTES });
     const kv = new KvStateMachine();
+    const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;
     const node = await RaftNode.start({
       config: {
         ...defaultConfig(config.id, new SeededRandom(randomInt(2 ** 31))),
@@ -48,7 +51,7 @@ export class Member {
       tickMs: config.tickMs,
       storage,
       transport,
-      stateMachine: kv,
+      stateMachine: app ? app.machine : kv,
       peers: config.peers,
       snapshotEvery: config.snapshotEvery,
       requestTimeoutMs: config.requestTimeoutMs,
@@ -64,17 +67,19 @@ export class Member {
     const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");
     const kvForwarder = new LeaderForwarder(node, KvClient, config.requestTimeoutMs);
     const adminForwarder = new LeaderForwarder(node, AdminClient, config.requestTimeoutMs);
-    server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
-    server.addService(AdminClient.service, adminServiceHandlers(node, adminForwarder));
+    if (!app) server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
+    server.addService(AdminClient.service, adminServiceHandlers(node, adminForwarder, (id, gen, up) => app?.onNodeConnection(id, gen, up)));
+    app?.attach(node, server, () => new Map(node.status().confState.voters.map((id) => [id, config.peers.get(id) ?? ""])), config.requestTimeoutMs);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     logger.info({ id: config.id, listen: config.listen, data: config.dataDir, status: node.status().confState }, "member started");
-    return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port);
+    return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port, app);
   }
 
   /** Stops serving, finishes the disk write in progress, closes everything. */
   async stop(): Promise<void> {
+    this.app?.stop();
     for (const f of this.forwarders) f.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await this.node.stop();

@@ -45,6 +45,8 @@ export function basePort(): number {
 
 export interface MemberProcessOptions {
   readonly snapshotEvery?: number;
+  /** The replicated application; "kv" (the Raft layer's tests) unless given. */
+  readonly app?: "coordinator" | "kv";
   readonly extraArgs?: readonly string[];
 }
 
@@ -90,6 +92,8 @@ export class MemberCluster {
       this.dataDir(id),
       "--log-level",
       "warn",
+      "--app",
+      this.options.app ?? "kv",
       ...(opts.join ? ["--join"] : []),
       ...(this.options.snapshotEvery ? ["--snapshot-every", String(this.options.snapshotEvery)] : []),
       ...(this.options.extraArgs ?? []),

@@ -1,0 +1,98 @@
+/**
+ * The coordinator as a member's application: its replicated state machine,
+ * the leader's failure detector, the watch streams and the two public
+ * services of API.md, wired onto the member's gRPC server.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { LeaderForwarder } from "../../member/leader-forwarder.js";
+import { loadProto, lookup } from "../../member/proto.js";
+import type { RaftNode } from "../../raft/node.js";
+import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
+import { CoordinatorNode } from "./coordinator-node.js";
+import { coordinatorHandlers } from "./coordinator-service.js";
+import { FailureDetector } from "./failure-detector.js";
+import { nodeAgentHandlers } from "./node-agent-service.js";
+import { WatchHub } from "./watch-hub.js";
+
+export interface CoordinatorTimings {
+  readonly heartbeatIntervalMs: number;
+  readonly leaseTtlMs: number;
+  readonly disconnectGraceMs: number;
+  readonly maxCheckpointBytes: number;
+}
+
+export const defaultCoordinatorTimings: CoordinatorTimings = {
+  heartbeatIntervalMs: 500,
+  leaseTtlMs: 1500,
+  // A crashed meeting server's connections close at once; one that only
+  // switched coordinator members reconnects well within this.
+  disconnectGraceMs: 300,
+  maxCheckpointBytes: 256 * 1024,
+};
+
+export class CoordinatorApp {
+  readonly machine = new CoordinatorStateMachine();
+  private detector: FailureDetector | undefined;
+  private readonly watches = new WatchHub();
+  private readonly forwarders: LeaderForwarder[] = [];
+  private placer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly logger: Logger,
+    readonly timings: CoordinatorTimings = defaultCoordinatorTimings,
+  ) {
+    this.machine.subscribe((notice) => this.watches.onNotice(notice));
+  }
+
+  /** Wires the services once the Raft member runs. */
+  attach(node: RaftNode, server: grpc.Server, peers: () => ReadonlyMap<string, string>, requestTimeoutMs: number): void {
+    const coordinator = new CoordinatorNode(node, this.machine);
+    const detector = new FailureDetector(coordinator, {
+      leaseTtlMs: this.timings.leaseTtlMs,
+      heartbeatIntervalMs: this.timings.heartbeatIntervalMs,
+      disconnectGraceMs: this.timings.disconnectGraceMs,
+      checkEveryMs: 50,
+      onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
+    });
+    this.detector = detector;
+    node.on("leader", (change) => (change.isSelf ? detector.startLeading() : detector.stopLeading()));
+    if (node.isLeader()) detector.startLeading();
+    const pkg = loadProto("convene.proto");
+    const NodeAgent = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
+    const Coordinator = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
+    const Admin = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin");
+    const agentForwarder = new LeaderForwarder(node, NodeAgent, requestTimeoutMs);
+    const coordinatorForwarder = new LeaderForwarder(node, Coordinator, requestTimeoutMs);
+    const adminForwarder = new LeaderForwarder(node, Admin, requestTimeoutMs);
+    this.forwarders.push(agentForwarder, coordinatorForwarder, adminForwarder);
+    const reportConnection = (nodeId: string, generation: number, connected: boolean): void => {
+      if (node.isLeader()) this.onNodeConnection(nodeId, generation, connected);
+      else adminForwarder.forward("NodeConnection", { node_id: nodeId, generation, connected }).catch(() => undefined);
+    };
+    server.addService(
+      NodeAgent.service,
+      nodeAgentHandlers({ coordinator, detector, watches: this.watches, forwarder: agentForwarder, timings: this.timings, reportConnection }),
+    );
+    server.addService(Coordinator.service, coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers }));
+    // Meetings left waiting for room are placed as soon as room returns.
+    this.placer = setInterval(() => {
+      if (node.isLeader() && this.machine.unassignedMeetings().length > 0) {
+        coordinator.propose({ type: "placeUnassigned" }).catch(() => undefined);
+      }
+    }, 500);
+  }
+
+  /** The leader's detector hears that a node's watch stream opened or broke somewhere. */
+  onNodeConnection(nodeId: string, generation: number, connected: boolean): void {
+    if (!this.detector) return;
+    if (connected) this.detector.heard(nodeId, generation);
+    else this.detector.disconnected(nodeId, generation);
+  }
+
+  stop(): void {
+    clearInterval(this.placer);
+    this.detector?.stopLeading();
+    for (const f of this.forwarders) f.close();
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The coordinator's view of its Raft member: typed proposals of coordinator
+ * commands (stamped with this leader's clock, the only clock apply ever
+ * sees) and linearizable queries of the replicated state.
+ */
+import type { RaftNode } from "../../raft/node.js";
+import type { CommandSuccess } from "../command-results.js";
+import type { ApplyOutcome } from "../command-results.js";
+import { type Command, encodeCommand } from "../commands.js";
+import type { CoordinatorStateMachine } from "../coordinator-state-machine.js";
+import { failureToError } from "../errors.js";
+import type { CoordinatorQueries } from "../state.js";
+
+/** A command as the services build it: the leader stamps nowMs. */
+export type Proposal = Command extends infer C ? (C extends Command ? Omit<C, "nowMs"> : never) : never;
+
+export class CoordinatorNode {
+  constructor(
+    readonly raft: RaftNode,
+    readonly machine: CoordinatorStateMachine,
+  ) {}
+
+  /**
+   * Proposes a command on this member (which must lead: NotLeaderError
+   * otherwise) and resolves with its result once applied; a refused command
+   * rejects with its CoordinatorError (INVALID_ARGUMENT, NOT_FOUND, ...).
+   */
+  async propose<T extends CommandSuccess>(proposal: Proposal): Promise<T> {
+    const command = { ...proposal, nowMs: Date.now() } as Command;
+    const outcome = (await this.raft.propose(encodeCommand(command))) as ApplyOutcome;
+    if (!outcome.result.ok) throw failureToError(outcome.result);
+    return outcome.result as T;
+  }
+
+  /** Runs `query` at a linearizable point (ReadIndex) on this member. */
+  read<T>(query: (q: CoordinatorQueries) => T): Promise<T> {
+    return this.raft.read(() => query(this.machine.queries));
+  }
+
+  /** The state as last applied here, without a ReadIndex round: for the leader's own bookkeeping only. */
+  local(): CoordinatorQueries {
+    return this.machine.queries;
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * gRPC handlers of convene.v1.Coordinator (API.md), called by gateways,
+ * operators and tools. Reads are linearizable (ReadIndex) on whichever
+ * member answers; writes go to the leader (followers forward).
+ */
+import type * as grpc from "@grpc/grpc-js";
+import type { LeaderForwarder } from "../../member/leader-forwarder.js";
+import { NotLeaderError } from "../../raft/errors.js";
+import type { RaftNode } from "../../raft/node.js";
+import { StateRole } from "../../raft/types.js";
+import type { CreateMeetingResult } from "../command-results.js";
+import { FailedPreconditionError, NotFoundError, failureToError } from "../errors.js";
+import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } from "../ids.js";
+import { labelsToRecord } from "../labels.js";
+import type { NodeStatus, Route } from "../model.js";
+import type { CoordinatorNode } from "./coordinator-node.js";
+import { unaryHandler } from "./handler.js";
+import { checkpointMessage } from "./watch-hub.js";
+
+type Req = Record<string, unknown>;
+
+const NODE_STATE: Record<NodeStatus, number> = { ALIVE: 1, SUSPECT: 2, DEAD: 3, DRAINING: 4 };
+const ROLE: Record<StateRole, number> = {
+  [StateRole.Leader]: 1,
+  [StateRole.Follower]: 2,
+  [StateRole.Candidate]: 3,
+  [StateRole.PreCandidate]: 3,
+};
+
+function routeMessage(r: Route, created = false): Record<string, unknown> {
+  return { meeting_id: r.meetingId, node_id: r.nodeId, address: r.address, epoch: r.epoch, created };
+}
+
+export function coordinatorHandlers(deps: {
+  coordinator: CoordinatorNode;
+  forwarder: LeaderForwarder;
+  /** Member addresses, for ClusterStatus. */
+  peers: () => ReadonlyMap<string, string>;
+}): grpc.UntypedServiceImplementation {
+  const { coordinator, forwarder } = deps;
+  const raft: RaftNode = coordinator.raft;
+
+  return {
+    GetRoute: unaryHandler<Req>(forwarder, "GetRoute", async (req) => {
+      const meetingId = validateMeetingId(req.meeting_id);
+      const create = validateBoolean(req.create ?? false, "create");
+      const region = validateRegion(req.region ?? "");
+      // Read first: an existing meeting costs no Raft write.
+      const found = await coordinator.read((q) => q.getRoute(meetingId));
+      if (found.ok) return routeMessage(found.route);
+      if (!create || found.code !== "NOT_FOUND") throw failureToError(found);
+      const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels: [] });
+      return routeMessage(r.route, r.created);
+    }),
+
+    EndMeeting: unaryHandler<Req>(forwarder, "EndMeeting", async (req) => {
+      await coordinator.propose({ type: "endMeeting", meetingId: validateMeetingId(req.meeting_id) });
+      return {};
+    }),
+
+    GetCheckpoint: unaryHandler<Req>(forwarder, "GetCheckpoint", async (req) => {
+      const meetingId = validateMeetingId(req.meeting_id);
+      const c = await coordinator.read((q) => q.getCheckpoint(meetingId));
+      if (!c) throw new NotFoundError(`meeting ${meetingId} has no checkpoint`);
+      return checkpointMessage(c);
+    }),
+
+    ListNodes: unaryHandler<Req>(forwarder, "ListNodes", async () => {
+      const nodes = await coordinator.read((q) => q.listNodes());
+      return {
+        nodes: nodes.map((n) => ({
+          node_id: n.nodeId,
+          address: n.address,
+          capacity: n.capacity,
+          region: n.region,
+          labels: labelsToRecord(n.labels),
+          state: NODE_STATE[n.state],
+          meetings: n.meetings,
+          generation: n.generation,
+        })),
+      };
+    }),
+
+    ListMeetings: unaryHandler<Req>(forwarder, "ListMeetings", async (req) => {
+      const nodeId = req.node_id ? validateNodeId(req.node_id) : "";
+      const meetings = await coordinator.read((q) => q.listMeetings(nodeId || undefined));
+      return { meetings: meetings.map((r) => routeMessage(r)) };
+    }),
+
+    DrainNode: unaryHandler<Req>(forwarder, "DrainNode", async (req) => {
+      await coordinator.propose({ type: "drainNode", nodeId: validateNodeId(req.node_id), migrate: validateBoolean(req.migrate ?? false, "migrate") });
+      return {};
+    }),
+
+    ClusterStatus: unaryHandler<Req>(forwarder, "ClusterStatus", async () => {
+      const s = raft.status();
+      const peers = deps.peers();
+      const ids = [...new Set([...s.confState.voters, ...s.confState.learners])].sort();
+      return {
+        leader_id: s.lead,
+        term: s.term,
+        members: ids.map((id) => {
+          const progress = s.progress.get(id);
+          const learner = s.confState.learners.includes(id);
+          const role = id === s.id ? (learner ? 4 : ROLE[s.role]) : learner ? 4 : id === s.lead ? 1 : 2;
+          return {
+            id,
+            address: peers.get(id) ?? "",
+            role,
+            commit_index: id === s.id ? s.commit : 0,
+            applied_index: id === s.id ? s.applied : (progress?.match ?? 0),
+            // Only the leader knows who answers it; elsewhere, members are
+            // reported reachable when this member hears a leader.
+            reachable: id === s.id || (s.role === StateRole.Leader ? progress !== undefined && progress.state !== "probe" : s.lead !== ""),
+          };
+        }),
+      };
+    }),
+
+    TransferLeadership: unaryHandler<Req>(forwarder, "TransferLeadership", async (req) => {
+      const s = raft.status();
+      if (!raft.isLeader()) throw new NotLeaderError(s.lead, raft.leaderAddress());
+      let target = typeof req.target_id === "string" ? req.target_id : "";
+      if (target === "") {
+        // The best: the most caught-up other voter.
+        let best = -1;
+        for (const id of s.confState.voters) {
+          const m = s.progress.get(id)?.match ?? -1;
+          if (id !== s.id && m > best) [target, best] = [id, m];
+        }
+      }
+      if (!s.confState.voters.includes(target) || target === s.id) {
+        throw new FailedPreconditionError(`target_id ${JSON.stringify(target)} is not another voter of the group`);
+      }
+      if ((s.progress.get(target)?.match ?? 0) + 1000 < s.commit) {
+        throw new FailedPreconditionError(`target_id ${target} has not caught up`);
+      }
+      await raft.transferLeadership(target);
+      return { leader_id: target };
+    }),
+  };
+}

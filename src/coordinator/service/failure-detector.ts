@@ -1,0 +1,102 @@
+/**
+ * The leader's failure detector. Heartbeats are not Raft writes: the leader
+ * keeps them in memory and proposes only changes of liveness. A node whose
+ * connection breaks (its watch stream, reported by whichever member held
+ * it) is suspect at once and dead after a short grace unless it comes back;
+ * a node that goes silent with its connections open is dead when its lease
+ * runs out. A new leader gives every node a full lease before judging it.
+ */
+import type { Liveness } from "../model.js";
+import type { CoordinatorNode } from "./coordinator-node.js";
+
+export interface FailureDetectorOptions {
+  readonly leaseTtlMs: number;
+  readonly heartbeatIntervalMs: number;
+  /** After a disconnect, how long a node has to reconnect before it is declared dead. */
+  readonly disconnectGraceMs: number;
+  readonly checkEveryMs: number;
+  readonly onError?: (err: unknown) => void;
+}
+
+interface Seen {
+  generation: number;
+  atMs: number;
+  /** When its last connection broke, if it has not reconnected since. */
+  disconnectedAtMs?: number;
+}
+
+export class FailureDetector {
+  private readonly seen = new Map<string, Seen>();
+  private timer: NodeJS.Timeout | undefined;
+  private leaderSinceMs = 0;
+  /** Liveness proposals in flight, so a slow commit is not proposed twice. */
+  private readonly proposing = new Set<string>();
+
+  constructor(
+    private readonly coordinator: CoordinatorNode,
+    private readonly options: FailureDetectorOptions,
+  ) {}
+
+  /** This member became leader: judge nobody before a full lease from now. */
+  startLeading(): void {
+    this.stopLeading();
+    this.leaderSinceMs = Date.now();
+    this.seen.clear();
+    this.timer = setInterval(() => this.check(), this.options.checkEveryMs);
+  }
+
+  stopLeading(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.seen.clear();
+    this.proposing.clear();
+  }
+
+  /** A heartbeat (or a fresh watch stream) from `nodeId` at `generation`. */
+  heard(nodeId: string, generation: number): void {
+    this.seen.set(nodeId, { generation, atMs: Date.now() });
+    const node = this.coordinator.local().getNode(nodeId);
+    if (this.timer && node && node.generation === generation && node.liveness === "SUSPECT") {
+      this.propose(nodeId, generation, "ALIVE");
+    }
+  }
+
+  /** The node's connection broke: suspect now, dead after the grace unless it returns. */
+  disconnected(nodeId: string, generation: number): void {
+    const s = this.seen.get(nodeId);
+    const now = Date.now();
+    this.seen.set(nodeId, { generation, atMs: s?.atMs ?? now, disconnectedAtMs: now });
+    const node = this.coordinator.local().getNode(nodeId);
+    if (this.timer && node && node.generation === generation && node.liveness === "ALIVE") {
+      this.propose(nodeId, generation, "SUSPECT");
+    }
+  }
+
+  private check(): void {
+    const now = Date.now();
+    const { leaseTtlMs, heartbeatIntervalMs, disconnectGraceMs } = this.options;
+    for (const node of this.coordinator.local().listNodes()) {
+      if (node.liveness === "DEAD") continue;
+      const s = this.seen.get(node.nodeId);
+      const heardAt = s && s.generation === node.generation ? s.atMs : 0;
+      // Since this member leads, or since it last heard the node, whichever is later.
+      const last = Math.max(heardAt, this.leaderSinceMs);
+      const brokeAt = s && s.generation === node.generation ? s.disconnectedAtMs : undefined;
+      if (now - last > leaseTtlMs || (brokeAt !== undefined && now - brokeAt > disconnectGraceMs && brokeAt >= this.leaderSinceMs)) {
+        this.propose(node.nodeId, node.generation, "DEAD");
+      } else if (node.liveness === "ALIVE" && now - last > 2 * heartbeatIntervalMs) {
+        this.propose(node.nodeId, node.generation, "SUSPECT");
+      }
+    }
+  }
+
+  private propose(nodeId: string, generation: number, liveness: Liveness): void {
+    const key = `${nodeId}/${liveness}`;
+    if (this.proposing.has(key)) return;
+    this.proposing.add(key);
+    this.coordinator
+      .propose({ type: "setLiveness", nodeId, generation, liveness })
+      .catch((err: unknown) => this.options.onError?.(err))
+      .finally(() => this.proposing.delete(key));
+  }
+}

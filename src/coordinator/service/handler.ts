@@ -1,0 +1,35 @@
+/**
+ * How every unary handler of the coordinator runs: on this member, or —
+ * when it needs the leader and this member is not it — forwarded to the
+ * leader once, so callers never chase leaders. Errors become gRPC statuses
+ * in one place (src/member/grpc-status.ts).
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { toGrpcError } from "../../member/grpc-status.js";
+import { LeaderForwarder } from "../../member/leader-forwarder.js";
+import { NotLeaderError } from "../../raft/errors.js";
+
+export type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
+
+/**
+ * Runs `run(request)`; if it throws NotLeaderError, forwards the call to the
+ * leader as `method` (unless it was forwarded already).
+ */
+export function unaryHandler<Req>(forwarder: LeaderForwarder, method: string, run: (req: Req) => Promise<unknown>): Unary {
+  return (call, callback) => {
+    const req = call.request as Req;
+    run(req).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        if (err instanceof NotLeaderError && LeaderForwarder.mayForward(call)) {
+          forwarder.forward(method, req).then(
+            (res) => callback(null, res),
+            (e: unknown) => callback(toGrpcError(e)),
+          );
+          return;
+        }
+        callback(toGrpcError(err));
+      },
+    );
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * gRPC handlers of convene.v1.NodeAgent (API.md), called by meeting servers.
+ * Register, SaveCheckpoint and Deregister are Raft writes on the leader;
+ * Heartbeat feeds the leader's in-memory failure detector (not a write);
+ * WatchAssignments is served by whichever member the agent reached.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { toGrpcError } from "../../member/grpc-status.js";
+import type { LeaderForwarder } from "../../member/leader-forwarder.js";
+import { NotLeaderError } from "../../raft/errors.js";
+import type { RegisterResult, SaveCheckpointResult } from "../command-results.js";
+import { ResourceExhaustedError, failureToError } from "../errors.js";
+import {
+  validateAddress,
+  validateBytes,
+  validateCapacity,
+  validateEpoch,
+  validateGeneration,
+  validateLoad,
+  validateMeetingId,
+  validateNodeId,
+  validateRegion,
+  validateSequence,
+  validateUint,
+} from "../ids.js";
+import { validateLabels } from "../labels.js";
+import type { CoordinatorNode } from "./coordinator-node.js";
+import type { FailureDetector } from "./failure-detector.js";
+import { unaryHandler } from "./handler.js";
+import { type WatchHub, type WatchStream, endStream, eventMessage } from "./watch-hub.js";
+
+export interface AgentTimings {
+  readonly heartbeatIntervalMs: number;
+  readonly leaseTtlMs: number;
+  readonly maxCheckpointBytes: number;
+}
+
+type Req = Record<string, unknown>;
+
+export function nodeAgentHandlers(deps: {
+  coordinator: CoordinatorNode;
+  detector: FailureDetector;
+  watches: WatchHub;
+  forwarder: LeaderForwarder;
+  timings: AgentTimings;
+  /** Tells the leader's detector that a stream opened or broke here. */
+  reportConnection: (nodeId: string, generation: number, connected: boolean) => void;
+}): grpc.UntypedServiceImplementation {
+  const { coordinator, detector, watches, forwarder, timings } = deps;
+  const requireLeader = (): void => {
+    if (!coordinator.raft.isLeader()) throw new NotLeaderError(coordinator.raft.status().lead, coordinator.raft.leaderAddress());
+  };
+
+  return {
+    Register: unaryHandler<Req>(forwarder, "Register", async (req) => {
+      const command = {
+        type: "register" as const,
+        nodeId: validateNodeId(req.node_id),
+        address: validateAddress(req.address),
+        capacity: validateCapacity(req.capacity),
+        region: validateRegion(req.region ?? ""),
+        labels: validateLabels(req.labels ?? {}),
+      };
+      const r = await coordinator.propose<RegisterResult>(command);
+      detector.heard(r.nodeId, r.generation);
+      return {
+        node_id: r.nodeId,
+        generation: r.generation,
+        heartbeat_interval_ms: timings.heartbeatIntervalMs,
+        lease_ttl_ms: timings.leaseTtlMs,
+      };
+    }),
+
+    Heartbeat: unaryHandler<Req>(forwarder, "Heartbeat", async (req) => {
+      const nodeId = validateNodeId(req.node_id);
+      const generation = validateGeneration(req.generation);
+      validateUint(req.active_meetings ?? 0, "active_meetings");
+      validateLoad(req.load ?? 0);
+      requireLeader();
+      const check = coordinator.local().checkSession(nodeId, generation);
+      if (!check.ok) throw failureToError(check);
+      detector.heard(nodeId, generation);
+      return { lease_ttl_ms: timings.leaseTtlMs, draining: check.node.draining };
+    }),
+
+    SaveCheckpoint: unaryHandler<Req>(forwarder, "SaveCheckpoint", async (req) => {
+      const state = validateBytes(req.state ?? new Uint8Array(0), "state");
+      if (state.length > timings.maxCheckpointBytes) {
+        throw new ResourceExhaustedError(`state is ${state.length} bytes, over the limit of ${timings.maxCheckpointBytes}`);
+      }
+      const r = await coordinator.propose<SaveCheckpointResult>({
+        type: "saveCheckpoint",
+        nodeId: validateNodeId(req.node_id),
+        generation: validateGeneration(req.generation),
+        meetingId: validateMeetingId(req.meeting_id),
+        epoch: validateEpoch(req.epoch),
+        sequence: validateSequence(req.sequence),
+        state,
+      });
+      return { sequence: r.sequence };
+    }),
+
+    Deregister: unaryHandler<Req>(forwarder, "Deregister", async (req) => {
+      await coordinator.propose({ type: "deregister", nodeId: validateNodeId(req.node_id), generation: validateGeneration(req.generation) });
+      return {};
+    }),
+
+    WatchAssignments: (call: grpc.ServerWritableStream<Req, unknown>) => {
+      let stream: WatchStream | undefined;
+      const closed = (): void => {
+        if (!stream) return;
+        watches.remove(stream);
+        deps.reportConnection(stream.nodeId, stream.generation, false);
+        stream = undefined;
+      };
+      call.on("cancelled", closed);
+      call.on("close", closed);
+      let nodeId: string;
+      let generation: number;
+      try {
+        nodeId = validateNodeId(call.request.node_id);
+        generation = validateGeneration(call.request.generation);
+      } catch (err) {
+        const e = toGrpcError(err);
+        endStream(call, e.code, e.details);
+        return;
+      }
+      coordinator
+        .read((q) => {
+          const check = q.checkSession(nodeId, generation);
+          if (!check.ok) throw failureToError(check);
+          // Register for changes and take the list in the same turn, so no
+          // change can fall between them.
+          stream = { nodeId, generation, call: call as grpc.ServerWritableStream<unknown, unknown> };
+          watches.add(stream);
+          return q.meetingsOf(nodeId);
+        })
+        .then(
+          (assignments) => {
+            deps.reportConnection(nodeId, generation, true);
+            for (const a of assignments) call.write(eventMessage("ASSIGNED", a.meetingId, a.epoch, a.checkpoint));
+          },
+          (err: unknown) => {
+            const e = toGrpcError(err);
+            endStream(call, e.code, e.details);
+          },
+        );
+    },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * The coordinator end to end: three real member processes on 127.0.0.1,
+ * meeting servers played by raw gRPC clients (register, heartbeat, watch,
+ * checkpoint) exactly as API.md has them call.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadProto, lookup } from "../src/member/proto.js";
+import { MemberCluster, unary } from "./support/member-cluster.js";
+
+const pkg = loadProto("convene.proto");
+const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
+const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Event {
+  type: number;
+  meeting_id: string;
+  epoch: number;
+  checkpoint?: { sequence: number; state: Buffer; node_id: string; epoch: number } | null;
+}
+
+/** A meeting server as the API sees it: registers, heartbeats, watches. */
+class FakeServer {
+  generation = 0;
+  readonly events: Event[] = [];
+  private beat: NodeJS.Timeout | undefined;
+  private watch: grpc.ClientReadableStream<Event> | undefined;
+  readonly client: grpc.Client;
+
+  constructor(
+    readonly nodeId: string,
+    address: string,
+    readonly port: number,
+  ) {
+    this.client = new NodeAgentClient(address, grpc.credentials.createInsecure());
+  }
+
+  async start(): Promise<void> {
+    const r = await unary<{ generation: number; heartbeat_interval_ms: number }>(this.client, "Register", {
+      node_id: this.nodeId,
+      address: `127.0.0.1:${this.port}`,
+      capacity: 200,
+      region: "",
+      labels: {},
+    });
+    this.generation = r.generation;
+    this.beat = setInterval(() => {
+      unary(this.client, "Heartbeat", { node_id: this.nodeId, generation: this.generation, active_meetings: 0, load: 0 }).catch(() => undefined);
+    }, r.heartbeat_interval_ms);
+    const watch = (this.client as unknown as { WatchAssignments(req: unknown): grpc.ClientReadableStream<Event> }).WatchAssignments({
+      node_id: this.nodeId,
+      generation: this.generation,
+    });
+    watch.on("data", (e: Event) => this.events.push(e));
+    watch.on("error", () => undefined);
+    this.watch = watch;
+  }
+
+  /** Like kill -9 of its process: heartbeats stop, the stream breaks. */
+  die(): void {
+    clearInterval(this.beat);
+    this.watch?.cancel();
+  }
+
+  held(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const e of this.events) {
+      if (e.type === 1) m.set(e.meeting_id, e.epoch);
+      else if (m.get(e.meeting_id) === e.epoch) m.delete(e.meeting_id);
+    }
+    return m;
+  }
+}
+
+describe("coordinator over gRPC", () => {
+  const cluster = new MemberCluster(["n1", "n2", "n3"], undefined, { app: "coordinator" });
+  let coordinator: grpc.Client;
+  const servers: FakeServer[] = [];
+
+  beforeAll(async () => {
+    for (const id of ["n1", "n2", "n3"]) cluster.start(id);
+    const leader = await cluster.waitForLeader();
+    // Talk to a follower on purpose: it must forward what needs the leader.
+    const follower = ["n1", "n2", "n3"].find((id) => id !== leader)!;
+    coordinator = new CoordinatorClient(cluster.addresses.get(follower)!, grpc.credentials.createInsecure());
+    for (const [i, id] of ["m1", "m2", "m3"].entries()) {
+      const s = new FakeServer(id, cluster.addresses.get(["n1", "n2", "n3"][i]!)!, 9100 + i);
+      await s.start();
+      servers.push(s);
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of servers) s.die();
+    coordinator?.close();
+    await cluster.close();
+  });
+
+  it("places 300 meetings balanced, sticky, epoch 1", async () => {
+    const routes = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => unary<{ node_id: string; epoch: number; created: boolean }>(coordinator, "GetRoute", { meeting_id: `room-${i}`, create: true, region: "" }, 10_000)),
+    );
+    const counts = new Map<string, number>();
+    for (const r of routes) counts.set(r.node_id, (counts.get(r.node_id) ?? 0) + 1);
+    expect([...counts.keys()].sort()).toEqual(["m1", "m2", "m3"]);
+    for (const c of counts.values()) expect(Math.abs(c - 100)).toBeLessThanOrEqual(3);
+    expect(routes.every((r) => r.epoch === 1 && r.created)).toBe(true);
+    const again = await unary<{ node_id: string; epoch: number; created: boolean }>(coordinator, "GetRoute", { meeting_id: "room-7", create: true, region: "" });
+    expect(again).toMatchObject({ node_id: routes[7]!.node_id, epoch: 1, created: false });
+    // Each server's watch stream announced its meetings.
+    await sleep(300);
+    for (const s of servers) expect(s.held().size).toBe(counts.get(s.nodeId));
+  }, 60_000);
+
+  it("a dead meeting server's meetings move with their checkpoints; its late writes are fenced", async () => {
+    const victim = servers[0]!;
+    const mine = [...victim.held()].slice(0, 5);
+    for (const [meetingId, epoch] of mine) {
+      const r = await unary<{ sequence: number }>(victim.client, "SaveCheckpoint", {
+        node_id: victim.nodeId, generation: victim.generation, meeting_id: meetingId, epoch, sequence: 3, state: Buffer.from(`state of ${meetingId}`),
+      });
+      expect(r.sequence).toBe(3);
+    }
+    const count = victim.held().size;
+    const killedAt = Date.now();
+    victim.die();
+    // Every one of its meetings is routable to a live node, epoch 2.
+    let moved = 0;
+    while (Date.now() - killedAt < 10_000) {
+      const list = await unary<{ meetings: { meeting_id: string; node_id: string; epoch: number }[] }>(coordinator, "ListMeetings", { node_id: "" });
+      moved = list.meetings.filter((m) => m.epoch === 2 && m.node_id !== victim.nodeId).length;
+      if (moved === count && !list.meetings.some((m) => m.node_id === victim.nodeId)) break;
+      await sleep(50);
+    }
+    expect(moved).toBe(count);
+    expect(Date.now() - killedAt).toBeLessThan(5_000);
+    // The new owners got ASSIGNED with the checkpoint.
+    await sleep(200);
+    for (const [meetingId] of mine) {
+      const owner = servers.slice(1).find((s) => s.held().get(meetingId) === 2)!;
+      expect(owner).toBeDefined();
+      const e = owner.events.find((ev) => ev.meeting_id === meetingId && ev.epoch === 2 && ev.type === 1)!;
+      expect(Buffer.from(e.checkpoint!.state).toString()).toBe(`state of ${meetingId}`);
+      expect(e.checkpoint!.sequence).toBe(3);
+    }
+    // The zombie's late save is refused and changes nothing.
+    const [meetingId, epoch] = mine[0]!;
+    await expect(
+      unary(victim.client, "SaveCheckpoint", { node_id: victim.nodeId, generation: victim.generation, meeting_id: meetingId, epoch, sequence: 4, state: Buffer.from("zombie") }),
+    ).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
+    const cp = await unary<{ state: Buffer; sequence: number }>(coordinator, "GetCheckpoint", { meeting_id: meetingId });
+    expect(Buffer.from(cp.state).toString()).toBe(`state of ${meetingId}`);
+    const nodes = await unary<{ nodes: { node_id: string; state: number }[] }>(coordinator, "ListNodes", {});
+    expect(nodes.nodes.find((n) => n.node_id === victim.nodeId)!.state).toBe(3); // DEAD
+  }, 60_000);
+
+  it("bad input gets the right status and a message naming the field", async () => {
+    await expect(unary(coordinator, "GetRoute", { meeting_id: "a b", create: true })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining("meeting_id"),
+    });
+    await expect(unary(coordinator, "GetRoute", { meeting_id: "never-created", create: false })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    const live = servers[1]!;
+    await expect(
+      unary(live.client, "Register", { node_id: "x/y", address: "127.0.0.1:1", capacity: 1 }),
+    ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("node_id") });
+    await expect(
+      unary(live.client, "Register", { node_id: "ok", address: "127.0.0.1:1", capacity: 0 }),
+    ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("capacity") });
+    const [meetingId, epoch] = [...live.held()][0]!;
+    await expect(
+      unary(live.client, "SaveCheckpoint", { node_id: live.nodeId, generation: live.generation, meeting_id: meetingId, epoch, sequence: 1, state: Buffer.alloc(300 * 1024) }),
+    ).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+    await expect(unary(live.client, "Heartbeat", { node_id: "unknown-node", generation: 1 })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await expect(unary(live.client, "Heartbeat", { node_id: live.nodeId, generation: live.generation + 5 })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+    });
+  }, 30_000);
+});
