@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { benchCoordinator } from "./bench/coordinator.js";
 import { benchRaft, benchRaftSteady } from "./bench/raft.js";
 import { benchRaftCore } from "./bench/raft-core.js";
 
@@ -21,6 +22,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   },
   raft: () => benchRaft(),
   "raft-steady": () => benchRaftSteady(),
+  coordinator: () => benchCoordinator(),
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });

@@ -48,6 +48,8 @@ export interface MemberProcessOptions {
   /** The replicated application; "kv" (the Raft layer's tests) unless given. */
   readonly app?: "coordinator" | "kv";
   readonly extraArgs?: readonly string[];
+  /** Flags for node itself, e.g. --cpu-prof when profiling a benchmark. */
+  readonly nodeArgs?: readonly string[];
 }
 
 export class MemberCluster {
@@ -78,6 +80,7 @@ export class MemberCluster {
   start(id: string, opts: { join?: boolean; peers?: readonly string[] } = {}): void {
     if (this.processes.has(id)) throw new Error(`${id} is already running`);
     const args = [
+      ...(this.options.nodeArgs ?? (process.env.CONVENE_MEMBER_NODE_ARGS ? process.env.CONVENE_MEMBER_NODE_ARGS.split(" ") : [])),
       "--import",
       "tsx",
       "src/cli.ts",

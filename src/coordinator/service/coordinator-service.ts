@@ -45,12 +45,16 @@ export function coordinatorHandlers(deps: {
       const meetingId = validateMeetingId(req.meeting_id);
       const create = validateBoolean(req.create ?? false, "create");
       const region = validateRegion(req.region ?? "");
-      // Read first: an existing meeting costs no Raft write.
+      if (create) {
+        // One Raft write answers both cases (create-if-absent returns an
+        // existing route unchanged), and makes concurrent creates of one
+        // meeting agree: a read first would cost a second round.
+        const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels: [] });
+        return routeMessage(r.route, r.created);
+      }
       const found = await coordinator.read((q) => q.getRoute(meetingId));
-      if (found.ok) return routeMessage(found.route);
-      if (!create || found.code !== "NOT_FOUND") throw failureToError(found);
-      const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels: [] });
-      return routeMessage(r.route, r.created);
+      if (!found.ok) throw failureToError(found);
+      return routeMessage(found.route);
     }),
 
     EndMeeting: unaryHandler<Req>(forwarder, "EndMeeting", async (req) => {
