@@ -3,7 +3,11 @@
  * meeting servers played by raw gRPC clients (register, heartbeat, watch,
  * checkpoint) exactly as API.md has them call.
  */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadProto, lookup } from "../src/member/proto.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
@@ -11,6 +15,7 @@ import { MemberCluster, unary } from "./support/member-cluster.js";
 const pkg = loadProto("convene.proto");
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
+const require = createRequire(import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Event {
@@ -177,4 +182,30 @@ describe("coordinator over gRPC", () => {
       code: grpc.status.FAILED_PRECONDITION,
     });
   }, 30_000);
+
+  it("answers the standard gRPC health check and server reflection", async () => {
+    const healthDef = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String });
+    const Health = (grpc.loadPackageDefinition(healthDef) as any).grpc.health.v1.Health as grpc.ServiceClientConstructor;
+    const health = new Health(cluster.addresses.get("n2")!, grpc.credentials.createInsecure());
+    const r = await unary<{ status: string }>(health, "Check", { service: "convene.v1.Coordinator" });
+    expect(r.status).toBe("SERVING");
+    health.close();
+    const reflectionDef = protoLoader.loadSync("grpc/reflection/v1alpha/reflection.proto", {
+      keepCase: true,
+      includeDirs: [join(dirname(require.resolve("@grpc/reflection/package.json")), "build", "proto")],
+    });
+    const Reflection = (grpc.loadPackageDefinition(reflectionDef) as any).grpc.reflection.v1alpha.ServerReflection as grpc.ServiceClientConstructor;
+    const reflection = new Reflection(cluster.addresses.get("n1")!, grpc.credentials.createInsecure());
+    const stream = (reflection as any).ServerReflectionInfo() as grpc.ClientDuplexStream<unknown, { list_services_response?: { service: { name: string }[] } }>;
+    const names = await new Promise<string[]>((resolve, reject) => {
+      stream.on("data", (res) => {
+        resolve((res.list_services_response?.service ?? []).map((x: { name: string }) => x.name));
+        stream.end();
+      });
+      stream.on("error", reject);
+      stream.write({ list_services: "" });
+    });
+    expect(names).toEqual(expect.arrayContaining(["convene.v1.NodeAgent", "convene.v1.Coordinator"]));
+    reflection.close();
+  });
 });

@@ -6,6 +6,8 @@
  */
 import { randomInt } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { defaultConfig } from "../raft/config.js";
 import { GrpcTransport, peerServerOptions } from "../raft/grpc-transport.js";
@@ -18,7 +20,7 @@ import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 import type { MemberConfig } from "./member-config.js";
-import { loadProto, lookup } from "./proto.js";
+import { loadDefinition, loadProto, lookup } from "./proto.js";
 
 /** Big enough for a chunk of a snapshot or a large append batch. */
 export const MAX_GRPC_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -70,6 +72,16 @@ export class Member {
     if (!app) server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
     server.addService(AdminClient.service, adminServiceHandlers(node, adminForwarder, (id, gen, up) => app?.onNodeConnection(id, gen, up)));
     app?.attach(node, server, () => new Map(node.status().confState.voters.map((id) => [id, config.peers.get(id) ?? ""])), config.requestTimeoutMs);
+    // Standard gRPC health checking (SERVING while this member hears a
+    // leader) and server reflection, so grpcurl and load balancers work.
+    const health = new HealthImplementation({ "": "NOT_SERVING" });
+    health.addToServer(server);
+    const healthTimer = setInterval(() => {
+      const status = node.status().lead !== "" ? "SERVING" : "NOT_SERVING";
+      for (const name of ["", "convene.v1.NodeAgent", "convene.v1.Coordinator", "convene.member.v1.MemberAdmin"]) health.setStatus(name, status);
+    }, 200);
+    healthTimer.unref();
+    new ReflectionService({ ...loadDefinition("convene.proto"), ...loadDefinition("member.proto") }).addToServer(server);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );

@@ -19,12 +19,22 @@ export const protoLoaderOptions: protoLoader.Options = {
 };
 
 const cache = new Map<string, grpc.GrpcObject>();
+const definitions = new Map<string, protoLoader.PackageDefinition>();
+
+/** The raw definition of a .proto file (for server reflection). */
+export function loadDefinition(file: string): protoLoader.PackageDefinition {
+  let definition = definitions.get(file);
+  if (!definition) {
+    definition = protoLoader.loadSync(file, { ...protoLoaderOptions, includeDirs: [protoDir] });
+    definitions.set(file, definition);
+  }
+  return definition;
+}
 
 export function loadProto(file: string): grpc.GrpcObject {
   let loaded = cache.get(file);
   if (!loaded) {
-    const definition = protoLoader.loadSync(file, { ...protoLoaderOptions, includeDirs: [protoDir] });
-    loaded = grpc.loadPackageDefinition(definition);
+    loaded = grpc.loadPackageDefinition(loadDefinition(file));
     cache.set(file, loaded);
   }
   return loaded;
