@@ -86,6 +86,7 @@ describe("coordinator over gRPC", () => {
   beforeAll(async () => {
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
     const leader = await cluster.waitForLeader();
+    await cluster.waitForAll();
     // Talk to a follower on purpose: it must forward what needs the leader.
     const follower = ["n1", "n2", "n3"].find((id) => id !== leader)!;
     coordinator = new CoordinatorClient(cluster.addresses.get(follower)!, grpc.credentials.createInsecure());

@@ -191,6 +191,22 @@ export class MemberCluster {
     throw new Error(`no leader among ${among.join(", ")} within ${timeoutMs} ms\n${this.recentLogs()}`);
   }
 
+  /** Waits until every running member answers (each process is up and serving). */
+  async waitForAll(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const id of this.running()) {
+      for (;;) {
+        try {
+          await this.status(id);
+          break;
+        } catch {
+          if (Date.now() > deadline) throw new Error(`${id} is not serving after ${timeoutMs} ms\n${this.recentLogs()}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
+  }
+
   /** Waits until every listed member has applied at least `index`. */
   async waitForApplied(ids: readonly string[], index: number, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -1,0 +1,199 @@
+/**
+ * The node agent's options, their defaults, and `validateAgentConfig`, which
+ * the NodeAgent constructor calls first. Each broken rule throws an
+ * AgentConfigError naming the field and the value:
+ *   capacity must be an integer from 1 to 4294967295, got 0
+ * The limits mirror what the coordinator accepts (API.md), so a config that
+ * passes here is not refused by Register later.
+ */
+import type { Logger } from "pino";
+import type { Checkpoint } from "./coordinator-responses.js";
+import { AgentConfigError } from "./errors.js";
+
+/** The part of a pino logger the agent uses; any pino logger fits. */
+export type AgentLogger = Pick<Logger, "debug" | "info" | "warn" | "error">;
+
+/**
+ * Called when the coordinator assigns a meeting to this node: start serving
+ * it, restoring from `checkpoint` when one is given. Called again with a
+ * higher epoch after an `onRevoked` when the meeting moved away and back.
+ * May return a promise; the agent does not wait for it, and a throw or a
+ * rejection is reported as an 'error' event, never raised.
+ */
+export type OnAssigned = (meetingId: string, epoch: number, checkpoint: Checkpoint | undefined) => void | Promise<void>;
+/** Called when this node must stop serving a meeting (moved, ended, or the node was fenced). */
+export type OnRevoked = (meetingId: string) => void | Promise<void>;
+/** The meeting's state to checkpoint now, or undefined to skip this round. */
+export type GetState = (meetingId: string) => Uint8Array | undefined | Promise<Uint8Array | undefined>;
+
+export interface AgentOptions {
+  /** Every coordinator member's gRPC address, "host:port". Any member accepts every call. */
+  readonly coordinators: readonly string[];
+  readonly nodeId: string;
+  /** "host:port" where this meeting server serves meeting HTTP/WebSocket traffic. */
+  readonly address: string;
+  /** Max meetings this server hosts, > 0. */
+  readonly capacity: number;
+  readonly region?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** How often each held meeting's state is saved; default 2000. */
+  readonly checkpointIntervalMs?: number;
+  /** Deadline of each coordinator call; default 1000. */
+  readonly rpcTimeoutMs?: number;
+  /** Checkpoint saves in flight at once, over all meetings; default 4. */
+  readonly maxSavesInFlight?: number;
+  /** First backoff after every member failed once; doubles up to retryMaxMs (jittered). */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+  readonly onAssigned: OnAssigned;
+  readonly onRevoked: OnRevoked;
+  readonly getState: GetState;
+  readonly logger?: AgentLogger;
+}
+
+export interface AgentConfig {
+  readonly coordinators: readonly string[];
+  readonly nodeId: string;
+  readonly address: string;
+  readonly capacity: number;
+  readonly region: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly checkpointIntervalMs: number;
+  readonly rpcTimeoutMs: number;
+  readonly maxSavesInFlight: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  readonly onAssigned: OnAssigned;
+  readonly onRevoked: OnRevoked;
+  readonly getState: GetState;
+  readonly logger: AgentLogger | undefined;
+}
+
+export const agentDefaults = {
+  checkpointIntervalMs: 2000,
+  rpcTimeoutMs: 1000,
+  maxSavesInFlight: 4,
+  retryBaseMs: 25,
+  retryMaxMs: 1000,
+} as const;
+
+export const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const MEETING_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const HOST_PORT_PATTERN = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const MAX_UINT32 = 0xffff_ffff;
+const MAX_REGION_CHARS = 64;
+const MAX_LABELS = 32;
+const MAX_LABEL_KEY_CHARS = 64;
+const MAX_LABEL_VALUE_CHARS = 256;
+
+/** The value as it appears in a message: quoted, and cut short when long. */
+export function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+/** "host:port" with a port in 1..65535 (0 when `allowPortZero`, for listeners). */
+export function isHostPort(value: unknown, allowPortZero = false): value is string {
+  if (typeof value !== "string") return false;
+  const match = HOST_PORT_PATTERN.exec(value);
+  if (!match) return false;
+  const port = Number(match[1]);
+  return port <= 65535 && (port >= 1 || allowPortZero);
+}
+
+export function intField(field: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw new AgentConfigError(`${field} must be an integer from ${min} to ${max}, got ${shown(value)}`);
+  }
+  return n;
+}
+
+function functionField<T>(field: string, value: unknown): T {
+  if (typeof value !== "function") throw new AgentConfigError(`${field} must be a function, got ${shown(value)}`);
+  return value as T;
+}
+
+function validateCoordinators(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new AgentConfigError(`coordinators must be a non-empty list of "host:port", got ${shown(value)}`);
+  }
+  const seen = new Set<string>();
+  for (const address of value) {
+    if (!isHostPort(address)) throw new AgentConfigError(`coordinators must hold "host:port" addresses, got ${shown(address)}`);
+    if (seen.has(address)) throw new AgentConfigError(`coordinators must not repeat an address, got ${shown(address)} twice`);
+    seen.add(address);
+  }
+  return [...seen];
+}
+
+function validateLabels(value: unknown): Record<string, string> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new AgentConfigError(`labels must be an object of string values, got ${shown(value)}`);
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > MAX_LABELS) throw new AgentConfigError(`labels must hold at most ${MAX_LABELS} labels, got ${entries.length}`);
+  for (const [key, val] of entries) {
+    if (key.length < 1 || key.length > MAX_LABEL_KEY_CHARS || CONTROL_CHARS.test(key)) {
+      throw new AgentConfigError(`labels keys must be 1..${MAX_LABEL_KEY_CHARS} characters without control characters, got ${shown(key)}`);
+    }
+    if (typeof val !== "string" || val.length > MAX_LABEL_VALUE_CHARS || CONTROL_CHARS.test(val)) {
+      throw new AgentConfigError(
+        `labels[${JSON.stringify(key)}] must be a string of at most ${MAX_LABEL_VALUE_CHARS} characters without control characters, got ${shown(val)}`,
+      );
+    }
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
+}
+
+function validateLogger(value: unknown): AgentLogger | undefined {
+  if (value === undefined) return undefined;
+  const l = value as Record<string, unknown> | null;
+  if (!l || typeof l !== "object" || !["debug", "info", "warn", "error"].every((m) => typeof l[m] === "function")) {
+    throw new AgentConfigError(`logger must be a pino logger (debug, info, warn, error), got ${shown(value)}`);
+  }
+  return value as AgentLogger;
+}
+
+/** Options as a caller may pass them (e.g. numbers from flags as strings); checked, not trusted. */
+export type RawAgentOptions = Partial<Record<keyof AgentOptions, unknown>>;
+
+/** Checks every option and fills in the defaults. Called by the NodeAgent constructor and the sidecar. */
+export function validateAgentConfig(raw: RawAgentOptions): AgentConfig {
+  if (raw === null || typeof raw !== "object") throw new AgentConfigError(`options must be an object, got ${shown(raw)}`);
+  const coordinators = validateCoordinators(raw.coordinators);
+  const nodeId = raw.nodeId;
+  if (typeof nodeId !== "string" || !NODE_ID_PATTERN.test(nodeId)) {
+    throw new AgentConfigError(`nodeId must match ${NODE_ID_PATTERN.source}, got ${shown(nodeId)}`);
+  }
+  if (!isHostPort(raw.address)) throw new AgentConfigError(`address must be "host:port" with a port in 1..65535, got ${shown(raw.address)}`);
+  const capacity = intField("capacity", raw.capacity, 1, MAX_UINT32);
+  const region = raw.region ?? "";
+  if (typeof region !== "string" || region.length > MAX_REGION_CHARS || CONTROL_CHARS.test(region)) {
+    throw new AgentConfigError(`region must be a string of at most ${MAX_REGION_CHARS} characters without control characters, got ${shown(region)}`);
+  }
+  const retryBaseMs = intField("retryBaseMs", raw.retryBaseMs ?? agentDefaults.retryBaseMs, 1, 60_000);
+  const retryMaxMs = intField("retryMaxMs", raw.retryMaxMs ?? agentDefaults.retryMaxMs, 1, 600_000);
+  if (retryMaxMs < retryBaseMs) throw new AgentConfigError(`retryMaxMs (${retryMaxMs}) must not be below retryBaseMs (${retryBaseMs})`);
+  return {
+    coordinators,
+    nodeId,
+    address: raw.address,
+    capacity,
+    region,
+    labels: validateLabels(raw.labels),
+    checkpointIntervalMs: intField("checkpointIntervalMs", raw.checkpointIntervalMs ?? agentDefaults.checkpointIntervalMs, 10, 3_600_000),
+    rpcTimeoutMs: intField("rpcTimeoutMs", raw.rpcTimeoutMs ?? agentDefaults.rpcTimeoutMs, 10, 600_000),
+    maxSavesInFlight: intField("maxSavesInFlight", raw.maxSavesInFlight ?? agentDefaults.maxSavesInFlight, 1, 1024),
+    retryBaseMs,
+    retryMaxMs,
+    onAssigned: functionField<OnAssigned>("onAssigned", raw.onAssigned),
+    onRevoked: functionField<OnRevoked>("onRevoked", raw.onRevoked),
+    getState: functionField<GetState>("getState", raw.getState),
+    logger: validateLogger(raw.logger),
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * The agent's client of the NodeAgent service over every coordinator
+ * member. Any member accepts any call (followers forward to the leader), so
+ * the agent never looks for the leader: it talks to one member, the
+ * "current" one, and moves to the next when that member does not answer.
+ *
+ * Retry rule: a call that fails with a transport-like status (UNAVAILABLE,
+ * DEADLINE_EXCEEDED, INTERNAL, or CANCELLED that we did not cause) is sent
+ * again to the next member at once; after every member failed once, it
+ * waits a jittered backoff (retryBaseMs doubling to retryMaxMs) before the
+ * next round. Any other status is the coordinator's answer and is returned
+ * to the caller as a CoordinatorCallError. Calls are bounded by `attempts`
+ * (default: one round over the members; Infinity for Register).
+ *
+ * Created by NodeAgent; `close()` (from NodeAgent.stop) makes every pending
+ * and later call reject with AgentStoppedError.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { loadProto, lookup } from "../member/proto.js";
+import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
+
+export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister";
+
+const RETRYABLE = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL, grpc.status.CANCELLED]);
+
+/** Whether a failed call should be sent again to another member. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof CoordinatorCallError && RETRYABLE.has(err.status);
+}
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // A member frozen with its connections open is noticed within ~3 s even on an idle watch stream.
+  "grpc.keepalive_time_ms": 2000,
+  "grpc.keepalive_timeout_ms": 1000,
+  "grpc.keepalive_permit_without_calls": 1,
+  // gRPC's default redial backoff grows to 120 s: a restarted member would stay unused that long.
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+  // This class decides where a call goes again; no hidden retries.
+  "grpc.enable_retries": 0,
+};
+
+export interface ConnectionOptions {
+  readonly rpcTimeoutMs: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** Uniform in [0, 1); injected so tests can pin the jitter and the first member. */
+  readonly random?: () => number;
+  /** Told whenever a failure moves the current member (from → to, with the failed status). */
+  readonly onRotate?: (from: string, to: string, status: grpc.status) => void;
+}
+
+export interface UnaryOptions {
+  /** Deadline of each attempt; default rpcTimeoutMs. */
+  readonly timeoutMs?: number;
+  /** Attempts over all members; default one per member. */
+  readonly attempts?: number;
+}
+
+type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
+type UnaryFn = (req: unknown, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
+type StreamFn = (req: unknown, opts?: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
+
+let clientCtor: grpc.ServiceClientConstructor | undefined;
+function nodeAgentClient(): grpc.ServiceClientConstructor {
+  clientCtor ??= lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.NodeAgent");
+  return clientCtor;
+}
+
+export class CoordinatorConnection {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly random: () => number;
+  private readonly sleepers = new Set<() => void>();
+  private index: number;
+  private closed = false;
+
+  constructor(
+    private readonly addresses: readonly string[],
+    private readonly options: ConnectionOptions,
+  ) {
+    if (addresses.length === 0) throw new Error("invariant: a connection needs at least one member address");
+    this.random = options.random ?? Math.random;
+    // Agents start on a random member so that many of them spread over the group.
+    this.index = Math.floor(this.random() * addresses.length) % addresses.length;
+  }
+
+  /** The member calls go to now. */
+  get address(): string {
+    return this.addresses[this.index]!;
+  }
+
+  get memberCount(): number {
+    return this.addresses.length;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Moves to the next member, unless another failure already moved away
+   * from `failed` (two calls failing on one member rotate once, not twice).
+   */
+  rotateFrom(failed: string, status: grpc.status = grpc.status.UNAVAILABLE): void {
+    if (this.address !== failed || this.addresses.length === 1) return;
+    this.index = (this.index + 1) % this.addresses.length;
+    this.options.onRotate?.(failed, this.address, status);
+  }
+
+  /** Jittered exponential backoff for `round` ≥ 1 full rounds of failures: in [d/2, d). */
+  backoffMs(round: number): number {
+    const d = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.max(0, Math.min(round - 1, 20)));
+    return Math.max(1, Math.floor(d / 2 + (this.random() * d) / 2));
+  }
+
+  /** Resolves after `ms`, or rejects with AgentStoppedError as soon as the connection closes. */
+  sleep(ms: number): Promise<void> {
+    if (this.closed) return Promise.reject(new AgentStoppedError("the agent stopped"));
+    return new Promise<void>((resolve, reject) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        if (this.closed) reject(new AgentStoppedError("the agent stopped"));
+        else resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      this.sleepers.add(wake);
+    });
+  }
+
+  /** One unary call, sent to member after member per the retry rule; resolves with the raw response. */
+  async unary(method: UnaryMethod, request: unknown, opts: UnaryOptions = {}): Promise<unknown> {
+    const attempts = opts.attempts ?? this.addresses.length;
+    const timeoutMs = opts.timeoutMs ?? this.options.rpcTimeoutMs;
+    let last: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0 && attempt % this.addresses.length === 0) await this.sleep(this.backoffMs(attempt / this.addresses.length));
+      if (this.closed) throw new AgentStoppedError(`${method} abandoned: the agent stopped`);
+      const address = this.address;
+      try {
+        return await this.callOnce(address, method, request, timeoutMs);
+      } catch (err) {
+        if (this.closed) throw new AgentStoppedError(`${method} abandoned: the agent stopped`, { cause: err });
+        if (!isRetryable(err)) throw err;
+        last = err;
+        this.rotateFrom(address, (err as CoordinatorCallError).status);
+      }
+    }
+    throw last ?? new Error(`invariant: ${method} made no attempt`);
+  }
+
+  /** Opens the WatchAssignments stream on the current member (no deadline: it stays open). */
+  openWatch(request: unknown): { stream: grpc.ClientReadableStream<unknown>; address: string } {
+    if (this.closed) throw new AgentStoppedError("WatchAssignments abandoned: the agent stopped");
+    const address = this.address;
+    const fn = (this.client(address) as unknown as Record<string, StreamFn>)["WatchAssignments"]!;
+    return { stream: fn.call(this.client(address), request, {}), address };
+  }
+
+  /** Cancels nothing by itself: callers cancel their streams. Closes every channel and wakes every sleeper. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const wake of [...this.sleepers]) wake();
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private client(address: string): grpc.Client {
+    let c = this.clients.get(address);
+    if (!c) {
+      const Ctor = nodeAgentClient();
+      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  private callOnce(address: string, method: UnaryMethod, request: unknown, timeoutMs: number): Promise<unknown> {
+    const client = this.client(address);
+    const fn = (client as unknown as Record<string, UnaryFn>)[method];
+    if (typeof fn !== "function") return Promise.reject(new Error(`invariant: NodeAgent has no method ${method}`));
+    return new Promise<unknown>((resolve, reject) => {
+      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) reject(toCallError(err, method, address));
+        else resolve(res);
+      });
+    });
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Checks of everything the coordinator sends back to the agent. No answer,
+ * however malformed, may crash the host: each parser either returns a typed
+ * value or throws a BadResponseError naming the field, which the agent
+ * reports and survives (a bad answer counts as a failed call or an ignored
+ * event). Messages arrive decoded by proto-loader with keepCase, longs as
+ * Number and enums as Number (src/member/proto.ts), so a uint64 above 2^53
+ * shows up as an unsafe number and is refused rather than rounded.
+ */
+import { MEETING_ID_PATTERN, NODE_ID_PATTERN, shown } from "./agent-config.js";
+import { BadResponseError } from "./errors.js";
+
+/** A meeting's saved state, as the coordinator hands it over on assignment. */
+export interface Checkpoint {
+  readonly meetingId: string;
+  /** The node that saved it (may be another node: the meeting moved). */
+  readonly nodeId: string;
+  readonly epoch: number;
+  /** Per meeting: the new owner's saves continue from here. */
+  readonly sequence: number;
+  readonly state: Uint8Array;
+  readonly savedAtMs: number;
+}
+
+export type AssignmentEvent =
+  | { readonly type: "ASSIGNED"; readonly meetingId: string; readonly epoch: number; readonly checkpoint: Checkpoint | undefined }
+  | { readonly type: "REVOKED"; readonly meetingId: string; readonly epoch: number };
+
+/** AssignmentEvent.Type in proto/convene.proto. */
+const ASSIGNED = 1;
+const REVOKED = 2;
+
+export interface Registration {
+  readonly generation: number;
+  readonly heartbeatIntervalMs: number;
+  readonly leaseTtlMs: number;
+}
+
+export interface HeartbeatAnswer {
+  /** 0 when the coordinator did not say. */
+  readonly leaseTtlMs: number;
+  readonly draining: boolean;
+}
+
+/** Heartbeat intervals outside this range are clamped into it (and reported). */
+export const MIN_HEARTBEAT_INTERVAL_MS = 10;
+export const MAX_HEARTBEAT_INTERVAL_MS = 60_000;
+
+function record(raw: unknown, what: string): Record<string, unknown> {
+  if (raw === null || typeof raw !== "object") throw new BadResponseError(`${what} must be a message, got ${shown(raw)}`);
+  return raw as Record<string, unknown>;
+}
+
+function uint(raw: unknown, field: string, min = 0): number {
+  if (typeof raw !== "number" || !Number.isSafeInteger(raw) || raw < min) {
+    throw new BadResponseError(`${field} must be an integer in ${min}..2^53-1, got ${shown(raw)}`);
+  }
+  return raw;
+}
+
+function meetingId(raw: unknown, field: string): string {
+  if (typeof raw !== "string" || !MEETING_ID_PATTERN.test(raw)) {
+    throw new BadResponseError(`${field} must match ${MEETING_ID_PATTERN.source}, got ${shown(raw)}`);
+  }
+  return raw;
+}
+
+/** RegisterResponse: the node id must be ours and the generation at least 1. */
+export function parseRegisterResponse(raw: unknown, nodeId: string): Registration & { readonly clamped: boolean } {
+  const r = record(raw, "RegisterResponse");
+  // An empty node_id is tolerated (proto3 default); another node's id is not.
+  if (r["node_id"] !== "" && r["node_id"] !== nodeId) {
+    throw new BadResponseError(`RegisterResponse.node_id must be ${JSON.stringify(nodeId)}, got ${shown(r["node_id"])}`);
+  }
+  const generation = uint(r["generation"], "RegisterResponse.generation", 1);
+  const interval = uint(r["heartbeat_interval_ms"], "RegisterResponse.heartbeat_interval_ms");
+  const leaseTtlMs = uint(r["lease_ttl_ms"], "RegisterResponse.lease_ttl_ms");
+  const heartbeatIntervalMs = Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(MIN_HEARTBEAT_INTERVAL_MS, interval));
+  return { generation, heartbeatIntervalMs, leaseTtlMs, clamped: heartbeatIntervalMs !== interval };
+}
+
+export function parseHeartbeatResponse(raw: unknown): HeartbeatAnswer {
+  const r = record(raw, "HeartbeatResponse");
+  const draining = r["draining"];
+  if (typeof draining !== "boolean") throw new BadResponseError(`HeartbeatResponse.draining must be a boolean, got ${shown(draining)}`);
+  return { leaseTtlMs: uint(r["lease_ttl_ms"], "HeartbeatResponse.lease_ttl_ms"), draining };
+}
+
+export function parseSaveCheckpointResponse(raw: unknown): number {
+  return uint(record(raw, "SaveCheckpointResponse")["sequence"], "SaveCheckpointResponse.sequence");
+}
+
+function parseCheckpoint(raw: unknown, eventMeetingId: string): Checkpoint | undefined {
+  if (raw === null || raw === undefined) return undefined;
+  const c = record(raw, "AssignmentEvent.checkpoint");
+  const id = c["meeting_id"];
+  // Empty is the proto3 default for a field the server left unset: it can only mean this meeting.
+  if (id !== "" && id !== eventMeetingId) {
+    throw new BadResponseError(`AssignmentEvent.checkpoint.meeting_id must be ${JSON.stringify(eventMeetingId)}, got ${shown(id)}`);
+  }
+  const nodeId = c["node_id"];
+  if (typeof nodeId !== "string" || (nodeId !== "" && !NODE_ID_PATTERN.test(nodeId))) {
+    throw new BadResponseError(`AssignmentEvent.checkpoint.node_id must match ${NODE_ID_PATTERN.source}, got ${shown(nodeId)}`);
+  }
+  const state = c["state"];
+  if (!(state instanceof Uint8Array)) throw new BadResponseError(`AssignmentEvent.checkpoint.state must be bytes, got ${shown(state)}`);
+  return {
+    meetingId: eventMeetingId,
+    nodeId,
+    epoch: uint(c["epoch"], "AssignmentEvent.checkpoint.epoch"),
+    sequence: uint(c["sequence"], "AssignmentEvent.checkpoint.sequence"),
+    state,
+    savedAtMs: uint(c["saved_at_ms"], "AssignmentEvent.checkpoint.saved_at_ms"),
+  };
+}
+
+/** One message of the WatchAssignments stream. Unknown types are refused (the caller ignores the event). */
+export function parseAssignmentEvent(raw: unknown): AssignmentEvent {
+  const e = record(raw, "AssignmentEvent");
+  const id = meetingId(e["meeting_id"], "AssignmentEvent.meeting_id");
+  switch (e["type"]) {
+    case ASSIGNED:
+      return { type: "ASSIGNED", meetingId: id, epoch: uint(e["epoch"], "AssignmentEvent.epoch", 1), checkpoint: parseCheckpoint(e["checkpoint"], id) };
+    case REVOKED:
+      // 0 (unset) is accepted: a REVOKED that does not say which epoch revokes whatever is held.
+      return { type: "REVOKED", meetingId: id, epoch: uint(e["epoch"], "AssignmentEvent.epoch") };
+    default:
+      throw new BadResponseError(`AssignmentEvent.type must be ASSIGNED (1) or REVOKED (2), got ${shown(e["type"])}`);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Sends Heartbeat every interval, one at a time (a beat still in flight
+ * makes the next tick skip), and keeps the lease and draining flag the
+ * answers carry. Owned by NodeAgent: `start(intervalMs)` after every
+ * Register (the interval may change), `beat()` for an extra beat at once,
+ * `stop()` before Deregister and in stop.
+ */
+import type { CoordinatorConnection } from "./coordinator-connection.js";
+import { parseHeartbeatResponse } from "./coordinator-responses.js";
+
+export interface HeartbeatHost {
+  readonly nodeId: string;
+  readonly capacity: number;
+  readonly rpcTimeoutMs: number;
+  /** Whether a beat may be sent now (registered, not re-registering, not stopped). */
+  mayBeat(): boolean;
+  generation(): number;
+  activeMeetings(): number;
+  /** Every answer, checked. */
+  answered(leaseTtlMs: number, draining: boolean): void;
+  /** The call failed (after trying the members); `generation` is the one it carried. */
+  failed(err: unknown, generation: number): void;
+}
+
+export class HeartbeatLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = false;
+  private intervalMs = 0;
+  private leaseTtlMs = 0;
+
+  constructor(
+    private readonly connection: CoordinatorConnection,
+    private readonly host: HeartbeatHost,
+  ) {}
+
+  /** (Re)starts the beats with the interval and lease of the latest Register. */
+  start(intervalMs: number, leaseTtlMs: number): void {
+    this.stop();
+    this.intervalMs = intervalMs;
+    this.leaseTtlMs = leaseTtlMs;
+    this.timer = setInterval(() => void this.beat(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * Each attempt's deadline: a heartbeat must not outlive the lease it
+   * renews, so at most a third of the lease (but at least one interval),
+   * and never more than rpcTimeoutMs.
+   */
+  timeoutMs(): number {
+    return Math.min(this.host.rpcTimeoutMs, Math.max(this.intervalMs, Math.floor(this.leaseTtlMs / 3)));
+  }
+
+  /** One beat now, unless one is in flight or the host says not to. Never rejects. */
+  async beat(): Promise<void> {
+    if (this.inFlight || !this.host.mayBeat()) return;
+    this.inFlight = true;
+    const generation = this.host.generation();
+    const active = this.host.activeMeetings();
+    try {
+      const raw = await this.connection.unary(
+        "Heartbeat",
+        { node_id: this.host.nodeId, generation, active_meetings: active, load: Math.min(1, active / this.host.capacity) },
+        { timeoutMs: this.timeoutMs() },
+      );
+      const answer = parseHeartbeatResponse(raw);
+      if (answer.leaseTtlMs > 0) this.leaseTtlMs = answer.leaseTtlMs;
+      this.host.answered(this.leaseTtlMs, answer.draining);
+    } catch (err) {
+      this.host.failed(err, generation);
+    } finally {
+      this.inFlight = false;
+    }
+  }
+}

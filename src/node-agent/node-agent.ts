@@ -1,0 +1,400 @@
+/**
+ * NodeAgent: what a Node.js meeting server embeds to take part in convene.
+ *
+ *   const agent = new NodeAgent({ coordinators, nodeId, address, capacity,
+ *     onAssigned, onRevoked, getState });        // validates, throws AgentConfigError
+ *   await agent.start();                         // resolves once registered
+ *   ...
+ *   await agent.stop({ deregister: true });      // graceful leave
+ *
+ * After `start`:
+ * - heartbeats every heartbeat_interval_ms (from Register) with the number
+ *   of held meetings and load = held / capacity;
+ * - keeps WatchAssignments open (AssignmentWatch), turning its events into
+ *   onAssigned / onRevoked (MeetingTable has the epoch rules);
+ * - saves each held meeting's state every checkpointIntervalMs
+ *   (CheckpointScheduler), and on `saveNow`;
+ * - when Heartbeat or WatchAssignments answers FAILED_PRECONDITION or
+ *   NOT_FOUND (stale generation, declared dead, forgotten), calls onRevoked
+ *   for every held meeting, registers again (a new generation) and
+ *   resubscribes: the coordinator re-announces what the node owns now. A
+ *   fenced SaveCheckpoint drops only that meeting (it moved), then a
+ *   heartbeat is sent at once to learn whether the whole node is fenced.
+ *
+ * Reconcile after a resubscribe (the stream has no end-of-snapshot marker):
+ * when a watch stream opens, every held meeting is marked unconfirmed; an
+ * ASSIGNED at the same epoch confirms it. Meetings still unconfirmed when
+ * the stream has stayed open for one heartbeat interval are released with
+ * onRevoked (reason "not-reannounced"). If the stream breaks before that,
+ * the marks carry over to the next stream and its own interval. A missed
+ * REVOKED can only come from a move the node's generation survived (drain
+ * with migrate); the next fenced save would catch it too, this only does
+ * it sooner.
+ *
+ * Nothing the coordinator sends can throw into the host: answers are
+ * checked (coordinator-responses.ts), bad ones are reported as 'error'
+ * events (only when someone listens, so an unhandled 'error' never
+ * crashes the process) and logged.
+ */
+import { EventEmitter } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+import { pino } from "pino";
+import { type AgentConfig, type AgentLogger, type AgentOptions, type RawAgentOptions, validateAgentConfig } from "./agent-config.js";
+import type { AgentEvents, RegisteredInfo, RevokeReason, StopOptions } from "./agent-events.js";
+import { AssignmentWatch } from "./assignment-watch.js";
+import { CheckpointScheduler, type CheckpointTarget } from "./checkpoint-scheduler.js";
+import { CoordinatorConnection } from "./coordinator-connection.js";
+import {
+  type Checkpoint,
+  parseAssignmentEvent,
+  parseRegisterResponse,
+  parseSaveCheckpointResponse,
+} from "./coordinator-responses.js";
+import { AgentStoppedError, HostCallbackError, isFenced } from "./errors.js";
+import { HeartbeatLoop } from "./heartbeat-loop.js";
+import { type HeldMeeting, MeetingTable } from "./meeting-table.js";
+
+type Phase = "new" | "starting" | "running" | "stopping" | "stopped";
+
+export class NodeAgent extends EventEmitter<AgentEvents> {
+  readonly config: AgentConfig;
+  private readonly log: AgentLogger;
+  private readonly connection: CoordinatorConnection;
+  private readonly table = new MeetingTable();
+  private readonly scheduler: CheckpointScheduler;
+  private readonly watch: AssignmentWatch;
+  private phase: Phase = "new";
+  private gen = 0;
+  private hbIntervalMs = 0;
+  private leaseMs = 0;
+  private isDraining = false;
+  private readonly heartbeats: HeartbeatLoop;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private recovering: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
+
+  /** Validates `options` first (AgentConfigError names the field); starts nothing. */
+  constructor(options: AgentOptions, internals: { readonly random?: () => number } = {}) {
+    super();
+    this.config = validateAgentConfig(options as unknown as RawAgentOptions);
+    this.log = this.config.logger ?? pino({ level: "silent" });
+    this.connection = new CoordinatorConnection(this.config.coordinators, {
+      rpcTimeoutMs: this.config.rpcTimeoutMs,
+      retryBaseMs: this.config.retryBaseMs,
+      retryMaxMs: this.config.retryMaxMs,
+      random: internals.random,
+      onRotate: (from, to, status) => this.rotated(from, to, status),
+    });
+    this.scheduler = new CheckpointScheduler(this.checkpointTarget(), {
+      intervalMs: this.config.checkpointIntervalMs,
+      maxInFlight: this.config.maxSavesInFlight,
+    });
+    this.heartbeats = new HeartbeatLoop(this.connection, {
+      nodeId: this.config.nodeId,
+      capacity: this.config.capacity,
+      rpcTimeoutMs: this.config.rpcTimeoutMs,
+      mayBeat: () => !this.recovering && (this.phase === "running" || this.phase === "stopping"),
+      generation: () => this.gen,
+      activeMeetings: () => this.table.size,
+      answered: (leaseTtlMs, draining) => this.heartbeatAnswered(leaseTtlMs, draining),
+      failed: (err, generation) => {
+        if (isFenced(err)) this.recover(`Heartbeat: ${(err as Error).message}`, generation);
+        else if (!(err instanceof AgentStoppedError)) this.reportError(err);
+      },
+    });
+    this.watch = new AssignmentWatch(this.connection, this.config.nodeId, {
+      opened: () => this.watchOpened(),
+      event: (raw) => this.assignmentEvent(raw),
+      broken: () => this.clearSweep(),
+      fenced: (err, generation) => this.recover(`WatchAssignments: ${err.message}`, generation),
+      failed: (err) => this.reportError(err),
+    }, this.log);
+  }
+
+  /** The generation of the current registration; 0 before the first. */
+  get generation(): number {
+    return this.gen;
+  }
+  get heartbeatIntervalMs(): number {
+    return this.hbIntervalMs;
+  }
+  get leaseTtlMs(): number {
+    return this.leaseMs;
+  }
+  /** Whether the last heartbeat said the node is draining (no new meetings). */
+  get draining(): boolean {
+    return this.isDraining;
+  }
+  /** The coordinator member calls go to now. */
+  get coordinatorAddress(): string {
+    return this.connection.address;
+  }
+  get running(): boolean {
+    return this.phase === "running";
+  }
+
+  /** Held meetings: meeting id → epoch (a copy). */
+  meetings(): Map<string, number> {
+    return this.table.epochs();
+  }
+
+  /**
+   * Registers (trying member after member until one answers), then starts
+   * heartbeats, the assignment watch and the checkpoints. Resolves once
+   * registered; rejects on a refusal (e.g. INVALID_ARGUMENT) or when
+   * stopped first, leaving the agent stopped. Call once.
+   */
+  async start(): Promise<void> {
+    if (this.phase !== "new") throw new Error(`start() may be called once; the agent is ${this.phase}`);
+    this.phase = "starting";
+    try {
+      await this.register();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    if (this.phase !== "starting") throw new AgentStoppedError("the agent was stopped before it registered");
+    this.phase = "running";
+    this.log.info({ generation: this.gen, heartbeatIntervalMs: this.hbIntervalMs, leaseTtlMs: this.leaseMs }, "registered");
+    this.emit("registered", this.registration());
+    this.heartbeats.start(this.hbIntervalMs, this.leaseMs);
+    this.scheduler.start();
+    this.watch.open(this.gen);
+  }
+
+  /**
+   * Stops timers, the watch and every channel. With `deregister`, first saves every held meeting
+   * once (waiting at most max(2 s, 3 × rpcTimeoutMs)), calls Deregister and onRevoked for each
+   * meeting. Without it, held meetings stay the node's until its lease
+   * runs out and onRevoked is not called. Rejects (after stopping) when
+   * Deregister failed. Idempotent.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    this.stopped ??= this.shutdown(options.deregister === true);
+    return this.stopped;
+  }
+
+  /** Saves one meeting's state now; see CheckpointScheduler.saveNow. */
+  saveNow(meetingId: string): Promise<number | undefined> {
+    if (this.phase !== "running") return Promise.reject(new AgentStoppedError(`the agent is ${this.phase}`));
+    return this.scheduler.saveNow(meetingId);
+  }
+
+  private async shutdown(deregister: boolean): Promise<void> {
+    const wasRunning = this.phase === "running";
+    this.phase = "stopping";
+    this.scheduler.stop();
+    let failure: unknown;
+    if (deregister && wasRunning && !this.recovering) {
+      await Promise.race([this.scheduler.flush(), this.connection.sleep(Math.max(2000, 3 * this.config.rpcTimeoutMs))]); // bounded
+      this.heartbeats.stop();
+      try {
+        await this.connection.unary("Deregister", { node_id: this.config.nodeId, generation: this.gen });
+        this.log.info({ generation: this.gen, meetings: this.table.size }, "deregistered");
+        this.watch.close();
+        for (const m of this.table.clear()) this.announceRevoked(m, "deregistered");
+      } catch (err) {
+        failure = err;
+      }
+    }
+    this.heartbeats.stop();
+    this.clearSweep();
+    this.watch.close();
+    this.connection.close();
+    this.table.clear();
+    this.phase = "stopped";
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Register until a member answers with a valid registration; refusals are thrown. */
+  private async register(): Promise<void> {
+    const request = {
+      node_id: this.config.nodeId,
+      address: this.config.address,
+      capacity: this.config.capacity,
+      region: this.config.region,
+      labels: this.config.labels,
+    };
+    for (let round = 1; ; round++) {
+      const raw = await this.connection.unary("Register", request, { attempts: Infinity });
+      try {
+        const reg = parseRegisterResponse(raw, this.config.nodeId);
+        if (reg.clamped) this.log.warn({ heartbeatIntervalMs: reg.heartbeatIntervalMs }, "heartbeat_interval_ms out of range; clamped");
+        if (reg.generation <= this.gen) this.log.warn({ generation: reg.generation, previous: this.gen }, "Register returned a generation that did not grow");
+        this.gen = reg.generation;
+        this.hbIntervalMs = reg.heartbeatIntervalMs;
+        this.leaseMs = reg.leaseTtlMs;
+        this.isDraining = false;
+        return;
+      } catch (err) {
+        this.reportError(err);
+        this.connection.rotateFrom(this.connection.address);
+        await this.connection.sleep(this.connection.backoffMs(round));
+      }
+    }
+  }
+
+  /**
+   * Fenced by the coordinator while at `generation`: drop everything, then
+   * register and resubscribe. Once at a time; a report about an older
+   * generation (a late answer) is ignored.
+   */
+  private recover(reason: string, generation: number): void {
+    if (this.phase !== "running" || this.recovering || generation !== this.gen) return;
+    this.log.warn({ reason, generation }, "fenced by the coordinator; registering again");
+    this.recovering = this.reregister(reason, generation).finally(() => {
+      this.recovering = undefined;
+    });
+  }
+
+  private async reregister(reason: string, previousGeneration: number): Promise<void> {
+    this.watch.close();
+    this.clearSweep();
+    for (const m of this.table.clear()) this.announceRevoked(m, "fenced");
+    for (;;) {
+      try {
+        await this.register();
+        break;
+      } catch (err) {
+        if (err instanceof AgentStoppedError || this.phase !== "running") return;
+        this.reportError(err);
+        try {
+          await this.connection.sleep(this.config.retryMaxMs);
+        } catch {
+          return;
+        }
+      }
+    }
+    if (this.phase !== "running") return;
+    this.log.info({ generation: this.gen, previousGeneration }, "registered again");
+    this.heartbeats.start(this.hbIntervalMs, this.leaseMs);
+    this.emit("reregistered", { ...this.registration(), previousGeneration, reason });
+    this.watch.open(this.gen);
+  }
+
+  private heartbeatAnswered(leaseTtlMs: number, draining: boolean): void {
+    this.leaseMs = leaseTtlMs;
+    if (draining !== this.isDraining) this.log.info({ draining }, "draining changed");
+    this.isDraining = draining;
+    this.emit("heartbeat", { leaseTtlMs, draining });
+  }
+
+  /** A call timed out on the member the watch stream is on: that member may be frozen, so move the stream too. */
+  private rotated(from: string, to: string, status: grpc.status): void {
+    this.log.debug({ from, to, status: grpc.status[status] }, "moving to another coordinator member");
+    if (status === grpc.status.DEADLINE_EXCEEDED && this.watch.address === from && this.phase === "running") this.watch.restart();
+  }
+
+  private watchOpened(): void {
+    this.table.markAllUnconfirmed();
+    this.clearSweep();
+    if (this.table.size === 0) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      if (this.phase !== "running") return;
+      for (const m of this.table.sweepUnconfirmed()) this.announceRevoked(m, "not-reannounced");
+    }, this.hbIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  private clearSweep(): void {
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  private assignmentEvent(raw: unknown): void {
+    let event;
+    try {
+      event = parseAssignmentEvent(raw);
+    } catch (err) {
+      this.reportError(err);
+      return;
+    }
+    const outcome = this.table.apply(event);
+    switch (outcome.kind) {
+      case "assigned":
+        this.announceAssigned(outcome.meeting, outcome.checkpoint, false);
+        return;
+      case "reassigned":
+        this.announceRevoked(outcome.previous, "reassigned");
+        this.announceAssigned(outcome.meeting, outcome.checkpoint, true);
+        return;
+      case "revoked":
+        this.announceRevoked(outcome.meeting, "revoked");
+        return;
+      case "unchanged":
+        this.log.debug({ meetingId: event.meetingId, reason: outcome.reason }, "assignment event changes nothing");
+        return;
+      default:
+        throw new Error(`invariant: unhandled outcome ${JSON.stringify(outcome satisfies never)}`);
+    }
+  }
+
+  private announceAssigned(meeting: HeldMeeting, checkpoint: Checkpoint | undefined, reassigned: boolean): void {
+    const { meetingId, epoch } = meeting;
+    this.log.info({ meetingId, epoch, checkpointSequence: checkpoint?.sequence }, "meeting assigned");
+    this.invokeHost(`onAssigned(${JSON.stringify(meetingId)})`, () => this.config.onAssigned(meetingId, epoch, checkpoint));
+    this.emit("assigned", { meetingId, epoch, checkpoint, reassigned });
+  }
+
+  private announceRevoked(meeting: HeldMeeting, reason: RevokeReason): void {
+    const { meetingId, epoch } = meeting;
+    this.log.info({ meetingId, epoch, reason }, "meeting revoked");
+    this.invokeHost(`onRevoked(${JSON.stringify(meetingId)})`, () => this.config.onRevoked(meetingId));
+    this.emit("revoked", { meetingId, epoch, reason });
+  }
+
+  private checkpointTarget(): CheckpointTarget {
+    return {
+      table: this.table,
+      getState: (meetingId) => this.config.getState(meetingId),
+      save: async (meeting, sequence, state) =>
+        parseSaveCheckpointResponse(
+          await this.connection.unary("SaveCheckpoint", {
+            node_id: this.config.nodeId,
+            generation: this.gen,
+            meeting_id: meeting.meetingId,
+            epoch: meeting.epoch,
+            sequence,
+            state,
+          }),
+        ),
+      rejected: (meeting, err) => {
+        if (!this.table.release(meeting)) return;
+        this.log.warn({ meetingId: meeting.meetingId, epoch: meeting.epoch, err: err.message }, "checkpoint refused: the meeting is no longer ours");
+        this.announceRevoked(meeting, "moved");
+        // The refusal may be about the whole node (stale generation, declared dead): a heartbeat now tells.
+        void this.heartbeats.beat();
+      },
+      saved: (meeting, sequence, bytes) => this.emit("checkpoint", { meetingId: meeting.meetingId, epoch: meeting.epoch, sequence, bytes }),
+      failed: (_meetingId, err) => this.reportError(err),
+    };
+  }
+
+  private registration(): RegisteredInfo {
+    return { generation: this.gen, heartbeatIntervalMs: this.hbIntervalMs, leaseTtlMs: this.leaseMs };
+  }
+
+  /** Calls a host callback; a throw or a rejection becomes an 'error' event, never an exception here. */
+  private invokeHost(what: string, fn: () => unknown): void {
+    try {
+      const result = fn();
+      if (result instanceof Promise) result.catch((err: unknown) => this.reportError(new HostCallbackError(`${what} rejected`, { cause: err })));
+    } catch (err) {
+      this.reportError(new HostCallbackError(`${what} threw`, { cause: err }));
+    }
+  }
+
+  /** Logs, and emits 'error' only when someone listens (an unheard 'error' would throw). */
+  private reportError(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.log.warn({ err: error }, error.message);
+    if (this.listenerCount("error") > 0) {
+      try {
+        this.emit("error", error);
+      } catch (listenerErr) {
+        this.log.error({ err: listenerErr }, "an 'error' listener threw");
+      }
+    }
+  }
+}

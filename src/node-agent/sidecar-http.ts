@@ -1,0 +1,152 @@
+/**
+ * The sidecar's local HTTP API for its host (a meeting server not written
+ * in Node.js). Loopback only; no authentication beyond that.
+ *
+ *   GET  /meetings                    200 {"nodeId","generation","meetings":[{"meetingId","epoch"}]}
+ *   PUT  /meetings/{id}/state         204; body (any bytes) = the state the next checkpoint saves
+ *   POST /meetings/{id}/checkpoint    200 {"meetingId","sequence"}: saved now
+ *   GET  /healthz                     200 while registered, else 503
+ *
+ * Errors are JSON {"error": "<code>", "message": "<what and why>"}:
+ * 400 invalid_meeting_id, 404 not_held / not_found, 405 method_not_allowed,
+ * 409 no_state (nothing PUT since the assignment) or moved (the coordinator
+ * refused: the meeting is no longer this node's), 413 too_large,
+ * 503 unavailable (with Retry-After) when no coordinator member answered.
+ * This file is the one place the agent's errors become HTTP statuses.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { MEETING_ID_PATTERN } from "./agent-config.js";
+import { AgentStoppedError, CoordinatorCallError, MeetingNotHeldError } from "./errors.js";
+import type { NodeAgent } from "./node-agent.js";
+
+export interface SidecarHttpDeps {
+  readonly agent: NodeAgent;
+  /** meeting id → the last state PUT by the host; the sidecar's getState reads it. */
+  readonly states: Map<string, Uint8Array>;
+  readonly maxStateBytes: number;
+}
+
+interface HttpError {
+  readonly status: number;
+  readonly error: string;
+  readonly message: string;
+}
+
+const MEETING_PATH = /^\/meetings\/([^/]+)\/(state|checkpoint)$/;
+
+function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  if (body === undefined) {
+    res.writeHead(status, headers).end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers }).end(text);
+}
+
+function sendError(res: ServerResponse, e: HttpError): void {
+  send(res, e.status, { error: e.error, message: e.message }, e.status === 503 ? { "retry-after": "1" } : {});
+}
+
+/** The HTTP answer for a failed save. */
+export function saveErrorToHttp(err: unknown): HttpError {
+  if (err instanceof MeetingNotHeldError) return { status: 404, error: "not_held", message: err.message };
+  if (err instanceof AgentStoppedError) return { status: 503, error: "unavailable", message: err.message };
+  if (err instanceof CoordinatorCallError) {
+    switch (err.status) {
+      case grpc.status.FAILED_PRECONDITION:
+      case grpc.status.NOT_FOUND:
+        return { status: 409, error: "moved", message: err.message };
+      case grpc.status.RESOURCE_EXHAUSTED:
+        return { status: 413, error: "too_large", message: err.message };
+      case grpc.status.UNAVAILABLE:
+      case grpc.status.DEADLINE_EXCEEDED:
+      case grpc.status.INTERNAL:
+      case grpc.status.CANCELLED:
+        return { status: 503, error: "unavailable", message: err.message };
+      default:
+        return { status: 502, error: "coordinator_error", message: err.message };
+    }
+  }
+  return { status: 500, error: "internal", message: err instanceof Error ? err.message : String(err) };
+}
+
+/** Reads the body up to `limit` bytes; undefined when it is larger (the rest is drained and dropped). */
+function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) over = true;
+      if (!over) chunks.push(chunk);
+    });
+    req.on("end", () => resolve(over ? undefined : new Uint8Array(Buffer.concat(chunks))));
+    req.on("error", reject);
+  });
+}
+
+/** The request handler for node:http's createServer. Never throws; every answer is JSON or empty. */
+export function sidecarHandler(deps: SidecarHttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(deps, req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendError(res, { status: 500, error: "internal", message: err instanceof Error ? err.message : String(err) });
+      else res.destroy();
+    });
+  };
+}
+
+async function handle(deps: SidecarHttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { agent } = deps;
+  const path = new URL(req.url ?? "/", "http://sidecar").pathname;
+  const method = req.method ?? "GET";
+  if (path === "/meetings" || path === "/healthz") {
+    if (method !== "GET") return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use GET` });
+    if (path === "/healthz") {
+      return agent.running
+        ? send(res, 200, { nodeId: agent.config.nodeId, generation: agent.generation })
+        : sendError(res, { status: 503, error: "unavailable", message: "the agent is not registered" });
+    }
+    const meetings = [...agent.meetings()].map(([meetingId, epoch]) => ({ meetingId, epoch }));
+    return send(res, 200, { nodeId: agent.config.nodeId, generation: agent.generation, meetings });
+  }
+  const match = MEETING_PATH.exec(path);
+  if (!match) return sendError(res, { status: 404, error: "not_found", message: `no resource ${path}` });
+  let meetingId: string;
+  try {
+    meetingId = decodeURIComponent(match[1]!);
+  } catch {
+    meetingId = "";
+  }
+  if (!MEETING_ID_PATTERN.test(meetingId)) {
+    return sendError(res, { status: 400, error: "invalid_meeting_id", message: `meeting id must match ${MEETING_ID_PATTERN.source}` });
+  }
+  const expected = match[2] === "state" ? "PUT" : "POST";
+  if (method !== expected) return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use ${expected}` });
+  if (!agent.meetings().has(meetingId)) {
+    return sendError(res, { status: 404, error: "not_held", message: `meeting ${meetingId} is not held by node ${agent.config.nodeId}` });
+  }
+  if (match[2] === "state") {
+    const body = await readBody(req, deps.maxStateBytes);
+    if (body === undefined) {
+      return sendError(res, { status: 413, error: "too_large", message: `state must be at most ${deps.maxStateBytes} bytes` });
+    }
+    // The meeting may have been revoked while the body arrived: keep no state for a meeting not held.
+    if (!agent.meetings().has(meetingId)) {
+      return sendError(res, { status: 404, error: "not_held", message: `meeting ${meetingId} is not held by node ${agent.config.nodeId}` });
+    }
+    deps.states.set(meetingId, body);
+    return send(res, 204);
+  }
+  let sequence: number | undefined;
+  try {
+    sequence = await agent.saveNow(meetingId);
+  } catch (err) {
+    return sendError(res, saveErrorToHttp(err));
+  }
+  if (sequence === undefined) {
+    return sendError(res, { status: 409, error: "no_state", message: `no state was PUT for meeting ${meetingId} since it was assigned` });
+  }
+  return send(res, 200, { meetingId, sequence });
+}

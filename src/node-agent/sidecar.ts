@@ -1,0 +1,247 @@
+/**
+ * The node agent as a separate process, for meeting servers not written in
+ * Node.js (`convene agent`, wired by src/cli.ts through runAgentSidecar):
+ *
+ *   convene agent --coordinators 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 \
+ *     --node-id m1 --address 127.0.0.1:9001 --capacity 100 \
+ *     --listen 127.0.0.1:7400 --webhook http://127.0.0.1:9001/convene/events
+ *
+ * The host learns of assignments from the webhook (webhook.ts) or by
+ * polling GET /meetings, PUTs each meeting's state whenever it likes (the
+ * periodic checkpoint saves the last one PUT), and may POST a checkpoint
+ * now (sidecar-http.ts). On SIGTERM/SIGINT the sidecar saves every meeting,
+ * deregisters (its meetings move at once, with those checkpoints) and exits.
+ */
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { parseArgs } from "node:util";
+import { pino } from "pino";
+import { type AgentLogger, type AgentOptions, type RawAgentOptions, intField, isHostPort, shown } from "./agent-config.js";
+import { AgentConfigError } from "./errors.js";
+import type { StopOptions } from "./agent-events.js";
+import { NodeAgent } from "./node-agent.js";
+import { sidecarHandler } from "./sidecar-http.js";
+import { WebhookNotifier } from "./webhook.js";
+
+export interface SidecarOptions {
+  /** The agent's options but its callbacks, which the sidecar supplies. */
+  readonly agent: Omit<AgentOptions, "onAssigned" | "onRevoked" | "getState">;
+  /** Loopback "host:port" of the HTTP API; port 0 picks a free one. */
+  readonly listen: string;
+  /** Where assignment changes are POSTed; none: the host polls GET /meetings. */
+  readonly webhookUrl?: string;
+  /** Largest state a PUT accepts; default 256 KiB (the coordinator's default limit). */
+  readonly maxStateBytes?: number;
+  readonly webhookTimeoutMs?: number;
+  readonly webhookAttempts?: number;
+}
+
+export const sidecarDefaults = {
+  listen: "127.0.0.1:7400",
+  maxStateBytes: 256 * 1024,
+  webhookTimeoutMs: 2000,
+  webhookAttempts: 3,
+} as const;
+
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+function splitHostPort(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(":");
+  return { host: listen.slice(0, colon), port: Number(listen.slice(colon + 1)) };
+}
+
+function validateListen(value: unknown): string {
+  if (!isHostPort(value, true) || !LOOPBACK_HOSTS.has(splitHostPort(value).host)) {
+    throw new AgentConfigError(`listen must be a loopback "host:port" (127.0.0.1, localhost or [::1]; port 0 picks one), got ${shown(value)}`);
+  }
+  return value;
+}
+
+function validateWebhook(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = typeof value === "string" ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new AgentConfigError(`webhook must be an http:// or https:// URL, got ${shown(value)}`);
+  }
+  return url.toString();
+}
+
+export class AgentSidecar {
+  readonly agent: NodeAgent;
+  private readonly states = new Map<string, Uint8Array>();
+  private readonly server: Server;
+  private readonly webhook: WebhookNotifier | undefined;
+  private readonly listen: string;
+
+  /** Validates everything (AgentConfigError names the field); starts nothing. */
+  constructor(options: SidecarOptions) {
+    this.listen = validateListen(options.listen);
+    const webhookUrl = validateWebhook(options.webhookUrl);
+    const maxStateBytes = intField("maxStateBytes", options.maxStateBytes ?? sidecarDefaults.maxStateBytes, 1, 64 * 1024 * 1024);
+    const log: AgentLogger = options.agent.logger ?? pino({ level: "silent" });
+    this.webhook = webhookUrl
+      ? new WebhookNotifier(
+          {
+            url: webhookUrl,
+            timeoutMs: intField("webhookTimeoutMs", options.webhookTimeoutMs ?? sidecarDefaults.webhookTimeoutMs, 1, 600_000),
+            attempts: intField("webhookAttempts", options.webhookAttempts ?? sidecarDefaults.webhookAttempts, 1, 100),
+            retryMs: 100,
+          },
+          log,
+        )
+      : undefined;
+    this.agent = new NodeAgent({
+      ...options.agent,
+      // A new tenure starts with no state from the host: an older PUT must not be saved under it.
+      onAssigned: (meetingId) => void this.states.delete(meetingId),
+      onRevoked: (meetingId) => void this.states.delete(meetingId),
+      getState: (meetingId) => this.states.get(meetingId),
+    });
+    this.agent.on("assigned", ({ meetingId, epoch, checkpoint }) =>
+      this.webhook?.notify({ type: "assigned", meetingId, epoch, checkpoint: checkpoint ? Buffer.from(checkpoint.state).toString("base64") : null }),
+    );
+    this.agent.on("revoked", ({ meetingId, epoch }) => this.webhook?.notify({ type: "revoked", meetingId, epoch, checkpoint: null }));
+    // Errors are logged by the agent; listening keeps them from being raised.
+    this.agent.on("error", () => undefined);
+    this.server = createServer(sidecarHandler({ agent: this.agent, states: this.states, maxStateBytes }));
+  }
+
+  /** The HTTP API's base URL, e.g. http://127.0.0.1:7400 (after start). */
+  get url(): string {
+    const address = this.server.address() as AddressInfo | null;
+    if (!address) throw new Error("the sidecar is not listening");
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}`;
+  }
+
+  /** Opens the HTTP API, then starts the agent (resolves once registered). */
+  async start(): Promise<void> {
+    const { host, port } = splitHostPort(this.listen);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host.replace(/^\[|\]$/g, ""), () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    try {
+      await this.agent.start();
+    } catch (err) {
+      await this.closeServer();
+      throw err;
+    }
+  }
+
+  /** Stops the agent (see NodeAgent.stop), delivers queued webhook notices, closes the HTTP API. */
+  async stop(options: StopOptions = {}): Promise<void> {
+    try {
+      await this.agent.stop(options);
+    } finally {
+      await this.webhook?.close();
+      await this.closeServer();
+    }
+  }
+
+  /** Resolves once every webhook notice queued so far was delivered or given up (for tests). */
+  webhookIdle(): Promise<void> {
+    return this.webhook?.idle() ?? Promise.resolve();
+  }
+
+  private closeServer(): Promise<void> {
+    if (!this.server.listening) return Promise.resolve();
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export const agentUsage = `usage:
+  convene agent --coordinators HOST:PORT,... --node-id ID --address HOST:PORT --capacity N
+                [--region R] [--label KEY=VALUE]... [--listen 127.0.0.1:PORT] [--webhook URL]
+                [--checkpoint-interval-ms N] [--rpc-timeout-ms N] [--max-state-bytes N] [--log-level LEVEL]`;
+
+/** Parses `convene agent` flags into sidecar options (numbers checked later, by the validators). */
+export function parseSidecarArgs(argv: readonly string[], logger?: AgentLogger): SidecarOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        coordinators: { type: "string" },
+        "node-id": { type: "string" },
+        address: { type: "string" },
+        capacity: { type: "string" },
+        region: { type: "string" },
+        label: { type: "string", multiple: true },
+        listen: { type: "string" },
+        webhook: { type: "string" },
+        "checkpoint-interval-ms": { type: "string" },
+        "rpc-timeout-ms": { type: "string" },
+        "max-state-bytes": { type: "string" },
+        "log-level": { type: "string" },
+      },
+    }));
+  } catch (err) {
+    throw new AgentConfigError(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+  const labels: Record<string, string> = {};
+  for (const label of values.label ?? []) {
+    const eq = label.indexOf("=");
+    if (eq <= 0) throw new AgentConfigError(`label must be KEY=VALUE, got ${shown(label)}`);
+    labels[label.slice(0, eq)] = label.slice(eq + 1);
+  }
+  // Numbers stay strings here: the validators convert them and name the field and the value as given.
+  const agent: RawAgentOptions = {
+    coordinators: (values.coordinators ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""),
+    nodeId: values["node-id"],
+    address: values.address,
+    capacity: values.capacity,
+    region: values.region,
+    labels,
+    checkpointIntervalMs: values["checkpoint-interval-ms"],
+    rpcTimeoutMs: values["rpc-timeout-ms"],
+    logger,
+  };
+  return {
+    agent: agent as unknown as SidecarOptions["agent"],
+    listen: values.listen ?? sidecarDefaults.listen,
+    webhookUrl: values.webhook,
+    maxStateBytes: values["max-state-bytes"] as unknown as number | undefined,
+  };
+}
+
+/**
+ * `convene agent ARGS`: validates the flags, opens the HTTP API, registers,
+ * and (unless told otherwise) leaves gracefully on SIGTERM/SIGINT, then
+ * exits. Resolves with the running sidecar; rejects with AgentConfigError
+ * for bad flags (the CLI prints `agentUsage`).
+ */
+export async function runAgentSidecar(argv: readonly string[], options: { readonly handleSignals?: boolean } = {}): Promise<AgentSidecar> {
+  const level = parseArgs({ args: [...argv], options: { "log-level": { type: "string" } }, strict: false }).values["log-level"];
+  const logger = pino({ level: typeof level === "string" ? level : "info", base: { component: "agent" } });
+  const sidecar = new AgentSidecar(parseSidecarArgs(argv, logger));
+  await sidecar.start();
+  logger.info({ url: sidecar.url, node: sidecar.agent.config.nodeId, generation: sidecar.agent.generation }, "agent sidecar running");
+  if (options.handleSignals !== false) {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, "leaving: saving checkpoints and deregistering");
+      sidecar.stop({ deregister: true }).then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, "graceful leave failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  }
+  return sidecar;
+}
