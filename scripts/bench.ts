@@ -6,6 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { benchCoordinator } from "./bench/coordinator.js";
+import { benchFailover } from "./bench/failover.js";
 import { benchRaft, benchRaftSteady } from "./bench/raft.js";
 import { benchRaftCore } from "./bench/raft-core.js";
 
@@ -23,6 +24,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   raft: () => benchRaft(),
   "raft-steady": () => benchRaftSteady(),
   coordinator: () => benchCoordinator(),
+  failover: () => benchFailover(),
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });

@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { ConfigError } from "./raft/errors.js";
 import { runAdmin } from "./member/admin-cli.js";
+import { AgentConfigError, agentUsage, runAgentSidecar } from "./node-agent/index.js";
 import { Member } from "./member/member.js";
 import { type RawMemberConfig, loadConfigFile, validateMemberConfig } from "./member/member-config.js";
 
@@ -18,7 +19,10 @@ const usage = `usage:
                  [--snapshot-every N] [--request-timeout-ms N] [--log-level LEVEL]
                  [--app coordinator|kv]
                  [--config FILE]
-  convene admin [--server HOST:PORT] status | add-learner ID HOST:PORT | promote ID | remove ID | transfer ID`;
+  convene admin [--server HOST:PORT] status | add-learner ID HOST:PORT | promote ID | remove ID | transfer ID
+  convene agent ...   (the node agent sidecar; see below)
+
+${agentUsage}`;
 
 async function runMember(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -85,6 +89,9 @@ async function main(): Promise<void> {
     case "admin":
       await runAdmin(rest);
       return;
+    case "agent":
+      await runAgentSidecar(rest, { handleSignals: true });
+      return;
     default:
       console.error(usage);
       process.exit(command === undefined || command === "--help" ? 0 : 2);
@@ -92,7 +99,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || (err instanceof Error && "code" in err && err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")) {
+  if (err instanceof ConfigError || err instanceof AgentConfigError || (err instanceof Error && "code" in err && err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")) {
     console.error(`convene: ${err.message}`);
     process.exit(2);
   }
