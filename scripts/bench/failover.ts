@@ -26,7 +26,7 @@ class ServerProcess {
   child: ChildProcess | undefined;
   readonly assigned: Assigned[] = [];
   constructor(
-    readonly nodeId: string,
+    public nodeId: string,
     readonly port: number,
     private readonly coordinators: string,
   ) {}
@@ -95,12 +95,23 @@ async function trials(kind: "SIGKILL" | "SIGSTOP", count: number): Promise<numbe
     await sleep(2000);
     for (let i = 0; i < 300; i++) await unary(client, "GetRoute", { meeting_id: `room-${kind}-${i}`, create: true, region: "" }, 5000);
     for (let t = 0; t < count; t++) {
-      await sleep(800); // checkpoints saved
+      await sleep(1500); // checkpoints saved
       const list = await unary<{ meetings: { meeting_id: string; node_id: string; epoch: number }[] }>(client, "ListMeetings", { node_id: "" }, 5000);
       const byNode = new Map<string, { meeting_id: string; epoch: number }[]>();
       for (const m of list.meetings) byNode.set(m.node_id, [...(byNode.get(m.node_id) ?? []), m]);
       const victim = servers.reduce((a, b) => ((byNode.get(a.nodeId)?.length ?? 0) >= (byNode.get(b.nodeId)?.length ?? 0) ? a : b));
       const meetings = new Map((byNode.get(victim.nodeId) ?? []).map((m) => [m.meeting_id, m.epoch]));
+      // A meeting created moments ago may not have a checkpoint yet: only
+      // those that have one must arrive with it.
+      const checkpointed = new Set<string>();
+      await Promise.all(
+        [...meetings.keys()].map((m) =>
+          unary(client, "GetCheckpoint", { meeting_id: m }, 5000).then(
+            () => checkpointed.add(m),
+            () => undefined,
+          ),
+        ),
+      );
       const killedAt = Date.now();
       await victim.kill(kind);
       // Done when every meeting is held elsewhere at a higher epoch, with a checkpoint.
@@ -108,19 +119,30 @@ async function trials(kind: "SIGKILL" | "SIGSTOP", count: number): Promise<numbe
       let doneAt = 0;
       while (Date.now() - killedAt < 15_000) {
         const held = new Set<string>();
-        for (const s of others) for (const a of s.assigned) if (a.at >= killedAt && (meetings.get(a.meetingId) ?? Infinity) < a.epoch && a.checkpoint !== null) held.add(a.meetingId);
+        for (const s of others) for (const a of s.assigned) if (a.at >= killedAt && (meetings.get(a.meetingId) ?? Infinity) < a.epoch && (a.checkpoint !== null || !checkpointed.has(a.meetingId))) held.add(a.meetingId);
         if ([...meetings.keys()].every((m) => held.has(m))) {
           doneAt = Math.max(...others.flatMap((s) => s.assigned.filter((a) => meetings.has(a.meetingId) && a.at >= killedAt).map((a) => a.at)));
           break;
         }
         await sleep(20);
       }
-      if (!doneAt) throw new Error(`trial ${t}: meetings of ${victim.nodeId} did not all move within 15 s`);
+      if (!doneAt) {
+        const now = await unary<{ meetings: { meeting_id: string; node_id: string; epoch: number }[] }>(client, "ListMeetings", { node_id: "" }, 5000);
+        const missing = [...meetings.keys()].filter((m) => !others.some((s) => s.assigned.some((a) => a.meetingId === m && a.at >= killedAt && a.epoch > meetings.get(m)!)));
+        const sample = missing.slice(0, 5).map((m) => ({ m, route: now.meetings.find((x) => x.meeting_id === m), events: others.flatMap((s) => s.assigned.filter((a) => a.meetingId === m).map((a) => ({ node: s.nodeId, ...a }))) }));
+        throw new Error(`trial ${t}: meetings of ${victim.nodeId} did not all move within 15 s: ${missing.length} of ${meetings.size} not held elsewhere, e.g. ${JSON.stringify(sample)}`);
+      }
       times.push(doneAt - killedAt);
       if (kind === "SIGSTOP") await victim.stopFrozen();
-      victim.start(); // comes back empty, re-registers with a new generation
+      // It comes back empty under a new id: flap damping rightly holds a
+      // node that died three times in ten minutes out of placement, which
+      // is not what this benchmark measures.
+      victim.nodeId = `${victim.nodeId.split("-")[0]}-r${t}`;
+      victim.start();
       await sleep(1500);
-      // Put meetings back on it so the next victim has some: new meetings land on the emptiest.
+      // Keep 300 meetings: end the ones that moved and create as many anew;
+      // they land on the emptiest server, the one that just came back.
+      for (const m of meetings.keys()) await unary(client, "EndMeeting", { meeting_id: m }, 5000);
       for (let i = 0; i < meetings.size; i++) await unary(client, "GetRoute", { meeting_id: `room-${kind}-${t}-${i}`, create: true, region: "" }, 5000);
     }
     client.close();
@@ -132,6 +154,8 @@ async function trials(kind: "SIGKILL" | "SIGSTOP", count: number): Promise<numbe
 }
 
 export async function benchFailover(options: { kills?: number; freezes?: number } = {}): Promise<Record<string, number | string>> {
+  // Checked: a moved meeting that had a checkpoint arrives with it (the
+  // new owner printed its state), within the time reported.
   const out: Record<string, number | string> = {};
   for (const [k, v] of Object.entries(stats(await trials("SIGKILL", options.kills ?? 20)))) out[`kill -9 ${k}`] = v;
   for (const [k, v] of Object.entries(stats(await trials("SIGSTOP", options.freezes ?? 10)))) out[`SIGSTOP ${k}`] = v;
