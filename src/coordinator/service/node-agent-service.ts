@@ -24,6 +24,7 @@ import {
   validateUint,
 } from "../ids.js";
 import { validateLabels } from "../labels.js";
+import type { CoordinatorQueries } from "../state.js";
 import type { CoordinatorNode } from "./coordinator-node.js";
 import type { FailureDetector } from "./failure-detector.js";
 import { unaryHandler } from "./handler.js";
@@ -125,16 +126,24 @@ export function nodeAgentHandlers(deps: {
         endStream(call, e.code, e.details);
         return;
       }
-      coordinator
-        .read((q) => {
-          const check = q.checkSession(nodeId, generation);
-          if (!check.ok) throw failureToError(check);
-          // Register for changes and take the list in the same turn, so no
-          // change can fall between them.
-          stream = { nodeId, generation, call: call as grpc.ServerWritableStream<unknown, unknown> };
-          watches.add(stream);
-          return q.meetingsOf(nodeId);
-        })
+      const open = (q: CoordinatorQueries) => {
+        const check = q.checkSession(nodeId, generation);
+        if (!check.ok) throw failureToError(check);
+        // Register for changes and take the list in the same turn, so no
+        // change can fall between them.
+        stream = { nodeId, generation, call: call as grpc.ServerWritableStream<unknown, unknown> };
+        watches.add(stream);
+        return q.meetingsOf(nodeId);
+      };
+      // The list as this member has applied it, then every change in apply
+      // order: a consistent (possibly slightly older) view that needs no
+      // leader, so an agent moving off a dead leader is re-announced its
+      // meetings at once, not after the election. Only when this member
+      // does not know the session yet (a registration it has not applied)
+      // is the check made at a linearizable point.
+      const local = coordinator.local().checkSession(nodeId, generation);
+      const listed = local.ok ? Promise.resolve(open(coordinator.local())) : coordinator.read(open);
+      listed
         .then(
           (assignments) => {
             deps.reportConnection(nodeId, generation, true);
