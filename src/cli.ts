@@ -20,6 +20,7 @@ const usage = `usage:
                  [--app coordinator|kv]
                  [--config FILE]
   convene admin [--server HOST:PORT] status | add-learner ID HOST:PORT | promote ID | remove ID | transfer ID
+  convene log [--server HOST:PORT] [LIMIT]   the audit trail of assignments and moves
   convene agent ...   (the node agent sidecar; see below)
 
 ${agentUsage}`;
@@ -88,6 +89,9 @@ async function main(): Promise<void> {
       return;
     case "admin":
       await runAdmin(rest);
+      return;
+    case "log":
+      await runAdmin(["log", ...rest]);
       return;
     case "agent":
       await runAgentSidecar(rest, { handleSignals: true });

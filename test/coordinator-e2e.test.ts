@@ -209,4 +209,13 @@ describe("coordinator over gRPC", () => {
     expect(names).toEqual(expect.arrayContaining(["convene.v1.NodeAgent", "convene.v1.Coordinator"]));
     reflection.close();
   });
+
+  it("exposes the audit trail of assignments and moves to operators", async () => {
+    const log = await unary<{ entries: { index: number; kind: string; ok: boolean; summary: string }[] }>(cluster.admin("n1"), "AuditLog", { limit: 2000 }, 5000);
+    const kinds = new Set(log.entries.map((e) => e.kind));
+    for (const k of ["register", "createMeeting", "saveCheckpoint", "setLiveness"]) expect(kinds).toContain(k);
+    const indexes = log.entries.map((e) => e.index);
+    expect([...indexes].sort((a, b) => a - b)).toEqual(indexes);
+    expect(log.entries.some((e) => e.kind === "setLiveness" && e.summary.includes("m1"))).toBe(true);
+  });
 });

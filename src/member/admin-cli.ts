@@ -6,6 +6,7 @@
  *   convene admin --server HOST:PORT promote ID
  *   convene admin --server HOST:PORT remove ID
  *   convene admin --server HOST:PORT transfer ID
+ *   convene admin --server HOST:PORT log [LIMIT]   (also: convene log)
  */
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
@@ -18,6 +19,7 @@ const commands: Record<string, { method: string; args: ("id" | "address")[] }> =
   promote: { method: "Promote", args: ["id"] },
   remove: { method: "Remove", args: ["id"] },
   transfer: { method: "TransferLeadership", args: ["id"] },
+  log: { method: "AuditLog", args: [] },
 };
 
 export async function runAdmin(argv: string[]): Promise<void> {
@@ -29,10 +31,16 @@ export async function runAdmin(argv: string[]): Promise<void> {
   const [name, ...rest] = positionals;
   const command = name ? commands[name] : undefined;
   if (!command) throw new ConfigError(`admin command must be one of ${Object.keys(commands).join(", ")}, got ${JSON.stringify(name)}`);
+  const request: Record<string, string | number> = { id: "", address: "" };
+  if (name === "log") {
+    const limit = rest.length === 0 ? 0 : Number(rest[0]);
+    if (rest.length > 1 || !Number.isInteger(limit) || limit < 0) throw new ConfigError(`admin log takes an optional LIMIT (a non-negative integer), got ${rest.join(" ")}`);
+    rest.length = 0;
+    request.limit = limit;
+  }
   if (rest.length !== command.args.length) {
     throw new ConfigError(`admin ${name} takes ${command.args.map((a) => a.toUpperCase()).join(" ") || "no arguments"}`);
   }
-  const request: Record<string, string> = { id: "", address: "" };
   command.args.forEach((a, i) => (request[a] = rest[i]!));
   const Admin = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin");
   const client = new Admin(values.server!, grpc.credentials.createInsecure());

@@ -3,6 +3,7 @@
  * runtime membership changes. Changes need the leader; followers forward.
  */
 import type * as grpc from "@grpc/grpc-js";
+import type { AuditEntry } from "../coordinator/model.js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftNode } from "../raft/node.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
@@ -36,10 +37,14 @@ export function statusOf(node: RaftNode): Record<string, unknown> {
 /** Where a leader's failure detector hears of watch streams opening and breaking on any member. */
 export type ConnectionSink = (nodeId: string, generation: number, connected: boolean) => void;
 
+/** The coordinator's audit trail, when this member runs the coordinator. */
+export type AuditSource = (limit: number) => Promise<readonly AuditEntry[]>;
+
 export function adminServiceHandlers(
   node: RaftNode,
   forwarder: LeaderForwarder,
   onNodeConnection?: ConnectionSink,
+  auditLog?: AuditSource,
 ): grpc.UntypedServiceImplementation {
   const onLeader =
     (method: string, needsAddress: boolean, run: (req: MemberRequest) => Promise<unknown>) =>
@@ -68,6 +73,19 @@ export function adminServiceHandlers(
     Promote: onLeader("Promote", false, (r) => node.promote(r.id)),
     Remove: onLeader("Remove", false, (r) => node.remove(r.id)),
     TransferLeadership: onLeader("TransferLeadership", false, (r) => node.transferLeadership(r.id)),
+    AuditLog: (call: grpc.ServerUnaryCall<{ limit: number }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      if (!auditLog) {
+        callback({ code: 12 /* UNIMPLEMENTED */, details: "this member does not run the coordinator (--app kv)" });
+        return;
+      }
+      auditLog(call.request.limit ?? 0).then(
+        (entries) =>
+          callback(null, {
+            entries: entries.map((e) => ({ index: e.index, kind: e.kind, now_ms: e.nowMs, ok: e.ok, code: e.code, summary: e.summary })),
+          }),
+        (err: unknown) => callback(toGrpcError(err)),
+      );
+    },
     NodeConnection: (
       call: grpc.ServerUnaryCall<{ node_id: string; generation: number; connected: boolean }, unknown>,
       callback: grpc.sendUnaryData<unknown>,

@@ -70,7 +70,12 @@ export class Member {
     const kvForwarder = new LeaderForwarder(node, KvClient, config.requestTimeoutMs);
     const adminForwarder = new LeaderForwarder(node, AdminClient, config.requestTimeoutMs);
     if (!app) server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
-    server.addService(AdminClient.service, adminServiceHandlers(node, adminForwarder, (id, gen, up) => app?.onNodeConnection(id, gen, up)));
+    server.addService(AdminClient.service, adminServiceHandlers(
+        node,
+        adminForwarder,
+        (id, gen, up) => app?.onNodeConnection(id, gen, up),
+        app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
+      ));
     app?.attach(node, server, () => new Map(node.status().confState.voters.map((id) => [id, config.peers.get(id) ?? ""])), config.requestTimeoutMs);
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
