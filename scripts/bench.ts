@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { benchCoordinator } from "./bench/coordinator.js";
 import { benchFailover } from "./bench/failover.js";
 import { benchRaft, benchRaftSteady } from "./bench/raft.js";
+import { benchScale } from "./bench/scale.js";
 import { benchRaftCore } from "./bench/raft-core.js";
 
 const benchmarks: Record<string, () => Promise<Record<string, number | string>> | Record<string, number | string>> = {
@@ -25,6 +26,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   "raft-steady": () => benchRaftSteady(),
   coordinator: () => benchCoordinator(),
   failover: () => benchFailover(),
+  scale: () => benchScale(),
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });

@@ -141,6 +141,11 @@ export class MemberCluster {
     });
   }
 
+  /** The OS process id of a running member. */
+  pid(id: string): number | undefined {
+    return this.processes.get(id)?.pid;
+  }
+
   running(): string[] {
     return [...this.processes.keys()];
   }
