@@ -69,7 +69,8 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       const client = agents[i++ % 4]!;
       setTimeout(() => beats.push(setInterval(() => unary(client, "Heartbeat", { node_id: nodeId, generation }, 2000).catch(() => undefined), 500)), Math.random() * 500);
     }
-    const coordinator = new CoordinatorClient(address, grpc.credentials.createInsecure());
+    // ListMeetings of 100,000 meetings is several MiB: past the 4 MiB default.
+    const coordinator = new CoordinatorClient(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 << 20 });
     const createdAt = Date.now();
     let created = 0;
     await forEachConcurrently(meetingCount, 64, async (seq) => {
@@ -77,7 +78,12 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       created++;
     });
     const createSeconds = (Date.now() - createdAt) / 1000;
-    const list = await unary<{ meetings: { meeting_id: string; node_id: string; epoch: number }[] }>(coordinator, "ListMeetings", { node_id: "" }, 60_000);
+    let list: { meetings: { meeting_id: string; node_id: string; epoch: number }[] };
+    try {
+      list = await unary(coordinator, "ListMeetings", { node_id: "" }, 60_000);
+    } catch (err) {
+      throw new Error(`ListMeetings failed: ${String(err)}\n${cluster.recentLogs()}`);
+    }
     // Random bytes: LevelDB compresses, and real meeting state is not all alike.
     const states = Array.from({ length: 64 }, () => randomBytes(1024));
     const savedAt = Date.now();
