@@ -62,13 +62,10 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       const nodeId = `s${seq}`;
       const r = await unary<{ generation: number }>(agents[w % 4]!, "Register", { node_id: nodeId, address: `10.0.${seq >> 8}.${seq & 255}:9000`, capacity: Math.ceil((meetingCount * 2) / nodeCount), region: "", labels: {} }, 10_000);
       generations.set(nodeId, r.generation);
+      // Heartbeat from the moment it is registered, as an agent does.
+      const client = agents[w % 4]!;
+      beats.push(setInterval(() => unary(client, "Heartbeat", { node_id: nodeId, generation: r.generation }, 2000).catch(() => undefined), 500));
     });
-    // Heartbeats every 500 ms, spread over the interval.
-    let i = 0;
-    for (const [nodeId, generation] of generations) {
-      const client = agents[i++ % 4]!;
-      setTimeout(() => beats.push(setInterval(() => unary(client, "Heartbeat", { node_id: nodeId, generation }, 2000).catch(() => undefined), 500)), Math.random() * 500);
-    }
     // ListMeetings of 100,000 meetings is several MiB: past the 4 MiB default.
     const coordinator = new CoordinatorClient(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 << 20 });
     const createdAt = Date.now();
