@@ -39,8 +39,15 @@ export class Member {
 
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
     const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
-    // Keepalive on the server too, so a stream from a dead peer is freed in seconds.
-    const server = new grpc.Server(peerServerOptions(MAX_GRPC_MESSAGE_BYTES));
+    // The same port serves peers and public clients. Server-side pings every
+    // 10 s (answer within 5 s) free a dead peer's stream in seconds without
+    // cutting off a client whose event loop is busy for a second (the peer
+    // links' own 1 s keepalive is on the sending side, in the transport).
+    const server = new grpc.Server({
+      ...peerServerOptions(MAX_GRPC_MESSAGE_BYTES),
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+    });
     const transport = new GrpcTransport({ selfId: config.id, peers: config.peers, server, logger, maxMessageBytes: MAX_GRPC_MESSAGE_BYTES });
     const kv = new KvStateMachine();
     const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;

@@ -29,6 +29,7 @@ export class FailureDetector {
   private readonly seen = new Map<string, Seen>();
   private timer: NodeJS.Timeout | undefined;
   private leaderSinceMs = 0;
+  private lastCheckMs = 0;
   /** Liveness proposals in flight, so a slow commit is not proposed twice. */
   private readonly proposing = new Set<string>();
 
@@ -41,6 +42,7 @@ export class FailureDetector {
   startLeading(): void {
     this.stopLeading();
     this.leaderSinceMs = Date.now();
+    this.lastCheckMs = this.leaderSinceMs;
     this.seen.clear();
     this.timer = setInterval(() => this.check(), this.options.checkEveryMs);
   }
@@ -74,6 +76,16 @@ export class FailureDetector {
 
   private check(): void {
     const now = Date.now();
+    const stalled = now - this.lastCheckMs > Math.max(4 * this.options.checkEveryMs, 250);
+    this.lastCheckMs = now;
+    if (stalled) {
+      // This process was paused (GC, a large snapshot, a loaded machine):
+      // heartbeats that arrived meanwhile are still queued, so silence says
+      // nothing about the nodes. Judge nobody before a full lease from now,
+      // as after an election.
+      this.leaderSinceMs = now;
+      return;
+    }
     const { leaseTtlMs, heartbeatIntervalMs, disconnectGraceMs } = this.options;
     for (const node of this.coordinator.local().listNodes()) {
       if (node.liveness === "DEAD") continue;
