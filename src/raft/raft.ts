@@ -10,7 +10,7 @@ import { type RaftConfig, ReadOnlyOption, validateConfig } from "./config.js";
 import { decodeConfChange } from "./conf-change.js";
 import { ConfChangeError, CorruptStateError, NotLeaderError, ProposalDroppedError } from "./errors.js";
 import { Progress, ProgressState } from "./progress.js";
-import { VoteResult, committedIndex, hasQuorum, quorumSize, voteResult } from "./quorum.js";
+import { VoteResult, committedIndex, hasQuorum, voteResult } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
 import type { Storage } from "./storage.js";
@@ -834,8 +834,10 @@ export class Raft {
       return this.confState();
     }
     if (this.leadTransferee !== "" && !this.prs.has(this.leadTransferee)) this.leadTransferee = "";
-    if (this.maybeCommit()) this.bcastAppend();
-    else this.bcastAppend();
+    // The quorum changed: commit what it now covers, and tell everyone
+    // (a new member learns of the log, the commit index moves on).
+    this.maybeCommit();
+    this.bcastAppend();
     return this.confState();
   }
 
@@ -848,10 +850,5 @@ export class Raft {
     }
     if (best !== "" && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
     this.becomeFollower(this.term, "");
-  }
-
-  /** Votes-needed arithmetic, for status. */
-  quorum(): number {
-    return quorumSize(this.voters.length);
   }
 }
