@@ -15,28 +15,11 @@ import { GrpcTransport, peerServerOptions, type GrpcTransportOptions, type Trans
 import {
   BATCH_OVERHEAD_BOUND, MessageDecodeError, SnapshotAssembler, decodeMessages, encodeMessages, encodedSizeBound, splitSnapMessage,
 } from "../src/raft/message-codec.js";
-import type { TransportHandlers } from "../src/raft/transport.js";
 import { EntryType, MessageType, message, type Message, type NodeId } from "../src/raft/types.js";
+import { Recorder } from "./support/transport-recorder.js";
 
 // ---- helpers ---------------------------------------------------------------
 
-class Recorder implements TransportHandlers {
-  readonly messages: Message[] = [];
-  readonly unreachable: NodeId[] = [];
-  readonly snapshotStatus: Array<[NodeId, boolean]> = [];
-  onMessage(m: Message): void {
-    this.messages.push(m);
-  }
-  onUnreachable(peer: NodeId): void {
-    this.unreachable.push(peer);
-  }
-  onSnapshotStatus(peer: NodeId, ok: boolean): void {
-    this.snapshotStatus.push([peer, ok]);
-  }
-  from(peer: NodeId): Message[] {
-    return this.messages.filter((m) => m.from === peer);
-  }
-}
 
 class SpyLogger implements TransportLogger {
   readonly lines: string[] = [];

@@ -1,24 +1,9 @@
 /** MemoryTransport against the Transport contract (transport.ts): order, unreachable peers, snapshot status, partitions. */
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryHub, MemoryTransport } from "../src/raft/memory-transport.js";
-import type { TransportHandlers } from "../src/raft/transport.js";
 import { EntryType, MessageType, message, type Message, type NodeId } from "../src/raft/types.js";
+import { Recorder } from "./support/transport-recorder.js";
 
-/** Records what a transport reports to its driver. */
-class Recorder implements TransportHandlers {
-  readonly messages: Message[] = [];
-  readonly unreachable: NodeId[] = [];
-  readonly snapshotStatus: Array<[NodeId, boolean]> = [];
-  onMessage(m: Message): void {
-    this.messages.push(m);
-  }
-  onUnreachable(peer: NodeId): void {
-    this.unreachable.push(peer);
-  }
-  onSnapshotStatus(peer: NodeId, ok: boolean): void {
-    this.snapshotStatus.push([peer, ok]);
-  }
-}
 
 const open: MemoryTransport[] = [];
 afterEach(async () => {

@@ -18,6 +18,7 @@ import {
   BATCH_OVERHEAD_BOUND, MessageDecodeError, SnapshotAssembler, decodeMessages, encodeMessages, encodedSizeBound,
   splitSnapMessage, type SnapshotParts,
 } from "./message-codec.js";
+import { PeerOutbox } from "./peer-outbox.js";
 import type { Transport, TransportHandlers } from "./transport.js";
 import type { Message, NodeId } from "./types.js";
 import { MessageType } from "./types.js";
@@ -147,8 +148,7 @@ export class GrpcTransport implements Transport {
   private started = false;
   private closed = false;
   /** What send() collected this tick, per peer, in send order: flushed together in one microtask. */
-  private pending = new Map<NodeId, Message[]>();
-  private flushScheduled = false;
+  private readonly outbox = new PeerOutbox((peer, messages) => this.deliver(peer, messages));
   // Incoming side.
   private readonly inbound = new Set<InboundCall>();
   /** Per sender, the generation of its newest stream: older streams are stale (see proto). */
@@ -195,15 +195,7 @@ export class GrpcTransport implements Transport {
 
   send(messages: readonly Message[]): void {
     if (this.closed) return;
-    for (const m of messages) {
-      const forPeer = this.pending.get(m.to);
-      if (forPeer) forPeer.push(m);
-      else this.pending.set(m.to, [m]);
-    }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    this.outbox.add(messages);
   }
 
   addPeer(id: NodeId, address: string): void {
@@ -233,10 +225,9 @@ export class GrpcTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     if (this.started) this.server.removeService(this.context.service.definition);
-    for (const [peer, messages] of this.pending) {
+    for (const [peer, messages] of this.outbox.takeAll()) {
       for (const m of messages) if (m.type === MessageType.Snap) this.context.reportSnapshot(peer, false);
     }
-    this.pending.clear();
     for (const call of [...this.inbound]) call.answer({ code: grpc.status.UNAVAILABLE, details: `member ${this.selfId} is closing` });
     const links = [...this.links.values()];
     this.links.clear();
@@ -250,25 +241,20 @@ export class GrpcTransport implements Transport {
     if (handlers) queueMicrotask(() => notify(handlers));
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    const pending = this.pending;
-    this.pending = new Map();
-    for (const [peer, messages] of pending) {
-      const link = this.links.get(peer);
-      if (!link) {
-        this.logger.debug({ peer }, "dropped messages to a member that is not a peer");
-        const snapshots = messages.filter((m) => m.type === MessageType.Snap).length;
-        for (let i = 0; i < snapshots; i++) this.context.reportSnapshot(peer, false);
-        if (snapshots < messages.length) this.context.reportUnreachable(peer);
-        continue;
-      }
-      for (const m of messages) {
-        if (m.type === MessageType.Snap) link.sendSnapshot(m);
-        else link.enqueue(m);
-      }
-      link.flush();
+  private deliver(peer: NodeId, messages: Message[]): void {
+    const link = this.links.get(peer);
+    if (!link) {
+      this.logger.debug({ peer }, "dropped messages to a member that is not a peer");
+      const snapshots = messages.filter((m) => m.type === MessageType.Snap).length;
+      for (let i = 0; i < snapshots; i++) this.context.reportSnapshot(peer, false);
+      if (snapshots < messages.length) this.context.reportUnreachable(peer);
+      return;
     }
+    for (const m of messages) {
+      if (m.type === MessageType.Snap) link.sendSnapshot(m);
+      else link.enqueue(m);
+    }
+    link.flush();
   }
 
   // ---- incoming ------------------------------------------------------------

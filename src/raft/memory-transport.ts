@@ -12,6 +12,7 @@
  * message is sent and when it would arrive, like a real network.
  */
 import { decodeMessages, encodeMessages } from "./message-codec.js";
+import { PeerOutbox } from "./peer-outbox.js";
 import type { Transport, TransportHandlers } from "./transport.js";
 import type { Message, NodeId } from "./types.js";
 import { MessageType } from "./types.js";
@@ -88,9 +89,7 @@ export class MemoryTransport implements Transport {
   private handlers: TransportHandlers | undefined;
   private started = false;
   private closed = false;
-  /** What send() collected this tick, per peer, in send order. */
-  private pending = new Map<NodeId, Message[]>();
-  private flushScheduled = false;
+  private readonly outbox = new PeerOutbox((peer, messages) => this.deliver(peer, messages));
 
   constructor(options: MemoryTransportOptions) {
     this.selfId = options.selfId;
@@ -107,15 +106,7 @@ export class MemoryTransport implements Transport {
 
   send(messages: readonly Message[]): void {
     if (this.closed) return;
-    for (const m of messages) {
-      const forPeer = this.pending.get(m.to);
-      if (forPeer) forPeer.push(m);
-      else this.pending.set(m.to, [m]);
-    }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    this.outbox.add(messages);
   }
 
   addPeer(id: NodeId, _address: string): void {
@@ -133,10 +124,9 @@ export class MemoryTransport implements Transport {
     this.closed = true;
     this.hub.detach(this.selfId, this);
     // Each Snap message gets its status, even one that never left.
-    for (const [peer, messages] of this.pending) {
+    for (const [peer, messages] of this.outbox.takeAll()) {
       for (const m of messages) if (m.type === MessageType.Snap) this.reportSnapshot(peer, false);
     }
-    this.pending.clear();
     for (const link of this.links.values()) link.cancel();
     this.links.clear();
     this.handlers = undefined;
@@ -159,23 +149,18 @@ export class MemoryTransport implements Transport {
     this.handlers?.onSnapshotStatus(peer, ok);
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    const pending = this.pending;
-    this.pending = new Map();
+  private deliver(peer: NodeId, messages: Message[]): void {
     if (this.closed) return;
-    for (const [peer, messages] of pending) {
-      if (!this.peers.has(peer) || !this.hub.canReach(this.selfId, peer)) {
-        dropAndReport(this, peer, messages);
-        continue;
-      }
-      let link = this.links.get(peer);
-      if (!link) {
-        link = new MemoryLink(this, peer, this.hub);
-        this.links.set(peer, link);
-      }
-      link.enqueue(messages);
+    if (!this.peers.has(peer) || !this.hub.canReach(this.selfId, peer)) {
+      dropAndReport(this, peer, messages);
+      return;
     }
+    let link = this.links.get(peer);
+    if (!link) {
+      link = new MemoryLink(this, peer, this.hub);
+      this.links.set(peer, link);
+    }
+    link.enqueue(messages);
   }
 }
 
