@@ -218,4 +218,39 @@ describe("coordinator over gRPC", () => {
     expect([...indexes].sort((a, b) => a - b)).toEqual(indexes);
     expect(log.entries.some((e) => e.kind === "setLiveness" && e.summary.includes("m1"))).toBe(true);
   });
+
+  it("streams route changes to gateways from any member, resumable by revision", async () => {
+    const RouteFeed = lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed");
+    type Batch = { revision: number; reset: boolean; changes: { meeting_id: string; node_id: string; epoch: number }[] };
+    const watch = (address: string, fromRevision: number) => {
+      const client = new RouteFeed(address, grpc.credentials.createInsecure());
+      const batches: Batch[] = [];
+      const stream = (client as unknown as { WatchRoutes(r: unknown): grpc.ClientReadableStream<Batch> }).WatchRoutes({ from_revision: fromRevision });
+      stream.on("data", (b: Batch) => batches.push(b));
+      stream.on("error", () => undefined);
+      return { batches, close: () => (stream.cancel(), client.close()) };
+    };
+    const until = async (check: () => boolean) => {
+      for (const start = Date.now(); !check(); await sleep(20)) if (Date.now() - start > 10_000) throw new Error("timed out");
+    };
+    const first = watch(cluster.addresses.get("n2")!, 0);
+    await until(() => first.batches.length > 0);
+    expect(first.batches[0]!.reset).toBe(true);
+    const table = first.batches.flatMap((b) => b.changes);
+    expect(table.length).toBeGreaterThanOrEqual(295); // every live meeting of the first test
+    const created = await unary<{ node_id: string; epoch: number }>(coordinator, "GetRoute", { meeting_id: "feed-1", create: true, region: "" });
+    await until(() => first.batches.some((b) => b.changes.some((c) => c.meeting_id === "feed-1")));
+    const change = first.batches.flatMap((b) => b.changes).find((c) => c.meeting_id === "feed-1")!;
+    expect(change).toMatchObject({ node_id: created.node_id, epoch: 1 });
+    const revision = first.batches.at(-1)!.revision;
+    first.close();
+    // Resume on another member from that revision: no table, only what came after.
+    const resumed = watch(cluster.addresses.get("n3")!, revision);
+    await unary(coordinator, "EndMeeting", { meeting_id: "feed-1" });
+    await until(() => resumed.batches.length > 0);
+    expect(resumed.batches[0]!.reset).toBe(false);
+    expect(resumed.batches.every((b) => b.revision > revision)).toBe(true);
+    expect(resumed.batches.flatMap((b) => b.changes)).toContainEqual(expect.objectContaining({ meeting_id: "feed-1", node_id: "" }));
+    resumed.close();
+  });
 });

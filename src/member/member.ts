@@ -93,7 +93,7 @@ export class Member {
       for (const name of ["", "convene.v1.NodeAgent", "convene.v1.Coordinator", "convene.member.v1.MemberAdmin"]) health.setStatus(name, status);
     }, 200);
     healthTimer.unref();
-    new ReflectionService({ ...loadDefinition("convene.proto"), ...loadDefinition("member.proto") }).addToServer(server);
+    new ReflectionService({ ...loadDefinition("convene.proto"), ...loadDefinition("member.proto"), ...loadDefinition("routes.proto") }).addToServer(server);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );

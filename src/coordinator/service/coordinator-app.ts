@@ -7,12 +7,15 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { loadProto, lookup } from "../../member/proto.js";
+import { NotLeaderError } from "../../raft/errors.js";
 import type { RaftNode } from "../../raft/node.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { CoordinatorNode } from "./coordinator-node.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
 import { FailureDetector } from "./failure-detector.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
+import { routeFeedHandlers } from "./route-feed-service.js";
+import { RouteLog } from "./route-log.js";
 import { WatchHub } from "./watch-hub.js";
 
 export interface CoordinatorTimings {
@@ -35,6 +38,7 @@ export class CoordinatorApp {
   readonly machine = new CoordinatorStateMachine();
   private detector: FailureDetector | undefined;
   private readonly watches = new WatchHub();
+  private readonly routes = new RouteLog(() => this.machine.queries);
   private readonly forwarders: LeaderForwarder[] = [];
   private placer: NodeJS.Timeout | undefined;
 
@@ -42,7 +46,10 @@ export class CoordinatorApp {
     private readonly logger: Logger,
     readonly timings: CoordinatorTimings = defaultCoordinatorTimings,
   ) {
-    this.machine.subscribe((notice) => this.watches.onNotice(notice));
+    this.machine.subscribe((notice) => {
+      this.watches.onNotice(notice);
+      this.routes.onNotice(notice);
+    });
   }
 
   /** Wires the services once the Raft member runs. */
@@ -65,7 +72,9 @@ export class CoordinatorApp {
     const agentForwarder = new LeaderForwarder(node, NodeAgent, requestTimeoutMs);
     const coordinatorForwarder = new LeaderForwarder(node, Coordinator, requestTimeoutMs);
     const adminForwarder = new LeaderForwarder(node, Admin, requestTimeoutMs);
-    this.forwarders.push(agentForwarder, coordinatorForwarder, adminForwarder);
+    const RouteFeed = lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed");
+    const routeForwarder = new LeaderForwarder(node, RouteFeed, requestTimeoutMs);
+    this.forwarders.push(agentForwarder, coordinatorForwarder, adminForwarder, routeForwarder);
     const reportConnection = (nodeId: string, generation: number, connected: boolean): void => {
       if (node.isLeader()) this.onNodeConnection(nodeId, generation, connected);
       else adminForwarder.forward("NodeConnection", { node_id: nodeId, generation, connected }).catch(() => undefined);
@@ -75,6 +84,11 @@ export class CoordinatorApp {
       nodeAgentHandlers({ coordinator, detector, watches: this.watches, forwarder: agentForwarder, timings: this.timings, reportConnection }),
     );
     server.addService(Coordinator.service, coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers }));
+    const upstreamFailed = (nodeId: string): void => {
+      if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
+      detector.upstreamFailed(nodeId);
+    };
+    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed }));
     // Meetings left waiting for room are placed as soon as room returns.
     this.placer = setInterval(() => {
       if (node.isLeader() && this.machine.unassignedMeetings().length > 0) {

@@ -74,6 +74,20 @@ export class FailureDetector {
     }
   }
 
+  /**
+   * A gateway could not reach the node. Only a hint: a node heard from
+   * within the last heartbeat interval is left alone (the gateway may be the
+   * one in trouble); one that has missed a heartbeat is treated as
+   * disconnected, so it is dead after the grace unless it is heard again.
+   */
+  upstreamFailed(nodeId: string): void {
+    const node = this.coordinator.local().getNode(nodeId);
+    if (!this.timer || !node || node.liveness !== "ALIVE") return;
+    const s = this.seen.get(nodeId);
+    const heardAt = s && s.generation === node.generation ? s.atMs : this.leaderSinceMs;
+    if (Date.now() - heardAt > this.options.heartbeatIntervalMs) this.disconnected(nodeId, node.generation);
+  }
+
   private check(): void {
     const now = Date.now();
     const stalled = now - this.lastCheckMs > Math.max(4 * this.options.checkEveryMs, 250);
