@@ -116,6 +116,29 @@ describe("RaftNode driver", () => {
     await expect(leader.read(() => g.machines.get(leader.id)!.size())).resolves.toBe(240);
   });
 
+  it("a large state is snapshotted again only after a quarter of its size in new entries", async () => {
+    const g = await startGroup({ snapshotEvery: 10 });
+    const leader = await leaderOf(g);
+    const big = "v".repeat(2_000);
+    // 100 values of 2 kB: a snapshot every 10 entries at first; once the
+    // state passes 80 kB, each next one waits for a quarter of it (up to 25 entries).
+    const snapshotAt: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      await leader.propose(put(`big-${i}`, big));
+      const s = leader.status().snapshotIndex;
+      if (s !== (snapshotAt.at(-1) ?? 0)) snapshotAt.push(s);
+    }
+    expect(snapshotAt.length).toBeGreaterThan(1);
+    // Small entries would snapshot every 10; these grow the gaps with the state.
+    const gaps = snapshotAt.slice(1).map((s, i) => s - snapshotAt[i]!);
+    expect(gaps.every((gap) => gap >= 10)).toBe(true);
+    expect(gaps.at(-1)!).toBeGreaterThan(gaps[0]!);
+    // 120 small entries add up to far less than a quarter of 200 kB: no new snapshot.
+    const before = leader.status().snapshotIndex;
+    for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 40 }, (_, j) => leader.propose(put(`s${i}-${j}`, "x"))));
+    expect(leader.status().snapshotIndex).toBe(before);
+  });
+
   it("transfers leadership to a caught-up follower", async () => {
     const g = await startGroup();
     const leader = await leaderOf(g);

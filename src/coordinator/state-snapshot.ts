@@ -1,9 +1,21 @@
 /**
  * The whole coordinator state as bytes and back, for Raft snapshots.
  *
- * Format (msgpackr, plain arrays so 100,000 meetings cost no key names):
- *   { v: 1, clockMs, appliedIndex, nodes: [...], retired: [...],
- *     meetings: [...], checkpoints: [...], audit: [...] }
+ * Format: [u32 big-endian header length][header][checkpoint bytes…]
+ *   header (msgpackr, plain arrays so 100,000 meetings cost no key names):
+ *   { v: 2, clockMs, appliedIndex, nodes: [...], retired: [...],
+ *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...] }
+ *   then every checkpoint's state, concatenated in the order of the rows.
+ * Checkpoint bytes are most of a large state (100,000 meetings × 1 KiB), so
+ * they bypass msgpackr, whose shared output buffer would otherwise grow to
+ * the snapshot's size and stay that big for the life of the process.
+ *
+ * Memory: the snapshot is kept by the log storage anyway (a leader sends
+ * it to followers that fall behind), so the state shares its checkpoint
+ * bytes with it instead of holding a second copy: a decoded state's
+ * checkpoints are views into the snapshot, and `encodeState` rebinds the
+ * encoded state's checkpoints to views into the new bytes.
+ *
  * Each list keeps the maps' insertion order, so `encodeState(decodeState(b))`
  * equals `b` byte for byte and a restored state iterates exactly like the
  * original. Derived indexes are not stored; they are rebuilt and the
@@ -17,13 +29,15 @@ import type { AuditEntry, CheckpointRecord, Liveness, MeetingRecord, NodeRecord 
 import type { CoordinatorStateConfig } from "./state-config.js";
 import { CoordinatorState } from "./state.js";
 
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
+const LENGTH_BYTES = 4;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
 
 type NodeRow = [string, string, number, string, Labels, number, Liveness, boolean, readonly number[], number, number, number, number];
 type MeetingRow = [string, string, number, number, number, string, Labels];
-type CheckpointRow = [string, string, number, number, Uint8Array, number];
+/** The state itself follows the header; the row has its length. */
+type CheckpointRow = [string, string, number, number, number, number];
 type AuditRow = [number, string, number, boolean, string, string];
 
 interface SnapshotBody {
@@ -59,17 +73,37 @@ export function encodeState(state: CoordinatorState): Uint8Array {
     ]),
     retired: [...state.retiredGenerations],
     meetings: [...state.meetings.values()].map((m) => [m.id, m.owner, m.epoch, m.createdIndex, m.createdAtMs, m.region, m.requiredLabels]),
-    checkpoints: [...state.checkpoints.values()].map((c) => [c.meetingId, c.nodeId, c.epoch, c.sequence, c.state, c.savedAtMs]),
+    checkpoints: [...state.checkpoints.values()].map((c) => [c.meetingId, c.nodeId, c.epoch, c.sequence, c.state.length, c.savedAtMs]),
     audit: state.audit.list().map((a) => [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary]),
   };
-  return packr.pack(body);
+  const header = packr.pack(body);
+  let total = LENGTH_BYTES + header.length;
+  for (const c of state.checkpoints.values()) total += c.state.length;
+  // Its own allocation (not Node's shared pool), exactly the snapshot's size.
+  const out = Buffer.allocUnsafeSlow(total);
+  out.writeUInt32BE(header.length, 0);
+  out.set(header, LENGTH_BYTES);
+  let at = LENGTH_BYTES + header.length;
+  for (const c of state.checkpoints.values()) {
+    out.set(c.state, at);
+    // Same bytes, now shared with the snapshot the storage keeps. Replacing
+    // a key's value keeps the map's order.
+    state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
+    at += c.state.length;
+  }
+  return out;
 }
 
 /** A new state from snapshot bytes; throws BrokenInvariantError if they are not one. */
 export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): CoordinatorState {
   let body: SnapshotBody;
+  const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const headerLength = data.length >= LENGTH_BYTES ? view.readUInt32BE(0) : -1;
+  if (headerLength < 0 || LENGTH_BYTES + headerLength > data.length) {
+    throw new BrokenInvariantError(`snapshot of ${data.length} bytes is shorter than its header`);
+  }
   try {
-    body = packr.unpack(data) as SnapshotBody;
+    body = packr.unpack(view.subarray(LENGTH_BYTES, LENGTH_BYTES + headerLength)) as SnapshotBody;
   } catch (err) {
     throw new BrokenInvariantError(`snapshot could not be decoded (${data.length} bytes)`, { cause: err });
   }
@@ -86,11 +120,17 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
     const meeting: MeetingRecord = { id, owner, epoch, createdIndex, createdAtMs, region, requiredLabels: labelsFromRow(requiredLabels) };
     state.meetings.set(id, meeting);
   }
+  let at = LENGTH_BYTES + headerLength;
   for (const row of rows(body.checkpoints, "checkpoints", 6)) {
-    const [meetingId, nodeId, epoch, sequence, bytes, savedAtMs] = row as CheckpointRow;
-    const checkpoint: CheckpointRecord = { meetingId, nodeId, epoch, sequence, state: bytes, savedAtMs };
+    const [meetingId, nodeId, epoch, sequence, length, savedAtMs] = row as CheckpointRow;
+    if (!Number.isSafeInteger(length) || length < 0 || at + length > data.length) {
+      throw new BrokenInvariantError(`snapshot checkpoint of ${JSON.stringify(meetingId)} runs past the end of the snapshot`);
+    }
+    const checkpoint: CheckpointRecord = { meetingId, nodeId, epoch, sequence, state: data.subarray(at, at + length), savedAtMs };
+    at += length;
     state.checkpoints.set(meetingId, checkpoint);
   }
+  if (at !== data.length) throw new BrokenInvariantError(`snapshot has ${data.length - at} bytes after its last checkpoint`);
   for (const row of rows(body.audit, "audit", 6)) {
     const [index, kind, nowMs, ok, code, summary] = row as AuditRow;
     const entry: AuditEntry = { index, kind, nowMs, ok, code, summary };

@@ -14,7 +14,11 @@
  * compaction inside it) is deleted and its surviving part written again,
  * in the same batch.
  *   m/hardstate                           { term, vote, commit }
- *   m/snapshot                            { metadata, data }
+ *   m/snapshot                            0x02, u32 length of the metadata,
+ *                                         the metadata (msgpack), the data
+ *                                         (the data is raw: a snapshot can be
+ *                                         hundreds of MB, and msgpackr would
+ *                                         keep an output buffer that large)
  * An absent m/* key means the empty value (no snapshot, zero hard state).
  *
  * Reads are synchronous, served from an in-memory copy loaded and checked
@@ -190,12 +194,17 @@ function encodeHardState(hs: HardState): Uint8Array {
   return packr.pack({ term: hs.term, vote: hs.vote, commit: hs.commit });
 }
 
+const SNAPSHOT_FORMAT = 2;
+
 function encodeSnapshot(s: Snapshot): Uint8Array {
   const { index, term, confState } = s.metadata;
-  return packr.pack({
-    metadata: { index, term, confState: { voters: [...confState.voters], learners: [...confState.learners] } },
-    data: s.data,
-  });
+  const meta = packr.pack({ index, term, confState: { voters: [...confState.voters], learners: [...confState.learners] } });
+  const out = Buffer.allocUnsafeSlow(5 + meta.length + s.data.length);
+  out[0] = SNAPSHOT_FORMAT;
+  out.writeUInt32BE(meta.length, 1);
+  out.set(meta, 5);
+  out.set(s.data, 5 + meta.length);
+  return out;
 }
 
 function unpackValue(key: string, bytes: Uint8Array): unknown {
@@ -264,7 +273,17 @@ function decodeHardState(key: string, bytes: Uint8Array): HardState {
 }
 
 function decodeSnapshot(key: string, bytes: Uint8Array): Snapshot {
-  const v = decodeValue(key, bytes);
+  if (bytes[0] !== SNAPSHOT_FORMAT) return decodeSnapshotFields(key, decodeValue(key, bytes));
+  if (bytes.length < 5) throw malformed(key, "shorter than its header");
+  const metaLength = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readUInt32BE(1);
+  if (5 + metaLength > bytes.length) throw malformed(key, `metadata length ${metaLength} runs past the end`);
+  const metadata = unpackValue(key, bytes.subarray(5, 5 + metaLength));
+  // A view, not a copy: the state machine shares this buffer (see state-snapshot.ts).
+  return decodeSnapshotFields(key, { metadata, data: bytes.subarray(5 + metaLength) });
+}
+
+/** The snapshot's fields: { metadata, data }, from either stored format (1 was all msgpack). */
+function decodeSnapshotFields(key: string, v: Record<string, unknown>): Snapshot {
   const meta = v.metadata as Record<string, unknown> | undefined;
   if (typeof meta !== "object" || meta === null) throw malformed(key, "metadata is missing");
   if (!isIndex(meta.index) || meta.index === 0) throw malformed(key, "metadata.index is not a positive integer");

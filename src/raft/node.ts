@@ -50,7 +50,13 @@ export interface RaftNodeOptions {
   readonly stateMachine: StateMachine;
   /** Addresses of the members, for "not leader, try X" hints. */
   readonly peers: ReadonlyMap<NodeId, string>;
-  /** Take a snapshot and compact the log after this many applied entries. */
+  /**
+   * Take a snapshot and compact the log after this many applied entries —
+   * and once the entries applied since the last snapshot add up to a
+   * quarter of its size, so a large state (100,000 checkpoints) is not
+   * re-encoded for every few megabytes of log: snapshot work stays a fixed
+   * share of the write volume, and the log kept beside it stays bounded.
+   */
   readonly snapshotEvery: number;
   /** Default deadline of a proposal or read, in milliseconds. */
   readonly requestTimeoutMs: number;
@@ -96,6 +102,9 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   private stopped = false;
   private applied: number;
   private snapshotIndex: number;
+  /** Size of the latest snapshot's data, and the bytes of entries applied since. */
+  private snapshotBytes: number;
+  private bytesSinceSnapshot = 0;
   private readonly proposalsByIndex = new Map<number, PendingProposal>();
   private queuedProposals: QueuedProposal[] = [];
   /** Reads waiting for their ReadIndex round, by context. */
@@ -114,6 +123,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     this.peers = new Map(opts.peers);
     const snap = opts.storage.snapshot();
     this.snapshotIndex = snap.metadata.index;
+    this.snapshotBytes = snap.data.length;
     this.applied = snap.metadata.index;
     // The state as of the snapshot; the log after it is replayed by the core.
     if (snap.data.length > 0) opts.stateMachine.restore(snap.data);
@@ -390,6 +400,8 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
       this.opts.stateMachine.restore(rd.snapshot.data);
       this.applied = rd.snapshot.metadata.index;
       this.snapshotIndex = rd.snapshot.metadata.index;
+      this.snapshotBytes = rd.snapshot.data.length;
+      this.bytesSinceSnapshot = 0;
       this.rejectProposalsUpTo(this.applied);
     }
     for (const e of rd.committedEntries) this.applyEntry(e);
@@ -404,7 +416,9 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     if (rd.softState) this.noteLeader();
     this.serveReadyReads();
     if (rd.committedEntries.length > 0) this.emit("applied", this.applied);
-    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery) await this.takeSnapshot();
+    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery && this.bytesSinceSnapshot >= this.snapshotBytes / 4) {
+      await this.takeSnapshot();
+    }
   }
 
   private applyEntry(e: Entry): void {
@@ -416,6 +430,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
       result = this.opts.stateMachine.apply(e.data, e.index);
     }
     this.applied = e.index;
+    this.bytesSinceSnapshot += e.data.length;
     const p = this.proposalsByIndex.get(e.index);
     if (!p) return;
     this.proposalsByIndex.delete(e.index);
@@ -477,6 +492,8 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     const data = this.opts.stateMachine.snapshot();
     const snap = await this.opts.storage.compact(this.applied, this.raw.raft.confState(), data);
     this.snapshotIndex = snap.metadata.index;
+    this.snapshotBytes = snap.data.length;
+    this.bytesSinceSnapshot = 0;
   }
 
   private failAllReads(err: Error): void {
