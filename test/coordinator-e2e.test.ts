@@ -210,6 +210,19 @@ describe("coordinator over gRPC", () => {
     reflection.close();
   });
 
+  it("ClusterStatus (asked of a follower) reports every member's own indexes and reachability", async () => {
+    type Status = { leader_id: string; term: number; members: { id: string; role: number; commit_index: number; applied_index: number; reachable: boolean }[] };
+    const s = await unary<Status>(coordinator, "ClusterStatus", {});
+    expect(s.members.map((m) => m.id)).toEqual(["n1", "n2", "n3"]);
+    expect(s.members.filter((m) => m.role === 1).map((m) => m.id)).toEqual([s.leader_id]);
+    expect(s.term).toBeGreaterThan(0);
+    for (const m of s.members) {
+      expect(m.reachable).toBe(true);
+      expect(m.commit_index).toBeGreaterThan(300); // the meetings of the first test
+      expect(m.applied_index).toBeGreaterThan(300);
+    }
+  });
+
   it("exposes the audit trail of assignments and moves to operators", async () => {
     const log = await unary<{ entries: { index: number; kind: string; ok: boolean; summary: string }[] }>(cluster.admin("n1"), "AuditLog", { limit: 2000 }, 5000);
     const kinds = new Set(log.entries.map((e) => e.kind));

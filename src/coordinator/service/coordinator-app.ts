@@ -13,6 +13,7 @@ import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { CoordinatorNode } from "./coordinator-node.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
 import { FailureDetector } from "./failure-detector.js";
+import { MemberProbe } from "./member-probe.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
 import { RouteLog } from "./route-log.js";
@@ -41,6 +42,7 @@ export class CoordinatorApp {
   private readonly routes = new RouteLog(() => this.machine.queries);
   private readonly forwarders: LeaderForwarder[] = [];
   private placer: NodeJS.Timeout | undefined;
+  private readonly probe = new MemberProbe();
 
   constructor(
     private readonly logger: Logger,
@@ -83,7 +85,7 @@ export class CoordinatorApp {
       NodeAgent.service,
       nodeAgentHandlers({ coordinator, detector, watches: this.watches, forwarder: agentForwarder, timings: this.timings, reportConnection }),
     );
-    server.addService(Coordinator.service, coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers }));
+    server.addService(Coordinator.service, coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }));
     const upstreamFailed = (nodeId: string): void => {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
@@ -108,5 +110,6 @@ export class CoordinatorApp {
     clearInterval(this.placer);
     this.detector?.stopLeading();
     for (const f of this.forwarders) f.close();
+    this.probe.close();
   }
 }

@@ -15,6 +15,7 @@ import { labelsToRecord } from "../labels.js";
 import type { NodeStatus, Route } from "../model.js";
 import type { CoordinatorNode } from "./coordinator-node.js";
 import { unaryHandler } from "./handler.js";
+import type { MemberProbe } from "./member-probe.js";
 import { checkpointMessage } from "./watch-hub.js";
 
 type Req = Record<string, unknown>;
@@ -36,6 +37,7 @@ export function coordinatorHandlers(deps: {
   forwarder: LeaderForwarder;
   /** Member addresses, for ClusterStatus. */
   peers: () => ReadonlyMap<string, string>;
+  probe: MemberProbe;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, forwarder } = deps;
   const raft: RaftNode = coordinator.raft;
@@ -96,26 +98,28 @@ export function coordinatorHandlers(deps: {
       return {};
     }),
 
+    // Answered by the leader (a follower forwards), which asks every member
+    // for its own indexes: each is reported as that member sees itself.
     ClusterStatus: unaryHandler<Req>(forwarder, "ClusterStatus", async () => {
       const s = raft.status();
+      if (s.role !== StateRole.Leader) throw new NotLeaderError(s.lead, raft.leaderAddress());
       const peers = deps.peers();
       const ids = [...new Set([...s.confState.voters, ...s.confState.learners])].sort();
+      const answers = await Promise.all(ids.map((id) => (id === s.id ? undefined : deps.probe.indexes(peers.get(id) ?? ""))));
       return {
         leader_id: s.lead,
         term: s.term,
-        members: ids.map((id) => {
-          const progress = s.progress.get(id);
+        members: ids.map((id, i) => {
           const learner = s.confState.learners.includes(id);
-          const role = id === s.id ? (learner ? 4 : ROLE[s.role]) : learner ? 4 : id === s.lead ? 1 : 2;
+          const self = id === s.id;
+          const answer = answers[i];
           return {
             id,
             address: peers.get(id) ?? "",
-            role,
-            commit_index: id === s.id ? s.commit : 0,
-            applied_index: id === s.id ? s.applied : (progress?.match ?? 0),
-            // Only the leader knows who answers it; elsewhere, members are
-            // reported reachable when this member hears a leader.
-            reachable: id === s.id || (s.role === StateRole.Leader ? progress !== undefined && progress.state !== "probe" : s.lead !== ""),
+            role: learner ? 4 : self ? ROLE[s.role] : 2,
+            commit_index: self ? s.commit : (answer?.commitIndex ?? 0),
+            applied_index: self ? s.applied : (answer?.appliedIndex ?? 0),
+            reachable: self || answer !== undefined,
           };
         }),
       };

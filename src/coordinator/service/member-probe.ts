@@ -1,0 +1,41 @@
+/**
+ * Asks each member for its own Raft status (MemberAdmin.Status), so
+ * ClusterStatus reports every member's real commit and applied indexes and
+ * whether it answers now, not what one member guesses about the others.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { loadProto, lookup } from "../../member/proto.js";
+
+export interface MemberIndexes {
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+}
+
+type StatusCall = (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { commit_index: number; applied_index: number }) => void) => void;
+
+export class MemberProbe {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly Admin = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin");
+
+  constructor(private readonly timeoutMs = 500) {}
+
+  /** The member's indexes, or undefined when it does not answer within the timeout. */
+  indexes(address: string): Promise<MemberIndexes | undefined> {
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new this.Admin(address, grpc.credentials.createInsecure());
+      this.clients.set(address, client);
+    }
+    const status = (client as unknown as { Status: StatusCall }).Status.bind(client);
+    return new Promise((resolve) => {
+      status({}, { deadline: Date.now() + this.timeoutMs }, (err, res) =>
+        resolve(err || !res ? undefined : { commitIndex: res.commit_index, appliedIndex: res.applied_index }),
+      );
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
