@@ -1,0 +1,377 @@
+/**
+ * compare-etcd: the same workload against three etcd members (Debian's
+ * etcd-server, default tuning) and three convene coordinator members with
+ * three registered meeting servers, on this machine:
+ *  1. create-if-absent: etcd Txn `if create_revision(key) == 0 then Put
+ *     else Range`; convene GetRoute(create=true) of new meetings;
+ *  2. linearizable reads of what step 1 created: etcd Range (serializable
+ *     false); convene GetRoute(create=false);
+ *  3. leader kill -9 under the create load → first acknowledged write from
+ *     another member of an attempt sent after the kill.
+ * 64 calls in flight from `clients` load processes (load-client.ts, one
+ * channel per member, the same client code for both), plus a 1-process
+ * round for reference. Rounds alternate etcd, convene, etcd, convene... so
+ * drift of the machine hits both alike; figures are medians over rounds.
+ *
+ * Settings (env): COMPARE_ETCD_CLIENTS (2), COMPARE_ETCD_SECONDS per round
+ * (6), COMPARE_ETCD_ROUNDS (2), COMPARE_ETCD_TRIALS kill trials per system
+ * (3), COMPARE_ETCD_DEADLINE_MS per call (1000). Run standalone with
+ * `node --import tsx scripts/bench/compare-etcd.ts --clients N`.
+ */
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import * as hdr from "hdr-histogram-js";
+import { loadProto, lookup } from "../../src/member/proto.js";
+import { MemberCluster, unary } from "../../test/support/member-cluster.js";
+import { EtcdCluster, ensureEtcd, freeEtcdBasePort } from "./etcd-cluster.js";
+import { type Job, type JobResult, LoadPool, type SystemName } from "./load-client.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = (): number => performance.timeOrigin + performance.now();
+const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.NodeAgent");
+
+export interface CompareOptions {
+  clients: number;
+  seconds: number;
+  rounds: number;
+  trials: number;
+  deadlineMs: number;
+}
+
+export function compareOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): CompareOptions {
+  const num = (name: string, fallback: number, min: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v < min) throw new Error(`${name} must be a number at least ${min}, got ${JSON.stringify(raw)}`);
+    return v;
+  };
+  return {
+    clients: Math.floor(num("COMPARE_ETCD_CLIENTS", 2, 1)),
+    seconds: num("COMPARE_ETCD_SECONDS", 6, 0.5),
+    rounds: Math.floor(num("COMPARE_ETCD_ROUNDS", 2, 1)),
+    trials: Math.floor(num("COMPARE_ETCD_TRIALS", 3, 0)),
+    deadlineMs: num("COMPARE_ETCD_DEADLINE_MS", 1000, 50),
+  };
+}
+
+/** What the comparison needs of each system. */
+interface System {
+  readonly name: SystemName;
+  readonly addresses: string[];
+  leaderIndex(): Promise<number>;
+  kill9(i: number): Promise<void>;
+  /** Starts member i again and waits until it has caught up with the leader. */
+  restart(i: number): Promise<void>;
+  /** OS process ids of the running members. */
+  pids(): number[];
+}
+
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+function cpuSecondsOf(pid: number): number {
+  try {
+    // Fields after the ")" that ends the command name: state is 3rd, utime 14th, stime 15th.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Three meeting servers registered with the coordinator and heartbeating
+ * every 500 ms through whichever member answers (the first one that fails
+ * is skipped until it answers again); registers again when told to.
+ */
+class MeetingServers {
+  private readonly agents: grpc.Client[];
+  private readonly generations = new Map<string, number>();
+  private current = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(addresses: string[]) {
+    this.agents = addresses.map((a) => new NodeAgentClient(a, grpc.credentials.createInsecure()));
+  }
+
+  private async call<T>(method: string, req: unknown): Promise<T> {
+    let last: unknown;
+    for (let k = 0; k < this.agents.length; k++) {
+      const i = (this.current + k) % this.agents.length;
+      try {
+        const r = await unary<T>(this.agents[i]!, method, req, 1000);
+        this.current = i;
+        return r;
+      } catch (e) {
+        last = e;
+        const code = (e as grpc.ServiceError).code;
+        if (code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED) throw e;
+      }
+    }
+    throw last;
+  }
+
+  private async register(id: string, i: number): Promise<void> {
+    const r = await this.call<{ generation: number }>("Register", { node_id: id, address: `127.0.0.1:${9300 + i}`, capacity: 1_000_000, region: "", labels: {} });
+    this.generations.set(id, r.generation);
+  }
+
+  async start(): Promise<void> {
+    for (let i = 0; i < 3; i++) await this.register(`m${i}`, i);
+    this.timer = setInterval(() => void this.beat(), 500);
+  }
+
+  private async beat(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      for (let i = 0; i < 3; i++) {
+        const id = `m${i}`;
+        try {
+          await this.call("Heartbeat", { node_id: id, generation: this.generations.get(id) });
+        } catch (e) {
+          const code = (e as grpc.ServiceError).code;
+          if (code === grpc.status.FAILED_PRECONDITION || code === grpc.status.NOT_FOUND) await this.register(id, i).catch(() => undefined);
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const a of this.agents) a.close();
+  }
+}
+
+function etcdSystem(cluster: EtcdCluster): System {
+  return {
+    name: "etcd",
+    addresses: cluster.addresses,
+    leaderIndex: () => cluster.waitForLeader(),
+    kill9: (i) => cluster.kill9(i),
+    restart: async (i) => {
+      cluster.start(i);
+      await cluster.waitForCaughtUp();
+    },
+    pids: () => [0, 1, 2].map((i) => cluster.pid(i)).filter((p): p is number => p !== undefined),
+  };
+}
+
+function conveneSystem(cluster: MemberCluster, ids: string[]): System {
+  return {
+    name: "convene",
+    addresses: ids.map((id) => cluster.addresses.get(id)!),
+    leaderIndex: async () => ids.indexOf(await cluster.waitForLeader()),
+    kill9: (i) => cluster.kill9(ids[i]!),
+    restart: async (i) => {
+      cluster.start(ids[i]!);
+      await cluster.waitForAll(30_000);
+      const s = await cluster.status(await cluster.waitForLeader());
+      await cluster.waitForApplied(ids, s.commit_index, 30_000);
+    },
+    pids: () => ids.map((id) => cluster.pid(id)).filter((p): p is number => p !== undefined),
+  };
+}
+
+interface Figures {
+  rate: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  retries: number;
+  cpu: number[];
+  /** The three members' CPU over the job, in cores (2 = both cores of this machine). */
+  serverCpu: number;
+  errorKinds: Record<string, number>;
+}
+
+function merge(results: JobResult[], serverCpu: number): Figures {
+  const all = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const errorKinds: Record<string, number> = {};
+  for (const r of results) {
+    all.add(hdr.decodeFromCompressedBase64(r.histogram));
+    for (const [k, v] of Object.entries(r.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + v;
+  }
+  const ms = (p: number) => Number((all.getValueAtPercentile(p) / 1000).toFixed(1));
+  return {
+    rate: results.reduce((s, r) => s + r.ops / r.seconds, 0),
+    p50: all.totalCount ? ms(50) : NaN,
+    p99: all.totalCount ? ms(99) : NaN,
+    errors: results.reduce((s, r) => s + r.errors, 0),
+    retries: results.reduce((s, r) => s + r.retries, 0),
+    cpu: results.map((r) => r.cpuSeconds / r.seconds),
+    serverCpu,
+    errorKinds,
+  };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  const v = s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return Number.isFinite(v) ? Number(v.toFixed(1)) : v;
+};
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "n/a");
+const ratio = (a: number, b: number): number => Number((a / b).toFixed(2));
+/** 64 calls in flight split over `procs` processes. */
+const share = (procs: number, p: number): number => Math.floor(64 / procs) + (p < 64 % procs ? 1 : 0);
+
+function describe(f: Figures): string {
+  const kinds = Object.entries(f.errorKinds).map(([k, v]) => `${v}× ${k}`).join("; ");
+  const server = Number.isFinite(f.serverCpu) ? `, server CPU ${fmt(f.serverCpu * 100)}%` : "";
+  return `${fmt(f.rate)}/s p50 ${fmt(f.p50, 1)} p99 ${fmt(f.p99, 1)} ms, client CPU ${f.cpu.map((c) => `${fmt(c * 100)}%`).join("+")}${server}, errors ${f.errors}, retries ${f.retries}${kinds ? ` (${kinds})` : ""}`;
+}
+
+export async function benchCompareEtcd(options: CompareOptions = compareOptionsFromEnv()): Promise<Record<string, number | string>> {
+  const { clients, seconds, rounds, trials, deadlineMs } = options;
+  const binary = ensureEtcd();
+  const out: Record<string, number | string> = {};
+  const ids = ["n1", "n2", "n3"];
+  let etcd: EtcdCluster | undefined;
+  let convene: MemberCluster | undefined;
+  let servers: MeetingServers | undefined;
+  let pool: LoadPool | undefined;
+  const cleanup = async (): Promise<void> => {
+    servers?.close();
+    await pool?.close();
+    await etcd?.close();
+    await convene?.close();
+  };
+  // Ctrl-C or a kill of the harness: finally blocks do not run then, so clean up here.
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted = true;
+    console.error(`compare-etcd: ${signal}, stopping every member and load process`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    etcd = new EtcdCluster(binary, await freeEtcdBasePort());
+    convene = new MemberCluster(ids, undefined, { app: "coordinator" });
+    for (let i = 0; i < 3; i++) etcd.start(i);
+    for (const id of ids) convene.start(id);
+    pool = new LoadPool(clients);
+    const etcdLeader = await etcd.waitForLeader();
+    await convene.waitForLeader();
+    servers = new MeetingServers(ids.map((id) => convene!.addresses.get(id)!));
+    await servers.start();
+    await sleep(300);
+    const systems: System[] = [etcdSystem(etcd), conveneSystem(convene, ids)];
+    out["load average at start"] = loadavg().map((l) => l.toFixed(2)).join(" ");
+    out["etcd version"] = (await etcd.memberStatus(etcdLeader)).version;
+    out["load processes × in flight"] = `${clients} × ${share(clients, clients - 1)}${64 % clients ? "–" + share(clients, 0) : ""} (64), deadline ${deadlineMs} ms, ${seconds} s rounds after a ${Math.min(2, seconds)} s warm-up`;
+
+    const warmSeconds = Math.min(2, seconds);
+    const run = `${Date.now().toString(36)}`;
+    let jobNo = 0;
+    const created = new Map<SystemName, string[]>(systems.map((s) => [s.name, []]));
+    const keep = Math.ceil(20_000 / clients);
+    const measure = async (sys: System, op: "create" | "read", procs: number, secs = seconds): Promise<Figures> => {
+      const start = await sys.leaderIndex();
+      const keys = created.get(sys.name)!;
+      const jobs = Array.from({ length: procs }, (_, p): Job => ({
+        system: sys.name, op, addresses: sys.addresses, start, inFlight: share(procs, p), seconds: secs, deadlineMs,
+        prefix: `${sys.name === "etcd" ? "/meetings/" : ""}${run}-${jobNo}-${p}`, readKeys: op === "read" ? keys : [], keep, afterFirstAckMs: 0,
+      }));
+      jobNo++;
+      const pids = sys.pids();
+      const cpu0 = pids.map(cpuSecondsOf);
+      const t0 = performance.now();
+      const results = await pool!.run(jobs);
+      const serverCpu = pids.reduce((s, pid, k) => s + cpuSecondsOf(pid) - cpu0[k]!, 0) / ((performance.now() - t0) / 1000);
+      // The read step cycles over at most 20,000 of the keys created.
+      if (op === "create") for (const r of results) keys.push(...r.created.slice(0, Math.max(0, 20_000 - keys.length)));
+      return merge(results, serverCpu);
+    };
+
+    for (const op of ["create", "read"] as const) {
+      const per = new Map<SystemName, Figures[]>(systems.map((s) => [s.name, []]));
+      // Warm-up, not reported: JIT of the clients and of convene, first writes of etcd.
+      for (const sys of systems) await measure(sys, op, clients, warmSeconds);
+      for (let r = 1; r <= rounds; r++) {
+        for (const sys of systems) {
+          const f = await measure(sys, op, clients);
+          per.get(sys.name)!.push(f);
+          out[`${op} r${r} ${sys.name}`] = describe(f);
+        }
+      }
+      for (const sys of systems) out[`${op} 1-process ${sys.name}`] = describe(await measure(sys, op, 1));
+      const [e, c] = [per.get("etcd")!, per.get("convene")!];
+      const m = (fs: Figures[], k: "rate" | "p50" | "p99") => median(fs.map((f) => f[k]));
+      out[`${op} etcd /s`] = Math.round(m(e, "rate"));
+      out[`${op} convene /s`] = Math.round(m(c, "rate"));
+      out[`${op} rate convene/etcd`] = ratio(m(c, "rate"), m(e, "rate"));
+      out[`${op} etcd p50 ms`] = m(e, "p50");
+      out[`${op} convene p50 ms`] = m(c, "p50");
+      out[`${op} etcd p99 ms`] = m(e, "p99");
+      out[`${op} convene p99 ms`] = m(c, "p99");
+      out[`${op} p99 convene/etcd`] = ratio(m(c, "p99"), m(e, "p99"));
+      out[`${op} max client CPU`] = `${fmt(Math.max(...[...e, ...c].flatMap((f) => f.cpu)) * 100)}% of a core`;
+      const rateMet = m(c, "rate") >= 2 * m(e, "rate") ? "met" : "not met";
+      const p99Met = m(c, "p99") <= 0.5 * m(e, "p99") ? "met" : "not met";
+      out[`${op} target`] = op === "create" ? `rate ≥ 2.0× etcd (${rateMet}), p99 ≤ 0.5× etcd (${p99Met})` : `rate ≥ 2.0× etcd (${rateMet})`;
+    }
+
+    const kills = new Map<SystemName, number[]>(systems.map((s) => [s.name, []]));
+    const warmMs = 1500;
+    for (let t = 1; t <= trials; t++) {
+      for (const sys of systems) {
+        const leader = await sys.leaderIndex();
+        const jobs = Array.from({ length: clients }, (_, p): Job => ({
+          system: sys.name, op: "create", addresses: sys.addresses, start: leader, inFlight: share(clients, p),
+          seconds: warmMs / 1000 + 15, deadlineMs, prefix: `${sys.name === "etcd" ? "/meetings/" : ""}${run}-kill${t}-${p}`,
+          readKeys: [], keep: 0, afterFirstAckMs: 300,
+        }));
+        const results = await pool.run(jobs, async () => {
+          await sleep(warmMs);
+          const at = now();
+          const killed = sys.kill9(leader);
+          pool!.broadcast(clients, { type: "kill", at, member: leader });
+          await killed;
+        });
+        const firsts = results.map((r) => r.firstAckAfterKillMs).filter((x): x is number => x !== null);
+        // None acknowledged before the job ended counts as longer than any that was.
+        const ms = firsts.length ? Math.min(...firsts) : Infinity;
+        kills.get(sys.name)!.push(ms);
+        const shown = firsts.length ? `${fmt(ms)} ms` : `no write acknowledged within ${warmMs / 1000 + 15} s`;
+        out[`kill→write t${t} ${sys.name}`] = `${shown} (${describe(merge(results, NaN))})`;
+        await sys.restart(leader);
+        await sleep(500);
+      }
+    }
+    if (trials > 0) {
+      const [e, c] = [median(kills.get("etcd")!), median(kills.get("convene")!)];
+      out["kill→write etcd median ms"] = Math.round(e);
+      out["kill→write convene median ms"] = Math.round(c);
+      out["kill→write convene/etcd"] = ratio(c, e);
+      out["kill→write target"] = `convene median ≤ 1,000 ms (${c <= 1000 ? "met" : "not met"})`;
+    }
+    out["load average at end"] = loadavg().map((l) => l.toFixed(2)).join(" ");
+    return out;
+  } catch (e) {
+    if (interrupted) await new Promise(() => undefined); // the signal handler exits
+    if (etcd) console.error(etcd.recentLogs());
+    if (convene) console.error(convene.recentLogs());
+    throw e;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await cleanup();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const { values } = parseArgs({ options: { clients: { type: "string" } } });
+  const options = compareOptionsFromEnv();
+  if (values.clients) options.clients = compareOptionsFromEnv({ COMPARE_ETCD_CLIENTS: values.clients }).clients;
+  const figures = await benchCompareEtcd(options);
+  for (const [k, v] of Object.entries(figures)) console.log(`  ${k.padEnd(28)} ${typeof v === "number" ? v.toLocaleString("en-US") : v}`);
+}
