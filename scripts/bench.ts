@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { benchCoordinator } from "./bench/coordinator.js";
 import { benchFailover } from "./bench/failover.js";
+import { benchGateway } from "./bench/gateway.js";
 import { benchRaft, benchRaftSteady } from "./bench/raft.js";
 import { benchScale } from "./bench/scale.js";
 import { benchRaftCore } from "./bench/raft-core.js";
@@ -26,7 +27,9 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   "raft-steady": () => benchRaftSteady(),
   coordinator: () => benchCoordinator(),
   failover: () => benchFailover(),
+  gateway: () => benchGateway(),
   scale: () => benchScale(),
+  "compare-etcd": async () => (await import("./bench/compare-etcd.js")).benchCompareEtcd(),
 };
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });

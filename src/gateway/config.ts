@@ -1,0 +1,120 @@
+/**
+ * The gateway's configuration: defaults, and `validateGatewayConfig`, which
+ * `startGateway`'s callers (the CLI, tests, the benchmark) run first. Raw
+ * values may come from flags, so numbers and booleans are accepted as
+ * strings too. Each broken rule throws a GatewayConfigError naming the field,
+ * the rule and the value:
+ *   createPerMinute must be an integer from 1 to 1000000, got "lots"
+ */
+import { GatewayConfigError } from "./errors.js";
+
+export interface GatewayConfig {
+  /** "host:port" the HTTP server binds; port 0 picks a free one (tests). */
+  readonly listen: string;
+  /** Every coordinator member's gRPC address; any member accepts every call. */
+  readonly coordinators: readonly string[];
+  /** Whether a request for an unknown meeting creates it (GetRoute create=true). */
+  readonly create: boolean;
+  /** Creations allowed per client IP per minute (token bucket, burst of the same size). */
+  readonly createPerMinute: number;
+  /** Bound on opening a TCP connection to a meeting server. */
+  readonly connectTimeoutMs: number;
+  /** Bound on a meeting server's response headers, and on each silence in its body. */
+  readonly responseTimeoutMs: number;
+  /** Largest request body proxied; larger ones get 413. */
+  readonly maxBodyBytes: number;
+  readonly logLevel: string;
+}
+
+export const gatewayDefaults: GatewayConfig = {
+  listen: "127.0.0.1:8080",
+  coordinators: ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"],
+  create: true,
+  createPerMinute: 30,
+  connectTimeoutMs: 1000,
+  responseTimeoutMs: 30_000,
+  maxBodyBytes: 1024 * 1024,
+  logLevel: "info",
+};
+
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const KNOWN_KEYS = new Set(Object.keys(gatewayDefaults));
+
+/** The value as it appears in a message: quoted, and cut short when long. */
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+/** "host:port" with a port in 1..65535 (0 too when `allowPortZero`, for the listener). */
+export function isHostPort(value: unknown, allowPortZero = false): value is string {
+  if (typeof value !== "string") return false;
+  const match = HOST_PORT.exec(value);
+  if (!match) return false;
+  const port = Number(match[1]);
+  return port <= 65535 && (port >= 1 || allowPortZero);
+}
+
+function intField(field: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw new GatewayConfigError(field, `${field} must be an integer from ${min} to ${max}, got ${shown(value)}`);
+  }
+  return n;
+}
+
+function boolField(field: string, value: unknown): boolean {
+  if (typeof value === "boolean") return value;
+  if (value === "true") return true;
+  if (value === "false") return false;
+  throw new GatewayConfigError(field, `${field} must be true or false, got ${shown(value)}`);
+}
+
+function coordinatorsField(value: unknown): string[] {
+  const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter((s) => s !== "") : value;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new GatewayConfigError("coordinators", `coordinators must be a non-empty list of "host:port" (array or comma-separated), got ${shown(value)}`);
+  }
+  const seen = new Set<string>();
+  for (const address of list) {
+    if (!isHostPort(address)) throw new GatewayConfigError("coordinators", `coordinators must hold "host:port" addresses, got ${shown(address)}`);
+    if (seen.has(address)) throw new GatewayConfigError("coordinators", `coordinators must not repeat an address, got ${shown(address)} twice`);
+    seen.add(address);
+  }
+  return [...seen];
+}
+
+/**
+ * Checks every field of `raw` (unknown keys too: a typo must not pass
+ * silently) and fills in the defaults.
+ */
+export function validateGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new GatewayConfigError("config", `config must be an object, got ${shown(raw)}`);
+  }
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_KEYS.has(key) && raw[key] !== undefined) {
+      throw new GatewayConfigError(key, `${key} is not a gateway option; known: ${[...KNOWN_KEYS].join(", ")}`);
+    }
+  }
+  const d = gatewayDefaults;
+  const listen = raw.listen ?? d.listen;
+  if (!isHostPort(listen, true)) throw new GatewayConfigError("listen", `listen must be "host:port" with a port in 0..65535, got ${shown(listen)}`);
+  const logLevel = raw.logLevel ?? d.logLevel;
+  if (typeof logLevel !== "string" || !LOG_LEVELS.includes(logLevel)) {
+    throw new GatewayConfigError("logLevel", `logLevel must be one of ${LOG_LEVELS.join(", ")}, got ${shown(logLevel)}`);
+  }
+  return {
+    listen,
+    coordinators: coordinatorsField(raw.coordinators ?? d.coordinators),
+    create: boolField("create", raw.create ?? d.create),
+    createPerMinute: intField("createPerMinute", raw.createPerMinute ?? d.createPerMinute, 1, 1_000_000),
+    connectTimeoutMs: intField("connectTimeoutMs", raw.connectTimeoutMs ?? d.connectTimeoutMs, 10, 60_000),
+    responseTimeoutMs: intField("responseTimeoutMs", raw.responseTimeoutMs ?? d.responseTimeoutMs, 10, 3_600_000),
+    maxBodyBytes: intField("maxBodyBytes", raw.maxBodyBytes ?? d.maxBodyBytes, 0, 1024 * 1024 * 1024),
+    logLevel,
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * The gateway's client of the coordinator group: convene.v1.Coordinator
+ * (GetRoute, ListNodes, ClusterStatus) and convene.routes.v1.RouteFeed, over
+ * every member. Any member accepts any call (followers forward to the
+ * leader), so calls go to one "current" member and move to the next when it
+ * does not answer.
+ *
+ * Retry rule: a call failing with a transport-like status (UNAVAILABLE,
+ * DEADLINE_EXCEEDED, INTERNAL, CANCELLED) goes again to the next member at
+ * once; after a full round of failures it waits a jittered backoff
+ * (retryBaseMs doubling to retryMaxMs). Every call is bounded by its
+ * deadline: each attempt gets what is left of it (at most attemptTimeoutMs),
+ * so a call never outlives the deadline. Other statuses are the
+ * coordinator's answer and reject at once.
+ *
+ * Created by startGateway; `close()` (from Gateway.close) closes every
+ * channel and makes pending and later calls reject.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { loadProto, lookup } from "../member/proto.js";
+import { CoordinatorCallError, toCallError } from "./errors.js";
+
+export type ServiceName = "Coordinator" | "RouteFeed";
+
+const RETRYABLE = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL, grpc.status.CANCELLED]);
+
+/** Whether a failed call may succeed at another member. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof CoordinatorCallError && RETRYABLE.has(err.status);
+}
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // A member frozen with its connections open is noticed within ~3 s, even on an idle feed stream.
+  "grpc.keepalive_time_ms": 2000,
+  "grpc.keepalive_timeout_ms": 1000,
+  "grpc.keepalive_permit_without_calls": 1,
+  // gRPC's default redial backoff grows to 120 s: a restarted member would stay unused that long.
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+  // This class decides where a call goes again; no hidden retries.
+  "grpc.enable_retries": 0,
+};
+
+export interface CoordinatorClientOptions {
+  /** Bound on a whole call over all attempts. */
+  readonly deadlineMs: number;
+  /** Bound on one attempt at one member. */
+  readonly attemptTimeoutMs: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** Uniform in [0, 1); injected so tests can pin the jitter and the first member. */
+  readonly random?: () => number;
+}
+
+type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
+type UnaryFn = (req: unknown, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
+type StreamFn = (req: unknown, opts?: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
+
+let ctors: Record<ServiceName, grpc.ServiceClientConstructor> | undefined;
+function serviceCtors(): Record<ServiceName, grpc.ServiceClientConstructor> {
+  ctors ??= {
+    Coordinator: lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator"),
+    RouteFeed: lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed"),
+  };
+  return ctors;
+}
+
+export class ClientClosedError extends Error {
+  constructor(what: string) {
+    super(`${what} abandoned: the gateway is closing`);
+    this.name = "ClientClosedError";
+  }
+}
+
+export class CoordinatorClient {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly random: () => number;
+  private readonly sleepers = new Set<() => void>();
+  private index: number;
+  private closed = false;
+
+  constructor(
+    readonly addresses: readonly string[],
+    private readonly options: CoordinatorClientOptions,
+  ) {
+    if (addresses.length === 0) throw new Error("invariant: a coordinator client needs at least one member address");
+    this.random = options.random ?? Math.random;
+    // Gateways start on a random member so that many of them spread over the group.
+    this.index = Math.floor(this.random() * addresses.length) % addresses.length;
+  }
+
+  /** The member calls go to now. */
+  get address(): string {
+    return this.addresses[this.index]!;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Moves to the next member, unless another failure already moved away from `failed`. */
+  rotateFrom(failed: string): void {
+    if (this.address !== failed || this.addresses.length === 1) return;
+    this.index = (this.index + 1) % this.addresses.length;
+  }
+
+  /** Jittered exponential backoff after `round` ≥ 1 rounds of failures: in [d/2, d). */
+  backoffMs(round: number): number {
+    const d = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.max(0, Math.min(round - 1, 20)));
+    return Math.max(1, Math.floor(d / 2 + (this.random() * d) / 2));
+  }
+
+  /** Resolves after `ms`, or rejects with ClientClosedError as soon as the client closes. */
+  sleep(ms: number): Promise<void> {
+    if (this.closed) return Promise.reject(new ClientClosedError("sleep"));
+    return new Promise<void>((resolve, reject) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        if (this.closed) reject(new ClientClosedError("sleep"));
+        else resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      this.sleepers.add(wake);
+    });
+  }
+
+  /**
+   * One unary call, sent member after member per the retry rule until the
+   * deadline; resolves with the raw response (proto.ts options: keepCase,
+   * longs and enums as numbers) or rejects with the last CoordinatorCallError.
+   */
+  async unary<T>(service: ServiceName, method: string, request: unknown, opts: { deadlineMs?: number } = {}): Promise<T> {
+    const deadline = Date.now() + (opts.deadlineMs ?? this.options.deadlineMs);
+    let last: unknown;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 && attempt % this.addresses.length === 0) {
+        const pause = this.backoffMs(attempt / this.addresses.length);
+        if (Date.now() + pause >= deadline) break;
+        await this.sleep(pause);
+      }
+      if (this.closed) throw new ClientClosedError(method);
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const address = this.address;
+      try {
+        return (await this.callAt(address, service, method, request, Math.min(left, this.options.attemptTimeoutMs))) as T;
+      } catch (err) {
+        if (this.closed) throw new ClientClosedError(method);
+        if (!isRetryable(err)) throw err;
+        last = err;
+        this.rotateFrom(address);
+      }
+    }
+    throw last ?? new CoordinatorCallError(method, this.address, grpc.status.DEADLINE_EXCEEDED, "no attempt fitted in the deadline");
+  }
+
+  /** One attempt at one member, no retry (the dashboard asks each member for its own view). */
+  callAt(address: string, service: ServiceName, method: string, request: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.closed) return Promise.reject(new ClientClosedError(method));
+    const client = this.client(address, service);
+    const fn = (client as unknown as Record<string, UnaryFn>)[method];
+    if (typeof fn !== "function") return Promise.reject(new Error(`invariant: ${service} has no method ${method}`));
+    return new Promise<unknown>((resolve, reject) => {
+      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) reject(toCallError(err, method, address));
+        else resolve(res);
+      });
+    });
+  }
+
+  /** Opens RouteFeed.WatchRoutes on the current member (no deadline: it stays open). */
+  openWatch(request: unknown): { stream: grpc.ClientReadableStream<unknown>; address: string } {
+    if (this.closed) throw new ClientClosedError("WatchRoutes");
+    const address = this.address;
+    const client = this.client(address, "RouteFeed");
+    const fn = (client as unknown as Record<string, StreamFn>)["WatchRoutes"]!;
+    return { stream: fn.call(client, request, {}), address };
+  }
+
+  /** Closes every channel and wakes every sleeper; callers cancel their own streams first. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const wake of [...this.sleepers]) wake();
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private client(address: string, service: ServiceName): grpc.Client {
+    const key = `${service} ${address}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      const Ctor = serviceCtors()[service];
+      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * The gateway process in one object: a fastify server with the routes of
+ * API.md ("Gateway: HTTP"), its route cache kept fresh by the coordinator's
+ * route feed, the HTTP and WebSocket proxies, /healthz, /metrics and the
+ * dashboard.
+ *
+ * Order: validateGatewayConfig(raw) → startGateway(config, logger) (opens the
+ * coordinator channels, starts the feed and the quorum probe, then listens)
+ * → Gateway.close() (stops the feed and probe, ends proxied WebSockets,
+ * closes the server and its upstream connections, then the channels).
+ * Nothing is kept on disk: any number of gateways route identically.
+ */
+import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
+import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, LogController } from "fastify";
+import { type LevelWithSilent, type Logger, pino } from "pino";
+import type { GatewayConfig } from "./config.js";
+import { CoordinatorClient } from "./coordinator-client.js";
+import { CreateLimiter } from "./create-limiter.js";
+import { DashboardSource } from "./dashboard-data.js";
+import { renderDashboard } from "./dashboard-page.js";
+import { HeadersTooLargeError, MalformedRequestError, NoQuorumError, RequestTimeoutError, RouteNotFoundError, toHttpError } from "./errors.js";
+import { GatewayMetrics, type RequestKind } from "./metrics.js";
+import { parseRouteUrl } from "./paths.js";
+import { registerHttpProxy } from "./proxy-http.js";
+import { WebSocketProxy } from "./proxy-websocket.js";
+import { QuorumProbe } from "./quorum-probe.js";
+import { type CachedRoute, type Route, RouteCache, routeJson } from "./route-cache.js";
+import { RouteFeed } from "./route-feed.js";
+import { RouteResolver } from "./route-resolver.js";
+import { sendError, writeSocketError } from "./send-error.js";
+import { UpstreamReporter } from "./upstream-reporter.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Which request counter a route's answers go to. */
+    kind?: RequestKind;
+  }
+}
+
+/** Headers larger than this get 431: no meeting request needs more. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** Bound on a whole GetRoute over all members; each attempt at most ROUTE_ATTEMPT_MS. */
+const ROUTE_DEADLINE_MS = 3000;
+const ROUTE_ATTEMPT_MS = 1000;
+
+export interface GatewayStats {
+  readonly cachedRoutes: number;
+  readonly feedRevision: number;
+  readonly feedBatches: number;
+  /** The member the route feed is open on, if any. */
+  readonly feedMember: string | undefined;
+  /** GetRoute calls made (cache misses and re-resolves). */
+  readonly routeLookups: number;
+  readonly upstreamReports: number;
+  readonly openWebSockets: number;
+  readonly healthy: boolean;
+}
+
+export interface Gateway {
+  /** The address the server listens on, "host:port" (the real port when the config said 0). */
+  readonly address: string;
+  readonly config: GatewayConfig;
+  readonly stats: GatewayStats;
+  /** The cached route of a meeting, if any (no coordinator call). */
+  cachedRoute(meetingId: string): Route | undefined;
+  close(): Promise<void>;
+}
+
+const leveled = new WeakMap<FastifyBaseLogger, Map<string, FastifyBaseLogger>>();
+/** `parent`, or one child of it per level (a route's logLevel), made once. */
+function loggerAt(parent: FastifyBaseLogger, level: string | undefined): FastifyBaseLogger {
+  if (!level || level === parent.level) return parent;
+  let byLevel = leveled.get(parent);
+  if (!byLevel) leveled.set(parent, (byLevel = new Map()));
+  let child = byLevel.get(level);
+  if (!child) byLevel.set(level, (child = parent.child({}, { level })));
+  return child;
+}
+
+function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  return { host: listen.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(i + 1)) };
+}
+
+function sendRoute(reply: FastifyReply, route: CachedRoute): FastifyReply {
+  route.json ??= routeJson(route);
+  return reply.header("content-type", "application/json; charset=utf-8").send(route.json);
+}
+
+/** Builds the gateway and listens; see the order above. */
+export async function startGateway(config: GatewayConfig, logger?: Logger): Promise<Gateway> {
+  const log = (logger ?? pino({ level: config.logLevel })).child({ component: "gateway" });
+  const client = new CoordinatorClient(config.coordinators, { deadlineMs: ROUTE_DEADLINE_MS, attemptTimeoutMs: ROUTE_ATTEMPT_MS, retryBaseMs: 50, retryMaxMs: 500 });
+  const cache = new RouteCache();
+  const probe = new QuorumProbe(client, log);
+  // The gauges read the WebSocket proxy, created below, only when scraped.
+  const metrics: GatewayMetrics = new GatewayMetrics({ cacheSize: () => cache.size, openWebSockets: () => ws.openConnections, feedRevision: () => cache.revision });
+  const limiter = config.create ? new CreateLimiter(config.createPerMinute) : undefined;
+  const resolver: RouteResolver = new RouteResolver(cache, client, limiter, metrics, log, () => probe.proved());
+  const reporter = new UpstreamReporter(client, log);
+  const feed = new RouteFeed(client, cache, metrics, log);
+  const ws: WebSocketProxy = new WebSocketProxy(resolver, reporter, metrics, log, config);
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // No per-request log lines, and no per-request child logger: the hot path allocates little.
+    logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (parent, _bindings, opts) => loggerAt(parent, opts.level),
+    bodyLimit: config.maxBodyBytes,
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
+    routerOptions: { maxParamLength: 1024 },
+    forceCloseConnections: true,
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === "ECONNRESET" || socket.destroyed) return;
+      const answer =
+        err.code === "HPE_HEADER_OVERFLOW"
+          ? new HeadersTooLargeError(`request headers exceed ${MAX_HEADER_BYTES} bytes`)
+          : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+            ? new RequestTimeoutError("the request did not arrive in time")
+            : new MalformedRequestError(`malformed HTTP request (${err.code ?? err.message})`);
+      writeSocketError(socket, answer);
+    },
+    frameworkErrors: (err, _request, reply) => sendError(reply, err),
+  });
+
+  // Proxied bodies are passed on as bytes, whatever their type; fastify's limit gives 413.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err, request, reply) => {
+    const e = toHttpError(err);
+    if (e.status >= 500 && e.code === "internal") request.log.error({ err, url: request.url }, "request failed");
+    sendError(reply, err);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, new RouteNotFoundError(`no route for ${request.method} ${request.url.slice(0, 200)}; meeting traffic goes under /meetings/{meetingId}`));
+  });
+  app.addHook("onResponse", (request, reply, done) => {
+    metrics.countRequest(request.routeOptions.config.kind ?? "other", reply.statusCode);
+    done();
+  });
+
+  app.get("/route/*", { config: { kind: "route" } }, (request: FastifyRequest, reply: FastifyReply) => {
+    const found = resolver.lookup(parseRouteUrl(request.url), request.ip);
+    if (found instanceof Promise) return found.then((route) => sendRoute(reply, route));
+    return sendRoute(reply, found);
+  });
+
+  app.get("/healthz", async (_request, reply) => {
+    if (!probe.healthy()) {
+      const age = probe.ageMs();
+      throw new NoQuorumError(
+        `no coordinator quorum answered ${Number.isFinite(age) ? `for ${Math.round(age)} ms` : "yet"}${probe.lastError ? `: ${probe.lastError}` : ""}`,
+      );
+    }
+    return reply.header("cache-control", "no-store").send({ status: "ok", quorum: true, lastProofAgeMs: Math.round(probe.ageMs()) });
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    reply.header("content-type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  let address = "";
+  const dashboard = new DashboardSource(
+    client,
+    () => ({
+      address,
+      healthy: probe.healthy(),
+      createEnabled: config.create,
+      cachedRoutes: cache.size,
+      feedRevision: cache.revision,
+      feedMember: feed.member ?? null,
+      openWebSockets: ws.openConnections,
+    }),
+    () => cache.moves(),
+  );
+  app.get("/dashboard.json", async (_request, reply) => {
+    reply.header("cache-control", "no-store");
+    return dashboard.get();
+  });
+  app.get("/", async (_request, reply) => {
+    const nonce = randomBytes(16).toString("base64");
+    reply
+      .header("content-type", "text/html; charset=utf-8")
+      .header("cache-control", "no-store")
+      .header("content-security-policy", `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; connect-src 'self'`)
+      .header("x-content-type-options", "nosniff");
+    return renderDashboard(await dashboard.get(), nonce);
+  });
+
+  // reply-from warns on every failed upstream attempt; the proxy counts and reports those itself.
+  const proxyLogLevel: LevelWithSilent = config.logLevel === "silent" || config.logLevel === "fatal" ? config.logLevel : "error";
+  await registerHttpProxy(app, { resolver, reporter, metrics, logger: log, options: { ...config, logLevel: proxyLogLevel } });
+  app.server.on("upgrade", (req, socket, head) => ws.handleUpgrade(req, socket, head));
+
+  feed.start();
+  probe.start();
+  const { host, port } = splitHostPort(config.listen);
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await feed.stop();
+    await probe.stop();
+    client.close();
+    throw err;
+  }
+  const bound = app.server.address();
+  address = bound && typeof bound === "object" ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}` : config.listen;
+  log.info({ address, coordinators: config.coordinators, create: config.create }, "gateway listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    config,
+    stats: {
+      get cachedRoutes() { return cache.size; },
+      get feedRevision() { return cache.revision; },
+      get feedBatches() { return feed.batches; },
+      get feedMember() { return feed.member; },
+      get routeLookups() { return resolver.asked; },
+      get upstreamReports() { return reporter.sent; },
+      get openWebSockets() { return ws.openConnections; },
+      get healthy() { return probe.healthy(); },
+    },
+    cachedRoute: (meetingId) => {
+      const r = cache.get(meetingId);
+      return r && { meetingId: r.meetingId, nodeId: r.nodeId, address: r.address, epoch: r.epoch };
+    },
+    close: () => {
+      closing ??= (async () => {
+        // The feed and the probe may be sleeping between attempts: closing the client wakes them.
+        const loops = Promise.all([feed.stop(), probe.stop()]);
+        ws.close();
+        await app.close();
+        client.close();
+        await loops;
+        log.info({ address }, "gateway closed");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The gateway's Prometheus metrics, in a registry of its own (two gateways in
+ * one process, as in the tests, must not share counters). The counters of
+ * every request (requests by status, cache hits and misses) are plain
+ * numbers on the hot path, handed to prom-client when /metrics is scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Which kind of request a status is counted under. */
+export type RequestKind = "route" | "proxy" | "websocket" | "other";
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  /** Answered requests by kind, then status code. */
+  private readonly requestCounts = new Map<RequestKind, Map<number, number>>();
+  /** Route lookups answered from the cache, and those that asked the coordinator. */
+  cacheHits = 0;
+  cacheMisses = 0;
+  readonly upstreamLatency: Histogram<"outcome">;
+  readonly routeChangesApplied: Counter;
+  readonly feedResets: Counter;
+  readonly feedReconnects: Counter;
+  readonly upstreamFailures: Counter<"reason">;
+  readonly retries: Counter<"reason">;
+  readonly createsLimited: Counter;
+
+  constructor(gauges: { cacheSize: () => number; openWebSockets: () => number; feedRevision: () => number }) {
+    const registers = [this.registry];
+    const counts = this.requestCounts;
+    const read = (): { hits: number; misses: number } => ({ hits: this.cacheHits, misses: this.cacheMisses });
+    new Counter({
+      name: "convene_gateway_requests_total",
+      help: "HTTP requests answered by the gateway, by kind (route, proxy, websocket, other) and status code",
+      labelNames: ["kind", "code"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [kind, byCode] of counts) for (const [code, n] of byCode) this.inc({ kind, code: String(code) }, n);
+      },
+    });
+    this.upstreamLatency = new Histogram({
+      name: "convene_gateway_upstream_latency_seconds",
+      help: "Time from sending a proxied request to a meeting server until its response headers (or failure)",
+      labelNames: ["outcome"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    new Counter({
+      name: "convene_gateway_route_cache_hits_total",
+      help: "Route lookups answered from the cache",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read().hits);
+      },
+    });
+    new Counter({
+      name: "convene_gateway_route_cache_misses_total",
+      help: "Route lookups that asked the coordinator (GetRoute)",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read().misses);
+      },
+    });
+    this.routeChangesApplied = new Counter({
+      name: "convene_gateway_route_changes_applied_total",
+      help: "Route changes from the coordinator's feed that altered the cache",
+      registers,
+    });
+    this.feedResets = new Counter({ name: "convene_gateway_route_feed_resets_total", help: "Full route tables received (reset batches)", registers });
+    this.feedReconnects = new Counter({ name: "convene_gateway_route_feed_reconnects_total", help: "Times the route feed stream was opened again", registers });
+    this.upstreamFailures = new Counter({
+      name: "convene_gateway_upstream_failures_total",
+      help: "Proxied requests a meeting server failed (refused, reset, timeout, misdirected)",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.retries = new Counter({
+      name: "convene_gateway_retries_total",
+      help: "Proxied requests sent again after re-resolving their route",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.createsLimited = new Counter({ name: "convene_gateway_creates_rate_limited_total", help: "Meeting creations refused by the per-client limit", registers });
+    new Gauge({ name: "convene_gateway_route_cache_size", help: "Routes in the cache", registers, collect() { this.set(gauges.cacheSize()); } });
+    new Gauge({ name: "convene_gateway_websockets_open", help: "WebSocket connections being proxied", registers, collect() { this.set(gauges.openWebSockets()); } });
+    new Gauge({ name: "convene_gateway_route_feed_revision", help: "Coordinator revision the route cache is at", registers, collect() { this.set(gauges.feedRevision()); } });
+    collectDefaultMetrics({ register: this.registry, prefix: "convene_gateway_" });
+  }
+
+  /** Counts one answered request. */
+  countRequest(kind: RequestKind, code: number): void {
+    let byCode = this.requestCounts.get(kind);
+    if (!byCode) this.requestCounts.set(kind, (byCode = new Map()));
+    byCode.set(code, (byCode.get(code) ?? 0) + 1);
+  }
+}

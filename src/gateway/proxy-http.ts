@@ -1,0 +1,192 @@
+/**
+ * HTTP proxying of `/meetings/{id}` and below to the meeting's host, with
+ * @fastify/reply-from (undici): same method, path and query; the answer
+ * carries `X-Convene-Node`. Request bodies arrive buffered (at most
+ * maxBodyBytes, enforced by fastify's body limit: 413), so a request can be
+ * sent a second time.
+ *
+ * When the host fails (refuses, resets, times out) or answers 421
+ * ("meeting not held here"): the coordinator is told (a hint), the route is
+ * dropped and asked again once. The request goes again when that is safe:
+ * - to a new host (the meeting moved) if the first never received it
+ *   (refused, connect timeout, 421) or the method is idempotent;
+ * - to the same host only for an idempotent request whose connection was
+ *   reset (a keep-alive race), or after a short pause when it answered 421
+ *   (a host learns of a new meeting a moment after the coordinator commits
+ *   it); never after a refusal or a timeout.
+ * Otherwise, and when the second attempt fails too: 503 with Retry-After.
+ * Every attempt is bounded (connect and response timeouts), so no request
+ * hangs on a dead host.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import replyFrom, { type FastifyReplyFromHooks } from "@fastify/reply-from";
+import type { LevelWithSilent, Logger } from "pino";
+import { UpstreamUnavailableError } from "./errors.js";
+import type { GatewayMetrics } from "./metrics.js";
+import { type MeetingTarget, parseMeetingUrl } from "./paths.js";
+import type { CachedRoute, Route } from "./route-cache.js";
+import type { RouteResolver } from "./route-resolver.js";
+import { sendError } from "./send-error.js";
+import type { UpstreamReporter } from "./upstream-reporter.js";
+
+export interface HttpProxyOptions {
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  /** Level of the proxy route's request logger (which reply-from logs through). */
+  readonly logLevel: LevelWithSilent;
+}
+
+/** Why an attempt failed, and whether the host can have received the request. */
+interface Failure {
+  readonly reason: "refused" | "connect_timeout" | "reset" | "timeout" | "unreachable" | "misdirected" | "error";
+  readonly delivered: boolean;
+  readonly detail: string;
+}
+
+/** Pause before asking the same host again after a 421 while the coordinator still routes there. */
+export const MISDIRECTED_RETRY_MS = 200;
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
+
+/** Classifies what undici (through reply-from) failed with. */
+function classify(error: Error): Failure {
+  const cause = (error.cause ?? error) as { code?: unknown; message?: unknown; name?: unknown };
+  const code = typeof cause.code === "string" ? cause.code : "";
+  const detail = code || (typeof cause.message === "string" ? cause.message : String(cause));
+  switch (code) {
+    case "ECONNREFUSED":
+      return { reason: "refused", delivered: false, detail };
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return { reason: "connect_timeout", delivered: false, detail };
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "EADDRNOTAVAIL":
+      return { reason: "unreachable", delivered: false, detail };
+    case "ECONNRESET":
+    case "EPIPE":
+    case "UND_ERR_SOCKET":
+    case "UND_ERR_CLOSED":
+      return { reason: "reset", delivered: true, detail };
+    case "UND_ERR_HEADERS_TIMEOUT":
+    case "UND_ERR_BODY_TIMEOUT":
+      return { reason: "timeout", delivered: true, detail };
+    default:
+      return { reason: "error", delivered: true, detail };
+  }
+}
+
+/** This module decides about second attempts; reply-from's own retries (e.g. on 503) stay off. */
+function noRetry(): null {
+  return null;
+}
+
+/** The X-Forwarded-* headers a meeting server sees (the client's address, host and scheme). */
+const forwardedHeaders: NonNullable<FastifyReplyFromHooks["rewriteRequestHeaders"]> = (req, headers) => {
+  const forwardedFor = req.headers["x-forwarded-for"];
+  headers["x-forwarded-for"] = forwardedFor ? `${String(forwardedFor)}, ${req.ip}` : req.ip;
+  headers["x-forwarded-proto"] = "http";
+  if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
+  return headers;
+};
+
+function sameRoute(a: Route, b: Route): boolean {
+  return a.nodeId === b.nodeId && a.epoch === b.epoch && a.address === b.address;
+}
+
+export async function registerHttpProxy(
+  app: FastifyInstance,
+  deps: { resolver: RouteResolver; reporter: UpstreamReporter; metrics: GatewayMetrics; logger: Logger; options: HttpProxyOptions },
+): Promise<void> {
+  const { resolver, reporter, metrics, logger, options } = deps;
+  await app.register(replyFrom, {
+    undici: {
+      connections: 128,
+      pipelining: 1,
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: options.responseTimeoutMs,
+      bodyTimeout: options.responseTimeoutMs,
+    },
+    // The gateway closes its upstream connections when it closes.
+    destroyAgent: true,
+    disableCache: true,
+    disableRequestLogging: true,
+  });
+
+  /** One attempt at `route`; `retried` once the route was asked again. */
+  const attempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, route: CachedRoute, retried: boolean): void => {
+    const method = request.method;
+    const started = performance.now();
+    const body = request.body;
+    const origin = `http://${route.address}`;
+    const q = target.url.indexOf("?");
+    const path = q === -1 ? target.url : target.url.slice(0, q);
+
+    const fail = (failure: Failure): void => {
+      metrics.upstreamLatency.labels(failure.reason).observe((performance.now() - started) / 1000);
+      metrics.upstreamFailures.labels(failure.reason).inc();
+      reporter.report(route, failure.detail);
+      if (logger.isLevelEnabled("debug")) logger.debug({ meetingId: route.meetingId, node: route.nodeId, failure, retried }, "upstream failed");
+      if (retried) {
+        sendError(reply, unavailable(route, failure, true));
+        return;
+      }
+      Promise.resolve(resolver.reresolve(route, request.ip)).then(
+        (next) => {
+          const moved = !sameRoute(next, route);
+          const misdirected = failure.reason === "misdirected";
+          const safe = moved ? !failure.delivered || IDEMPOTENT.has(method) : misdirected || (failure.reason === "reset" && IDEMPOTENT.has(method));
+          if (!safe) {
+            sendError(reply, unavailable(route, failure, false));
+            return;
+          }
+          metrics.retries.labels(moved ? "moved" : failure.reason).inc();
+          // Still the coordinator's route, yet "not held here": the host has not yet heard of
+          // its new meeting (its assignment stream lags the commit). Give it a moment.
+          if (!moved && misdirected) setTimeout(() => attempt(request, reply, target, next, true), MISDIRECTED_RETRY_MS);
+          else attempt(request, reply, target, next, true);
+        },
+        (err: unknown) => sendError(reply, err),
+      );
+    };
+
+    reply.from(path, {
+      getUpstream: () => origin,
+      retryDelay: noRetry,
+      ...(body === undefined || body === null
+        ? {}
+        : method === "GET" || method === "HEAD"
+          ? { body: null }
+          : { body, contentType: request.headers["content-type"] ?? "application/octet-stream" }),
+      rewriteRequestHeaders: forwardedHeaders,
+      onResponse: (_req, rep, res) => {
+        if (res.statusCode === 421) {
+          // "Not held here": the route is stale. Nothing of this answer reaches the client.
+          res.stream.resume();
+          for (const name of Object.keys(rep.getHeaders())) rep.removeHeader(name);
+          fail({ reason: "misdirected", delivered: false, detail: `${route.nodeId} answered 421 Misdirected Request` });
+          return;
+        }
+        metrics.upstreamLatency.labels("ok").observe((performance.now() - started) / 1000);
+        rep.header("x-convene-node", route.nodeId);
+        rep.send(res.stream);
+      },
+      onError: (_rep, { error }) => fail(classify(error)),
+    });
+  };
+
+  app.all("/meetings/*", { config: { kind: "proxy" }, logLevel: options.logLevel }, async (request, reply) => {
+    const target = parseMeetingUrl(request.url);
+    const found = resolver.lookup(target.meetingId, request.ip);
+    const route = found instanceof Promise ? await found : found;
+    attempt(request, reply, target, route, false);
+    return reply;
+  });
+}
+
+function unavailable(route: Route, failure: Failure, retried: boolean): UpstreamUnavailableError {
+  const what = failure.reason === "misdirected" ? "does not hold it (421)" : `failed (${failure.detail})`;
+  const then = retried ? "again after its route was looked up again" : "and the coordinator has not moved it yet";
+  return new UpstreamUnavailableError(`meeting ${route.meetingId}: its host ${route.nodeId} at ${route.address} ${what}, ${then}; retry shortly`);
+}

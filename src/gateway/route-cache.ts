@@ -1,0 +1,182 @@
+/**
+ * The gateway's table of where meetings live: fed in order by the route
+ * feed (RouteFeed.WatchRoutes batches) and, on a miss, by GetRoute answers.
+ * Pure bookkeeping, no I/O and no clock of its own (callers pass `nowMs`).
+ *
+ * Rules:
+ * - A feed batch with `reset` replaces the table: with the batches of the
+ *   same revision that follow it (a big table comes in chunks), it is the
+ *   whole table as of that revision.
+ * - A change with an empty node id drops the meeting (ended, or waiting
+ *   unassigned).
+ * - Epochs only grow for one meeting, so an answer older than what is cached
+ *   (a GetRoute that raced a move, a feed member that lags) never replaces
+ *   a newer route; an equal epoch is the same placement.
+ * - A change that gives a cached meeting another node is a move, kept in a
+ *   short list for the dashboard.
+ */
+import { isHostPort } from "./config.js";
+
+export interface Route {
+  readonly meetingId: string;
+  readonly nodeId: string;
+  readonly address: string;
+  readonly epoch: number;
+}
+
+/** A cached route, with its GET /route body serialised once on first use (the hot path). */
+export interface CachedRoute extends Route {
+  json: string | undefined;
+}
+
+export interface RouteMove {
+  readonly meetingId: string;
+  readonly fromNode: string;
+  readonly toNode: string;
+  readonly epoch: number;
+  readonly atMs: number;
+}
+
+/** One change of a RouteBatch, as received (proto field names). */
+export interface RouteChangeMessage {
+  readonly meeting_id?: unknown;
+  readonly node_id?: unknown;
+  readonly address?: unknown;
+  readonly epoch?: unknown;
+}
+
+const MEETING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * A route from a coordinator message (GetRoute's Route or a feed change), or
+ * a reason it cannot be used. The address is checked here because the proxy
+ * connects to it: only a plain "host:port" the coordinator registered.
+ */
+export function parseRoute(m: RouteChangeMessage): Route | string {
+  if (typeof m.meeting_id !== "string" || !MEETING_ID.test(m.meeting_id)) return `meeting_id ${JSON.stringify(m.meeting_id)} is not a meeting id`;
+  if (typeof m.node_id !== "string" || !NODE_ID.test(m.node_id)) return `node_id ${JSON.stringify(m.node_id)} is not a node id`;
+  if (!isHostPort(m.address)) return `address ${JSON.stringify(m.address)} of node ${m.node_id} is not "host:port"`;
+  if (typeof m.epoch !== "number" || !Number.isSafeInteger(m.epoch) || m.epoch < 0) return `epoch ${String(m.epoch)} is not a uint64`;
+  return { meetingId: m.meeting_id, nodeId: m.node_id, address: m.address, epoch: m.epoch };
+}
+
+export function routeJson(r: Route): string {
+  return JSON.stringify({ meetingId: r.meetingId, nodeId: r.nodeId, address: r.address, epoch: r.epoch });
+}
+
+const MAX_MOVES = 50;
+const MAX_DROPPED = 1_000;
+
+function sameRoute(a: Route, b: Route): boolean {
+  return a.epoch === b.epoch && a.nodeId === b.nodeId && a.address === b.address;
+}
+
+export interface BatchOutcome {
+  /** Changes that altered the table (set, replaced or dropped). */
+  readonly applied: number;
+  /** Changes left out because they broke the contract. */
+  readonly invalid: readonly string[];
+}
+
+export class RouteCache {
+  private routes = new Map<string, CachedRoute>();
+  /** The table a reset replaced, kept while chunks of that reset's revision arrive (moves, newer epochs). */
+  private replaced: { revision: number; routes: Map<string, CachedRoute> } | undefined;
+  private readonly recentMoves: RouteMove[] = [];
+  /**
+   * Routes dropped as stale (their host refused), so the move that follows
+   * is still seen as a move: the new route arrives after the old one left
+   * the table. Bounded; oldest out first.
+   */
+  private readonly dropped = new Map<string, Route>();
+  /** The feed revision the table is at (0: nothing from the feed yet). */
+  revision = 0;
+
+  get size(): number {
+    return this.routes.size;
+  }
+
+  get(meetingId: string): CachedRoute | undefined {
+    return this.routes.get(meetingId);
+  }
+
+  /** Newest first. */
+  moves(): readonly RouteMove[] {
+    return [...this.recentMoves].reverse();
+  }
+
+  /** Stores a GetRoute answer unless a newer epoch is cached; returns the entry now cached. */
+  remember(route: Route, nowMs: number): CachedRoute {
+    const cached = this.routes.get(route.meetingId);
+    if (cached && cached.epoch > route.epoch) return cached;
+    if (cached && sameRoute(cached, route)) return cached;
+    return this.put(route, cached, nowMs);
+  }
+
+  /** Drops a route found stale, unless the cache already holds another (newer) placement. */
+  forget(stale: Route): void {
+    const cached = this.routes.get(stale.meetingId);
+    if (cached && cached.epoch === stale.epoch && cached.nodeId === stale.nodeId) {
+      this.routes.delete(stale.meetingId);
+      this.dropped.delete(stale.meetingId);
+      this.dropped.set(stale.meetingId, cached);
+      if (this.dropped.size > MAX_DROPPED) this.dropped.delete(this.dropped.keys().next().value!);
+    }
+  }
+
+  /** Applies one feed batch in order; see the rules above. */
+  applyBatch(revision: number, reset: boolean, changes: readonly RouteChangeMessage[], nowMs: number): BatchOutcome {
+    const invalid: string[] = [];
+    let applied = 0;
+    if (reset) {
+      this.replaced = { revision, routes: this.routes };
+      this.routes = new Map();
+    } else if (this.replaced && revision > this.replaced.revision) {
+      this.replaced = undefined;
+    }
+    // A table comes in chunks of one revision; only the first says reset.
+    const previous = this.replaced?.routes;
+    for (const change of changes) {
+      const meetingId = change.meeting_id;
+      if (change.node_id === "" && typeof meetingId === "string") {
+        if (this.routes.delete(meetingId)) applied++;
+        continue;
+      }
+      const route = parseRoute(change);
+      if (typeof route === "string") {
+        invalid.push(route);
+        continue;
+      }
+      const current = this.routes.get(route.meetingId);
+      const before = current ?? previous?.get(route.meetingId);
+      if (current && current.epoch > route.epoch) continue;
+      if (!current && before && before.epoch > route.epoch) {
+        // A table from a lagging member: keep the newer route this gateway already learned.
+        this.routes.set(route.meetingId, before);
+        continue;
+      }
+      if (before && sameRoute(before, route)) {
+        // Unchanged: keep the entry (and its serialised body).
+        this.routes.set(route.meetingId, before);
+        continue;
+      }
+      this.put(route, before, nowMs);
+      applied++;
+    }
+    this.revision = revision;
+    return { applied, invalid };
+  }
+
+  private put(route: Route, cachedBefore: Route | undefined, nowMs: number): CachedRoute {
+    const before = cachedBefore ?? this.dropped.get(route.meetingId);
+    this.dropped.delete(route.meetingId);
+    const entry: CachedRoute = { meetingId: route.meetingId, nodeId: route.nodeId, address: route.address, epoch: route.epoch, json: undefined };
+    this.routes.set(route.meetingId, entry);
+    if (before && before.nodeId !== route.nodeId) {
+      this.recentMoves.push({ meetingId: route.meetingId, fromNode: before.nodeId, toNode: route.nodeId, epoch: route.epoch, atMs: nowMs });
+      if (this.recentMoves.length > MAX_MOVES) this.recentMoves.shift();
+    }
+    return entry;
+  }
+}

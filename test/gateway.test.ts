@@ -1,0 +1,445 @@
+/**
+ * The gateway (API.md "Gateway: HTTP"): pure parts (config, paths, route
+ * cache, creation limit) by table, then end to end against three real
+ * coordinator members, with meeting servers played by small HTTP/WebSocket
+ * servers in this process that register, heartbeat and watch their
+ * assignments over raw gRPC, and answer 421 for meetings they do not hold.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
+import { CreateLimiter } from "../src/gateway/create-limiter.js";
+import { escapeHtml } from "../src/gateway/dashboard-page.js";
+import { type Gateway, GatewayConfigError, startGateway, validateGatewayConfig } from "../src/gateway/index.js";
+import { parseMeetingUrl } from "../src/gateway/paths.js";
+import { RouteCache } from "../src/gateway/route-cache.js";
+import { loadProto, lookup } from "../src/member/proto.js";
+import { MemberCluster, unary } from "./support/member-cluster.js";
+
+const pkg = loadProto("convene.proto");
+const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
+const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const logger = pino({ level: "warn" });
+
+async function until<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  json: () => any;
+}
+
+/** A request with the path sent exactly as written (fetch would normalise "..") and no connection reuse. */
+function request(address: string, method: string, path: string, opts: { headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean } = {}): Promise<Answer> {
+  const [host, port] = address.split(":");
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), method, path, headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode!, headers: res.headers, text, json: () => JSON.parse(text) });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (opts.body !== undefined && opts.chunked) {
+      const body = Buffer.from(opts.body);
+      for (let i = 0; i < body.length; i += 1024) req.write(body.subarray(i, i + 1024));
+      req.end();
+    } else req.end(opts.body);
+  });
+}
+
+function expectJsonError(a: Answer, status: number, code?: string): void {
+  expect(a.status, a.text).toBe(status);
+  expect(a.headers["content-type"]).toMatch(/^application\/json/);
+  const body = a.json();
+  expect(typeof body.error).toBe("string");
+  expect(typeof body.message).toBe("string");
+  if (code) expect(body.error).toBe(code);
+}
+
+/** A meeting server: HTTP + WebSocket on 127.0.0.1, registered and heartbeating over raw gRPC. */
+class FakeMeetingServer {
+  readonly held = new Map<string, number>();
+  readonly client: grpc.Client;
+  private readonly server = http.createServer((req, res) => this.onRequest(req, res));
+  private readonly wss = new WebSocketServer({ noServer: true });
+  private beat: NodeJS.Timeout | undefined;
+  private watch: grpc.ClientReadableStream<{ type: number; meeting_id: string; epoch: number }> | undefined;
+  port = 0;
+
+  constructor(
+    readonly nodeId: string,
+    coordinator: string,
+  ) {
+    this.client = new NodeAgentClient(coordinator, grpc.credentials.createInsecure());
+    this.server.on("upgrade", (req, socket, head) => {
+      if (!this.held.has(meetingOf(req.url))) {
+        socket.end("HTTP/1.1 421 Misdirected Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => ws.on("message", (data) => ws.send(`${this.nodeId}:${String(data)}`)));
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    const r = await unary<{ generation: number; heartbeat_interval_ms: number }>(this.client, "Register", {
+      node_id: this.nodeId, address: `127.0.0.1:${this.port}`, capacity: 500, region: "", labels: {},
+    });
+    this.beat = setInterval(() => {
+      unary(this.client, "Heartbeat", { node_id: this.nodeId, generation: r.generation, active_meetings: this.held.size, load: 0 }).catch(() => undefined);
+    }, r.heartbeat_interval_ms);
+    this.watch = (this.client as any).WatchAssignments({ node_id: this.nodeId, generation: r.generation });
+    this.watch!.on("data", (e) => (e.type === 1 ? this.held.set(e.meeting_id, e.epoch) : this.held.delete(e.meeting_id)));
+    this.watch!.on("error", () => undefined);
+  }
+
+  /** Like kill -9 of its process: heartbeats stop, the watch breaks, connections are refused. */
+  die(): void {
+    clearInterval(this.beat);
+    this.watch?.cancel();
+    for (const ws of this.wss.clients) ws.terminate();
+    this.server.closeAllConnections();
+    this.server.close();
+  }
+
+  close(): void {
+    this.die();
+    this.client.close();
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const meetingId = meetingOf(req.url);
+      if (!this.held.has(meetingId)) {
+        res.writeHead(421, { "content-type": "application/json", "x-not-held": "1" }).end(JSON.stringify({ error: "not_held" }));
+        return;
+      }
+      const body = Buffer.concat(chunks);
+      res.writeHead(200, { "content-type": "application/json", "x-meeting-server": this.nodeId });
+      res.end(JSON.stringify({ node: this.nodeId, meetingId, method: req.method, url: req.url, bodyBytes: body.length, body: body.toString(), forwardedFor: req.headers["x-forwarded-for"] }));
+    });
+  }
+}
+
+function meetingOf(url: string | undefined): string {
+  return /^\/meetings\/([^/?]+)/.exec(url ?? "")?.[1] ?? "";
+}
+
+describe("gateway config, paths, cache and limits", () => {
+  it("validates config, naming the field and the rule", () => {
+    const c = validateGatewayConfig({ coordinators: "127.0.0.1:1, 127.0.0.1:2", createPerMinute: "12", create: "false", listen: "127.0.0.1:0" });
+    expect(c).toMatchObject({ coordinators: ["127.0.0.1:1", "127.0.0.1:2"], createPerMinute: 12, create: false, connectTimeoutMs: 1000, maxBodyBytes: 1048576 });
+    expect(validateGatewayConfig({}).listen).toBe("127.0.0.1:8080");
+    const bad: [Record<string, unknown>, string, RegExp][] = [
+      [{ listen: "8080" }, "listen", /listen must be "host:port"/],
+      [{ coordinators: [] }, "coordinators", /non-empty list/],
+      [{ coordinators: "127.0.0.1:1,127.0.0.1:1" }, "coordinators", /repeat/],
+      [{ create: "yes" }, "create", /create must be true or false, got "yes"/],
+      [{ createPerMinute: 0 }, "createPerMinute", /createPerMinute must be an integer from 1/],
+      [{ connectTimeoutMs: "soon" }, "connectTimeoutMs", /connectTimeoutMs must be an integer/],
+      [{ logLevel: "loud" }, "logLevel", /logLevel must be one of/],
+      [{ maxBodyByte: 3 }, "maxBodyByte", /not a gateway option/],
+    ];
+    for (const [raw, field, message] of bad) {
+      let err: unknown;
+      try {
+        validateGatewayConfig(raw);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GatewayConfigError);
+      expect((err as GatewayConfigError).field).toBe(field);
+      expect((err as Error).message).toMatch(message);
+    }
+  });
+
+  it("keeps proxied paths inside the meeting", () => {
+    expect(parseMeetingUrl("/meetings/room-1/chat/x?a=1")).toEqual({ meetingId: "room-1", url: "/meetings/room-1/chat/x?a=1" });
+    expect(parseMeetingUrl("/meetings/a:b.c_d-e")).toMatchObject({ meetingId: "a:b.c_d-e" });
+    for (const bad of ["/meetings/..", "/meetings/a/../b", "/meetings/a/%2e%2E/b", "/meetings/a/.%2e", "/meetings/a/..;x/b", "/meetings/a/x%2Fy", "/meetings/a/x%5cy", "/meetings/a/x\\y", "/meetings/a%2Fb", "/meetings/", "/meetings/a b", `/meetings/${"x".repeat(129)}`]) {
+      expect(() => parseMeetingUrl(bad), bad).toThrow(/meeting id|dot segment|encoded slash/);
+    }
+  });
+
+  it("route cache: feed order, newer epochs win, chunked resets, moves", () => {
+    const cache = new RouteCache();
+    const ch = (meeting_id: string, node_id: string, epoch: number, port = 1) => ({ meeting_id, node_id, address: node_id ? `127.0.0.1:${port}` : "", epoch });
+    cache.applyBatch(10, true, [ch("a", "n1", 1), ch("b", "n1", 1)], 0);
+    cache.applyBatch(10, false, [ch("c", "n2", 1)], 0); // second chunk of the same table
+    expect(cache.size).toBe(3);
+    cache.remember({ meetingId: "a", nodeId: "n2", address: "127.0.0.1:2", epoch: 2 }, 5);
+    expect(cache.applyBatch(11, false, [ch("a", "n1", 1)], 6).applied).toBe(0); // older than what GetRoute said
+    expect(cache.get("a")!.nodeId).toBe("n2");
+    cache.applyBatch(12, false, [ch("b", "", 0), ch("x", "n1", 1, 99999999)], 7);
+    expect(cache.get("b")).toBeUndefined();
+    expect(cache.get("x")).toBeUndefined(); // a bad address is never cached
+    cache.applyBatch(20, true, [ch("a", "n2", 2)], 8);
+    cache.applyBatch(20, false, [ch("c", "n3", 2)], 9);
+    expect([...["a", "c"].map((id) => cache.get(id)!.nodeId)]).toEqual(["n2", "n3"]);
+    expect(cache.get("b")).toBeUndefined();
+    expect(cache.moves().map((m) => `${m.meetingId}:${m.fromNode}>${m.toNode}`)).toEqual(["c:n2>n3", "a:n1>n2"]);
+    cache.forget({ meetingId: "a", nodeId: "n1", address: "127.0.0.1:1", epoch: 1 }); // not the cached placement
+    expect(cache.get("a")).toBeDefined();
+    expect(cache.revision).toBe(20);
+    // A route dropped because its host refused, then the move from the feed: still a move.
+    cache.forget({ meetingId: "c", nodeId: "n3", address: "127.0.0.1:1", epoch: 2 });
+    expect(cache.get("c")).toBeUndefined();
+    cache.applyBatch(21, false, [ch("c", "n1", 3)], 10);
+    expect(cache.moves()[0]).toMatchObject({ meetingId: "c", fromNode: "n3", toNode: "n1", epoch: 3 });
+  });
+
+  it("creation limit: a token bucket per client, refunds, Retry-After", () => {
+    const l = new CreateLimiter(30);
+    for (let i = 0; i < 30; i++) expect(l.take("1.2.3.4", 0)).toBe(0);
+    expect(l.take("1.2.3.4", 0)).toBe(2); // one token per 2 s
+    expect(l.take("5.6.7.8", 0)).toBe(0);
+    expect(l.take("1.2.3.4", 2000)).toBe(0);
+    l.refund("1.2.3.4", 2000);
+    expect(l.take("1.2.3.4", 2000)).toBe(0);
+    expect(escapeHtml(`<a href="x">'&'</a>`)).toBe("&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  });
+});
+
+describe("gateway against three coordinator members", () => {
+  const ids = ["n1", "n2", "n3"];
+  const cluster = new MemberCluster(ids, undefined, { app: "coordinator" });
+  const servers: FakeMeetingServer[] = [];
+  const gateways: Gateway[] = [];
+  let coordinator: grpc.Client;
+  let a: Gateway;
+  let b: Gateway;
+  const start = async (raw: Record<string, unknown> = {}) => {
+    const g = await startGateway(validateGatewayConfig({ listen: "127.0.0.1:0", coordinators: [...cluster.addresses.values()], logLevel: "warn", ...raw }), logger);
+    gateways.push(g);
+    return g;
+  };
+  const server = (id: string) => servers.find((s) => s.nodeId === id)!;
+
+  beforeAll(async () => {
+    for (const id of ids) cluster.start(id);
+    await cluster.waitForLeader(30_000);
+    await cluster.waitForAll(30_000);
+    coordinator = new CoordinatorClient(cluster.addresses.get("n2")!, grpc.credentials.createInsecure());
+    for (const [i, id] of ["m1", "m2", "m3"].entries()) {
+      const s = new FakeMeetingServer(id, cluster.addresses.get(ids[i]!)!);
+      await s.start();
+      servers.push(s);
+    }
+    a = await start();
+    b = await start();
+    await until("both gateways' route feeds", () => a.stats.feedBatches > 0 && b.stats.feedBatches > 0 && a.stats.healthy && b.stats.healthy, 20_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.close()));
+    for (const s of servers) s.close();
+    coordinator?.close();
+    await cluster.close();
+  });
+
+  it("proxies any method with path, query and body to the host, marked X-Convene-Node", async () => {
+    const get = await request(a.address, "GET", "/meetings/room-1/chat/history?since=5&x=%2F");
+    expect(get.status, get.text).toBe(200);
+    const owner = get.json().node;
+    expect(get.headers["x-convene-node"]).toBe(owner);
+    expect(get.headers["x-meeting-server"]).toBe(owner);
+    expect(get.json()).toMatchObject({ meetingId: "room-1", method: "GET", url: "/meetings/room-1/chat/history?since=5&x=%2F", forwardedFor: "127.0.0.1" });
+    const post = await request(a.address, "POST", "/meetings/room-1/messages", { body: JSON.stringify({ text: "hi" }), headers: { "content-type": "application/json" } });
+    expect(post.json()).toMatchObject({ node: owner, method: "POST", body: '{"text":"hi"}' });
+    const del = await request(a.address, "DELETE", "/meetings/room-1");
+    expect(del.json()).toMatchObject({ node: owner, method: "DELETE", url: "/meetings/room-1" });
+    const route = await request(b.address, "GET", "/route/room-1");
+    expect(route.json()).toEqual({ meetingId: "room-1", nodeId: owner, address: `127.0.0.1:${server(owner).port}`, epoch: 1 });
+  });
+
+  it("passes WebSockets through to the host", async () => {
+    await request(a.address, "GET", "/meetings/ws-room/hello"); // creates it; the host learns of it
+    const owner = a.cachedRoute("ws-room")!.nodeId;
+    const ws = new WebSocket(`ws://${a.address}/meetings/ws-room/socket?user=u1`);
+    let upgradeNode = "";
+    ws.on("upgrade", (res) => (upgradeNode = String(res.headers["x-convene-node"])));
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    expect(upgradeNode).toBe(owner);
+    const echoes: string[] = [];
+    ws.on("message", (m) => echoes.push(String(m)));
+    for (const text of ["one", "two"]) ws.send(text);
+    await until("two echoes", () => echoes.length === 2);
+    expect(echoes).toEqual([`${owner}:one`, `${owner}:two`]);
+    expect(a.stats.openWebSockets).toBeGreaterThan(0);
+    ws.close();
+    // Closing a gateway ends the WebSockets it proxies.
+    const g = await start();
+    const held = new WebSocket(`ws://${g.address}/meetings/ws-room/socket`);
+    await new Promise((r) => held.once("open", r));
+    const closed = new Promise((r) => held.once("close", r));
+    await g.close();
+    await closed;
+    const bad = new WebSocket(`ws://${a.address}/meetings/..%2f/x`);
+    const status = await new Promise<number>((resolve) => bad.on("unexpected-response", (_req, res) => resolve(res.statusCode!)));
+    expect(status).toBe(400);
+  });
+
+  it("two gateways route identically", async () => {
+    const names = Array.from({ length: 24 }, (_, i) => `pair-${i}`);
+    // Half created through each gateway, at the same time as the other one asks.
+    const first = await Promise.all(names.map((id, i) => request(i % 2 ? a.address : b.address, "GET", `/route/${id}`)));
+    const second = await Promise.all(names.map((id, i) => request(i % 2 ? b.address : a.address, "GET", `/route/${id}`)));
+    for (let i = 0; i < names.length; i++) expect(second[i]!.json()).toEqual(first[i]!.json());
+    const both = await Promise.all([a, b].map((g) => request(g.address, "GET", "/meetings/pair-3/x")));
+    expect(both[0]!.headers["x-convene-node"]).toBe(both[1]!.headers["x-convene-node"]);
+    expect(new Set(first.map((r) => r.json().nodeId)).size).toBeGreaterThan(1);
+  });
+
+  it("follows a committed move from the feed, without a request", async () => {
+    const routes = await Promise.all(Array.from({ length: 12 }, (_, i) => request(a.address, "GET", `/route/drain-${i}`).then((r) => r.json())));
+    const moving = routes.filter((r) => r.nodeId === "m3").map((r) => r.meetingId as string);
+    expect(moving.length).toBeGreaterThan(0);
+    const before = a.stats.routeLookups + b.stats.routeLookups;
+    await unary(coordinator, "DrainNode", { node_id: "m3", migrate: true }, 10_000);
+    const committedAt = Date.now();
+    await until("both caches to follow", () => [a, b].every((g) => moving.every((id) => g.cachedRoute(id)!.nodeId !== "m3")), 5000);
+    const took = Date.now() - committedAt;
+    expect(took, "ms from DrainNode's answer until both caches hold the new hosts").toBeLessThan(500); // target 200 ms; slack for a loaded machine
+    expect(a.stats.routeLookups + b.stats.routeLookups).toBe(before); // the feed, not GetRoute
+    const moved = await request(b.address, "GET", `/meetings/${moving[0]}/after-drain`);
+    expect(moved.status).toBe(200);
+    expect(moved.headers["x-convene-node"]).not.toBe("m3");
+    const recent = await request(a.address, "GET", "/dashboard.json");
+    expect(recent.json().moves.map((m: { meetingId: string }) => m.meetingId)).toEqual(expect.arrayContaining(moving));
+  });
+
+  it("answers 503 + Retry-After while a dead host's meetings move, then routes to the new host", async () => {
+    const routes = await Promise.all(Array.from({ length: 10 }, (_, i) => request(a.address, "GET", `/route/fail-${i}`).then((r) => r.json())));
+    const victim = routes.find((r) => r.nodeId === "m1")?.meetingId ?? (await until("a meeting on m1", async () => {
+      const r = (await request(a.address, "GET", `/route/fail-x${Date.now()}`)).json();
+      return r.nodeId === "m1" && (r.meetingId as string);
+    }));
+    expect((await request(a.address, "GET", `/meetings/${victim}/x`)).status).toBe(200);
+    server("m1").die();
+    // A WebSocket to the dead host: 503 + Retry-After at once (or, if the move already happened, the new host).
+    const ws = new WebSocket(`ws://${a.address}/meetings/${victim}/socket`);
+    const wsOutcome = await new Promise<string>((resolve) => {
+      ws.on("unexpected-response", (_req, res) => resolve(`${res.statusCode} ${String(res.headers["retry-after"])}`));
+      ws.on("open", () => resolve(`open ${a.cachedRoute(victim)?.nodeId}`));
+      ws.on("error", () => undefined);
+    });
+    ws.terminate();
+    expect(["503 1", "open m2"]).toContain(wsOutcome);
+    const seen: number[] = [];
+    const answer = await until("the meeting on its new host", async () => {
+      const t = Date.now();
+      const r = await request(a.address, "GET", `/meetings/${victim}/x`);
+      expect(Date.now() - t).toBeLessThan(4000); // never a hang
+      seen.push(r.status);
+      if (r.status === 503) {
+        expectJsonError(r, 503, "upstream_unavailable");
+        expect(Number(r.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+      } else expect(r.status).toBe(200);
+      return r.status === 200 && r;
+    }, 15_000);
+    expect(seen).toContain(503);
+    expect(answer.headers["x-convene-node"]).toBe("m2");
+    expect(a.cachedRoute(victim)).toMatchObject({ nodeId: "m2", epoch: 2 });
+    expect(a.stats.upstreamReports).toBeGreaterThan(0);
+  });
+
+  it("refuses bad input with JSON errors", async () => {
+    const g = await start({ maxBodyBytes: 4096 });
+    expectJsonError(await request(g.address, "GET", "/route/bad%20id"), 400, "invalid_meeting_id");
+    expectJsonError(await request(g.address, "GET", `/route/${"x".repeat(129)}`), 400, "invalid_meeting_id");
+    expectJsonError(await request(g.address, "GET", "/meetings/room-1/../../admin"), 400, "bad_path");
+    expectJsonError(await request(g.address, "GET", "/meetings/room-1/%2e%2e/room-2"), 400, "bad_path");
+    expectJsonError(await request(g.address, "GET", "/meetings/room-1%2F..%2Froom-2"), 400, "invalid_meeting_id");
+    expectJsonError(await request(g.address, "GET", "/meetings/room-1/a%2fb"), 400, "bad_path");
+    expectJsonError(await request(g.address, "GET", "/meetings/.."), 400, "bad_path");
+    expectJsonError(await request(g.address, "GET", "/nothing/here"), 404, "not_found");
+    expectJsonError(await request(g.address, "GET", "/route/room-1", { headers: { "x-big": "a".repeat(20_000) } }), 431, "headers_too_large");
+    expectJsonError(await request(g.address, "POST", "/meetings/room-1/upload", { body: "z".repeat(8192) }), 413, "body_too_large");
+    expectJsonError(await request(g.address, "POST", "/meetings/room-1/upload", { body: "z".repeat(8192), chunked: true }), 413, "body_too_large");
+    const ok = await request(g.address, "POST", "/meetings/room-1/upload", { body: "z".repeat(4000) });
+    expect(ok.json()).toMatchObject({ bodyBytes: 4000 });
+  });
+
+  it("limits creations per client, and creates nothing when creation is off", async () => {
+    const limited = await start({ createPerMinute: 3 });
+    const run = `${Date.now()}`;
+    for (let i = 0; i < 3; i++) expect((await request(limited.address, "GET", `/route/lim-${run}-${i}`)).status).toBe(200);
+    const over = await request(limited.address, "GET", `/meetings/lim-${run}-3/x`);
+    expectJsonError(over, 429, "rate_limited");
+    expect(Number(over.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    // Existing meetings stay reachable for that client.
+    expect((await request(limited.address, "GET", "/route/room-1")).status).toBe(200);
+    const off = await start({ create: false });
+    expectJsonError(await request(off.address, "GET", `/route/never-${run}`), 404, "meeting_not_found");
+    expectJsonError(await request(off.address, "POST", `/meetings/never-${run}/join`, { body: "{}" }), 404, "meeting_not_found");
+    await expect(unary(coordinator, "GetRoute", { meeting_id: `never-${run}`, create: false })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    expect((await request(off.address, "GET", "/meetings/room-1/x")).status).toBe(200);
+  });
+
+  it("serves metrics and the dashboard", async () => {
+    const text = (await request(a.address, "GET", "/metrics")).text;
+    for (const name of [
+      "convene_gateway_requests_total",
+      "convene_gateway_upstream_latency_seconds_bucket",
+      "convene_gateway_route_cache_hits_total",
+      "convene_gateway_route_cache_misses_total",
+      "convene_gateway_route_changes_applied_total",
+    ]) expect(text).toContain(name);
+    expect(text).toMatch(/convene_gateway_requests_total\{kind="proxy",code="200"\} [1-9]/);
+    expect(text).toMatch(/convene_gateway_requests_total\{kind="proxy",code="503"\} [1-9]/);
+    const page = await request(a.address, "GET", "/");
+    expect(page.status).toBe(200);
+    expect(page.headers["content-security-policy"]).toContain("script-src 'nonce-");
+    expect(page.text).toContain("Coordinator members");
+    expect(page.text).toContain("m2");
+    const data = (await request(a.address, "GET", "/dashboard.json")).json();
+    expect(data.members.filter((m: { role: string }) => m.role === "leader")).toHaveLength(1);
+    expect(data.nodes.find((n: { nodeId: string }) => n.nodeId === "m1").state).toBe("dead");
+  });
+
+  it("resumes the feed on another member, and /healthz follows the quorum", async () => {
+    expect((await request(a.address, "GET", "/healthz")).status).toBe(200);
+    const feedMember = [...cluster.addresses].find(([, addr]) => addr === a.stats.feedMember)![0];
+    await cluster.kill9(feedMember);
+    const survivors = ids.filter((id) => id !== feedMember);
+    await cluster.waitForLeader(20_000, survivors);
+    const c = new CoordinatorClient(cluster.addresses.get(survivors[0]!)!, grpc.credentials.createInsecure());
+    const r = await unary<{ node_id: string }>(c, "GetRoute", { meeting_id: "after-failover", create: true, region: "" }, 10_000);
+    c.close();
+    await until("the feed to deliver from another member", () => a.cachedRoute("after-failover")?.nodeId === r.node_id, 10_000);
+    expect(a.stats.feedMember).not.toBe(cluster.addresses.get(feedMember));
+    expect((await request(a.address, "GET", "/healthz")).status).toBe(200);
+    await cluster.kill9(survivors[0]!);
+    const down = await until("/healthz to report no quorum", async () => {
+      const h = await request(a.address, "GET", "/healthz");
+      return h.status === 503 && h;
+    }, 20_000);
+    expectJsonError(down, 503, "no_quorum");
+    const t = Date.now();
+    expectJsonError(await request(a.address, "GET", `/route/no-quorum-${t}`), 503, "no_quorum");
+    expect(Date.now() - t).toBeLessThan(5000);
+  });
+});
