@@ -1,0 +1,139 @@
+/**
+ * The demo meeting server's config: its keys, their defaults, and
+ * `validateDemoServerConfig`, which `startDemoServer`'s caller (the CLI, a
+ * test) runs first. Raw values may come from CLI flags, so numbers may be
+ * numeric strings and `coordinators` a comma-separated string. Each broken
+ * rule throws a DemoServerConfigError naming the key, the rule and the value:
+ *   capacity must be an integer from 1 to 4294967295, got "0"
+ */
+import { DemoServerConfigError } from "./errors.js";
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface DemoServerConfig {
+  /** The node id registered with the coordinator. */
+  readonly nodeId: string;
+  /** "host:port" the HTTP server binds; port 0 picks a free port (tests). */
+  readonly listen: string;
+  /** "host:port" registered with the coordinator; undefined: the actual listen address. */
+  readonly advertise: string | undefined;
+  readonly coordinators: readonly string[];
+  /** Max meetings this server hosts. */
+  readonly capacity: number;
+  readonly region: string;
+  /** How often each room is checkpointed (only rooms that changed are sent). */
+  readonly checkpointIntervalMs: number;
+  /**
+   * How long a request for a meeting not held waits for its ASSIGNED before
+   * the 421: the gateway proxies right after creating the meeting, so the
+   * assignment may be a few ms behind the first request.
+   */
+  readonly assignmentWaitMs: number;
+  readonly logLevel: LogLevel;
+}
+
+export const demoServerDefaults = {
+  listen: "127.0.0.1:9001",
+  coordinators: ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"],
+  capacity: 100,
+  region: "",
+  checkpointIntervalMs: 1000,
+  assignmentWaitMs: 2000,
+  logLevel: "info",
+} as const;
+
+const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const HOST_PORT_PATTERN = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const KEYS = ["nodeId", "listen", "advertise", "coordinators", "capacity", "region", "checkpointIntervalMs", "assignmentWaitMs", "logLevel"] as const;
+const MAX_UINT32 = 0xffff_ffff;
+const MAX_REGION_CHARS = 64;
+
+/** The value as it appears in a message: quoted, and cut short when long. */
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+function hostPort(key: string, value: unknown, allowPortZero: boolean): string {
+  const match = typeof value === "string" ? HOST_PORT_PATTERN.exec(value) : null;
+  const port = match ? Number(match[1]) : -1;
+  if (!match || port > 65535 || port < (allowPortZero ? 0 : 1)) {
+    throw new DemoServerConfigError(`${key} must be "host:port" with a port in ${allowPortZero ? 0 : 1}..65535, got ${shown(value)}`);
+  }
+  return value as string;
+}
+
+function integer(key: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw new DemoServerConfigError(`${key} must be an integer from ${min} to ${max}, got ${shown(value)}`);
+  }
+  return n;
+}
+
+function coordinatorList(value: unknown): string[] {
+  const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter((s) => s !== "") : value;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new DemoServerConfigError(`coordinators must be a non-empty list (or comma-separated string) of "host:port", got ${shown(value)}`);
+  }
+  const seen = new Set<string>();
+  for (const address of list) {
+    hostPort("coordinators", address, false);
+    if (seen.has(address as string)) throw new DemoServerConfigError(`coordinators must not repeat an address, got ${shown(address)} twice`);
+    seen.add(address as string);
+  }
+  return [...seen];
+}
+
+/** The host part of "host:port", without IPv6 brackets. */
+export function hostOf(address: string): string {
+  const host = address.slice(0, address.lastIndexOf(":"));
+  return host.startsWith("[") ? host.slice(1, -1) : host;
+}
+
+/** Whether a listen host binds every interface (so it cannot be advertised as is). */
+export function isWildcardHost(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "[::]";
+}
+
+/** Checks every key and fills in the defaults; absent and undefined are the same. */
+export function validateDemoServerConfig(raw: Record<string, unknown>): DemoServerConfig {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new DemoServerConfigError(`config must be an object, got ${shown(raw)}`);
+  for (const key of Object.keys(raw)) {
+    if (raw[key] !== undefined && !(KEYS as readonly string[]).includes(key)) {
+      throw new DemoServerConfigError(`${key} is not a demo server config key; known keys: ${KEYS.join(", ")}`);
+    }
+  }
+  const nodeId = raw["nodeId"];
+  if (typeof nodeId !== "string" || !NODE_ID_PATTERN.test(nodeId)) {
+    throw new DemoServerConfigError(`nodeId is required and must match ${NODE_ID_PATTERN.source}, got ${shown(nodeId)}`);
+  }
+  const listen = hostPort("listen", raw["listen"] ?? demoServerDefaults.listen, true);
+  const advertise = raw["advertise"] === undefined ? undefined : hostPort("advertise", raw["advertise"], false);
+  if (advertise === undefined && isWildcardHost(hostOf(listen))) {
+    throw new DemoServerConfigError(`advertise is required when listen binds every interface (${shown(listen)}): gateways must be told an address they can reach`);
+  }
+  const region = raw["region"] ?? demoServerDefaults.region;
+  if (typeof region !== "string" || region.length > MAX_REGION_CHARS || CONTROL_CHARS.test(region)) {
+    throw new DemoServerConfigError(`region must be a string of at most ${MAX_REGION_CHARS} characters without control characters, got ${shown(region)}`);
+  }
+  const logLevel = raw["logLevel"] ?? demoServerDefaults.logLevel;
+  if (typeof logLevel !== "string" || !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new DemoServerConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}, got ${shown(logLevel)}`);
+  }
+  return {
+    nodeId,
+    listen,
+    advertise,
+    coordinators: coordinatorList(raw["coordinators"] ?? demoServerDefaults.coordinators),
+    capacity: integer("capacity", raw["capacity"] ?? demoServerDefaults.capacity, 1, MAX_UINT32),
+    region,
+    checkpointIntervalMs: integer("checkpointIntervalMs", raw["checkpointIntervalMs"] ?? demoServerDefaults.checkpointIntervalMs, 10, 3_600_000),
+    assignmentWaitMs: integer("assignmentWaitMs", raw["assignmentWaitMs"] ?? demoServerDefaults.assignmentWaitMs, 0, 30_000),
+    logLevel: logLevel as LogLevel,
+  };
+}
