@@ -3,6 +3,7 @@
  * `validateMemberConfig` names the field and value of the first broken rule.
  */
 import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../raft/errors.js";
 
 export interface MemberConfig {
@@ -69,18 +70,37 @@ function intField(field: string, value: unknown, min: number, max: number): numb
 /** Raw settings as they come from flags or a file (strings or numbers). */
 export type RawMemberConfig = Partial<Record<keyof MemberConfig | "config", unknown>>;
 
+/**
+ * Reads a member's config file: YAML (so JSON files work too), a mapping
+ * with the keys of MemberConfig. An unknown key is refused, naming it: a
+ * misspelt key would otherwise run silently with the default. Called by
+ * the CLI before validateMemberConfig, with flags laid over the result.
+ */
 export function loadConfigFile(path: string): RawMemberConfig {
+  const known: readonly string[] = [
+    "id", "listen", "peers", "dataDir", "join", "tickMs", "electionTicks", "heartbeatTicks",
+    "snapshotEvery", "requestTimeoutMs", "logLevel", "app",
+  ];
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
     throw new ConfigError(`config file ${path} cannot be read`, { cause: err });
   }
+  let doc: unknown;
   try {
-    return JSON.parse(text) as RawMemberConfig;
+    doc = parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON`, { cause: err });
+    throw new ConfigError(`config file ${path} is not valid YAML or JSON: ${(err as Error).message}`, { cause: err });
   }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError(`config file ${path} must be a mapping of key: value, got ${Array.isArray(doc) ? "a list" : JSON.stringify(doc)}`);
+  }
+  for (const key of Object.keys(doc)) {
+    if (!known.includes(key)) throw new ConfigError(`config file ${path}: unknown key ${JSON.stringify(key)} (known keys: ${known.join(", ")})`);
+  }
+  return doc as RawMemberConfig;
 }
 
 function validateApp(value: unknown): "coordinator" | "kv" {

@@ -1,0 +1,164 @@
+/**
+ * The commands that run a long-lived process: a coordinator member, the
+ * node agent sidecar, a gateway, a demo meeting server, and `start` (the
+ * whole embedded default of API.md in one process tree).
+ *
+ * Each reads its config file (YAML or JSON) first, lays the flags typed on
+ * the command line over it, hands the result to its module's validator
+ * (which refuses unknown keys, naming them), then starts the process and
+ * closes it on SIGINT/SIGTERM (signals.ts; `start` and `agent` handle
+ * their signals themselves).
+ * Gateway, demo server and start are imported only when run, so the
+ * operator commands do not load (or depend on) their code.
+ */
+import type { Command } from "commander";
+import { pino } from "pino";
+import { Member } from "../member/member.js";
+import { loadConfigFile, validateMemberConfig } from "../member/member-config.js";
+import { AgentConfigError, agentUsage, runAgentSidecar } from "../node-agent/index.js";
+import { ConfigFileError, configWithFlags, flagsOf } from "./config-file.js";
+import { CommandFailed, EXIT_FAILED, UsageError, isConfigError } from "./errors.js";
+import { stopOnSignals } from "./signals.js";
+
+/**
+ * Runs one step of starting `command`; a config error (of any module) becomes a UsageError of
+ * `command` (exit 2), anything else a failure of `command` (exit 1).
+ */
+async function step<T>(command: string, run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof CommandFailed) throw err;
+    if (err instanceof ConfigFileError || isConfigError(err)) throw new UsageError(command, err.message, { cause: err });
+    const message = err instanceof Error ? err.message : String(err);
+    throw new CommandFailed(command, EXIT_FAILED, message, { cause: err });
+  }
+}
+
+/** Validation failures are usage errors whatever the validator throws: nothing has started yet. */
+function validate<T>(command: string, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    throw new UsageError(command, err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
+function addMember(program: Command): void {
+  program
+    .command("member")
+    .description("run a coordinator member (one of the Raft group)")
+    .option("--id <id>", "this member's id")
+    .option("--listen <host:port>", "gRPC address to bind")
+    .option("--peers <list>", "founding members: id=host:port,...")
+    .option("--data <dir>", "LevelDB directory")
+    .option("--join", "join an existing group (added with `convene members add`) instead of founding one")
+    .option("--tick-ms <n>", "Raft tick")
+    .option("--election-ticks <n>", "election timeout, in ticks")
+    .option("--heartbeat-ticks <n>", "heartbeat interval, in ticks")
+    .option("--snapshot-every <n>", "applied entries between snapshots")
+    .option("--request-timeout-ms <n>", "deadline of a proposal")
+    .option("--app <app>", "replicated application: coordinator (default) or kv")
+    .option("--log-level <level>", "pino level")
+    .option("--config <file>", "YAML or JSON file with the same fields (dataDir for --data); flags override it")
+    .action(async (opts: { config?: string }, command: Command) => {
+      const config = await step("member", () => {
+        const fromFile = opts.config === undefined ? {} : loadConfigFile(opts.config);
+        return validateMemberConfig({ ...fromFile, ...flagsOf(command, { data: "dataDir" }) });
+      });
+      const logger = pino({ level: config.logLevel, base: { member: config.id } });
+      const member = await step("member", () => Member.start(config, logger));
+      stopOnSignals(() => member.stop(), logger);
+    });
+}
+
+function addAgent(program: Command): void {
+  program
+    .command("agent")
+    .description("run the node agent as a sidecar of a meeting server (`convene agent --help` lists its flags)")
+    // The sidecar parses its own flags (parseSidecarArgs): hand it everything after `agent`.
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .passThroughOptions()
+    .argument("[flags...]")
+    .action(async (flags: string[]) => {
+      if (flags.includes("--help") || flags.includes("-h")) {
+        process.stdout.write(`${agentUsage}\n`);
+        return;
+      }
+      try {
+        await runAgentSidecar(flags, { handleSignals: true });
+      } catch (err) {
+        if (err instanceof AgentConfigError) throw new UsageError("agent", `${err.message}\n\n${agentUsage}`, { cause: err });
+        throw new CommandFailed("agent", EXIT_FAILED, err instanceof Error ? err.message : String(err), { cause: err });
+      }
+    });
+}
+
+function addGateway(program: Command): void {
+  program
+    .command("gateway")
+    .description("run an HTTP gateway that routes meeting traffic to the meeting's server")
+    .option("--listen <host:port>", "HTTP address to bind (default 127.0.0.1:8080)")
+    .option("--coordinators <list>", "coordinator members, comma-separated host:port")
+    .option("--no-create", "do not create meetings on first request (GET /route answers 404 for unknown ones)")
+    .option("--create-per-minute <n>", "limit on new meetings per minute")
+    .option("--log-level <level>", "pino level")
+    .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (createPerMinute), plus connectTimeoutMs, responseTimeoutMs, maxBodyBytes; flags override it")
+    .action(async (_opts: unknown, command: Command) => {
+      const raw = await step("gateway", () => configWithFlags(command));
+      const { validateGatewayConfig, startGateway } = await step("gateway", () => import("../gateway/index.js"));
+      const config = validate("gateway", () => validateGatewayConfig(raw));
+      const gateway = await step("gateway", () => startGateway(config));
+      stopOnSignals(async () => {
+        await gateway.close();
+      });
+    });
+}
+
+function addDemoServer(program: Command): void {
+  program
+    .command("demo-server")
+    .description("run a small real meeting server that uses the node agent")
+    .option("--node-id <id>", "its node id (required here or in the config file)")
+    .option("--listen <host:port>", "HTTP address to bind")
+    .option("--advertise <host:port>", "address registered with the coordinator (default: --listen)")
+    .option("--coordinators <list>", "coordinator members, comma-separated host:port")
+    .option("--capacity <n>", "max meetings")
+    .option("--region <region>", "its region")
+    .option("--checkpoint-interval-ms <n>", "how often each meeting's state is checkpointed")
+    .option("--log-level <level>", "pino level")
+    .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (nodeId, checkpointIntervalMs), plus assignmentWaitMs; flags override it")
+    .action(async (_opts: unknown, command: Command) => {
+      const raw = await step("demo-server", () => configWithFlags(command));
+      const { validateDemoServerConfig, startDemoServer } = await step("demo-server", () => import("../demo-server/index.js"));
+      const config = validate("demo-server", () => validateDemoServerConfig(raw));
+      const server = await step("demo-server", () => startDemoServer(config));
+      stopOnSignals(async () => {
+        await server.close();
+      });
+    });
+}
+
+function addStart(program: Command): void {
+  program
+    .command("start")
+    .description("run the embedded default: members n1-n3, a gateway and demo servers m1, m2 (API.md)")
+    .option("--data <dir>", "where the members keep their data (default ./data)")
+    .option("--config <file>", "YAML or JSON file: dataDir, host, members, memberBasePort, gatewayPort, demoServers, demoBasePort, demoCapacity, checkpointIntervalMs, logLevel; flags override it")
+    .action(async (_opts: unknown, command: Command) => {
+      const raw = await step("start", () => configWithFlags(command, { data: "dataDir" }));
+      const { runStart } = await step("start", () => import("../start/index.js"));
+      // runStart stops its processes on SIGINT/SIGTERM itself, and reports a failed start and exits.
+      await step("start", () => runStart(raw));
+    });
+}
+
+export function addProcessCommands(program: Command): void {
+  addMember(program);
+  addAgent(program);
+  addGateway(program);
+  addDemoServer(program);
+  addStart(program);
+}

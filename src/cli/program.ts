@@ -1,0 +1,52 @@
+/**
+ * The `convene` command tree (commander). src/cli.ts builds it with
+ * createProgram(), parses process.argv and maps failures to exit codes
+ * (errors.ts). Usage errors are commander's own: it names the unknown
+ * command, option or bad argument, and the program exits 2.
+ */
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import { addClusterCommands } from "./cluster-commands.js";
+import { addMemberCommands } from "./member-commands.js";
+import { addProcessCommands } from "./process-commands.js";
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+  return pkg.version ?? "unknown";
+}
+
+const helpFooter = `
+Operator commands ask any coordinator member (followers forward to the
+leader), trying each of --coordinators in turn while one is unreachable.
+--coordinators defaults to $CONVENE_COORDINATORS, else
+127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003.
+
+Exit status: 0 done; 1 the cluster refused or could not answer
+("convene <command>: <STATUS>: <details>" on stderr); 2 bad command line
+or config file.
+
+Examples:
+  convene start
+  convene status
+  convene route room-1 --create
+  convene drain m1 --migrate
+  convene members add n4 127.0.0.1:7004 && convene members promote n4
+  convene nodes --json | jq '.nodes[].state'`;
+
+/**
+ * A fresh command tree. `exitOverride` makes commander throw instead of
+ * exiting, so src/cli.ts decides every exit code in one place.
+ */
+export function createProgram(): Command {
+  const program = new Command("convene")
+    .description("convene: a Raft-replicated coordinator for clusters of meeting servers")
+    .version(packageVersion())
+    .enablePositionalOptions()
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  addProcessCommands(program);
+  addClusterCommands(program);
+  addMemberCommands(program);
+  program.addHelpText("after", helpFooter);
+  return program;
+}

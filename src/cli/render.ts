@@ -1,0 +1,192 @@
+/**
+ * How each operator command shows what the cluster answered: an aligned
+ * table (or key/value lines) for people, and for `--json` the response
+ * with proto field names, enum numbers replaced by their names and
+ * checkpoint bytes by their size, so scripts never see enum numbers.
+ * Pure functions of the decoded responses (proto-loader with keepCase,
+ * longs as Number, enums as Number, defaults filled in).
+ */
+import { formatFields, formatTable } from "./table.js";
+
+export interface Rendered {
+  readonly text: string;
+  readonly json: unknown;
+}
+
+const NODE_STATES = ["NODE_STATE_UNSPECIFIED", "ALIVE", "SUSPECT", "DEAD", "DRAINING"] as const;
+const MEMBER_ROLES = ["MEMBER_ROLE_UNSPECIFIED", "LEADER", "FOLLOWER", "CANDIDATE", "LEARNER"] as const;
+
+/** An enum number's name; a number this build does not know stays visible as one. */
+function enumName(names: readonly string[], value: number): string {
+  return names[value] ?? String(value);
+}
+
+export const nodeStateName = (value: number): string => enumName(NODE_STATES, value);
+export const memberRoleName = (value: number): string => enumName(MEMBER_ROLES, value);
+
+const yesNo = (b: boolean): string => (b ? "yes" : "no");
+const time = (ms: number): string => (ms > 0 ? new Date(ms).toISOString() : "-");
+const orDash = (s: string): string => (s === "" ? "-" : s);
+
+export interface MemberInfo {
+  id: string;
+  address: string;
+  role: number;
+  commit_index: number;
+  applied_index: number;
+  reachable: boolean;
+}
+
+export interface ClusterStatus {
+  leader_id: string;
+  term: number;
+  members: MemberInfo[];
+}
+
+export function renderClusterStatus(s: ClusterStatus): Rendered {
+  const members = s.members.map((m) => ({ ...m, role: memberRoleName(m.role) }));
+  const table = formatTable(
+    ["MEMBER", "ADDRESS", "ROLE", "COMMIT", "APPLIED", "REACHABLE"],
+    members.map((m) => [m.id, m.address, m.role, String(m.commit_index), String(m.applied_index), yesNo(m.reachable)]),
+  );
+  return {
+    text: `leader ${s.leader_id || "(none)"}, term ${s.term}\n\n${table}`,
+    json: { leader_id: s.leader_id, term: s.term, members },
+  };
+}
+
+export interface NodeInfo {
+  node_id: string;
+  address: string;
+  capacity: number;
+  region: string;
+  labels: Record<string, string>;
+  state: number;
+  meetings: number;
+  generation: number;
+}
+
+export function renderNodes(r: { nodes: NodeInfo[] }): Rendered {
+  const nodes = [...r.nodes].sort((a, b) => a.node_id.localeCompare(b.node_id)).map((n) => ({ ...n, state: nodeStateName(n.state) }));
+  const text =
+    nodes.length === 0
+      ? "no meeting servers registered\n"
+      : formatTable(
+          ["NODE", "ADDRESS", "STATE", "MEETINGS", "REGION", "GENERATION"],
+          nodes.map((n) => [n.node_id, n.address, n.state, `${n.meetings}/${n.capacity}`, orDash(n.region), String(n.generation)]),
+        );
+  return { text, json: { nodes } };
+}
+
+export interface Route {
+  meeting_id: string;
+  node_id: string;
+  address: string;
+  epoch: number;
+  created: boolean;
+}
+
+export function renderMeetings(r: { meetings: Route[] }, nodeFilter: string): Rendered {
+  const meetings = [...r.meetings].sort((a, b) => a.meeting_id.localeCompare(b.meeting_id));
+  const text =
+    meetings.length === 0
+      ? `no meetings${nodeFilter ? ` on ${nodeFilter}` : ""}\n`
+      : formatTable(
+          ["MEETING", "NODE", "ADDRESS", "EPOCH"],
+          meetings.map((m) => [m.meeting_id, m.node_id, m.address, String(m.epoch)]),
+        );
+  return { text, json: { meetings: meetings.map(({ meeting_id, node_id, address, epoch }) => ({ meeting_id, node_id, address, epoch })) } };
+}
+
+export function renderRoute(r: Route): Rendered {
+  return {
+    text: formatFields([
+      ["meeting", r.meeting_id],
+      ["node", r.node_id],
+      ["address", r.address],
+      ["epoch", String(r.epoch)],
+      ["created", yesNo(r.created)],
+    ]),
+    json: r,
+  };
+}
+
+export interface Checkpoint {
+  meeting_id: string;
+  node_id: string;
+  epoch: number;
+  sequence: number;
+  state: Uint8Array;
+  saved_at_ms: number;
+}
+
+/** Metadata and size only: the state is the meeting server's, opaque and possibly large. */
+export function renderCheckpoint(c: Checkpoint): Rendered {
+  const json = {
+    meeting_id: c.meeting_id,
+    node_id: c.node_id,
+    epoch: c.epoch,
+    sequence: c.sequence,
+    size_bytes: c.state.length,
+    saved_at_ms: c.saved_at_ms,
+  };
+  return {
+    text: formatFields([
+      ["meeting", c.meeting_id],
+      ["saved by", c.node_id],
+      ["epoch", String(c.epoch)],
+      ["sequence", String(c.sequence)],
+      ["size", `${c.state.length} bytes`],
+      ["saved at", time(c.saved_at_ms)],
+    ]),
+    json,
+  };
+}
+
+export interface AuditEntry {
+  index: number;
+  kind: string;
+  now_ms: number;
+  ok: boolean;
+  code: string;
+  summary: string;
+}
+
+export function renderAuditLog(r: { entries: AuditEntry[] }): Rendered {
+  const text =
+    r.entries.length === 0
+      ? "the audit log is empty\n"
+      : formatTable(
+          ["INDEX", "TIME", "KIND", "OK", "CODE", "SUMMARY"],
+          r.entries.map((e) => [String(e.index), time(e.now_ms), e.kind, yesNo(e.ok), orDash(e.code), e.summary]),
+        );
+  return { text, json: r };
+}
+
+/** MemberAdmin's StatusResponse: one member's view of the group. */
+export interface MemberStatus {
+  id: string;
+  role: string;
+  term: number;
+  leader_id: string;
+  leader_address: string;
+  commit_index: number;
+  applied_index: number;
+  last_index: number;
+  snapshot_index: number;
+  voters: string[];
+  learners: string[];
+}
+
+/** After a membership change: what happened, then the group as it is now. */
+export function renderMembership(done: string, s: MemberStatus): Rendered {
+  const list = (ids: string[]): string => (ids.length === 0 ? "(none)" : [...ids].sort().join(", "));
+  return {
+    text: `${done}\n${formatFields([
+      ["leader", s.leader_id || "(none)"],
+      ["voters", list(s.voters)],
+      ["learners", list(s.learners)],
+    ])}`,
+    json: s,
+  };
+}
