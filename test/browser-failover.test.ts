@@ -1,0 +1,107 @@
+/**
+ * What a user sees, in headless Chromium: `convene start` runs the whole
+ * local cluster (three members, a gateway, two demo meeting servers, all
+ * separate processes); a page joins a meeting through the gateway and sends
+ * messages; the meeting server named in the page header is killed with
+ * kill -9; the user presses "Try again" and is back in the same meeting, on
+ * the other server, with the whole history. A screenshot of the dashboard
+ * is saved as an artifact (test-artifacts/dashboard.png).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { basePort } from "./support/member-cluster.js";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+const artifacts = join(root, "test-artifacts");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("the demo in a real browser", () => {
+  const dir = mkdtempSync(join(tmpdir(), "convene-start-"));
+  const port = basePort();
+  const gateway = `http://127.0.0.1:${port + 10}`;
+  let cluster: ChildProcess;
+  let output = "";
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const config = join(dir, "convene.yaml");
+    writeFileSync(
+      config,
+      [`dataDir: ${join(dir, "data")}`, `memberBasePort: ${port}`, `gatewayPort: ${port + 10}`, `demoBasePort: ${port + 20}`, "checkpointIntervalMs: 500", ""].join("\n"),
+    );
+    cluster = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli.ts"), "start", "--config", config], { cwd: root });
+    cluster.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    cluster.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    const started = Date.now();
+    while (!output.includes("convene is running")) {
+      if (cluster.exitCode !== null || Date.now() - started > 90_000) throw new Error(`convene start did not come up:\n${output}`);
+      await sleep(200);
+    }
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (cluster && cluster.exitCode === null) {
+      const exited = new Promise((r) => cluster.once("exit", r));
+      cluster.kill("SIGINT");
+      await Promise.race([exited, sleep(15_000)]);
+      if (cluster.exitCode === null) cluster.kill("SIGKILL");
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it("a meeting survives kill -9 of its server: Try again brings the page back on the other server with its history", async () => {
+    const page = await browser.newPage();
+    const demo = () => page.evaluate(() => (window as unknown as { conveneDemo: { state: string; nodeId: string } }).conveneDemo);
+    await page.goto(`${gateway}/meetings/browser-test/?name=tester`);
+    await page.waitForFunction(() => (window as unknown as { conveneDemo?: { state: string } }).conveneDemo?.state === "connected", undefined, { timeout: 20_000 });
+    const first = await demo();
+    const header = await page.textContent("#node");
+    const pid = Number(/pid (\d+)/.exec(header ?? "")?.[1]);
+    expect(header).toContain(first.nodeId);
+    expect(pid).toBeGreaterThan(0);
+
+    const sent = ["hello", "is anyone here?", "the server is about to die"];
+    for (const text of sent) {
+      await page.fill("#message-input", text);
+      await page.click("#send");
+    }
+    await page.waitForFunction((n) => document.querySelectorAll("#messages .message").length >= n, sent.length, { timeout: 10_000 });
+    // Past a checkpoint interval (500 ms) and its commit.
+    await sleep(2_000);
+
+    process.kill(pid, "SIGKILL");
+    const killedAt = Date.now();
+    await page.waitForSelector("#retry-dialog", { state: "visible", timeout: 15_000 });
+    expect(await page.textContent("#retry-dialog")).toContain("The meeting server stopped responding. Try again?");
+    // The user presses Try again (again, while the meeting is still moving).
+    while ((await demo()).state !== "connected") {
+      if (Date.now() - killedAt > 30_000) throw new Error(`page did not reconnect:\n${output}`);
+      if (await page.isVisible("#retry-button")) await page.click("#retry-button").catch(() => undefined);
+      await sleep(250);
+    }
+    const second = await demo();
+    expect(second.nodeId).not.toBe(first.nodeId);
+    expect(await page.textContent("#node")).toContain(second.nodeId);
+    const texts = await page.$$eval("#messages .message", (els) => els.map((e) => e.textContent ?? ""));
+    for (const text of sent) expect(texts.some((t) => t.includes(text))).toBe(true);
+    console.log(`browser back in the meeting ${Date.now() - killedAt} ms after kill -9`);
+
+    // The dashboard, as an artifact: members, nodes (one dead), the move.
+    const dashboard = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await dashboard.goto(`${gateway}/`);
+    await sleep(1_500);
+    mkdirSync(artifacts, { recursive: true });
+    await dashboard.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
+    expect(await dashboard.textContent("body")).toContain(second.nodeId);
+  }, 90_000);
+});
