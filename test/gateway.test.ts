@@ -16,6 +16,10 @@ import { escapeHtml } from "../src/gateway/dashboard-page.js";
 import { type Gateway, GatewayConfigError, startGateway, validateGatewayConfig } from "../src/gateway/index.js";
 import { parseMeetingUrl } from "../src/gateway/paths.js";
 import { RouteCache } from "../src/gateway/route-cache.js";
+import type { CoordinatorClient as GatewayCoordinatorClient } from "../src/gateway/coordinator-client.js";
+import { GatewayMetrics } from "../src/gateway/metrics.js";
+import { FEED_SILENCE_MS, RouteFeed } from "../src/gateway/route-feed.js";
+import { EventEmitter } from "node:events";
 import { loadProto, lookup } from "../src/member/proto.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 
@@ -207,6 +211,37 @@ describe("gateway config, paths, cache and limits", () => {
     cache.applyBatch(21, false, [ch("c", "n1", 3)], 10);
     expect(cache.moves()[0]).toMatchObject({ meetingId: "c", fromNode: "n3", toNode: "n1", epoch: 3 });
   });
+
+  it("route feed: a stream that stays open but silent (a member cut off from the others) is left for the next member", async () => {
+    const opened: string[] = [];
+    const members = ["127.0.0.1:1", "127.0.0.1:2"];
+    let current = 0;
+    const streams: (EventEmitter & { cancel(): void })[] = [];
+    const client = {
+      openWatch: () => {
+        const address = members[current]!;
+        opened.push(address);
+        const stream = Object.assign(new EventEmitter(), { cancel: () => stream.emit("error", new Error("cancelled")) });
+        streams.push(stream);
+        // The first member sends one batch, then nothing: open but silent.
+        if (address === members[0]) setTimeout(() => stream.emit("data", { revision: 5, reset: true, changes: [] }), 10);
+        return { stream, address };
+      },
+      rotateFrom: (address: string) => {
+        if (members[current] === address) current = (current + 1) % members.length;
+      },
+      sleep: (ms: number) => new Promise((r) => setTimeout(r, ms)),
+    } as unknown as GatewayCoordinatorClient;
+    const cache = new RouteCache();
+    const feed = new RouteFeed(client, cache, new GatewayMetrics({ cacheSize: () => 0, openWebSockets: () => 0, feedRevision: () => 0 }), pino({ level: "silent" }));
+    feed.start();
+    const t = Date.now();
+    await until("the feed to leave the silent member", () => opened.length >= 2, FEED_SILENCE_MS + 3_000);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(FEED_SILENCE_MS - 100);
+    expect(opened).toEqual(members);
+    expect(cache.revision).toBe(5);
+    await feed.stop();
+  }, 15_000);
 
   it("creation limit: a token bucket per client, refunds, Retry-After", () => {
     const l = new CreateLimiter(30);
@@ -418,6 +453,29 @@ describe("gateway against three coordinator members", () => {
     const data = (await request(a.address, "GET", "/dashboard.json")).json();
     expect(data.members.filter((m: { role: string }) => m.role === "leader")).toHaveLength(1);
     expect(data.nodes.find((n: { nodeId: string }) => n.nodeId === "m1").state).toBe("dead");
+  });
+
+  it("leaves a feed member that froze (SIGSTOP, connections open) within seconds", async () => {
+    const frozen = [...cluster.addresses].find(([, addr]) => addr === a.stats.feedMember)![0];
+    const others = ids.filter((id) => id !== frozen);
+    // A meeting server on a member that stays up, so the cluster keeps room.
+    const spare = new FakeMeetingServer("m-spare", cluster.addresses.get(others[0]!)!);
+    await spare.start();
+    servers.push(spare);
+    const pid = cluster.pid(frozen)!;
+    process.kill(pid, "SIGSTOP");
+    try {
+      await cluster.waitForLeader(20_000, others);
+      const c = new CoordinatorClient(cluster.addresses.get(others[0]!)!, grpc.credentials.createInsecure());
+      const meetingId = `while-frozen-${Date.now()}`;
+      const r = await unary<{ node_id: string }>(c, "GetRoute", { meeting_id: meetingId, create: true, region: "" }, 10_000).finally(() => c.close());
+      // Only the feed can bring this route: nothing asked this gateway for it.
+      await until("the feed to move off the frozen member and deliver", () => a.cachedRoute(meetingId)?.nodeId === r.node_id, 15_000);
+      expect(a.stats.feedMember).not.toBe(cluster.addresses.get(frozen));
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    await cluster.waitForLeader(20_000);
   });
 
   it("resumes the feed on another member, and /healthz follows the quorum", async () => {

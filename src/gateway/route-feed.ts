@@ -23,6 +23,12 @@ interface RouteBatchMessage {
 }
 
 export const FEED_BACKOFF = { baseMs: 100, maxMs: 1000 } as const;
+/**
+ * Members send a progress batch every second while they hear a leader; a
+ * stream silent this long is on a member cut off from the others (its
+ * routes go stale), so the feed moves to the next member.
+ */
+export const FEED_SILENCE_MS = 3_500;
 
 export class RouteFeed {
   private stream: grpc.ClientReadableStream<unknown> | undefined;
@@ -82,6 +88,7 @@ export class RouteFeed {
       const finish = (why: string, err?: unknown): void => {
         if (done) return;
         done = true;
+        clearInterval(watchdog);
         this.stream = undefined;
         this.member = undefined;
         if (!this.stopped) {
@@ -90,7 +97,14 @@ export class RouteFeed {
         }
         resolve(delivered);
       };
+      let heardAtMs = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - heardAtMs <= FEED_SILENCE_MS) return;
+        finish(`silent for ${FEED_SILENCE_MS} ms`);
+        stream.cancel();
+      }, 500);
       stream.on("data", (batch: RouteBatchMessage) => {
+        heardAtMs = Date.now();
         if (this.applyBatch(batch, address)) delivered = true;
       });
       stream.on("error", (err: unknown) => finish("failed", err));

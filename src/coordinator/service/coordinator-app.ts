@@ -90,7 +90,7 @@ export class CoordinatorApp {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
     };
-    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed }));
+    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader: () => node.status().lead !== "" }));
     // Meetings left waiting for room are placed as soon as room returns.
     this.placer = setInterval(() => {
       if (node.isLeader() && this.machine.unassignedMeetings().length > 0) {

@@ -19,6 +19,8 @@ import { unaryHandler } from "./handler.js";
 import { endStream } from "./watch-hub.js";
 
 const TABLE_CHUNK = 5_000;
+/** An empty batch this often while this member hears a leader: the watcher's proof the stream is live and current. */
+export const FEED_PROGRESS_MS = 1_000;
 const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
 
 type Req = Record<string, unknown>;
@@ -44,6 +46,8 @@ export function routeFeedHandlers(deps: {
   forwarder: LeaderForwarder;
   /** A gateway could not reach `nodeId`: the leader's detector looks at it sooner. Throws NotLeaderError on a follower. */
   upstreamFailed: (nodeId: string) => void;
+  /** Whether this member is in touch with a leader (a cut-off member stops vouching for its stream). */
+  hasLeader: () => boolean;
 }): grpc.UntypedServiceImplementation {
   const { routes } = deps;
   return {
@@ -66,10 +70,23 @@ export function routeFeedHandlers(deps: {
       const deliver = (batch: RouteBatch): void => {
         if (batch.revision > from) send(batchMessage(batch.revision, false, batch.changes));
       };
-      const stop = routes.subscribe(deliver, () => {
+      const unsubscribe = routes.subscribe(deliver, () => {
         stop();
         endStream(call, grpc.status.UNAVAILABLE, "state replaced by a snapshot; watch again");
       });
+      // A member cut off from the others applies nothing new, so its stream
+      // would go quiet but stay open: progress batches stop with the leader,
+      // and the gateway moves on after a few seconds of silence.
+      const progress = setInterval(() => {
+        if (!deps.hasLeader()) return;
+        // Every change up to the applied index was delivered as it applied.
+        from = Math.max(from, routes.revision);
+        send(batchMessage(from, false, []));
+      }, FEED_PROGRESS_MS);
+      const stop = (): void => {
+        clearInterval(progress);
+        unsubscribe();
+      };
       call.on("cancelled", stop);
       call.on("close", stop);
       if (routes.canResumeFrom(from)) {
