@@ -5,6 +5,8 @@
  * consistency under SIGKILL of a writing process.
  */
 import { spawn } from "node:child_process";
+import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Level } from "level";
 import { Packr } from "msgpackr";
@@ -368,6 +370,38 @@ describe("LevelStorage on disk", () => {
     const raw = await readRaw(dir);
     expect([...raw.keys()]).toEqual([eKey(7), "m/hardstate", "m/snapshot"]);
     expect(packr.unpack(raw.get(eKey(7))!)).toEqual([{ ...entry(7, 3), data: Buffer.from(entry(7, 3).data) }]);
+  });
+
+  it("keeps snapshot data in one checked file beside the log, and only the latest", async () => {
+    const dir = await tmp.make("convene-storage-");
+    const s = await LevelStorage.open(dir);
+    await s.persist({ entries: entries(1, 10, 1), hardState: hs(1, 8) });
+    const big = new Uint8Array(300_000).map((_, i) => i % 251);
+    await s.compact(4, cs, big);
+    await s.compact(8, cs, big.subarray(1));
+    await s.close();
+    const files = readdirSync(join(dir, "snapshots"));
+    expect(files).toEqual([`${"1".padStart(16, "0")}-${"8".padStart(16, "0")}.snap`]);
+    // LevelDB holds only the reference.
+    expect((await readRaw(dir)).get("m/snapshot")!.length).toBeLessThan(200);
+    const r = await LevelStorage.open(dir);
+    expect([...r.snapshot().data]).toEqual([...big.subarray(1)]);
+    await r.close();
+    // A leftover from a crash between the file and the batch is removed at open.
+    writeFileSync(join(dir, "snapshots", `${"2".padStart(16, "0")}-${"9".padStart(16, "0")}.snap`), "orphan");
+    writeFileSync(join(dir, "snapshots", "x.snap.tmp"), "half");
+    const q = await LevelStorage.open(dir);
+    expect(q.snapshot().metadata.index).toBe(8);
+    expect(readdirSync(join(dir, "snapshots"))).toEqual(files);
+    await q.close();
+    // A file that is not what was written is refused, naming it.
+    const path = join(dir, "snapshots", files[0]!);
+    const bytes = readFileSync(path);
+    bytes[1000] ^= 0xff;
+    writeFileSync(path, bytes);
+    await expect(LevelStorage.open(dir)).rejects.toThrow(/snapshot file .*\.snap does not match its checksum/);
+    rmSync(path);
+    await expect(LevelStorage.open(dir)).rejects.toThrow(/snapshot file .*\.snap cannot be read/);
   });
 
   it("reads a database written by hand in the documented layout", async () => {

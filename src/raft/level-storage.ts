@@ -14,11 +14,11 @@
  * compaction inside it) is deleted and its surviving part written again,
  * in the same batch.
  *   m/hardstate                           { term, vote, commit }
- *   m/snapshot                            0x02, u32 length of the metadata,
- *                                         the metadata (msgpack), the data
- *                                         (the data is raw: a snapshot can be
- *                                         hundreds of MB, and msgpackr would
- *                                         keep an output buffer that large)
+ *   m/snapshot                            { metadata, file, length, crc }:
+ *                                         the data is in <dir>/snapshots/<file>
+ *                                         (snapshot-files.ts: a snapshot can be
+ *                                         hundreds of MB). Read also: the
+ *                                         older formats with the data inline.
  * An absent m/* key means the empty value (no snapshot, zero hard state).
  *
  * Reads are synchronous, served from an in-memory copy loaded and checked
@@ -26,10 +26,12 @@
  * LevelDB batch, and only then applied to the copy (memory-durable-storage.ts
  * holds the plan rules, shared with the in-memory twin).
  */
+import { join } from "node:path";
 import { Level } from "level";
 import { Packr } from "msgpackr";
 import type { DurableStorage, PersistBatch } from "./durable-storage.js";
 import { CorruptStateError } from "./errors.js";
+import { type SnapshotFileRef, SnapshotFiles } from "./snapshot-files.js";
 import { type IndexRange, MemoryDurableStorage, type StorageChange, bootstrapBatch } from "./memory-durable-storage.js";
 import { type InitialState, emptySnapshot } from "./storage.js";
 import { type ConfState, type Entry, EntryType, type HardState, type NodeId, type Snapshot, emptyHardState } from "./types.js";
@@ -64,7 +66,10 @@ export class LevelStorage implements DurableStorage {
   private runs: Run[] = [];
   private copy!: MemoryDurableStorage;
 
-  private constructor(private readonly db: Db) {}
+  private constructor(
+    private readonly db: Db,
+    private readonly files: SnapshotFiles,
+  ) {}
 
   /**
    * Opens (creating if needed) the member's database in `dir` and loads it.
@@ -75,9 +80,11 @@ export class LevelStorage implements DurableStorage {
     const db: Db = new Level<string, Uint8Array>(dir, { keyEncoding: "utf8", valueEncoding: "view" });
     await db.open();
     try {
-      const stored = await loadStoredState(db);
+      const files = new SnapshotFiles(join(dir, "snapshots"));
+      const stored = await loadStoredState(db, files);
       checkStoredState(stored);
-      const storage = new LevelStorage(db);
+      files.removeAllButSync(stored.snapshotFile);
+      const storage = new LevelStorage(db, files);
       storage.runs = stored.runs;
       const copy = new MemoryDurableStorage((change) => storage.writeChange(change));
       storage.copy = copy;
@@ -120,7 +127,9 @@ export class LevelStorage implements DurableStorage {
       }
       if (at <= run.last) runs.push(this.rewrite(batch, at, run.last));
     }
-    if (change.snapshot) batch.put(SNAPSHOT_KEY, encodeSnapshot(change.snapshot));
+    // The file first: the batch must never reference a snapshot not yet on disk.
+    const snapshotRef = change.snapshot ? await this.files.write(change.snapshot.metadata.term, change.snapshot.metadata.index, change.snapshot.data) : undefined;
+    if (change.snapshot && snapshotRef) batch.put(SNAPSHOT_KEY, encodeSnapshotRef(change.snapshot, snapshotRef));
     if (first) {
       batch.put(entryKey(first.index), encodeRun(change.entries));
       runs.push({ first: first.index, last: change.entries[change.entries.length - 1]!.index });
@@ -128,6 +137,7 @@ export class LevelStorage implements DurableStorage {
     if (change.hardState) batch.put(HARD_STATE_KEY, encodeHardState(change.hardState));
     await batch.write({ sync: true });
     this.runs = runs.sort((a, b) => a.first - b.first);
+    if (snapshotRef) await this.files.removeAllBut(snapshotRef.file);
   }
 
   private rewrite(batch: ReturnType<Db["batch"]>, from: number, to: number): Run {
@@ -194,17 +204,17 @@ function encodeHardState(hs: HardState): Uint8Array {
   return packr.pack({ term: hs.term, vote: hs.vote, commit: hs.commit });
 }
 
-const SNAPSHOT_FORMAT = 2;
+/** Inline formats read for compatibility: 1 (all msgpack), 2 (0x02, u32 metadata length, metadata, data). */
+const INLINE_SNAPSHOT_FORMAT = 2;
 
-function encodeSnapshot(s: Snapshot): Uint8Array {
+function encodeSnapshotRef(s: Snapshot, ref: SnapshotFileRef): Uint8Array {
   const { index, term, confState } = s.metadata;
-  const meta = packr.pack({ index, term, confState: { voters: [...confState.voters], learners: [...confState.learners] } });
-  const out = Buffer.allocUnsafeSlow(5 + meta.length + s.data.length);
-  out[0] = SNAPSHOT_FORMAT;
-  out.writeUInt32BE(meta.length, 1);
-  out.set(meta, 5);
-  out.set(s.data, 5 + meta.length);
-  return out;
+  return packr.pack({
+    metadata: { index, term, confState: { voters: [...confState.voters], learners: [...confState.learners] } },
+    file: ref.file,
+    length: ref.length,
+    crc: ref.crc,
+  });
 }
 
 function unpackValue(key: string, bytes: Uint8Array): unknown {
@@ -272,14 +282,20 @@ function decodeHardState(key: string, bytes: Uint8Array): HardState {
   return { term: v.term, vote: v.vote, commit: v.commit };
 }
 
-function decodeSnapshot(key: string, bytes: Uint8Array): Snapshot {
-  if (bytes[0] !== SNAPSHOT_FORMAT) return decodeSnapshotFields(key, decodeValue(key, bytes));
+function decodeSnapshot(key: string, bytes: Uint8Array, files: SnapshotFiles): { snapshot: Snapshot; file?: string } {
+  if (bytes[0] !== INLINE_SNAPSHOT_FORMAT) {
+    const v = decodeValue(key, bytes);
+    if (v.file === undefined) return { snapshot: decodeSnapshotFields(key, v) };
+    if (typeof v.file !== "string" || !isIndex(v.length) || !isIndex(v.crc)) throw malformed(key, "the snapshot file reference is not { file, length, crc }");
+    const data = files.read({ file: v.file, length: v.length, crc: v.crc });
+    return { snapshot: decodeSnapshotFields(key, { metadata: v.metadata, data }), file: v.file };
+  }
   if (bytes.length < 5) throw malformed(key, "shorter than its header");
   const metaLength = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readUInt32BE(1);
   if (5 + metaLength > bytes.length) throw malformed(key, `metadata length ${metaLength} runs past the end`);
   const metadata = unpackValue(key, bytes.subarray(5, 5 + metaLength));
   // A view, not a copy: the state machine shares this buffer (see state-snapshot.ts).
-  return decodeSnapshotFields(key, { metadata, data: bytes.subarray(5 + metaLength) });
+  return { snapshot: decodeSnapshotFields(key, { metadata, data: bytes.subarray(5 + metaLength) }) };
 }
 
 /** The snapshot's fields: { metadata, data }, from either stored format (1 was all msgpack). */
@@ -304,15 +320,18 @@ interface StoredState {
   readonly empty: boolean;
   readonly hardState: HardState;
   readonly snapshot: Snapshot;
+  /** The file holding the snapshot's data, when it is in one. */
+  readonly snapshotFile: string | undefined;
   /** In key order, which is index order. */
   readonly entries: readonly Entry[];
   readonly runs: Run[];
 }
 
-async function loadStoredState(db: Db): Promise<StoredState> {
+async function loadStoredState(db: Db, files: SnapshotFiles): Promise<StoredState> {
   let empty = true;
   let hardState = emptyHardState;
   let snapshot = emptySnapshot;
+  let snapshotFile: string | undefined;
   const entries: Entry[] = [];
   const runs: Run[] = [];
   for await (const [key, value] of db.iterator()) {
@@ -320,7 +339,7 @@ async function loadStoredState(db: Db): Promise<StoredState> {
     if (key === HARD_STATE_KEY) {
       hardState = decodeHardState(key, value);
     } else if (key === SNAPSHOT_KEY) {
-      snapshot = decodeSnapshot(key, value);
+      ({ snapshot, file: snapshotFile } = decodeSnapshot(key, value, files));
     } else {
       const match = ENTRY_KEY.exec(key);
       if (!match) throw new CorruptStateError(`unexpected key ${JSON.stringify(key)}: not a Raft log, hard state or snapshot key`);
@@ -335,7 +354,7 @@ async function loadStoredState(db: Db): Promise<StoredState> {
       runs.push({ first: keyIndex, last: keyIndex + run.length - 1 });
     }
   }
-  return { empty, hardState, snapshot, entries, runs };
+  return { empty, hardState, snapshot, snapshotFile, entries, runs };
 }
 
 /** The invariants every state written by persist/compact keeps. */
