@@ -1,11 +1,14 @@
 /**
- * scale: 1,000 registered meeting servers heartbeating every 500 ms and
+ * scale: 1,000 registered meeting servers heartbeating every 500 ms (from
+ * a separate process, heartbeat-fleet.ts, re-registering when declared dead) and
  * 100,000 meetings with 1 KiB checkpoints on three coordinator members.
  * Reports the leader's CPU during steady heartbeats, each member's memory
  * (RSS), the size of a member's data directory, and the time for a member
  * killed with kill -9 to restart and catch up.
  */
-import { execSync } from "node:child_process";
+import { type ChildProcess, execSync, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
@@ -35,6 +38,36 @@ const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.N
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The heartbeat-fleet.ts child process. */
+class Fleet {
+  private readonly child: ChildProcess;
+  private readonly lines: ((line: string) => void)[] = [];
+  readonly registered: Promise<Record<string, number>>;
+
+  constructor(coordinators: string[], nodes: number, capacity: number) {
+    const script = fileURLToPath(new URL("./heartbeat-fleet.ts", import.meta.url));
+    this.child = spawn(process.execPath, ["--import", "tsx", script, "--coordinators", coordinators.join(","), "--nodes", String(nodes), "--capacity", String(capacity)], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    createInterface({ input: this.child.stdout! }).on("line", (line) => this.lines.shift()?.(line));
+    this.registered = this.nextLine().then((line) => (JSON.parse(line) as { registered: Record<string, number> }).registered);
+  }
+
+  async stats(): Promise<{ reregistered: number; heartbeats: number; failures: number }> {
+    const reply = this.nextLine();
+    this.child.stdin!.write("stats\n");
+    return JSON.parse(await reply) as { reregistered: number; heartbeats: number; failures: number };
+  }
+
+  stop(): void {
+    this.child.kill("SIGKILL");
+  }
+
+  private nextLine(): Promise<string> {
+    return new Promise((resolve) => this.lines.push(resolve));
+  }
+}
+
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
@@ -50,22 +83,17 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
   const meetingCount = options.meetings ?? 100_000;
   const ids = ["n1", "n2", "n3"];
   const cluster = new MemberCluster(ids, undefined, { app: "coordinator" });
-  const beats: NodeJS.Timeout[] = [];
+  let fleet: Fleet | undefined;
   try {
     for (const id of ids) cluster.start(id);
     let leader = await cluster.waitForLeader();
     await cluster.waitForAll();
     const address = cluster.addresses.get(leader)!;
     const agents = Array.from({ length: 4 }, () => new NodeAgentClient(address, grpc.credentials.createInsecure()));
-    const generations = new Map<string, number>();
-    await forEachConcurrently(nodeCount, 32, async (seq, w) => {
-      const nodeId = `s${seq}`;
-      const r = await unary<{ generation: number }>(agents[w % 4]!, "Register", { node_id: nodeId, address: `10.0.${seq >> 8}.${seq & 255}:9000`, capacity: Math.ceil((meetingCount * 2) / nodeCount), region: "", labels: {} }, 10_000);
-      generations.set(nodeId, r.generation);
-      // Heartbeat from the moment it is registered, as an agent does.
-      const client = agents[w % 4]!;
-      beats.push(setInterval(() => unary(client, "Heartbeat", { node_id: nodeId, generation: r.generation }, 2000).catch(() => undefined), 500));
-    });
+    // The meeting servers heartbeat from their own process, as real ones
+    // would: this process's load (64 creates in flight) must not delay them.
+    fleet = new Fleet([...cluster.addresses.values()], nodeCount, Math.ceil((meetingCount * 2) / nodeCount));
+    const generations = await fleet.registered;
     // ListMeetings of 100,000 meetings is several MiB: past the 4 MiB default.
     const coordinator = new CoordinatorClient(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 << 20 });
     const createdAt = Date.now();
@@ -84,9 +112,9 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     // Random bytes: LevelDB compresses, and real meeting state is not all alike.
     const states = Array.from({ length: 64 }, () => randomBytes(1024));
     const savedAt = Date.now();
-    await forEachConcurrently(list.meetings.length, 64, async (k, w) => {
+    const saveFailures = await forEachConcurrently(list.meetings.length, 64, async (k, w) => {
       const m = list.meetings[k]!;
-      await unary(agents[w % 4]!, "SaveCheckpoint", { node_id: m.node_id, generation: generations.get(m.node_id), meeting_id: m.meeting_id, epoch: m.epoch, sequence: 1, state: states[k % 64] }, 10_000);
+      await unary(agents[w % 4]!, "SaveCheckpoint", { node_id: m.node_id, generation: generations[m.node_id], meeting_id: m.meeting_id, epoch: m.epoch, sequence: 1, state: states[k % 64] }, 10_000);
     });
     const saveSeconds = (Date.now() - savedAt) / 1000;
     leader = await cluster.waitForLeader();
@@ -98,6 +126,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     const rss = ids.map((id) => rssMiB(pids.get(id)!));
     const nodes = await unary<{ nodes: { state: number }[] }>(coordinator, "ListNodes", {}, 10_000);
     const dead = nodes.nodes.filter((n) => n.state !== 1).length;
+    const fleetStats = await fleet.stats();
     const follower = ids.find((id) => id !== leader)!;
     const dataMiB = Math.round(Number(execSync(`du -sk ${cluster.dataDir(follower)}`).toString().split("\t")[0]) / 1024);
     // Restart a follower from kill -9 and time its catch-up.
@@ -110,8 +139,11 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     coordinator.close();
     for (const a of agents) a.close();
     return {
-      "nodes registered": generations.size,
+      "nodes registered": Object.keys(generations).length,
       "nodes not ALIVE at the end": dead,
+      "nodes declared dead during the run (re-registered)": fleetStats.reregistered,
+      "heartbeats answered / failed": `${fleetStats.heartbeats} / ${fleetStats.failures}`,
+      "checkpoint saves refused": saveFailures,
       "meetings created": created,
       "creates/s": Math.round(created / createSeconds),
       "checkpoints saved/s": Math.round(list.meetings.length / saveSeconds),
@@ -122,7 +154,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       targets: "≤ 512 MiB per member; restart ≤ 5 s",
     };
   } finally {
-    for (const b of beats) clearInterval(b);
+    fleet?.stop();
     await cluster.close();
   }
 }
