@@ -52,6 +52,8 @@ describe("coordinator leader killed during steady heartbeats", () => {
     const client = new CoordinatorClient(cluster.addresses.get(follower)!, grpc.credentials.createInsecure());
     for (let i = 0; i < 30; i++) await unary(client, "GetRoute", { meeting_id: `room-${i}`, create: true, region: "" }, 5000);
     await sleep(1000);
+    // Whichever member each agent started on, the leader's hint on a forwarded heartbeat moved it there.
+    for (const a of agents) expect(a.coordinatorAddress).toBe(cluster.addresses.get(leader));
     const generations = agents.map((a) => a.generation);
     const before = agents.map((a) => [...a.meetings().keys()].sort());
     expect(before.flat().length).toBe(30);
@@ -69,6 +71,7 @@ describe("coordinator leader killed during steady heartbeats", () => {
     expect(agents.map((a) => a.generation)).toEqual(generations);
     expect(agents.map((a) => [...a.meetings().keys()].sort())).toEqual(before);
     expect(revoked).toEqual([]);
+    for (const a of agents) expect(a.coordinatorAddress).toBe(cluster.addresses.get(newLeader));
     const meetings = await unary<{ meetings: { epoch: number }[] }>(survivor, "ListMeetings", { node_id: "" }, 5000);
     expect(meetings.meetings.every((m) => m.epoch === 1)).toBe(true);
     // Checkpoints still flow through the new leader.

@@ -11,6 +11,12 @@ type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, c
 
 /** Marks a forwarded call, so a member never forwards it again (no loops while leadership moves). */
 export const FORWARDED_HEADER = "x-convene-forwarded";
+/**
+ * Sent back (response metadata) with the answer to a forwarded call: the
+ * leader's address. A client that knows that address among its members may
+ * send its next calls there and save the extra hop; it need not.
+ */
+export const LEADER_HINT_HEADER = "x-convene-leader";
 
 export class LeaderForwarder {
   private readonly clients = new Map<string, grpc.Client>();
@@ -42,6 +48,15 @@ export class LeaderForwarder {
     return new Promise<Res>((resolve, reject) => {
       fn.call(client, request, meta, { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as Res)));
     });
+  }
+
+  /** Response metadata naming the leader, for the answer to a forwarded call; undefined when none is known. */
+  leaderHint(): grpc.Metadata | undefined {
+    const address = this.node.leaderAddress();
+    if (!address) return undefined;
+    const md = new grpc.Metadata();
+    md.set(LEADER_HINT_HEADER, address);
+    return md;
   }
 
   close(): void {

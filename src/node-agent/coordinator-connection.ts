@@ -16,6 +16,7 @@
  * and later call reject with AgentStoppedError.
  */
 import * as grpc from "@grpc/grpc-js";
+import { LEADER_HINT_HEADER } from "../member/leader-forwarder.js";
 import { loadProto, lookup } from "../member/proto.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 
@@ -48,6 +49,8 @@ export interface ConnectionOptions {
   readonly random?: () => number;
   /** Told whenever a failure moves the current member (from → to, with the failed status). */
   readonly onRotate?: (from: string, to: string, status: grpc.status) => void;
+  /** Told when a member's leader hint moves the current member (from → the leader). */
+  readonly onLeaderHint?: (from: string, leader: string) => void;
 }
 
 export interface UnaryOptions {
@@ -105,6 +108,20 @@ export class CoordinatorConnection {
     if (this.address !== failed || this.addresses.length === 1) return;
     this.index = (this.index + 1) % this.addresses.length;
     this.options.onRotate?.(failed, this.address, status);
+  }
+
+  /**
+   * A member answered a forwarded call and named the leader: send the next
+   * calls there directly (heartbeats and checkpoints need the leader; a
+   * follower only relays them). Only an address from this agent's own list
+   * is followed, and only a hint from the current member.
+   */
+  followLeaderHint(from: string, leader: string): void {
+    if (this.closed || from !== this.address || leader === from) return;
+    const index = this.addresses.indexOf(leader);
+    if (index < 0) return;
+    this.index = index;
+    this.options.onLeaderHint?.(from, leader);
   }
 
   /** Jittered exponential backoff for `round` ≥ 1 full rounds of failures: in [d/2, d). */
@@ -182,9 +199,13 @@ export class CoordinatorConnection {
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
     if (typeof fn !== "function") return Promise.reject(new Error(`invariant: NodeAgent has no method ${method}`));
     return new Promise<unknown>((resolve, reject) => {
-      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, res) => {
+      const call = fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) reject(toCallError(err, method, address));
         else resolve(res);
+      });
+      call.on("metadata", (md: grpc.Metadata) => {
+        const leader = md.get(LEADER_HINT_HEADER)[0];
+        if (typeof leader === "string") this.followLeaderHint(address, leader);
       });
     });
   }

@@ -84,6 +84,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       retryMaxMs: this.config.retryMaxMs,
       random: internals.random,
       onRotate: (from, to, status) => this.rotated(from, to, status),
+      onLeaderHint: (from, leader) => this.log.debug({ from, leader }, "following the leader hint: calls go to the leader directly"),
     });
     this.scheduler = new CheckpointScheduler(this.checkpointTarget(), {
       intervalMs: this.config.checkpointIntervalMs,

@@ -23,7 +23,11 @@ export function unaryHandler<Req>(forwarder: LeaderForwarder, method: string, ru
       (err: unknown) => {
         if (err instanceof NotLeaderError && LeaderForwarder.mayForward(call)) {
           forwarder.forward(method, req).then(
-            (res) => callback(null, res),
+            (res) => {
+              const hint = forwarder.leaderHint();
+              if (hint) call.sendMetadata(hint);
+              callback(null, res);
+            },
             (e: unknown) => callback(toGrpcError(e)),
           );
           return;
