@@ -28,6 +28,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   coordinator: () => benchCoordinator(),
   failover: () => benchFailover(),
   gateway: () => benchGateway(),
+  "browser-failover": async () => (await import("./bench/browser-failover.js")).benchBrowserFailover(),
   scale: () => benchScale(),
   "compare-etcd": async () => (await import("./bench/compare-etcd.js")).benchCompareEtcd(),
 };

@@ -7,7 +7,7 @@
  * Connection life (window.conveneDemo.state mirrors it for tests):
  *   connecting ─ welcome ─> connected ─ close / error / 5 s silence ─> disconnected
  *   disconnected: #retry-dialog shows; after a lost connection the retry
- *   runs after a 3 s countdown, after a failed attempt (e.g. 503 from the
+ *   runs after a 2 s countdown, after a failed attempt (e.g. 503 from the
  *   gateway while the meeting moves) every 1 s; "Try again" retries now.
  *   The dialog stays until a welcome arrives. The WebSocket URL is relative
  *   to the page, so a page loaded through the gateway reconnects through it
@@ -18,7 +18,7 @@
 export const PAGE_SCRIPT = String.raw`
 (function () {
   "use strict";
-  var PING_MS = 2000, SILENCE_MS = 5000, CONNECT_TIMEOUT_MS = 5000, FIRST_RETRY_S = 3, NEXT_RETRY_S = 1;
+  var PING_MS = 2000, SILENCE_MS = 5000, CONNECT_TIMEOUT_MS = 5000, FIRST_RETRY_S = 2, NEXT_RETRY_S = 1;
   var MAX_NAME = 40, MAX_TEXT = 2000;
   var boot = JSON.parse(document.getElementById("boot").textContent);
   function el(id) { return document.getElementById(id); }
