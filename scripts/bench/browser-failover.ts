@@ -6,7 +6,7 @@
  * the page's own "Try again" logic (its automatic retry, no clicks) brings
  * it back. Each trial measures kill → page connected again on the other
  * server with the whole history, then restarts the killed server for the
- * next trial.
+ * next trial (five demo servers: see the flap damping note below).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -37,6 +37,10 @@ export async function benchBrowserFailover(trials = 10): Promise<Record<string, 
     demoBasePort: port + 20,
     checkpointIntervalMs: 1000,
     logLevel: "warn",
+    // Flap damping holds a server out of placement after its third death in
+    // ten minutes, as it should: with ten kills, five servers keep a live
+    // one with room for the meeting.
+    demoServers: 5,
   });
   const cluster = new LocalCluster(config, () => undefined, [process.execPath, "--import", "tsx", join(root, "src/cli.ts")]);
   const browser = await chromium.launch({
