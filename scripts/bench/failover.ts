@@ -92,7 +92,12 @@ async function trials(kind: "SIGKILL" | "SIGSTOP", count: number): Promise<numbe
       s.start();
       servers.push(s);
     }
-    await sleep(2000);
+    // Until all three have registered (their processes start slowly on a busy machine).
+    for (const start = Date.now(); ; await sleep(200)) {
+      const nodes = await unary<{ nodes: { state: number }[] }>(client, "ListNodes", {}, 5000);
+      if (nodes.nodes.filter((n) => n.state === 1).length === servers.length) break;
+      if (Date.now() - start > 60_000) throw new Error("the meeting servers did not register within 60 s");
+    }
     for (let i = 0; i < 300; i++) await unary(client, "GetRoute", { meeting_id: `room-${kind}-${i}`, create: true, region: "" }, 5000);
     for (let t = 0; t < count; t++) {
       await sleep(1500); // checkpoints saved
