@@ -49,6 +49,22 @@ describe("FailureDetector", () => {
     expect(proposals).toEqual(["a:SUSPECT", "a:DEAD"]);
   });
 
+  it("a broken stream of an older generation leaves the current one alone", async () => {
+    // The node is at generation 1 in the stub; a report about generation 0
+    // (its previous incarnation) arrives late, e.g. after a leader pause.
+    const { coordinator, proposals } = stub({ a: "ALIVE" });
+    const d = new FailureDetector(coordinator, options);
+    d.startLeading();
+    const beats = setInterval(() => d.heard("a", 1), 100);
+    // Past a lease since this member began to lead, with steady heartbeats.
+    await sleep(550);
+    d.disconnected("a", 0);
+    await sleep(300);
+    clearInterval(beats);
+    d.stopLeading();
+    expect(proposals).toEqual([]);
+  });
+
   it("judges nobody after its own process was paused past the lease", async () => {
     const { coordinator, proposals } = stub({ a: "ALIVE", b: "ALIVE" });
     const d = new FailureDetector(coordinator, options);

@@ -65,13 +65,16 @@ export class FailureDetector {
 
   /** The node's connection broke: suspect now, dead after the grace unless it returns. */
   disconnected(nodeId: string, generation: number): void {
+    const node = this.coordinator.local().getNode(nodeId);
+    // A broken stream of an older incarnation says nothing about the
+    // current one (it re-registered and has its own stream): recording it
+    // would erase what was heard from the current generation.
+    if (!node || node.generation !== generation) return;
     const s = this.seen.get(nodeId);
     const now = Date.now();
-    this.seen.set(nodeId, { generation, atMs: s?.atMs ?? now, disconnectedAtMs: now });
-    const node = this.coordinator.local().getNode(nodeId);
-    if (this.timer && node && node.generation === generation && node.liveness === "ALIVE") {
-      this.propose(nodeId, generation, "SUSPECT");
-    }
+    const heardAt = s && s.generation === generation ? s.atMs : now;
+    this.seen.set(nodeId, { generation, atMs: heardAt, disconnectedAtMs: now });
+    if (this.timer && node.liveness === "ALIVE") this.propose(nodeId, generation, "SUSPECT");
   }
 
   /**
