@@ -83,7 +83,8 @@ export class Member {
         (id, gen, up) => app?.onNodeConnection(id, gen, up),
         app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
       ));
-    app?.attach(node, server, () => new Map(node.status().confState.voters.map((id) => [id, config.peers.get(id) ?? ""])), config.requestTimeoutMs);
+    // Addresses as the group knows them now: a member added at runtime is not in config.peers.
+    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs);
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
     const health = new HealthImplementation({ "": "NOT_SERVING" });

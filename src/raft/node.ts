@@ -186,6 +186,11 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     return new NotLeaderError(lead, this.peers.get(lead) ?? "");
   }
 
+  /** Every member's address as this member knows it now (membership changes included). */
+  peerAddresses(): ReadonlyMap<NodeId, string> {
+    return this.peers;
+  }
+
   /** The leader's address as this member knows it, or "" when none is known. */
   leaderAddress(): string {
     return this.peers.get(this.raw.raft.lead) ?? "";

@@ -105,7 +105,10 @@ export function coordinatorHandlers(deps: {
       if (s.role !== StateRole.Leader) throw new NotLeaderError(s.lead, raft.leaderAddress());
       const peers = deps.peers();
       const ids = [...new Set([...s.confState.voters, ...s.confState.learners])].sort();
-      const answers = await Promise.all(ids.map((id) => (id === s.id ? undefined : deps.probe.indexes(peers.get(id) ?? ""))));
+      const answers = await Promise.all(ids.map((id) => {
+        const address = peers.get(id);
+        return id === s.id || !address ? undefined : deps.probe.indexes(address);
+      }));
       return {
         leader_id: s.lead,
         term: s.term,
