@@ -59,7 +59,7 @@ export function adminServiceHandlers(
           await run(req);
         } catch (err) {
           if (!(err instanceof NotLeaderError) || !LeaderForwarder.mayForward(call)) throw err;
-          callback(null, await forwarder.forward(method, req));
+          callback(null, await forwarder.forward(method, req, call));
           return;
         }
         callback(null, statusOf(node));

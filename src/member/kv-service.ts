@@ -38,7 +38,7 @@ export function kvServiceHandlers(node: RaftNode, kv: KvStateMachine, forwarder:
           result = (await node.propose(encodeKvCommand(command))) as KvApplyResult;
         } catch (err) {
           if (!(err instanceof NotLeaderError) || !LeaderForwarder.mayForward(call)) throw err;
-          callback(null, await forwarder.forward(op === "put" ? "Put" : "Create", call.request));
+          callback(null, await forwarder.forward(op === "put" ? "Put" : "Create", call.request, call));
           return;
         }
         callback(null, { ok: result.ok, value: result.value ?? "", index: result.index });

@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftNode } from "../raft/node.js";
 
-type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
+type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
 
 /** Marks a forwarded call, so a member never forwards it again (no loops while leadership moves). */
 export const FORWARDED_HEADER = "x-convene-forwarded";
@@ -17,6 +17,19 @@ export const FORWARDED_HEADER = "x-convene-forwarded";
  * send its next calls there and save the extra hop; it need not.
  */
 export const LEADER_HINT_HEADER = "x-convene-leader";
+/**
+ * The forwarded call's deadline as wall-clock milliseconds. grpc's own
+ * timeout header is relative and restarts when the request arrives, so a
+ * request held up on a broken link would arrive with its full time left;
+ * the leader refuses one that arrives past this.
+ */
+export const FORWARD_DEADLINE_HEADER = "x-convene-deadline";
+
+/** Whether a forwarded call arrived after the deadline its forwarder gave it. */
+export function arrivedTooLate(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
+  const value = call.metadata.get(FORWARD_DEADLINE_HEADER)[0];
+  return typeof value === "string" && Number(value) > 0 && Date.now() > Number(value);
+}
 
 export class LeaderForwarder {
   private readonly clients = new Map<string, grpc.Client>();
@@ -32,8 +45,12 @@ export class LeaderForwarder {
     return call.metadata.get(FORWARDED_HEADER).length === 0;
   }
 
-  /** Calls `method` on the leader; rejects with NotLeaderError when no leader is known. */
-  forward<Res>(method: string, request: unknown): Promise<Res> {
+  /**
+   * Calls `method` on the leader; rejects with NotLeaderError when no leader
+   * is known. `caller` carries the original call's deadline and cancellation
+   * over: a write its client gave up on must not be applied seconds later.
+   */
+  forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
     const address = this.node.leaderAddress();
     if (!address || this.node.isLeader()) return Promise.reject(new NotLeaderError(this.node.status().lead));
     let client = this.clients.get(address);
@@ -45,8 +62,14 @@ export class LeaderForwarder {
     if (typeof fn !== "function") return Promise.reject(new Error(`invariant: no method ${method} to forward`));
     const meta = new grpc.Metadata();
     meta.set(FORWARDED_HEADER, this.node.id);
+    let deadline = Date.now() + this.timeoutMs;
+    const callerDeadline = caller?.getDeadline();
+    if (callerDeadline instanceof Date) deadline = Math.min(deadline, callerDeadline.getTime());
+    else if (typeof callerDeadline === "number" && Number.isFinite(callerDeadline)) deadline = Math.min(deadline, callerDeadline);
+    meta.set(FORWARD_DEADLINE_HEADER, String(deadline));
     return new Promise<Res>((resolve, reject) => {
-      fn.call(client, request, meta, { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+      const call = fn.call(client, request, meta, { deadline }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+      caller?.once("cancelled", () => call.cancel());
     });
   }
 

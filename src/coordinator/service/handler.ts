@@ -4,9 +4,9 @@
  * leader once, so callers never chase leaders. Errors become gRPC statuses
  * in one place (src/member/grpc-status.ts).
  */
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { toGrpcError } from "../../member/grpc-status.js";
-import { LeaderForwarder } from "../../member/leader-forwarder.js";
+import { LeaderForwarder, arrivedTooLate } from "../../member/leader-forwarder.js";
 import { NotLeaderError } from "../../raft/errors.js";
 
 export type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
@@ -18,11 +18,15 @@ export type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grp
 export function unaryHandler<Req>(forwarder: LeaderForwarder, method: string, run: (req: Req) => Promise<unknown>): Unary {
   return (call, callback) => {
     const req = call.request as Req;
+    if (arrivedTooLate(call)) {
+      callback({ code: grpc.status.DEADLINE_EXCEEDED, details: `forwarded ${method} arrived after its caller's deadline; not run` });
+      return;
+    }
     run(req).then(
       (res) => callback(null, res),
       (err: unknown) => {
         if (err instanceof NotLeaderError && LeaderForwarder.mayForward(call)) {
-          forwarder.forward(method, req).then(
+          forwarder.forward(method, req, call).then(
             (res) => {
               const hint = forwarder.leaderHint();
               if (hint) call.sendMetadata(hint);
