@@ -17,6 +17,7 @@
  * channel and makes pending and later calls reject.
  */
 import * as grpc from "@grpc/grpc-js";
+import { MemberCursor } from "../member/member-cursor.js";
 import { loadProto, lookup } from "../member/proto.js";
 import { CoordinatorCallError, toCallError } from "./errors.js";
 
@@ -74,56 +75,37 @@ export class ClientClosedError extends Error {
 
 export class CoordinatorClient {
   private readonly clients = new Map<string, grpc.Client>();
-  private readonly random: () => number;
-  private readonly sleepers = new Set<() => void>();
-  private index: number;
-  private closed = false;
+  private readonly cursor: MemberCursor;
 
   constructor(
     readonly addresses: readonly string[],
     private readonly options: CoordinatorClientOptions,
   ) {
-    if (addresses.length === 0) throw new Error("invariant: a coordinator client needs at least one member address");
-    this.random = options.random ?? Math.random;
-    // Gateways start on a random member so that many of them spread over the group.
-    this.index = Math.floor(this.random() * addresses.length) % addresses.length;
+    this.cursor = new MemberCursor(addresses, options, options.random);
   }
 
   /** The member calls go to now. */
   get address(): string {
-    return this.addresses[this.index]!;
+    return this.cursor.address;
   }
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.cursor.closed;
   }
 
   /** Moves to the next member, unless another failure already moved away from `failed`. */
   rotateFrom(failed: string): void {
-    if (this.address !== failed || this.addresses.length === 1) return;
-    this.index = (this.index + 1) % this.addresses.length;
+    this.cursor.rotateFrom(failed);
   }
 
   /** Jittered exponential backoff after `round` ≥ 1 rounds of failures: in [d/2, d). */
   backoffMs(round: number): number {
-    const d = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.max(0, Math.min(round - 1, 20)));
-    return Math.max(1, Math.floor(d / 2 + (this.random() * d) / 2));
+    return this.cursor.backoffMs(round);
   }
 
   /** Resolves after `ms`, or rejects with ClientClosedError as soon as the client closes. */
   sleep(ms: number): Promise<void> {
-    if (this.closed) return Promise.reject(new ClientClosedError("sleep"));
-    return new Promise<void>((resolve, reject) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(wake);
-        if (this.closed) reject(new ClientClosedError("sleep"));
-        else resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
-      this.sleepers.add(wake);
-    });
+    return this.cursor.sleep(ms, () => new ClientClosedError("sleep"));
   }
 
   /**
@@ -140,14 +122,14 @@ export class CoordinatorClient {
         if (Date.now() + pause >= deadline) break;
         await this.sleep(pause);
       }
-      if (this.closed) throw new ClientClosedError(method);
+      if (this.cursor.closed) throw new ClientClosedError(method);
       const left = deadline - Date.now();
       if (left <= 0) break;
       const address = this.address;
       try {
         return (await this.callAt(address, service, method, request, Math.min(left, this.options.attemptTimeoutMs))) as T;
       } catch (err) {
-        if (this.closed) throw new ClientClosedError(method);
+        if (this.cursor.closed) throw new ClientClosedError(method);
         if (!isRetryable(err)) throw err;
         last = err;
         this.rotateFrom(address);
@@ -158,7 +140,7 @@ export class CoordinatorClient {
 
   /** One attempt at one member, no retry (the dashboard asks each member for its own view). */
   callAt(address: string, service: ServiceName, method: string, request: unknown, timeoutMs: number): Promise<unknown> {
-    if (this.closed) return Promise.reject(new ClientClosedError(method));
+    if (this.cursor.closed) return Promise.reject(new ClientClosedError(method));
     const client = this.client(address, service);
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
     if (typeof fn !== "function") return Promise.reject(new Error(`invariant: ${service} has no method ${method}`));
@@ -172,7 +154,7 @@ export class CoordinatorClient {
 
   /** Opens RouteFeed.WatchRoutes on the current member (no deadline: it stays open). */
   openWatch(request: unknown): { stream: grpc.ClientReadableStream<unknown>; address: string } {
-    if (this.closed) throw new ClientClosedError("WatchRoutes");
+    if (this.cursor.closed) throw new ClientClosedError("WatchRoutes");
     const address = this.address;
     const client = this.client(address, "RouteFeed");
     const fn = (client as unknown as Record<string, StreamFn>)["WatchRoutes"]!;
@@ -181,9 +163,8 @@ export class CoordinatorClient {
 
   /** Closes every channel and wakes every sleeper; callers cancel their own streams first. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const wake of [...this.sleepers]) wake();
+    if (this.cursor.closed) return;
+    this.cursor.close();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

@@ -17,6 +17,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { LEADER_HINT_HEADER } from "../member/leader-forwarder.js";
+import { MemberCursor } from "../member/member-cursor.js";
 import { loadProto, lookup } from "../member/proto.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 
@@ -72,24 +73,18 @@ function nodeAgentClient(): grpc.ServiceClientConstructor {
 
 export class CoordinatorConnection {
   private readonly clients = new Map<string, grpc.Client>();
-  private readonly random: () => number;
-  private readonly sleepers = new Set<() => void>();
-  private index: number;
-  private closed = false;
+  private readonly cursor: MemberCursor;
 
   constructor(
     private readonly addresses: readonly string[],
     private readonly options: ConnectionOptions,
   ) {
-    if (addresses.length === 0) throw new Error("invariant: a connection needs at least one member address");
-    this.random = options.random ?? Math.random;
-    // Agents start on a random member so that many of them spread over the group.
-    this.index = Math.floor(this.random() * addresses.length) % addresses.length;
+    this.cursor = new MemberCursor(addresses, options, options.random);
   }
 
   /** The member calls go to now. */
   get address(): string {
-    return this.addresses[this.index]!;
+    return this.cursor.address;
   }
 
   get memberCount(): number {
@@ -97,7 +92,7 @@ export class CoordinatorConnection {
   }
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.cursor.closed;
   }
 
   /**
@@ -105,9 +100,7 @@ export class CoordinatorConnection {
    * from `failed` (two calls failing on one member rotate once, not twice).
    */
   rotateFrom(failed: string, status: grpc.status = grpc.status.UNAVAILABLE): void {
-    if (this.address !== failed || this.addresses.length === 1) return;
-    this.index = (this.index + 1) % this.addresses.length;
-    this.options.onRotate?.(failed, this.address, status);
+    if (this.cursor.rotateFrom(failed)) this.options.onRotate?.(failed, this.address, status);
   }
 
   /**
@@ -117,33 +110,18 @@ export class CoordinatorConnection {
    * is followed, and only a hint from the current member.
    */
   followLeaderHint(from: string, leader: string): void {
-    if (this.closed || from !== this.address || leader === from) return;
-    const index = this.addresses.indexOf(leader);
-    if (index < 0) return;
-    this.index = index;
-    this.options.onLeaderHint?.(from, leader);
+    if (this.cursor.closed || from !== this.address) return;
+    if (this.cursor.moveTo(leader)) this.options.onLeaderHint?.(from, leader);
   }
 
   /** Jittered exponential backoff for `round` ≥ 1 full rounds of failures: in [d/2, d). */
   backoffMs(round: number): number {
-    const d = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.max(0, Math.min(round - 1, 20)));
-    return Math.max(1, Math.floor(d / 2 + (this.random() * d) / 2));
+    return this.cursor.backoffMs(round);
   }
 
   /** Resolves after `ms`, or rejects with AgentStoppedError as soon as the connection closes. */
   sleep(ms: number): Promise<void> {
-    if (this.closed) return Promise.reject(new AgentStoppedError("the agent stopped"));
-    return new Promise<void>((resolve, reject) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(wake);
-        if (this.closed) reject(new AgentStoppedError("the agent stopped"));
-        else resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
-      this.sleepers.add(wake);
-    });
+    return this.cursor.sleep(ms, () => new AgentStoppedError("the agent stopped"));
   }
 
   /** One unary call, sent to member after member per the retry rule; resolves with the raw response. */
@@ -153,12 +131,12 @@ export class CoordinatorConnection {
     let last: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0 && attempt % this.addresses.length === 0) await this.sleep(this.backoffMs(attempt / this.addresses.length));
-      if (this.closed) throw new AgentStoppedError(`${method} abandoned: the agent stopped`);
+      if (this.cursor.closed) throw new AgentStoppedError(`${method} abandoned: the agent stopped`);
       const address = this.address;
       try {
         return await this.callOnce(address, method, request, timeoutMs);
       } catch (err) {
-        if (this.closed) throw new AgentStoppedError(`${method} abandoned: the agent stopped`, { cause: err });
+        if (this.cursor.closed) throw new AgentStoppedError(`${method} abandoned: the agent stopped`, { cause: err });
         if (!isRetryable(err)) throw err;
         last = err;
         this.rotateFrom(address, (err as CoordinatorCallError).status);
@@ -169,7 +147,7 @@ export class CoordinatorConnection {
 
   /** Opens the WatchAssignments stream on the current member (no deadline: it stays open). */
   openWatch(request: unknown): { stream: grpc.ClientReadableStream<unknown>; address: string } {
-    if (this.closed) throw new AgentStoppedError("WatchAssignments abandoned: the agent stopped");
+    if (this.cursor.closed) throw new AgentStoppedError("WatchAssignments abandoned: the agent stopped");
     const address = this.address;
     const fn = (this.client(address) as unknown as Record<string, StreamFn>)["WatchAssignments"]!;
     return { stream: fn.call(this.client(address), request, {}), address };
@@ -177,9 +155,8 @@ export class CoordinatorConnection {
 
   /** Cancels nothing by itself: callers cancel their streams. Closes every channel and wakes every sleeper. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const wake of [...this.sleepers]) wake();
+    if (this.cursor.closed) return;
+    this.cursor.close();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
