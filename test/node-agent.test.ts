@@ -15,6 +15,8 @@ import type { AgentSidecar } from "../src/node-agent/sidecar.js";
 import { MeetingTable } from "../src/node-agent/meeting-table.js";
 import { ASSIGNED, FakeCoordinator, REVOKED } from "./support/fake-coordinator.js";
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -127,14 +129,20 @@ describe("meeting table", () => {
     expect(t.apply({ type: "REVOKED", meetingId: "a", epoch: 3 }).kind).toBe("revoked");
     expect(t.apply({ type: "REVOKED", meetingId: "a", epoch: 3 }).kind).toBe("unchanged");
   });
-  it("sweeps what a fresh snapshot did not re-announce", () => {
+  it("sweeps what neither a fresh snapshot nor the linearizable list still assigns", () => {
     const t = new MeetingTable();
     t.apply(assigned("a", 1));
     t.apply(assigned("b", 1));
+    t.apply(assigned("c", 1));
+    t.apply(assigned("d", 1));
     t.markAllUnconfirmed();
+    expect(t.hasUnconfirmed()).toBe(true);
     t.apply(assigned("a", 1));
-    expect(t.sweepUnconfirmed().map((m) => m.meetingId)).toEqual(["b"]);
-    expect(t.ids()).toEqual(["a"]);
+    // c: still ours (the stream's member is behind); d: ours again at a later epoch (moved away and back).
+    const owned = new Map([["c", 1], ["d", 2]]);
+    expect(t.sweepUnconfirmed(owned).map((m) => m.meetingId)).toEqual(["b", "d"]);
+    expect(t.ids()).toEqual(["a", "c"]);
+    expect(t.hasUnconfirmed()).toBe(false);
   });
 });
 
@@ -264,6 +272,26 @@ describe("NodeAgent", () => {
     await waitFor("leaves revoked", () => host.revoked.includes("leaves"), 2000);
     expect(host.revokeReasons).toEqual([{ meetingId: "leaves", epoch: 1, reason: "not-reannounced" }]);
     expect(agent.meetings()).toEqual(new Map([["stays", 1]]));
+  });
+
+  it("keeps a meeting a lagging member's stream does not re-announce while ListMeetings still lists it", async () => {
+    const fake = await startFake();
+    const { agent, host } = startAgent(fake);
+    await agent.start();
+    await waitFor("the watch", () => fake.openWatches("m1").length === 1);
+    fake.assign("recent", "m1");
+    await waitFor("assigned", () => host.assigned.length === 1);
+    fake.lagBehind("recent");
+    fake.failNext("ListMeetings", grpc.status.UNAVAILABLE, 2); // no answer at first: nothing may be released
+    fake.breakWatches();
+    await waitFor("two failed checks and one answer", () => fake.callsOf("ListMeetings").length >= 3, 3000);
+    await sleep(100);
+    expect(host.revoked).toEqual([]);
+    fake.catchUp(); // the late ASSIGNED at the same epoch changes nothing
+    await sleep(100);
+    expect(host.assigned.map((a) => a.meetingId)).toEqual(["recent"]);
+    expect(host.revoked).toEqual([]);
+    expect(agent.meetings()).toEqual(new Map([["recent", 1]]));
   });
 
   it("re-registers with a higher generation after FAILED_PRECONDITION on Heartbeat, dropping what it held", async () => {

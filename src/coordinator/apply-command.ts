@@ -228,7 +228,13 @@ function applySaveCheckpoint(state: CoordinatorState, c: SaveCheckpointCommand):
     return refused(subject, failure("FAILED_PRECONDITION", `sequence ${c.sequence} is lower than the stored ${stored.sequence}`));
   }
   if (stored && c.sequence === stored.sequence) {
-    // A re-send (e.g. after a timeout): idempotent, the stored state stands.
+    // A re-send (e.g. after a timeout) carries the same bytes: idempotent.
+    // Different bytes under a stored sequence are not a re-send: acknowledging
+    // them without storing would report a save that never happened (an agent
+    // that restarted its sequence from an older checkpoint did exactly that).
+    if (!sameBytes(c.state, stored.state)) {
+      return refused(subject, failure("FAILED_PRECONDITION", `sequence ${c.sequence} is already stored with different state; a new state needs a higher sequence`));
+    }
     return { result: { ok: true, type: "saveCheckpoint", sequence: stored.sequence, stored: false }, summary: `${subject}: already stored` };
   }
   state.storeCheckpoint({ meetingId: c.meetingId, nodeId: c.nodeId, epoch: c.epoch, sequence: c.sequence, state: c.state, savedAtMs: state.clockMs });
@@ -272,4 +278,8 @@ function applyPlaceUnassigned(state: CoordinatorState, events: AssignmentEvent[]
 
 function refused(subject: string, f: CommandFailure): { result: CommandFailure; summary: string } {
   return { result: f, summary: subject };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }

@@ -21,7 +21,14 @@ import { MemberCursor } from "../member/member-cursor.js";
 import { loadProto, lookup } from "../member/proto.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 
-export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister";
+export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "ListMeetings";
+
+/**
+ * ListMeetings belongs to the Coordinator service: the agent uses it (for
+ * its own node only) as a linearizable check of what it owns before it
+ * releases meetings a watch stream did not re-announce.
+ */
+const COORDINATOR_METHODS: ReadonlySet<UnaryMethod> = new Set(["ListMeetings"]);
 
 const RETRYABLE = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL, grpc.status.CANCELLED]);
 
@@ -65,13 +72,16 @@ type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
 type UnaryFn = (req: unknown, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
 type StreamFn = (req: unknown, opts?: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
 
-let clientCtor: grpc.ServiceClientConstructor | undefined;
-function nodeAgentClient(): grpc.ServiceClientConstructor {
-  clientCtor ??= lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.NodeAgent");
-  return clientCtor;
+type Service = "NodeAgent" | "Coordinator";
+const clientCtors = new Map<Service, grpc.ServiceClientConstructor>();
+function serviceClient(service: Service): grpc.ServiceClientConstructor {
+  let ctor = clientCtors.get(service);
+  if (!ctor) clientCtors.set(service, (ctor = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), `convene.v1.${service}`)));
+  return ctor;
 }
 
 export class CoordinatorConnection {
+  /** By service, then member address; one channel per client. */
   private readonly clients = new Map<string, grpc.Client>();
   private readonly cursor: MemberCursor;
 
@@ -149,8 +159,9 @@ export class CoordinatorConnection {
   openWatch(request: unknown): { stream: grpc.ClientReadableStream<unknown>; address: string } {
     if (this.cursor.closed) throw new AgentStoppedError("WatchAssignments abandoned: the agent stopped");
     const address = this.address;
-    const fn = (this.client(address) as unknown as Record<string, StreamFn>)["WatchAssignments"]!;
-    return { stream: fn.call(this.client(address), request, {}), address };
+    const client = this.client("NodeAgent", address);
+    const fn = (client as unknown as Record<string, StreamFn>)["WatchAssignments"]!;
+    return { stream: fn.call(client, request, {}), address };
   }
 
   /** Cancels nothing by itself: callers cancel their streams. Closes every channel and wakes every sleeper. */
@@ -161,20 +172,22 @@ export class CoordinatorConnection {
     this.clients.clear();
   }
 
-  private client(address: string): grpc.Client {
-    let c = this.clients.get(address);
+  private client(service: Service, address: string): grpc.Client {
+    const key = `${service} ${address}`;
+    let c = this.clients.get(key);
     if (!c) {
-      const Ctor = nodeAgentClient();
+      const Ctor = serviceClient(service);
       c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-      this.clients.set(address, c);
+      this.clients.set(key, c);
     }
     return c;
   }
 
   private callOnce(address: string, method: UnaryMethod, request: unknown, timeoutMs: number): Promise<unknown> {
-    const client = this.client(address);
+    const service: Service = COORDINATOR_METHODS.has(method) ? "Coordinator" : "NodeAgent";
+    const client = this.client(service, address);
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
-    if (typeof fn !== "function") return Promise.reject(new Error(`invariant: NodeAgent has no method ${method}`));
+    if (typeof fn !== "function") return Promise.reject(new Error(`invariant: ${service} has no method ${method}`));
     return new Promise<unknown>((resolve, reject) => {
       const call = fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) reject(toCallError(err, method, address));

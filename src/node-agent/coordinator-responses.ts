@@ -114,6 +114,23 @@ function parseCheckpoint(raw: unknown, eventMeetingId: string): Checkpoint | und
   };
 }
 
+/**
+ * ListMeetingsResponse filtered to this node: meeting id → epoch of the
+ * routes it owns. Routes naming another node are left out (the filter is
+ * the server's; a route that does not name us is not ours).
+ */
+export function parseOwnedMeetings(raw: unknown, nodeId: string): Map<string, number> {
+  const meetings = record(raw, "ListMeetingsResponse")["meetings"];
+  if (!Array.isArray(meetings)) throw new BadResponseError(`ListMeetingsResponse.meetings must be a list, got ${shown(meetings)}`);
+  const owned = new Map<string, number>();
+  meetings.forEach((raw, i) => {
+    const route = record(raw, `ListMeetingsResponse.meetings[${i}]`);
+    if (route["node_id"] !== nodeId) return;
+    owned.set(meetingId(route["meeting_id"], `ListMeetingsResponse.meetings[${i}].meeting_id`), uint(route["epoch"], `ListMeetingsResponse.meetings[${i}].epoch`));
+  });
+  return owned;
+}
+
 /** One message of the WatchAssignments stream. Unknown types are refused (the caller ignores the event). */
 export function parseAssignmentEvent(raw: unknown): AssignmentEvent {
   const e = record(raw, "AssignmentEvent");

@@ -113,9 +113,25 @@ export class MeetingTable {
     for (const m of this.held.values()) m.confirmed = false;
   }
 
-  /** Releases and returns the meetings the current stream did not re-announce. */
-  sweepUnconfirmed(): HeldMeeting[] {
-    const gone = [...this.held.values()].filter((m) => !m.confirmed);
+  hasUnconfirmed(): boolean {
+    for (const m of this.held.values()) if (!m.confirmed) return true;
+    return false;
+  }
+
+  /**
+   * Settles the meetings the current stream did not re-announce:
+   * `ownedEpochs` is what a linearizable read says this node owns now
+   * (meeting id → epoch). One owned at the held epoch is confirmed (the
+   * stream's member is only behind); every other one is released and
+   * returned.
+   */
+  sweepUnconfirmed(ownedEpochs: ReadonlyMap<string, number>): HeldMeeting[] {
+    const gone: HeldMeeting[] = [];
+    for (const m of this.held.values()) {
+      if (m.confirmed) continue;
+      if (ownedEpochs.get(m.meetingId) === m.epoch) m.confirmed = true;
+      else gone.push(m);
+    }
     for (const m of gone) this.held.delete(m.meetingId);
     return gone;
   }

@@ -24,12 +24,20 @@
  * Reconcile after a resubscribe (the stream has no end-of-snapshot marker):
  * when a watch stream opens, every held meeting is marked unconfirmed; an
  * ASSIGNED at the same epoch confirms it. Meetings still unconfirmed when
- * the stream has stayed open for one heartbeat interval are released with
- * onRevoked (reason "not-reannounced"). If the stream breaks before that,
- * the marks carry over to the next stream and its own interval. A missed
- * REVOKED can only come from a move the node's generation survived (drain
- * with migrate); the next fenced save would catch it too, this only does
- * it sooner.
+ * the stream has stayed open for one heartbeat interval are checked with
+ * ListMeetings for this node (a linearizable read through the leader):
+ * those it still lists at the held epoch are kept, the rest are released
+ * with onRevoked (reason "not-reannounced"). The stream alone cannot
+ * decide: it starts from its member's applied state, and a member that is
+ * behind re-announces a recent assignment only when it catches up;
+ * releasing then, and taking the meeting back from that late ASSIGNED,
+ * made the host restore an older checkpoint over acknowledged state
+ * (found by the chaos suite). Without an answer nothing is released and
+ * the check is repeated. If the stream breaks before that, the marks
+ * carry over to the next stream and its own interval. A missed REVOKED
+ * can only come from a move the node's generation survived (drain with
+ * migrate); the next fenced save would catch it too, this only does it
+ * sooner.
  *
  * Nothing the coordinator sends can throw into the host: answers are
  * checked (coordinator-responses.ts), bad ones are reported as 'error'
@@ -47,6 +55,7 @@ import { CoordinatorConnection } from "./coordinator-connection.js";
 import {
   type Checkpoint,
   parseAssignmentEvent,
+  parseOwnedMeetings,
   parseRegisterResponse,
   parseSaveCheckpointResponse,
 } from "./coordinator-responses.js";
@@ -70,6 +79,8 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
   private isDraining = false;
   private readonly heartbeats: HeartbeatLoop;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Bumped when a stream opens or breaks: a sweep started under an older one gives up. */
+  private sweepRound = 0;
   private recovering: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
 
@@ -290,17 +301,39 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
     this.table.markAllUnconfirmed();
     this.clearSweep();
     if (this.table.size === 0) return;
+    this.scheduleSweep(this.sweepRound);
+  }
+
+  private scheduleSweep(round: number): void {
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = undefined;
-      if (this.phase !== "running") return;
-      for (const m of this.table.sweepUnconfirmed()) this.announceRevoked(m, "not-reannounced");
+      void this.sweepUnannounced(round);
     }, this.hbIntervalMs);
     this.sweepTimer.unref();
+  }
+
+  /** Releases the meetings neither the stream nor a linearizable ListMeetings says this node still owns. */
+  private async sweepUnannounced(round: number): Promise<void> {
+    const current = () => round === this.sweepRound && this.phase === "running";
+    if (!current() || !this.table.hasUnconfirmed()) return;
+    const nodeId = this.config.nodeId;
+    let owned: Map<string, number>;
+    try {
+      owned = parseOwnedMeetings(await this.connection.unary("ListMeetings", { node_id: nodeId }), nodeId);
+    } catch (err) {
+      if (err instanceof AgentStoppedError || !current()) return;
+      this.log.debug({ err }, "could not check unannounced meetings; keeping them and asking again");
+      this.scheduleSweep(round);
+      return;
+    }
+    if (!current()) return;
+    for (const m of this.table.sweepUnconfirmed(owned)) this.announceRevoked(m, "not-reannounced");
   }
 
   private clearSweep(): void {
     clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
+    this.sweepRound++;
   }
 
   private assignmentEvent(raw: unknown): void {

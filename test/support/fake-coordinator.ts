@@ -19,6 +19,8 @@ import * as grpc from "@grpc/grpc-js";
 import { loadProto, lookup } from "../../src/member/proto.js";
 
 const service = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.NodeAgent").service;
+/** Only ListMeetings of the Coordinator service: the agent's linearizable check before it releases meetings. */
+const coordinatorService = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator").service;
 
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const MEETING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -104,6 +106,12 @@ export class FakeCoordinator {
   private readonly generations = new Map<string, number>();
   private readonly watchers = new Set<Watcher>();
   private readonly faults: Fault[] = [];
+  /**
+   * Meetings left out of the list a new watch stream starts with, as a
+   * member that has not yet applied their assignment would (see
+   * `lagBehind`).
+   */
+  private readonly behind = new Set<string>();
   private readonly members: Member[] = [];
   readonly heartbeatIntervalMs: number;
   readonly leaseTtlMs: number;
@@ -133,6 +141,20 @@ export class FakeCoordinator {
   /** Open watch streams (optionally of one node). */
   openWatches(nodeId?: string): { nodeId: string; generation: number; member: number }[] {
     return [...this.watchers].filter((w) => nodeId === undefined || w.nodeId === nodeId).map(({ nodeId: n, generation, member }) => ({ nodeId: n, generation, member }));
+  }
+
+  /** New watch streams start without these meetings, like a member that is behind; `catchUp` sends them. */
+  lagBehind(...meetingIds: string[]): void {
+    for (const id of meetingIds) this.behind.add(id);
+  }
+
+  /** The lagging member applies what it missed: ASSIGNED for each hidden meeting, on every open stream of its owner. */
+  catchUp(): void {
+    for (const id of this.behind) {
+      const m = this.meetings.get(id);
+      if (m && m.owner !== "") this.send(m.owner, this.assignedEvent(m));
+    }
+    this.behind.clear();
   }
 
   /** The next `count` calls of `method` fail with `code` (or are never answered), on any member. */
@@ -272,8 +294,15 @@ export class FakeCoordinator {
         this.watchers.add(watcher);
         call.on("cancelled", () => this.watchers.delete(watcher));
         call.on("error", () => this.watchers.delete(watcher));
-        for (const m of this.meetings.values()) if (m.owner === node.id) call.write(this.assignedEvent(m));
+        for (const m of this.meetings.values()) if (m.owner === node.id && !this.behind.has(m.id)) call.write(this.assignedEvent(m));
       },
+    });
+    server.addService(coordinatorService, {
+      ListMeetings: unary("ListMeetings", (req) => ({
+        meetings: [...this.meetings.values()]
+          .filter((m) => m.owner !== "" && (req["node_id"] === "" || m.owner === req["node_id"]))
+          .map((m) => ({ meeting_id: m.id, node_id: m.owner, address: this.nodes.get(m.owner)?.address ?? "", epoch: m.epoch, created: false })),
+      })),
     });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -335,7 +364,10 @@ export class FakeCoordinator {
     const sequence = req["sequence"] as number;
     const stored = this.checkpoints.get(meetingId);
     if (stored && sequence < stored.sequence) throw status(grpc.status.FAILED_PRECONDITION, `sequence ${sequence} is lower than ${stored.sequence}`);
-    if (stored && sequence === stored.sequence) return stored.sequence;
+    if (stored && sequence === stored.sequence) {
+      if (!Buffer.from(state).equals(stored.state)) throw status(grpc.status.FAILED_PRECONDITION, `sequence ${sequence} is already stored with different state`);
+      return stored.sequence;
+    }
     this.checkpoints.set(meetingId, { meeting_id: meetingId, node_id: nodeId, epoch: meeting.epoch, sequence, state: Buffer.from(state), saved_at_ms: Date.now() });
     return sequence;
   }
