@@ -490,7 +490,7 @@ describe("flap damping", () => {
     expect(h.create("m").route.nodeId).toBe("n");
   });
 
-  it("placeUnassigned places waiting meetings once a hold-out ends", () => {
+  it("a held-out node still takes meetings when no other node can: nothing waits out the hold-out", () => {
     const h = new Harness(config);
     h.register("only", { capacity: 5 });
     h.create("m");
@@ -498,11 +498,13 @@ describe("flap damping", () => {
       h.kill("only");
       h.register("only", { capacity: 5 });
     }
-    expect(h.sm.unassignedMeetings()).toEqual(["m"]);
-    h.nowMs += 60_000;
-    expect(h.ok({ type: "placeUnassigned" })).toEqual({ ok: true, type: "placeUnassigned", placed: 1, stillUnassigned: 0 });
-    // Epoch 2 and 3 came with the first two returns; the hold-out kept the third from placing it.
+    expect(h.q.getNode("only")!.heldOutUntilMs).toBeGreaterThan(h.nowMs);
+    expect(h.sm.unassignedMeetings()).toEqual([]);
     expect(h.q.getRoute("m")).toMatchObject({ ok: true, route: { nodeId: "only", epoch: 4 } });
+    expect(h.create("new").route.nodeId).toBe("only");
+    // Once another node registers, it is preferred.
+    h.register("steady", { capacity: 5 });
+    expect(h.create("newer").route.nodeId).toBe("steady");
   });
 });
 

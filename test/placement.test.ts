@@ -71,13 +71,22 @@ describe("placement rules", () => {
     ["SUSPECT", { liveness: "SUSPECT" as const }],
     ["DEAD", { liveness: "DEAD" as const }],
     ["draining", { draining: true }],
-    ["held out by flap damping", { heldOutUntilMs: 500 }],
     ["full", { assigned: 10 }],
     ["over capacity", { assigned: 12 }],
   ])("passes over a node that is %s", (_why, fields) => {
     const nodes = [node("a", fields), node("b", { assigned: 9 })];
     expect(findPlacement(nodes, request({ nowMs: 100 }))).toBe("b");
     expect(findPlacement([node("a", fields)], request({ nowMs: 100 }))).toBeUndefined();
+  });
+
+  it("uses a node held out by flap damping only when no other node is eligible", () => {
+    const held = node("a", { heldOutUntilMs: 500 });
+    expect(findPlacement([held, node("b", { assigned: 9 })], request({ nowMs: 100 }))).toBe("b");
+    expect(findPlacement([held, node("b", { assigned: 10 })], request({ nowMs: 100 }))).toBe("a");
+    expect(findPlacement([held], request({ nowMs: 100 }))).toBe("a");
+    // The requested region is only preferred among nodes that are not held out.
+    const regional = node("r", { heldOutUntilMs: 500, region: "eu" });
+    expect(findPlacement([regional, node("b", { assigned: 9 })], request({ nowMs: 100, region: "eu" }))).toBe("b");
   });
 
   it("takes a held-out node back once its hold-out ends", () => {
@@ -231,15 +240,16 @@ const requestArb = fc.record({
 function naivePlacement(nodes: GeneratedNode[], req: { region: string; requiredLabels: Labels; nowMs: number; burstWindowMs: number; exclude: string | undefined }): string | undefined {
   const window = Math.floor(req.nowMs / req.burstWindowMs);
   const recentOf = (n: GeneratedNode) => n.placementTimes.filter((t) => Math.floor(t / req.burstWindowMs) >= window - 1).length;
-  const eligible = nodes.filter(
+  const usable = nodes.filter(
     (n) =>
       n.id !== req.exclude &&
       n.liveness === "ALIVE" &&
       !n.draining &&
-      req.nowMs >= n.heldOutUntilMs &&
       n.assigned < n.capacity &&
       req.requiredLabels.every(([k, v]) => n.labels.some(([k2, v2]) => k2 === k && v2 === v)),
   );
+  const notHeldOut = usable.filter((n) => req.nowMs >= n.heldOutUntilMs);
+  const eligible = notHeldOut.length > 0 ? notHeldOut : usable;
   const inRegion = eligible.filter((n) => req.region !== "" && n.region === req.region);
   const pool = inRegion.length > 0 ? inRegion : eligible;
   const sorted = [...pool].sort((a, b) => {

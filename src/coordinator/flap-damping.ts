@@ -5,8 +5,9 @@
  *
  * Rule: when a node is declared DEAD for the (K+1)-th time within W ms
  * (K = flapMaxDeaths, W = flapWindowMs), it is held out until that death's
- * time + flapHoldOutMs. Held out means no new meetings and no moved ones;
- * the node may still register, heartbeat and keep what it hosts. Times are
+ * time + flapHoldOutMs. Held out means placement passes it over while any
+ * other node can take the meeting (see placement.ts: a last resort, not a
+ * ban); the node may still register, heartbeat and keep what it hosts. Times are
  * the replicated clock (the leader's, stamped in commands).
  */
 import type { CoordinatorStateConfig } from "./state-config.js";

@@ -7,17 +7,22 @@
  *
  * Rules, in order:
  *   1. Eligible: liveness ALIVE (not SUSPECT or DEAD), not draining, not
- *      held out by flap damping, not excluded, with room (assigned <
- *      capacity), and labels matching every key/value of the selector.
- *   2. If the request names a region and an eligible node is in it, only
+ *      excluded, with room (assigned < capacity), and labels matching
+ *      every key/value of the selector.
+ *   2. Nodes held out by flap damping are a last resort: used only when no
+ *      other eligible node exists. A meeting left unassigned for the whole
+ *      hold-out (minutes) is worse than one on a server that may fail
+ *      again; the chaos suite saw meetings answer 503 long after every
+ *      fault had stopped because the only live servers were held out.
+ *   3. If the request names a region and an eligible node is in it, only
  *      those nodes; otherwise every eligible node.
- *   3. Least loaded relative to capacity: (assigned + recent) / capacity,
+ *   4. Least loaded relative to capacity: (assigned + recent) / capacity,
  *      where `recent` counts placements of the last window or two (burst
  *      compensation, see recent-placements.ts). A fresh placement thus
  *      weighs double for a while, so a storm spreads out rather than
  *      filling whichever node looked emptiest before its meetings' load
  *      could show.
- *   4. Ties: the smaller node id (code-unit order).
+ *   5. Ties: the smaller node id (code-unit order).
  */
 import { ResourceExhaustedError } from "./errors.js";
 import { isHeldOut } from "./flap-damping.js";
@@ -50,17 +55,16 @@ export interface PlacementRequest {
   readonly excludeNodeId?: string;
 }
 
-/** Why a candidate is not eligible, or "" when it is. */
-export type Ineligibility = "" | "excluded" | "dead" | "suspect" | "draining" | "held out" | "full" | "labels";
+/** Why a candidate is not eligible, or "" when it is (a held-out node is eligible, as a last resort). */
+export type Ineligibility = "" | "excluded" | "dead" | "suspect" | "draining" | "full" | "labels";
 
-const REASON_ORDER: readonly Ineligibility[] = ["full", "dead", "suspect", "draining", "held out", "labels", "excluded"];
+const REASON_ORDER: readonly Ineligibility[] = ["full", "dead", "suspect", "draining", "labels", "excluded"];
 
 export function ineligibility(c: PlacementCandidate, req: PlacementRequest): Ineligibility {
   if (c.id === req.excludeNodeId) return "excluded";
   if (c.liveness === "DEAD") return "dead";
   if (c.liveness === "SUSPECT") return "suspect";
   if (c.draining) return "draining";
-  if (isHeldOut(c.heldOutUntilMs, req.nowMs)) return "held out";
   if (c.assigned >= c.capacity) return "full";
   if (!labelsMatch(c.labels, req.requiredLabels)) return "labels";
   return "";
@@ -90,17 +94,31 @@ function better(a: Scored, b: Scored | undefined): boolean {
   return byLoad !== 0 ? byLoad < 0 : compareStrings(a.candidate.id, b.candidate.id) < 0;
 }
 
+/** The best of one pool (nodes held out or not): in the requested region if any, else anywhere. */
+class Pool {
+  private anywhere: Scored | undefined;
+  private inRegion: Scored | undefined;
+
+  offer(scored: Scored, region: string): void {
+    if (better(scored, this.anywhere)) this.anywhere = scored;
+    if (region !== "" && scored.candidate.region === region && better(scored, this.inRegion)) this.inRegion = scored;
+  }
+
+  get best(): Scored | undefined {
+    return this.inRegion ?? this.anywhere;
+  }
+}
+
 /** The chosen node id, or undefined when no candidate is eligible. One pass. */
 export function findPlacement(candidates: Iterable<PlacementCandidate>, req: PlacementRequest): string | undefined {
-  let bestAnywhere: Scored | undefined;
-  let bestInRegion: Scored | undefined;
+  const preferred = new Pool();
+  const heldOut = new Pool();
   for (const candidate of candidates) {
     if (ineligibility(candidate, req) !== "") continue;
     const scored = { candidate, weight: candidate.assigned + countRecent(candidate.recent, req.nowMs, req.burstWindowMs) };
-    if (better(scored, bestAnywhere)) bestAnywhere = scored;
-    if (req.region !== "" && candidate.region === req.region && better(scored, bestInRegion)) bestInRegion = scored;
+    (isHeldOut(candidate.heldOutUntilMs, req.nowMs) ? heldOut : preferred).offer(scored, req.region);
   }
-  return (bestInRegion ?? bestAnywhere)?.candidate.id;
+  return (preferred.best ?? heldOut.best)?.candidate.id;
 }
 
 /**

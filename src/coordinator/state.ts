@@ -23,7 +23,6 @@
  */
 import { AuditLog } from "./audit-log.js";
 import { BrokenInvariantError, type CommandFailure, failure } from "./errors.js";
-import { isHeldOut } from "./flap-damping.js";
 import { compareStrings } from "./labels.js";
 import type {
   Assignment,
@@ -357,7 +356,8 @@ export class CoordinatorState implements CoordinatorQueries {
 
   private anyNodeHasRoom(): boolean {
     for (const node of this.nodes.values()) {
-      if (node.liveness === "ALIVE" && !node.draining && node.assigned < node.capacity && !isHeldOut(node.heldOutUntilMs, this.clockMs)) {
+      // Held-out nodes count: placement takes them as a last resort.
+      if (node.liveness === "ALIVE" && !node.draining && node.assigned < node.capacity) {
         return true;
       }
     }
