@@ -85,4 +85,36 @@ describe("FailureDetector", () => {
     d.stopLeading();
     expect(proposals).toEqual([]);
   });
+
+  it("judges nobody by lease when most nodes go silent at once (its own overload or isolation), but still a broken connection", async () => {
+    const { coordinator, proposals } = stub({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE", e: "ALIVE" });
+    const episodes: [number, number][] = [];
+    const d = new FailureDetector(coordinator, { ...options, onMassSilence: (overdue, live) => episodes.push([overdue, live]) });
+    d.startLeading();
+    const beats = setInterval(() => d.heard("a", 1), 50); // only a is heard
+    await sleep(30);
+    d.heard("e", 1);
+    d.disconnected("e", 1); // e's process died: its connection broke
+    await sleep(600);
+    expect(proposals).toEqual(["e:SUSPECT", "e:DEAD"]);
+    expect(episodes).toEqual([[3, 4]]); // e was already dead: 3 of the 4 live nodes silent
+    // The others are heard again: the episode ends, nobody was declared.
+    for (const id of ["b", "c", "d"]) d.heard(id, 1);
+    await sleep(60);
+    clearInterval(beats);
+    d.stopLeading();
+    expect(proposals).toEqual(["e:SUSPECT", "e:DEAD"]);
+    expect(episodes).toEqual([[3, 4], [0, 4]]);
+  });
+
+  it("still declares a minority of silent nodes dead", async () => {
+    const { coordinator, proposals } = stub({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE" });
+    const d = new FailureDetector(coordinator, options);
+    d.startLeading();
+    const beats = setInterval(() => ["a", "b", "c"].forEach((id) => d.heard(id, 1)), 50);
+    await sleep(600);
+    clearInterval(beats);
+    d.stopLeading();
+    expect(proposals).toEqual(["d:SUSPECT", "d:DEAD"]);
+  });
 });

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { loadProto, lookup } from "../../member/proto.js";
 import { NotLeaderError } from "../../raft/errors.js";
+import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.js";
 import type { RaftNode } from "../../raft/node.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { CoordinatorNode } from "./coordinator-node.js";
@@ -42,7 +43,7 @@ export class CoordinatorApp {
   private readonly routes = new RouteLog(() => this.machine.queries);
   private readonly forwarders: LeaderForwarder[] = [];
   private placer: NodeJS.Timeout | undefined;
-  private readonly probe = new MemberProbe();
+  private probe = new MemberProbe();
 
   constructor(
     private readonly logger: Logger,
@@ -55,7 +56,15 @@ export class CoordinatorApp {
   }
 
   /** Wires the services once the Raft member runs. */
-  attach(node: RaftNode, server: grpc.Server, peers: () => ReadonlyMap<string, string>, requestTimeoutMs: number): void {
+  attach(
+    node: RaftNode,
+    server: grpc.Server,
+    peers: () => ReadonlyMap<string, string>,
+    requestTimeoutMs: number,
+    /** How this member calls the others (forwarding, status probes): TLS credentials and the member token. */
+    security: ClientSecurity = PLAINTEXT,
+  ): void {
+    this.probe = new MemberProbe(undefined, security);
     const coordinator = new CoordinatorNode(node, this.machine);
     const detector = new FailureDetector(coordinator, {
       leaseTtlMs: this.timings.leaseTtlMs,
@@ -63,6 +72,10 @@ export class CoordinatorApp {
       disconnectGraceMs: this.timings.disconnectGraceMs,
       checkEveryMs: 50,
       onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
+      onMassSilence: (overdue, live) =>
+        overdue > 0
+          ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
+          : this.logger.info({ live }, "nodes are heard again; leases count again"),
     });
     this.detector = detector;
     node.on("leader", (change) => (change.isSelf ? detector.startLeading() : detector.stopLeading()));
@@ -71,11 +84,11 @@ export class CoordinatorApp {
     const NodeAgent = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
     const Coordinator = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
     const Admin = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin");
-    const agentForwarder = new LeaderForwarder(node, NodeAgent, requestTimeoutMs);
-    const coordinatorForwarder = new LeaderForwarder(node, Coordinator, requestTimeoutMs);
-    const adminForwarder = new LeaderForwarder(node, Admin, requestTimeoutMs);
+    const agentForwarder = new LeaderForwarder(node, NodeAgent, requestTimeoutMs, security);
+    const coordinatorForwarder = new LeaderForwarder(node, Coordinator, requestTimeoutMs, security);
+    const adminForwarder = new LeaderForwarder(node, Admin, requestTimeoutMs, security);
     const RouteFeed = lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed");
-    const routeForwarder = new LeaderForwarder(node, RouteFeed, requestTimeoutMs);
+    const routeForwarder = new LeaderForwarder(node, RouteFeed, requestTimeoutMs, security);
     this.forwarders.push(agentForwarder, coordinatorForwarder, adminForwarder, routeForwarder);
     const reportConnection = (nodeId: string, generation: number, connected: boolean): void => {
       if (node.isLeader()) this.onNodeConnection(nodeId, generation, connected);

@@ -5,6 +5,18 @@
  * it) is suspect at once and dead after a short grace unless it comes back;
  * a node that goes silent with its connections open is dead when its lease
  * runs out. A new leader gives every node a full lease before judging it.
+ *
+ * Silence from most nodes at once is taken as this member's own trouble,
+ * not theirs: an overloaded leader (heartbeats queued faster than it can
+ * read them) or one cut off from the nodes sees every lease run out
+ * together, and declaring them all dead makes every node register again,
+ * which overloads it further (the scale benchmark collapsed that way). So
+ * when more than `massSilenceFraction` of the live nodes (and at least
+ * `massSilenceMinNodes`) are overdue in one check, none of them is judged
+ * by its lease. Broken connections still count: a crashed server closes
+ * them, and that is no sign of the leader's health. Kubernetes' node
+ * lifecycle controller stops evictions on a "full disruption" for the
+ * same reason.
  */
 import type { Liveness } from "../model.js";
 import type { CoordinatorNode } from "./coordinator-node.js";
@@ -15,7 +27,13 @@ export interface FailureDetectorOptions {
   /** After a disconnect, how long a node has to reconnect before it is declared dead. */
   readonly disconnectGraceMs: number;
   readonly checkEveryMs: number;
+  /** Default 0.5: see the class comment. */
+  readonly massSilenceFraction?: number;
+  /** Default 3: with fewer overdue nodes, each is judged on its own. */
+  readonly massSilenceMinNodes?: number;
   readonly onError?: (err: unknown) => void;
+  /** Told when mass silence starts (overdue, live) and when it ends (0, live). */
+  readonly onMassSilence?: (overdue: number, live: number) => void;
 }
 
 interface Seen {
@@ -32,6 +50,7 @@ export class FailureDetector {
   private lastCheckMs = 0;
   /** Liveness proposals in flight, so a slow commit is not proposed twice. */
   private readonly proposing = new Set<string>();
+  private inMassSilence = false;
 
   constructor(
     private readonly coordinator: CoordinatorNode,
@@ -104,18 +123,35 @@ export class FailureDetector {
       return;
     }
     const { leaseTtlMs, heartbeatIntervalMs, disconnectGraceMs } = this.options;
+    const verdicts: { nodeId: string; generation: number; verdict: "broken" | "expired" | "late" }[] = [];
+    let live = 0;
     for (const node of this.coordinator.local().listNodes()) {
       if (node.liveness === "DEAD") continue;
+      live++;
       const s = this.seen.get(node.nodeId);
       const heardAt = s && s.generation === node.generation ? s.atMs : 0;
       // Since this member leads, or since it last heard the node, whichever is later.
       const last = Math.max(heardAt, this.leaderSinceMs);
       const brokeAt = s && s.generation === node.generation ? s.disconnectedAtMs : undefined;
-      if (now - last > leaseTtlMs || (brokeAt !== undefined && now - brokeAt > disconnectGraceMs && brokeAt >= this.leaderSinceMs)) {
-        this.propose(node.nodeId, node.generation, "DEAD");
+      const { nodeId, generation } = node;
+      if (brokeAt !== undefined && now - brokeAt > disconnectGraceMs && brokeAt >= this.leaderSinceMs) {
+        verdicts.push({ nodeId, generation, verdict: "broken" });
+      } else if (now - last > leaseTtlMs) {
+        verdicts.push({ nodeId, generation, verdict: "expired" });
       } else if (node.liveness === "ALIVE" && now - last > 2 * heartbeatIntervalMs) {
-        this.propose(node.nodeId, node.generation, "SUSPECT");
+        verdicts.push({ nodeId, generation, verdict: "late" });
       }
+    }
+    const overdue = verdicts.filter((v) => v.verdict !== "broken").length;
+    const massSilence = overdue >= (this.options.massSilenceMinNodes ?? 3) && overdue > live * (this.options.massSilenceFraction ?? 0.5);
+    if (massSilence !== this.inMassSilence) {
+      this.inMassSilence = massSilence;
+      this.options.onMassSilence?.(massSilence ? overdue : 0, live);
+    }
+    for (const { nodeId, generation, verdict } of verdicts) {
+      if (verdict === "broken") this.propose(nodeId, generation, "DEAD");
+      else if (massSilence) continue;
+      else this.propose(nodeId, generation, verdict === "expired" ? "DEAD" : "SUSPECT");
     }
   }
 
