@@ -10,6 +10,7 @@ import {
   type Message,
   MessageType,
   NotLeaderError,
+  ReadOnlyOption,
   ProposalDroppedError,
   type Ready,
   StateRole,
@@ -281,5 +282,55 @@ describe("the Ready/advance contract", () => {
     expect(rd.messages).toEqual([]);
     expect(rd.messagesAfterPersist.filter((m) => m.type === MessageType.Vote).map((m) => m.to).sort()).toEqual(["n2", "n3"]);
     h.carryOut("n1", rd);
+  });
+});
+
+// ====================================================================== leader lost
+
+describe("a follower told its leader is unreachable (the transport's stream broke)", () => {
+  const ticksToNewLeader = (h: Harness, survivors: readonly string[]): number =>
+    h.tickUntil(() => survivors.some((id) => h.raft(id).role === StateRole.Leader), 10 * ELECTION_TICK, undefined);
+
+  it("campaigns within half an election timeout instead of a whole one", () => {
+    const h = leaderHarness();
+    h.crash("n1");
+    h.raw("n2").reportUnreachable("n1");
+    h.raw("n3").reportUnreachable("n1");
+    expect(h.raft("n2").lead).toBe("");
+    const fast = ticksToNewLeader(h, ["n2", "n3"]);
+    expect(fast).toBeLessThanOrEqual(Math.floor(ELECTION_TICK / 2) + 1);
+
+    // Without the report, the check-quorum lease holds every follower back for at least an election timeout.
+    const slow = leaderHarness();
+    slow.crash("n1");
+    expect(ticksToNewLeader(slow, ["n2", "n3"])).toBeGreaterThanOrEqual(ELECTION_TICK);
+  });
+
+  it("is a harmless false alarm while the leader is alive: the pre-vote fails and no term moves", () => {
+    const h = leaderHarness();
+    const term = h.raft("n1").term;
+    h.raw("n2").reportUnreachable("n1");
+    h.tick(undefined, 3 * ELECTION_TICK);
+    expect(h.leader()).toBe("n1");
+    expect(h.raft("n2").term).toBe(term);
+    expect(h.raft("n2").lead).toBe("n1");
+  });
+
+  it("ignores a report about a member that is not its leader", () => {
+    const h = leaderHarness();
+    h.raw("n2").reportUnreachable("n3");
+    expect(h.raft("n2").lead).toBe("n1");
+  });
+
+  it("is ignored in lease-read mode, where a follower must not vote within the lease it granted", () => {
+    const h = leaderHarness({ readOnlyOption: ReadOnlyOption.LeaseBased });
+    h.raw("n2").reportUnreachable("n1");
+    expect(h.raft("n2").lead).toBe("n1");
+  });
+
+  it("is ignored without pre-vote, where an early campaign would depose a live leader", () => {
+    const h = leaderHarness({ preVote: false });
+    h.raw("n2").reportUnreachable("n1");
+    expect(h.raft("n2").lead).toBe("n1");
   });
 });

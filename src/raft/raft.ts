@@ -374,9 +374,31 @@ export class Raft {
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, requestCtx: m.context! });
         return;
+      case MessageType.Unreachable:
+        if (m.from === this.lead) this.leaderLost();
+        return;
       default:
         return;
     }
+  }
+
+  /**
+   * The transport lost its stream to our leader. A leader whose process
+   * died closes its connections at once, so waiting out a whole election
+   * timeout (400–800 ms by default) only adds to the failover: forget the
+   * leader, which lifts the check-quorum lease that makes this member
+   * ignore campaigns, and campaign within a short random delay (spread so
+   * two followers that lost the leader together rarely split the vote).
+   * When the leader is in fact alive, the pre-vote fails against the
+   * members that still hear it and no term moves; so this needs pre-vote.
+   * Not in lease-read mode: there a follower must not vote within the
+   * lease it granted, however the leader looks from here.
+   */
+  private leaderLost(): void {
+    if (!this.config.preVote || this.config.readOnlyOption === ReadOnlyOption.LeaseBased) return;
+    this.lead = "";
+    const soon = 1 + this.config.random.intBelow(Math.max(1, Math.floor(this.config.electionTick / 2)));
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - soon);
   }
 
   private handleAppend(m: Message): void {

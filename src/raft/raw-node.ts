@@ -116,6 +116,12 @@ export class RawNode {
     this.raft.step(message({ type: MessageType.TransferLeader, from: to }));
   }
 
+  /**
+   * The transport could not reach `id` (its stream broke, or messages were
+   * dropped). A leader probes that follower again; a follower told its
+   * leader is unreachable campaigns soon instead of waiting out the
+   * election timeout (see Raft.leaderLost).
+   */
   reportUnreachable(id: NodeId): void {
     this.raft.step(message({ type: MessageType.Unreachable, from: id }));
   }

@@ -180,6 +180,11 @@ export class Simulation {
     if (m.raw) this.coverage.crashes++;
     m.raw = undefined;
     m.incarnation++;
+    // A crashed process's connections close: most peers' transports notice
+    // at once and report it (GrpcTransport does when its stream breaks).
+    for (const other of this.alive()) {
+      if (this.rng.chance(0.8)) other.raw!.reportUnreachable(m.id);
+    }
   }
 
   alive(): SimMember[] {
@@ -404,6 +409,13 @@ export class Simulation {
       }
     }
     if (this.network.isPartitioned() && rng.chance(0.02 * this.violence)) this.network.healAll();
+    if (rng.chance(0.01) && this.alive().length > 0) {
+      // A false alarm: a stream broke to a peer that is alive (a reset
+      // connection, a slow peer). Often about the reporter's own leader.
+      const reporter = rng.pick(this.alive());
+      const about = rng.chance(0.5) ? reporter.raw!.raft.lead : rng.pick(ids);
+      if (about !== "" && about !== reporter.id) reporter.raw!.reportUnreachable(about);
+    }
     for (const m of this.alive()) {
       if (rng.chance(0.01)) this.compact(m);
     }
