@@ -11,6 +11,13 @@ import { benchGateway } from "./bench/gateway.js";
 import { benchRaft, benchRaftSteady } from "./bench/raft.js";
 import { benchScale } from "./bench/scale.js";
 import { benchRaftCore } from "./bench/raft-core.js";
+import { silenceIpServernameWarning } from "../src/security/servername-warning.js";
+
+silenceIpServernameWarning();
+
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" }, tls: { type: "boolean" } } });
+/** `--tls` (or CONVENE_BENCH_TLS=1): the coordinator benchmark over TLS with tokens. */
+const tls = values.tls === true || process.env.CONVENE_BENCH_TLS === "1";
 
 const benchmarks: Record<string, () => Promise<Record<string, number | string>> | Record<string, number | string>> = {
   "raft-core": () => {
@@ -25,7 +32,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   },
   raft: () => benchRaft(),
   "raft-steady": () => benchRaftSteady(),
-  coordinator: () => benchCoordinator(),
+  coordinator: () => benchCoordinator(10, { tls }),
   failover: () => benchFailover(),
   gateway: () => benchGateway(),
   "browser-failover": async () => (await import("./bench/browser-failover.js")).benchBrowserFailover(),
@@ -33,7 +40,6 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   "compare-etcd": async () => (await import("./bench/compare-etcd.js")).benchCompareEtcd(),
 };
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: "string" } } });
 const names = positionals.length > 0 ? positionals : Object.keys(benchmarks);
 const results: Record<string, Record<string, number | string>> = {};
 for (const name of names) {

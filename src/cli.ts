@@ -9,8 +9,10 @@
 import { CommanderError } from "commander";
 import { CommandFailed, EXIT_USAGE, UsageError } from "./cli/errors.js";
 import { createProgram } from "./cli/program.js";
+import { silenceIpServernameWarning } from "./security/servername-warning.js";
 
 async function main(): Promise<void> {
+  silenceIpServernameWarning();
   try {
     await createProgram().parseAsync(process.argv);
   } catch (err) {

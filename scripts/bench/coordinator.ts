@@ -3,8 +3,18 @@
  * one raw grpc-js client in this process, against three coordinator member
  * processes with three registered meeting servers; beside it, the same
  * client against a grpc-js server that does nothing (the stack's ceiling).
+ *
+ * With `tls` (`npm run bench -- coordinator --tls`, or CONVENE_BENCH_TLS=1):
+ * certificates and tokens from `convene certs`' library, members serving
+ * TLS with tokens (every link between them TLS too), and the client on TLS
+ * with the operator's token: the cost of security on the same load.
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { writeCerts } from "../../src/security/certs.js";
+import { type ClientSecurity, PLAINTEXT, channelOptionsWith, clientSecurity, makeClient } from "../../src/security/client-security.js";
 import { loadProto, lookup } from "../../src/member/proto.js";
 import { MemberCluster, unary } from "../../test/support/member-cluster.js";
 import { closedLoop } from "./latency.js";
@@ -14,21 +24,36 @@ const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.N
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function benchCoordinator(seconds = 10): Promise<Record<string, number | string>> {
+export async function benchCoordinator(seconds = 10, options: { tls?: boolean } = {}): Promise<Record<string, number | string>> {
   const ids = ["n1", "n2", "n3"];
-  const cluster = new MemberCluster(ids, undefined, { app: "coordinator" });
+  const certs = options.tls ? mkdtempSync(join(tmpdir(), "convene-bench-certs-")) : undefined;
+  let security: ClientSecurity = PLAINTEXT;
+  if (certs) {
+    writeCerts({ outDir: certs, members: ids.map((id) => ({ id, hosts: [] })), agents: [], days: 1, force: false });
+    security = clientSecurity({ ca: readFileSync(join(certs, "ca.crt")) }, readFileSync(join(certs, "operator.token"), "utf8").trim());
+  }
+  const cluster = new MemberCluster(ids, undefined, {
+    app: "coordinator",
+    ...(certs
+      ? {
+          argsFor: (id: string) => ["--cert", join(certs, `${id}.crt`), "--key", join(certs, `${id}.key`), "--ca", join(certs, "ca.crt"), "--tokens", join(certs, "tokens.yaml")],
+          clientCredentials: security.credentials,
+          clientOptions: channelOptionsWith(security),
+        }
+      : {}),
+  });
   const beats: NodeJS.Timeout[] = [];
   try {
     for (const id of ids) cluster.start(id);
     const leader = await cluster.waitForLeader();
     const address = cluster.addresses.get(leader)!;
-    const agent = new NodeAgentClient(address, grpc.credentials.createInsecure());
+    const agent = makeClient(NodeAgentClient, address, security);
     for (let i = 0; i < 3; i++) {
       const r = await unary<{ generation: number }>(agent, "Register", { node_id: `m${i}`, address: `127.0.0.1:${9300 + i}`, capacity: 1_000_000, region: "", labels: {} });
       beats.push(setInterval(() => unary(agent, "Heartbeat", { node_id: `m${i}`, generation: r.generation }).catch(() => undefined), 500));
     }
     await sleep(300);
-    const client = new CoordinatorClient(address, grpc.credentials.createInsecure());
+    const client = makeClient(CoordinatorClient, address, security);
     const run = `${Date.now()}`;
     const r = await closedLoop(64, seconds, (_w, seq) => unary(client, "GetRoute", { meeting_id: `m-${run}-${seq}`, create: true, region: "" }, 5000));
     client.close();
@@ -38,10 +63,12 @@ export async function benchCoordinator(seconds = 10): Promise<Record<string, num
       "p50 ms": r.latencies.ms(50),
       "p99 ms": r.latencies.ms(99),
       errors: r.errors,
+      transport: certs ? "TLS + tokens (members and client)" : "plaintext, no tokens",
       target: "≥ 4,000/s, p99 ≤ 45 ms (2× etcd 3.4.23 here)",
     };
   } finally {
     for (const b of beats) clearInterval(b);
     await cluster.close();
+    if (certs) rmSync(certs, { recursive: true, force: true });
   }
 }

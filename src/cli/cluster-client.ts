@@ -13,6 +13,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { loadProto, lookup } from "../member/proto.js";
+import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { CallError } from "./errors.js";
 
 export type Service = "coordinator" | "admin";
@@ -32,6 +33,8 @@ export interface ClusterClientOptions {
   readonly coordinators: readonly string[];
   /** Deadline of each attempt, in ms. */
   readonly timeoutMs: number;
+  /** TLS credentials and the operator's token; default loopback plaintext. */
+  readonly security?: ClientSecurity;
 }
 
 export class ClusterClient {
@@ -80,7 +83,7 @@ export class ClusterClient {
     if (!client) {
       const { file, name } = serviceNames[service];
       const Client = lookup<grpc.ServiceClientConstructor>(loadProto(file), name);
-      client = new Client(address, grpc.credentials.createInsecure());
+      client = makeClient(Client, address, this.options.security ?? PLAINTEXT);
       this.clients.set(key, client);
     }
     return client;

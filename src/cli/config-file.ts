@@ -45,14 +45,17 @@ export function readConfigFile(path: string): RawConfig {
  * The flags actually typed on the command line, keyed as in the config
  * file: commander's camelCase option name, or `rename[name]` (`data` →
  * `dataDir`). Values stay as typed (strings): the validators convert them
- * and quote them as given when they are wrong. Commander's defaults are
+ * and quote them as given when they are wrong. Values from an option's
+ * environment variable (CONVENE_TOKEN) count as typed. Commander's defaults are
  * left out: `--no-create` defaults `create` to true, which must not
  * override a file that says false.
  */
 export function flagsOf(command: Command, rename: Readonly<Record<string, string>> = {}): RawConfig {
   const flags: RawConfig = {};
   for (const [name, value] of Object.entries(command.opts())) {
-    if (name === "config" || command.getOptionValueSource(name) !== "cli") continue;
+    const source = command.getOptionValueSource(name);
+    // From the environment too (CONVENE_TOKEN): it overrides the file like a flag.
+    if (name === "config" || (source !== "cli" && source !== "env")) continue;
     flags[rename[name] ?? name] = value;
   }
   return flags;

@@ -1,13 +1,16 @@
 /**
  * What every operator command shares: the flags that say which members to
- * ask (--coordinators, or CONVENE_COORDINATORS; --timeout-ms) and how to
- * print (--json), and the runner that opens a ClusterClient, prints the
- * rendered answer and names the command in any failure.
+ * ask (--coordinators, or CONVENE_COORDINATORS; --timeout-ms), how to reach
+ * them securely (--ca, --cert, --key, --token, --insecure, each also from
+ * CONVENE_CA, CONVENE_CERT, CONVENE_KEY, CONVENE_TOKEN) and how to print
+ * (--json), and the runner that opens a ClusterClient, prints the rendered
+ * answer and names the command in any failure.
  */
 import { type Command, Option } from "commander";
 import { DEFAULT_COORDINATORS, coordinatorsArg, intArg } from "./arguments.js";
+import { loadClientSecurity, validateClientSecurity } from "../security/client-security.js";
 import { ClusterClient } from "./cluster-client.js";
-import { CallError, CommandError, CommandFailed } from "./errors.js";
+import { CallError, CommandError, CommandFailed, UsageError } from "./errors.js";
 import type { Rendered } from "./render.js";
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -18,6 +21,11 @@ export interface ClusterFlags {
   json?: boolean;
   /** The old `convene admin`/`convene log` flag: one member to ask. */
   server?: string[];
+  ca?: string;
+  cert?: string;
+  key?: string;
+  token?: string;
+  insecure?: boolean;
 }
 
 /** Adds --coordinators, --timeout-ms and --json to an operator command. */
@@ -31,7 +39,12 @@ export function withClusterOptions(command: Command): Command {
     )
     .addOption(new Option("--timeout-ms <n>", "deadline of the call at each member tried").default(DEFAULT_TIMEOUT_MS).argParser(intArg(1, 600_000)))
     .addOption(new Option("--server <address>", "ask only this member (old spelling)").argParser(coordinatorsArg).hideHelp())
-    .option("--json", "print the answer as JSON (proto field names, enum names)");
+    .option("--json", "print the answer as JSON (proto field names, enum names)")
+    .addOption(new Option("--ca <file>", "TLS: the CA that signed the members' certificates").env("CONVENE_CA"))
+    .addOption(new Option("--cert <file>", "mutual TLS: this operator's certificate").env("CONVENE_CERT"))
+    .addOption(new Option("--key <file>", "mutual TLS: its private key").env("CONVENE_KEY"))
+    .addOption(new Option("--token <token>", "bearer token of role operator (better from $CONVENE_TOKEN: the command line is visible to others)").env("CONVENE_TOKEN"))
+    .option("--insecure", "send plaintext to members beyond loopback anyway");
 }
 
 /** "members remove" for the command `convene members remove ...`. */
@@ -48,7 +61,14 @@ export function commandPath(command: Command): string {
  */
 export async function runOperator(command: Command, body: (client: ClusterClient) => Promise<Rendered>): Promise<void> {
   const flags = command.optsWithGlobals<ClusterFlags>();
-  const client = new ClusterClient({ coordinators: flags.server ?? flags.coordinators, timeoutMs: flags.timeoutMs });
+  const coordinators = flags.server ?? flags.coordinators;
+  let security;
+  try {
+    security = loadClientSecurity(validateClientSecurity(flags, coordinators, flags.server ? "--server" : "--coordinators"));
+  } catch (err) {
+    throw new UsageError(commandPath(command), err instanceof Error ? err.message : String(err), { cause: err });
+  }
+  const client = new ClusterClient({ coordinators, timeoutMs: flags.timeoutMs, security });
   try {
     const rendered = await body(client);
     process.stdout.write(flags.json ? `${JSON.stringify(rendered.json, null, 2)}\n` : rendered.text);

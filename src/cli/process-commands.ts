@@ -11,7 +11,7 @@
  * Gateway, demo server and start are imported only when run, so the
  * operator commands do not load (or depend on) their code.
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { Member } from "../member/member.js";
 import { loadConfigFile, validateMemberConfig } from "../member/member-config.js";
@@ -60,11 +60,17 @@ function addMember(program: Command): void {
     .option("--request-timeout-ms <n>", "deadline of a proposal")
     .option("--app <app>", "replicated application: coordinator (default) or kv")
     .option("--log-level <level>", "pino level")
-    .option("--config <file>", "YAML or JSON file with the same fields (dataDir for --data); flags override it")
+    .option("--cert <file>", "TLS: this member's certificate (PEM); with --key and --ca")
+    .option("--key <file>", "TLS: the certificate's private key (PEM)")
+    .option("--ca <file>", "TLS: the CA that signed the members' (and clients') certificates")
+    .option("--require-client-cert", "mutual TLS: refuse clients without a certificate signed by --ca")
+    .option("--tokens <file>", "tokens file (YAML): who may call, with which role; required with TLS or beyond loopback")
+    .option("--insecure", "serve plaintext on a non-loopback address anyway")
+    .option("--config <file>", "YAML or JSON file with the same fields (dataDir for --data, tokensFile for --tokens); flags override it")
     .action(async (opts: { config?: string }, command: Command) => {
       const config = await step("member", () => {
         const fromFile = opts.config === undefined ? {} : loadConfigFile(opts.config);
-        return validateMemberConfig({ ...fromFile, ...flagsOf(command, { data: "dataDir" }) });
+        return validateMemberConfig({ ...fromFile, ...flagsOf(command, { data: "dataDir", tokens: "tokensFile" }) });
       });
       const logger = pino({ level: config.logLevel, base: { member: config.id } });
       const member = await step("member", () => Member.start(config, logger));
@@ -105,6 +111,11 @@ function addGateway(program: Command): void {
     .option("--no-create", "do not create meetings on first request (GET /route answers 404 for unknown ones)")
     .option("--create-per-minute <n>", "limit on new meetings per minute")
     .option("--log-level <level>", "pino level")
+    .option("--ca <file>", "TLS to the members: the CA that signed their certificates")
+    .option("--cert <file>", "mutual TLS: the gateway's certificate")
+    .option("--key <file>", "mutual TLS: its private key")
+    .addOption(new Option("--token <token>", "bearer token of role gateway (better from $CONVENE_TOKEN)").env("CONVENE_TOKEN"))
+    .option("--insecure", "send plaintext to members beyond loopback anyway")
     .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (createPerMinute), plus connectTimeoutMs, responseTimeoutMs, maxBodyBytes; flags override it")
     .action(async (_opts: unknown, command: Command) => {
       const raw = await step("gateway", () => configWithFlags(command));
@@ -129,6 +140,11 @@ function addDemoServer(program: Command): void {
     .option("--region <region>", "its region")
     .option("--checkpoint-interval-ms <n>", "how often each meeting's state is checkpointed")
     .option("--log-level <level>", "pino level")
+    .option("--ca <file>", "TLS to the members: the CA that signed their certificates")
+    .option("--cert <file>", "mutual TLS: the agent's certificate")
+    .option("--key <file>", "mutual TLS: its private key")
+    .addOption(new Option("--token <token>", "bearer token of role agent for this node id (better from $CONVENE_TOKEN)").env("CONVENE_TOKEN"))
+    .option("--insecure", "send plaintext to members beyond loopback anyway")
     .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (nodeId, checkpointIntervalMs), plus assignmentWaitMs; flags override it")
     .action(async (_opts: unknown, command: Command) => {
       const raw = await step("demo-server", () => configWithFlags(command));

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { addCertsCommand } from "./certs-command.js";
 import { addClusterCommands } from "./cluster-commands.js";
 import { addMemberCommands } from "./member-commands.js";
 import { addProcessCommands } from "./process-commands.js";
@@ -19,7 +20,9 @@ const helpFooter = `
 Operator commands ask any coordinator member (followers forward to the
 leader), trying each of --coordinators in turn while one is unreachable.
 --coordinators defaults to $CONVENE_COORDINATORS, else
-127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003.
+127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003. Against a TLS cluster add
+--ca FILE and a token (--token or $CONVENE_TOKEN); \`convene certs\` makes
+both for a test cluster (README.md, "Security").
 
 Exit status: 0 done; 1 the cluster refused or could not answer
 ("convene <command>: <STATUS>: <details>" on stderr); 2 bad command line
@@ -31,7 +34,8 @@ Examples:
   convene route room-1 --create
   convene drain m1 --migrate
   convene members add n4 127.0.0.1:7004 && convene members promote n4
-  convene nodes --json | jq '.nodes[].state'`;
+  convene nodes --json | jq '.nodes[].state'
+  convene certs --out ./certs && CONVENE_TOKEN=$(cat certs/operator.token) convene status --ca certs/ca.crt`;
 
 /**
  * A fresh command tree. `exitOverride` makes commander throw instead of
@@ -47,6 +51,7 @@ export function createProgram(): Command {
   addProcessCommands(program);
   addClusterCommands(program);
   addMemberCommands(program);
+  addCertsCommand(program);
   program.addHelpText("after", helpFooter);
   return program;
 }

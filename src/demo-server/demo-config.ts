@@ -6,6 +6,8 @@
  * rule throws a DemoServerConfigError naming the key, the rule and the value:
  *   capacity must be an integer from 1 to 4294967295, got "0"
  */
+import { CLIENT_SECURITY_KEYS, type ClientSecuritySettings, optionalClientSecurity } from "../security/client-security.js";
+import { SecurityConfigError } from "../security/errors.js";
 import { DemoServerConfigError } from "./errors.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -30,6 +32,8 @@ export interface DemoServerConfig {
    */
   readonly assignmentWaitMs: number;
   readonly logLevel: LogLevel;
+  /** TLS to the members and the agent's token (keys ca, cert, key, token, insecure); undefined: loopback plaintext. */
+  readonly security?: ClientSecuritySettings;
 }
 
 export const demoServerDefaults = {
@@ -46,7 +50,9 @@ const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const HOST_PORT_PATTERN = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-const KEYS = ["nodeId", "listen", "advertise", "coordinators", "capacity", "region", "checkpointIntervalMs", "assignmentWaitMs", "logLevel"] as const;
+const KEYS = [
+  "nodeId", "listen", "advertise", "coordinators", "capacity", "region", "checkpointIntervalMs", "assignmentWaitMs", "logLevel", ...CLIENT_SECURITY_KEYS,
+] as const;
 const MAX_UINT32 = 0xffff_ffff;
 const MAX_REGION_CHARS = 64;
 
@@ -125,15 +131,24 @@ export function validateDemoServerConfig(raw: Record<string, unknown>): DemoServ
   if (typeof logLevel !== "string" || !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new DemoServerConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}, got ${shown(logLevel)}`);
   }
+  const coordinators = coordinatorList(raw["coordinators"] ?? demoServerDefaults.coordinators);
+  let security: ClientSecuritySettings | undefined;
+  try {
+    security = optionalClientSecurity(raw, coordinators);
+  } catch (err) {
+    if (err instanceof SecurityConfigError) throw new DemoServerConfigError(err.message, { cause: err });
+    throw err;
+  }
   return {
     nodeId,
     listen,
     advertise,
-    coordinators: coordinatorList(raw["coordinators"] ?? demoServerDefaults.coordinators),
+    coordinators,
     capacity: integer("capacity", raw["capacity"] ?? demoServerDefaults.capacity, 1, MAX_UINT32),
     region,
     checkpointIntervalMs: integer("checkpointIntervalMs", raw["checkpointIntervalMs"] ?? demoServerDefaults.checkpointIntervalMs, 10, 3_600_000),
     assignmentWaitMs: integer("assignmentWaitMs", raw["assignmentWaitMs"] ?? demoServerDefaults.assignmentWaitMs, 0, 30_000),
     logLevel: logLevel as LogLevel,
+    ...(security ? { security } : {}),
   };
 }

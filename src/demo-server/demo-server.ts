@@ -20,6 +20,7 @@
 import type { Logger } from "pino";
 import { pino } from "pino";
 import { NodeAgent } from "../node-agent/index.js";
+import { readTlsFiles } from "../security/tls-files.js";
 import { type DemoServerConfig, hostOf } from "./demo-config.js";
 import { buildHttpApp } from "./http-routes.js";
 import { RoomRegistry } from "./room-registry.js";
@@ -61,6 +62,9 @@ export interface DemoServer {
 /** Starts listening and registers; see the file comment for the order. Rejects with what failed, leaving nothing running. */
 export async function startDemoServer(config: DemoServerConfig, logger?: Logger): Promise<DemoServer> {
   const log = (logger ?? pino({ level: config.logLevel })).child({ component: "demo-server", nodeId: config.nodeId });
+  // Read first: a wrong certificate file stops the start before anything listens.
+  const sec = config.security;
+  const tls = sec?.ca === undefined ? undefined : readTlsFiles({ ca: sec.ca, cert: sec.cert, key: sec.key });
   const pid = process.pid;
   const registry = new RoomRegistry(log);
   const app = buildHttpApp({ nodeId: config.nodeId, pid, registry, assignmentWaitMs: config.assignmentWaitMs, log });
@@ -96,6 +100,9 @@ export async function startDemoServer(config: DemoServerConfig, logger?: Logger)
       onRevoked: (meetingId) => registry.revoke(meetingId),
       getState: (meetingId) => registry.stateToSave(meetingId),
       logger: log.child({ component: "agent" }),
+      ...(tls ? { tls: { ca: tls.ca!, cert: tls.cert, key: tls.key } } : {}),
+      token: sec?.token,
+      insecure: sec?.insecure,
     });
     agent.on("checkpoint", ({ meetingId, epoch }) => registry.saved(meetingId, epoch));
     log.info({ address, advertise: config.advertise ?? address, coordinators: config.coordinators }, "listening; registering with the coordinator");

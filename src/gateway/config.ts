@@ -6,6 +6,8 @@
  * the rule and the value:
  *   createPerMinute must be an integer from 1 to 1000000, got "lots"
  */
+import { CLIENT_SECURITY_KEYS, type ClientSecuritySettings, optionalClientSecurity } from "../security/client-security.js";
+import { SecurityConfigError } from "../security/errors.js";
 import { GatewayConfigError } from "./errors.js";
 
 export interface GatewayConfig {
@@ -24,6 +26,11 @@ export interface GatewayConfig {
   /** Largest request body proxied; larger ones get 413. */
   readonly maxBodyBytes: number;
   readonly logLevel: string;
+  /**
+   * TLS to the members and the gateway's token (config keys and flags ca,
+   * cert, key, token, insecure); undefined: loopback plaintext, no token.
+   */
+  readonly security: ClientSecuritySettings | undefined;
 }
 
 export const gatewayDefaults: GatewayConfig = {
@@ -35,11 +42,12 @@ export const gatewayDefaults: GatewayConfig = {
   responseTimeoutMs: 30_000,
   maxBodyBytes: 1024 * 1024,
   logLevel: "info",
+  security: undefined,
 };
 
 const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-const KNOWN_KEYS = new Set(Object.keys(gatewayDefaults));
+const KNOWN_KEYS = new Set([...Object.keys(gatewayDefaults).filter((k) => k !== "security"), ...CLIENT_SECURITY_KEYS]);
 
 /** The value as it appears in a message: quoted, and cut short when long. */
 function shown(value: unknown): string {
@@ -107,14 +115,23 @@ export function validateGatewayConfig(raw: Record<string, unknown>): GatewayConf
   if (typeof logLevel !== "string" || !LOG_LEVELS.includes(logLevel)) {
     throw new GatewayConfigError("logLevel", `logLevel must be one of ${LOG_LEVELS.join(", ")}, got ${shown(logLevel)}`);
   }
+  const coordinators = coordinatorsField(raw.coordinators ?? d.coordinators);
+  let security: ClientSecuritySettings | undefined;
+  try {
+    security = optionalClientSecurity(raw, coordinators);
+  } catch (err) {
+    if (!(err instanceof SecurityConfigError)) throw err;
+    throw new GatewayConfigError(/^\w+/.exec(err.message)?.[0] ?? "security", err.message);
+  }
   return {
     listen,
-    coordinators: coordinatorsField(raw.coordinators ?? d.coordinators),
+    coordinators,
     create: boolField("create", raw.create ?? d.create),
     createPerMinute: intField("createPerMinute", raw.createPerMinute ?? d.createPerMinute, 1, 1_000_000),
     connectTimeoutMs: intField("connectTimeoutMs", raw.connectTimeoutMs ?? d.connectTimeoutMs, 10, 60_000),
     responseTimeoutMs: intField("responseTimeoutMs", raw.responseTimeoutMs ?? d.responseTimeoutMs, 10, 3_600_000),
     maxBodyBytes: intField("maxBodyBytes", raw.maxBodyBytes ?? d.maxBodyBytes, 0, 1024 * 1024 * 1024),
     logLevel,
+    security,
   };
 }

@@ -19,6 +19,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { MemberCursor } from "../member/member-cursor.js";
 import { loadProto, lookup } from "../member/proto.js";
+import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { CoordinatorCallError, toCallError } from "./errors.js";
 
 export type ServiceName = "Coordinator" | "RouteFeed";
@@ -51,6 +52,8 @@ export interface CoordinatorClientOptions {
   readonly retryMaxMs: number;
   /** Uniform in [0, 1); injected so tests can pin the jitter and the first member. */
   readonly random?: () => number;
+  /** TLS credentials and the gateway's token; default loopback plaintext. */
+  readonly security?: ClientSecurity;
 }
 
 type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
@@ -174,7 +177,7 @@ export class CoordinatorClient {
     let c = this.clients.get(key);
     if (!c) {
       const Ctor = serviceCtors()[service];
-      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = makeClient(Ctor, address, this.options.security ?? PLAINTEXT, CHANNEL_OPTIONS);
       this.clients.set(key, c);
     }
     return c;

@@ -103,6 +103,12 @@ export class MalformedRequestError extends GatewayError {
   readonly status = 400;
 }
 
+/** An Expect header other than 100-continue: nothing here can meet it. */
+export class ExpectationFailedError extends GatewayError {
+  readonly code = "expectation_failed";
+  readonly status = 417;
+}
+
 export class RequestTimeoutError extends GatewayError {
   readonly code = "request_timeout";
   readonly status = 408;

@@ -11,15 +11,26 @@
  * Nothing is kept on disk: any number of gateways route identically.
  */
 import { randomBytes } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import { type LevelWithSilent, type Logger, pino } from "pino";
+import { PLAINTEXT, loadClientSecurity } from "../security/client-security.js";
 import type { GatewayConfig } from "./config.js";
 import { CoordinatorClient } from "./coordinator-client.js";
 import { CreateLimiter } from "./create-limiter.js";
 import { DashboardSource } from "./dashboard-data.js";
 import { renderDashboard } from "./dashboard-page.js";
-import { HeadersTooLargeError, MalformedRequestError, NoQuorumError, RequestTimeoutError, RouteNotFoundError, toHttpError } from "./errors.js";
+import {
+  ExpectationFailedError,
+  HeadersTooLargeError,
+  MalformedRequestError,
+  NoQuorumError,
+  RequestTimeoutError,
+  RouteNotFoundError,
+  errorBody,
+  toHttpError,
+} from "./errors.js";
 import { GatewayMetrics, type RequestKind } from "./metrics.js";
 import { parseRouteUrl } from "./paths.js";
 import { registerHttpProxy } from "./proxy-http.js";
@@ -78,6 +89,11 @@ function loggerAt(parent: FastifyBaseLogger, level: string | undefined): Fastify
   return child;
 }
 
+/** RFC 9112 §3.2: an HTTP/1.1 request without Host gets 400. (Node checks it unless told not to; see startGateway.) */
+function lacksHost(req: IncomingMessage): boolean {
+  return req.httpVersion === "1.1" && req.headers.host === undefined;
+}
+
 function splitHostPort(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(":");
   return { host: listen.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(i + 1)) };
@@ -91,7 +107,9 @@ function sendRoute(reply: FastifyReply, route: CachedRoute): FastifyReply {
 /** Builds the gateway and listens; see the order above. */
 export async function startGateway(config: GatewayConfig, logger?: Logger): Promise<Gateway> {
   const log = (logger ?? pino({ level: config.logLevel })).child({ component: "gateway" });
-  const client = new CoordinatorClient(config.coordinators, { deadlineMs: ROUTE_DEADLINE_MS, attemptTimeoutMs: ROUTE_ATTEMPT_MS, retryBaseMs: 50, retryMaxMs: 500 });
+  // Read first: a wrong certificate file stops the start before anything listens.
+  const security = config.security ? loadClientSecurity(config.security) : PLAINTEXT;
+  const client = new CoordinatorClient(config.coordinators, { deadlineMs: ROUTE_DEADLINE_MS, attemptTimeoutMs: ROUTE_ATTEMPT_MS, retryBaseMs: 50, retryMaxMs: 500, security });
   const cache = new RouteCache();
   const probe = new QuorumProbe(client, log);
   // The gauges read the WebSocket proxy, created below, only when scraped.
@@ -108,7 +126,10 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: (parent, _bindings, opts) => loggerAt(parent, opts.level),
     bodyLimit: config.maxBodyBytes,
-    http: { maxHeaderSize: MAX_HEADER_BYTES },
+    // Node answers an HTTP/1.1 request without Host itself, with an empty
+    // 400 that is not JSON (found by test/fuzz-gateway.test.ts); the
+    // onRequest hook below refuses it instead, as API.md's errors are.
+    http: { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false },
     routerOptions: { maxParamLength: 1024 },
     forceCloseConnections: true,
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -134,6 +155,18 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   });
   app.setNotFoundHandler((request, reply) => {
     sendError(reply, new RouteNotFoundError(`no route for ${request.method} ${request.url.slice(0, 200)}; meeting traffic goes under /meetings/{meetingId}`));
+  });
+  app.addHook("onRequest", (request, reply, done) => {
+    if (lacksHost(request.raw)) {
+      sendError(reply, new MalformedRequestError("an HTTP/1.1 request must have a Host header"));
+      return;
+    }
+    done();
+  });
+  // Likewise an Expect header Node does not know: its own answer is an empty 417.
+  app.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    const e = new ExpectationFailedError(`cannot meet "Expect: ${String(req.headers.expect).slice(0, 100)}"; only 100-continue is supported`);
+    res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", connection: "close" }).end(errorBody(e.code, e.message));
   });
   app.addHook("onResponse", (request, reply, done) => {
     metrics.countRequest(request.routeOptions.config.kind ?? "other", reply.statusCode);

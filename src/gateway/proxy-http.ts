@@ -21,7 +21,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import replyFrom, { type FastifyReplyFromHooks } from "@fastify/reply-from";
 import type { LevelWithSilent, Logger } from "pino";
-import { UpstreamUnavailableError } from "./errors.js";
+import { MalformedRequestError, UpstreamUnavailableError } from "./errors.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { type MeetingTarget, parseMeetingUrl } from "./paths.js";
 import type { CachedRoute, Route } from "./route-cache.js";
@@ -38,7 +38,7 @@ export interface HttpProxyOptions {
 
 /** Why an attempt failed, and whether the host can have received the request. */
 interface Failure {
-  readonly reason: "refused" | "connect_timeout" | "reset" | "timeout" | "unreachable" | "misdirected" | "error";
+  readonly reason: "refused" | "connect_timeout" | "reset" | "timeout" | "unreachable" | "misdirected" | "error" | "bad_request";
   readonly delivered: boolean;
   readonly detail: string;
 }
@@ -69,6 +69,9 @@ function classify(error: Error): Failure {
     case "UND_ERR_SOCKET":
     case "UND_ERR_CLOSED":
       return { reason: "reset", delivered: true, detail };
+    // undici refused to send the request as the client made it: nothing reached the host, which is not to blame.
+    case "UND_ERR_INVALID_ARG":
+      return { reason: "bad_request", delivered: false, detail: typeof cause.message === "string" ? cause.message : detail };
     case "UND_ERR_HEADERS_TIMEOUT":
     case "UND_ERR_BODY_TIMEOUT":
       return { reason: "timeout", delivered: true, detail };
@@ -82,8 +85,20 @@ function noRetry(): null {
   return null;
 }
 
-/** The X-Forwarded-* headers a meeting server sees (the client's address, host and scheme). */
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) describe the client's connection to
+ * the gateway, not the gateway's to the host. reply-from passes the
+ * request's on; undici then refuses an Upgrade or Keep-Alive header
+ * (UND_ERR_INVALID_ARG), which the gateway took for a failed host: a 503
+ * for an ordinary HTTP/1.0 client, and a hint to the coordinator that a
+ * healthy node was down (found by test/fuzz-gateway.test.ts).
+ */
+const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "upgrade", "transfer-encoding", "te", "trailer", "http2-settings"];
+
+/** The request headers a meeting server sees: no hop-by-hop ones, plus X-Forwarded-* (the client's address, host and scheme). */
 const forwardedHeaders: NonNullable<FastifyReplyFromHooks["rewriteRequestHeaders"]> = (req, headers) => {
+  const listed = String(headers["connection"] ?? "").toLowerCase().split(",").map((t) => t.trim());
+  for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
   const forwardedFor = req.headers["x-forwarded-for"];
   headers["x-forwarded-for"] = forwardedFor ? `${String(forwardedFor)}, ${req.ip}` : req.ip;
   headers["x-forwarded-proto"] = "http";
@@ -124,6 +139,10 @@ export async function registerHttpProxy(
     const path = q === -1 ? target.url : target.url.slice(0, q);
 
     const fail = (failure: Failure): void => {
+      if (failure.reason === "bad_request") {
+        sendError(reply, new MalformedRequestError(`the request cannot be forwarded to meeting ${route.meetingId}'s host as it is: ${failure.detail}`));
+        return;
+      }
       metrics.upstreamLatency.labels(failure.reason).observe((performance.now() - started) / 1000);
       metrics.upstreamFailures.labels(failure.reason).inc();
       reporter.report(route, failure.detail);

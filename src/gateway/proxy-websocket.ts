@@ -18,7 +18,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createProxyServer } from "http-proxy-3";
 import type { Logger } from "pino";
-import { BadPathError, GatewayClosedError, UpstreamUnavailableError, toHttpError } from "./errors.js";
+import { BadPathError, GatewayClosedError, MalformedRequestError, UpstreamUnavailableError, toHttpError } from "./errors.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { parseMeetingUrl } from "./paths.js";
 import type { Route } from "./route-cache.js";
@@ -103,6 +103,16 @@ export class WebSocketProxy {
       const url = req.url ?? "";
       if (!url.startsWith("/meetings/")) throw new BadPathError(`WebSocket upgrades are proxied only under /meetings/{meetingId}, not ${JSON.stringify(url.slice(0, 100))}`);
       const target = parseMeetingUrl(url);
+      // As for plain requests (gateway.ts, lacksHost): Node no longer refuses these itself.
+      if (req.httpVersion === "1.1" && req.headers.host === undefined) throw new MalformedRequestError("an HTTP/1.1 request must have a Host header");
+      // http-proxy-3 drops any other upgrade without a word (it destroys the
+      // socket); refused here instead, with the JSON answer every other bad
+      // request gets (found by test/fuzz-gateway.test.ts).
+      const upgrade = req.headers.upgrade ?? "";
+      if (req.method !== "GET" || upgrade.toLowerCase() !== "websocket") {
+        const got = `${JSON.stringify(req.method ?? "")} with Upgrade ${JSON.stringify(upgrade.slice(0, 40))}`;
+        throw new MalformedRequestError(`only WebSocket upgrades are proxied (a GET with "Upgrade: websocket"), not ${got}`);
+      }
       const found = this.resolver.lookup(target.meetingId, ip);
       route = found instanceof Promise ? await found : found;
     } catch (err) {

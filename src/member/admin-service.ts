@@ -10,6 +10,15 @@ import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * A value as a message shows it: cut short (a 1 MB id must not make a 1 MB
+ * status message), then quoted, which escapes a surrogate the cut split.
+ */
+function shownValue(value: unknown): string {
+  if (typeof value !== "string") return String(value);
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+}
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
 interface MemberRequest {
@@ -51,9 +60,9 @@ export function adminServiceHandlers(
     async (call: grpc.ServerUnaryCall<MemberRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> => {
       try {
         const req = call.request;
-        if (!ID.test(req.id ?? "")) throw new InvalidArgumentError(`id must match ${ID.source}, got ${JSON.stringify(req.id)}`);
+        if (!ID.test(req.id ?? "")) throw new InvalidArgumentError(`id must match ${ID.source}, got ${shownValue(req.id)}`);
         if (needsAddress && !HOST_PORT.test(req.address ?? "")) {
-          throw new InvalidArgumentError(`address must be host:port, got ${JSON.stringify(req.address)}`);
+          throw new InvalidArgumentError(`address must be host:port, got ${shownValue(req.address)}`);
         }
         try {
           await run(req);
@@ -91,6 +100,15 @@ export function adminServiceHandlers(
       callback: grpc.sendUnaryData<unknown>,
     ) => {
       const { node_id, generation, connected } = call.request;
+      // A malformed report was answered OK and silently dropped (found by test/fuzz-grpc.test.ts): refuse it, naming the field.
+      if (!ID.test(node_id ?? "")) {
+        callback(toGrpcError(new InvalidArgumentError(`node_id must match ${ID.source}, got ${shownValue(node_id)}`)));
+        return;
+      }
+      if (!Number.isSafeInteger(generation) || generation < 1) {
+        callback(toGrpcError(new InvalidArgumentError(`generation must be an integer in 1..2^53-1, got ${String(generation)}`)));
+        return;
+      }
       if (!node.isLeader() && LeaderForwarder.mayForward(call)) {
         forwarder.forward("NodeConnection", call.request).then(
           () => callback(null, {}),
@@ -98,7 +116,7 @@ export function adminServiceHandlers(
         );
         return;
       }
-      if (ID.test(node_id ?? "") && Number.isSafeInteger(generation)) onNodeConnection?.(node_id, generation, connected);
+      onNodeConnection?.(node_id, generation, connected);
       callback(null, {});
     },
   };

@@ -6,6 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftNode } from "../raft/node.js";
+import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../security/client-security.js";
 
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
 
@@ -38,6 +39,8 @@ export class LeaderForwarder {
     private readonly node: RaftNode,
     private readonly ClientCtor: grpc.ServiceClientConstructor,
     private readonly timeoutMs: number,
+    /** How this member dials the leader: its TLS credentials and member token. */
+    private readonly security: ClientSecurity = PLAINTEXT,
   ) {}
 
   /** Whether this call may be forwarded (it was not already). */
@@ -55,13 +58,23 @@ export class LeaderForwarder {
     if (!address || this.node.isLeader()) return Promise.reject(new NotLeaderError(this.node.status().lead));
     let client = this.clients.get(address);
     if (!client) {
-      client = new this.ClientCtor(address, grpc.credentials.createInsecure());
+      client = new this.ClientCtor(address, this.security.credentials);
       this.clients.set(address, client);
     }
     const fn = (client as unknown as Record<string, UnaryMethod>)[method];
     if (typeof fn !== "function") return Promise.reject(new Error(`invariant: no method ${method} to forward`));
     const meta = new grpc.Metadata();
     meta.set(FORWARDED_HEADER, this.node.id);
+    // The caller's own token goes along and the leader checks it again,
+    // rather than the leader trusting whatever an authenticated member
+    // forwards: a follower then never widens what a call may do (a
+    // member's credentials would allow member-only methods), the one rule
+    // table is applied where the call runs, and a marker header alone
+    // grants nothing. This member's token is sent only for calls it makes
+    // itself (no caller: NodeConnection reports).
+    const callerToken = caller?.metadata.get(AUTHORIZATION_HEADER)[0];
+    if (typeof callerToken === "string") meta.set(AUTHORIZATION_HEADER, callerToken);
+    else if (!caller && this.security.token !== undefined) meta.set(AUTHORIZATION_HEADER, `Bearer ${this.security.token}`);
     let deadline = Date.now() + this.timeoutMs;
     const callerDeadline = caller?.getDeadline();
     if (callerDeadline instanceof Date) deadline = Math.min(deadline, callerDeadline.getTime());

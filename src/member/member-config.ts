@@ -5,6 +5,8 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../raft/errors.js";
+import { SecurityConfigError } from "../security/errors.js";
+import { type ServerSecuritySettings, validateServerSecurity } from "../security/server-security.js";
 
 export interface MemberConfig {
   readonly id: string;
@@ -27,6 +29,8 @@ export interface MemberConfig {
    * for the Raft layer's durability tests and benchmark).
    */
   readonly app: "coordinator" | "kv";
+  /** TLS, tokens and the plaintext opt-in (src/security/server-security.ts); none on the loopback quick start. */
+  readonly security: ServerSecuritySettings;
 }
 
 /** Defaults tuned for failover well under a second on a small machine. */
@@ -68,7 +72,11 @@ function intField(field: string, value: unknown, min: number, max: number): numb
 }
 
 /** Raw settings as they come from flags or a file (strings or numbers). */
-export type RawMemberConfig = Partial<Record<keyof MemberConfig | "config", unknown>>;
+export type RawMemberConfig = Partial<Record<Exclude<keyof MemberConfig, "security"> | SecurityKey | "config", unknown>>;
+
+/** The security settings' keys, flat beside the others (flags: --ca, --cert, --key, --require-client-cert, --tokens, --insecure). */
+const SECURITY_KEYS = ["ca", "cert", "key", "requireClientCert", "tokensFile", "insecure"] as const;
+type SecurityKey = (typeof SECURITY_KEYS)[number];
 
 /**
  * Reads a member's config file: YAML (so JSON files work too), a mapping
@@ -79,7 +87,7 @@ export type RawMemberConfig = Partial<Record<keyof MemberConfig | "config", unkn
 export function loadConfigFile(path: string): RawMemberConfig {
   const known: readonly string[] = [
     "id", "listen", "peers", "dataDir", "join", "tickMs", "electionTicks", "heartbeatTicks",
-    "snapshotEvery", "requestTimeoutMs", "logLevel", "app",
+    "snapshotEvery", "requestTimeoutMs", "logLevel", "app", ...SECURITY_KEYS,
   ];
   let text: string;
   try {
@@ -140,6 +148,14 @@ export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
   if (electionTicks <= heartbeatTicks) {
     throw new ConfigError(`electionTicks (${electionTicks}) must be greater than heartbeatTicks (${heartbeatTicks})`);
   }
+  let security: ServerSecuritySettings;
+  try {
+    security = validateServerSecurity(raw, listen, [...peers].filter(([peerId]) => peerId !== id).map(([, address]) => address));
+  } catch (err) {
+    // One error class for every member config rule.
+    if (err instanceof SecurityConfigError) throw new ConfigError(err.message, { cause: err });
+    throw err;
+  }
   return {
     id,
     listen,
@@ -153,5 +169,6 @@ export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
     requestTimeoutMs: intField("requestTimeoutMs", raw.requestTimeoutMs ?? memberDefaults.requestTimeoutMs, 1, 600_000),
     logLevel: typeof raw.logLevel === "string" ? raw.logLevel : memberDefaults.logLevel,
     app: validateApp(raw.app),
+    security,
   };
 }

@@ -15,11 +15,13 @@ import { LevelStorage } from "../raft/level-storage.js";
 import { RaftNode } from "../raft/node.js";
 import { SeededRandom } from "../raft/random.js";
 import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
+import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 import type { MemberConfig } from "./member-config.js";
+import { MemberServer } from "./member-server.js";
 import { loadDefinition, loadProto, lookup } from "./proto.js";
 
 /** Big enough for a chunk of a snapshot or a large append batch. */
@@ -38,17 +40,30 @@ export class Member {
   ) {}
 
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
+    // First: a wrong certificate or tokens file stops the start before the disk is touched.
+    const security = loadServerSecurity(config.security, logger);
     const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
     // The same port serves peers and public clients. Server-side pings every
     // 10 s (answer within 5 s) free a dead peer's stream in seconds without
     // cutting off a client whose event loop is busy for a second (the peer
     // links' own 1 s keepalive is on the sending side, in the transport).
-    const server = new grpc.Server({
+    // A MemberServer: request bytes that do not decode get INVALID_ARGUMENT, not INTERNAL.
+    const server = new MemberServer({
       ...peerServerOptions(MAX_GRPC_MESSAGE_BYTES),
       "grpc.keepalive_time_ms": 10_000,
       "grpc.keepalive_timeout_ms": 5_000,
+      // Authentication and authorization of every call, before any handler (none on the loopback quick start).
+      ...(security.interceptors.length > 0 ? { interceptors: security.interceptors } : {}),
     });
-    const transport = new GrpcTransport({ selfId: config.id, peers: config.peers, server, logger, maxMessageBytes: MAX_GRPC_MESSAGE_BYTES });
+    const transport = new GrpcTransport({
+      selfId: config.id,
+      peers: config.peers,
+      server,
+      logger,
+      maxMessageBytes: MAX_GRPC_MESSAGE_BYTES,
+      credentials: security.peer.credentials,
+      token: security.peer.token,
+    });
     const kv = new KvStateMachine();
     const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;
     const node = await RaftNode.start({
@@ -74,8 +89,8 @@ export class Member {
     const memberPkg = loadProto("member.proto");
     const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
     const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");
-    const kvForwarder = new LeaderForwarder(node, KvClient, config.requestTimeoutMs);
-    const adminForwarder = new LeaderForwarder(node, AdminClient, config.requestTimeoutMs);
+    const kvForwarder = new LeaderForwarder(node, KvClient, config.requestTimeoutMs, security.peer);
+    const adminForwarder = new LeaderForwarder(node, AdminClient, config.requestTimeoutMs, security.peer);
     if (!app) server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
     server.addService(AdminClient.service, adminServiceHandlers(
         node,
@@ -84,7 +99,7 @@ export class Member {
         app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
       ));
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.
-    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs);
+    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer);
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
     const health = new HealthImplementation({ "": "NOT_SERVING" });
@@ -96,9 +111,13 @@ export class Member {
     healthTimer.unref();
     new ReflectionService({ ...loadDefinition("convene.proto"), ...loadDefinition("member.proto"), ...loadDefinition("routes.proto") }).addToServer(server);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(config.listen, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
-    logger.info({ id: config.id, listen: config.listen, data: config.dataDir, status: node.status().confState }, "member started");
+    const { tokensFile, requireClientCert } = config.security;
+    logger.info(
+      { id: config.id, listen: config.listen, data: config.dataDir, status: node.status().confState, tls: security.peer.tls, requireClientCert, tokens: tokensFile !== undefined },
+      "member started",
+    );
     return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port, app);
   }
 

@@ -7,6 +7,10 @@
  * passes here is not refused by Register later.
  */
 import type { Logger } from "pino";
+import { tokenField } from "../security/client-security.js";
+import { SecurityConfigError } from "../security/errors.js";
+import { checkClientTransport } from "../security/listen-policy.js";
+import { type TlsMaterial, checkTlsMaterial } from "../security/tls-files.js";
 import type { Checkpoint } from "./coordinator-responses.js";
 import { AgentConfigError } from "./errors.js";
 
@@ -49,6 +53,17 @@ export interface AgentOptions {
   readonly onRevoked: OnRevoked;
   readonly getState: GetState;
   readonly logger?: AgentLogger;
+  /**
+   * TLS to the members: `ca` (PEM) verifies their certificates; `cert` and
+   * `key` (PEM) are this server's own, for members that require client
+   * certificates. Without it, calls are plaintext, which is allowed only to
+   * loopback addresses unless `insecure`.
+   */
+  readonly tls?: { readonly ca: string | Buffer; readonly cert?: string | Buffer; readonly key?: string | Buffer };
+  /** Bearer token of role agent for this nodeId; required with tls or members beyond loopback. */
+  readonly token?: string;
+  /** Plaintext to members beyond loopback, on purpose. */
+  readonly insecure?: boolean;
 }
 
 export interface AgentConfig {
@@ -67,6 +82,9 @@ export interface AgentConfig {
   readonly onRevoked: OnRevoked;
   readonly getState: GetState;
   readonly logger: AgentLogger | undefined;
+  readonly tls: TlsMaterial | undefined;
+  readonly token: string | undefined;
+  readonly insecure: boolean;
 }
 
 export const agentDefaults = {
@@ -159,6 +177,39 @@ function validateLogger(value: unknown): AgentLogger | undefined {
   return value as AgentLogger;
 }
 
+function pem(field: string, value: unknown): Buffer | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === "string" || Buffer.isBuffer(value)) return Buffer.from(value);
+  throw new AgentConfigError(`${field} must be PEM text (a string or a Buffer), got ${shown(value)}`);
+}
+
+/** tls, token and insecure, with the transport rule (plaintext only to loopback, unless insecure). */
+function validateSecurity(raw: RawAgentOptions, coordinators: readonly string[]): Pick<AgentConfig, "tls" | "token" | "insecure"> {
+  if (raw.insecure !== undefined && typeof raw.insecure !== "boolean") throw new AgentConfigError(`insecure must be true or false, got ${shown(raw.insecure)}`);
+  const insecure = raw.insecure === true;
+  if (raw.tls !== undefined && (raw.tls === null || typeof raw.tls !== "object")) {
+    throw new AgentConfigError(`tls must be an object { ca, cert?, key? } of PEM texts, got ${shown(raw.tls)}`);
+  }
+  const t = raw.tls as Record<string, unknown> | undefined;
+  try {
+    const token = tokenField("token", raw.token);
+    let tls: TlsMaterial | undefined;
+    if (t) {
+      const ca = pem("tls.ca", t.ca);
+      if (!ca) throw new AgentConfigError("tls.ca is required: the CA that signed the members' certificates");
+      tls = checkTlsMaterial({ ca, cert: pem("tls.cert", t.cert), key: pem("tls.key", t.key) }, { ca: "tls.ca", cert: "tls.cert", key: "tls.key" });
+    }
+    checkClientTransport(
+      { addresses: coordinators, field: "coordinators", tls: tls !== undefined, insecure, hasToken: token !== undefined },
+      { tls: "tls: { ca } (and cert, key for members that require client certificates)", insecure: "insecure: true", tokens: "token (of role agent for this nodeId)" },
+    );
+    return { tls, token, insecure };
+  } catch (err) {
+    if (err instanceof SecurityConfigError) throw new AgentConfigError(err.message, { cause: err });
+    throw err;
+  }
+}
+
 /** Options as a caller may pass them (e.g. numbers from flags as strings); checked, not trusted. */
 export type RawAgentOptions = Partial<Record<keyof AgentOptions, unknown>>;
 
@@ -195,5 +246,6 @@ export function validateAgentConfig(raw: RawAgentOptions): AgentConfig {
     onRevoked: functionField<OnRevoked>("onRevoked", raw.onRevoked),
     getState: functionField<GetState>("getState", raw.getState),
     logger: validateLogger(raw.logger),
+    ...validateSecurity(raw, coordinators),
   };
 }

@@ -19,6 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 import { LEADER_HINT_HEADER } from "../member/leader-forwarder.js";
 import { MemberCursor } from "../member/member-cursor.js";
 import { loadProto, lookup } from "../member/proto.js";
+import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 
 export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "ListMeetings";
@@ -59,6 +60,8 @@ export interface ConnectionOptions {
   readonly onRotate?: (from: string, to: string, status: grpc.status) => void;
   /** Told when a member's leader hint moves the current member (from → the leader). */
   readonly onLeaderHint?: (from: string, leader: string) => void;
+  /** TLS credentials and the agent's token; default loopback plaintext. */
+  readonly security?: ClientSecurity;
 }
 
 export interface UnaryOptions {
@@ -177,7 +180,7 @@ export class CoordinatorConnection {
     let c = this.clients.get(key);
     if (!c) {
       const Ctor = serviceClient(service);
-      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = makeClient(Ctor, address, this.options.security ?? PLAINTEXT, CHANNEL_OPTIONS);
       this.clients.set(key, c);
     }
     return c;

@@ -61,6 +61,7 @@ import {
 } from "./coordinator-responses.js";
 import { AgentStoppedError, HostCallbackError, isFenced } from "./errors.js";
 import { HeartbeatLoop } from "./heartbeat-loop.js";
+import { clientSecurity } from "../security/client-security.js";
 import { type HeldMeeting, MeetingTable } from "./meeting-table.js";
 
 type Phase = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -96,6 +97,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       random: internals.random,
       onRotate: (from, to, status) => this.rotated(from, to, status),
       onLeaderHint: (from, leader) => this.log.debug({ from, leader }, "following the leader hint: calls go to the leader directly"),
+      security: clientSecurity(this.config.tls, this.config.token),
     });
     this.scheduler = new CheckpointScheduler(this.checkpointTarget(), {
       intervalMs: this.config.checkpointIntervalMs,

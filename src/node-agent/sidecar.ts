@@ -16,6 +16,8 @@ import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
+import { SecurityConfigError } from "../security/errors.js";
+import { readTlsFiles } from "../security/tls-files.js";
 import { type AgentLogger, type AgentOptions, type RawAgentOptions, intField, isHostPort, shown } from "./agent-config.js";
 import { AgentConfigError } from "./errors.js";
 import type { StopOptions } from "./agent-events.js";
@@ -162,7 +164,10 @@ export class AgentSidecar {
 export const agentUsage = `usage:
   convene agent --coordinators HOST:PORT,... --node-id ID --address HOST:PORT --capacity N
                 [--region R] [--label KEY=VALUE]... [--listen 127.0.0.1:PORT] [--webhook URL]
-                [--checkpoint-interval-ms N] [--rpc-timeout-ms N] [--max-state-bytes N] [--log-level LEVEL]`;
+                [--checkpoint-interval-ms N] [--rpc-timeout-ms N] [--max-state-bytes N] [--log-level LEVEL]
+                [--ca FILE [--cert FILE --key FILE]] [--token TOKEN (or $CONVENE_TOKEN)] [--insecure]
+  --ca turns on TLS to the members; --cert/--key for members that require client certificates;
+  --token is of role agent for --node-id; plaintext beyond loopback needs --insecure.`;
 
 /** Parses `convene agent` flags into sidecar options (numbers checked later, by the validators). */
 export function parseSidecarArgs(argv: readonly string[], logger?: AgentLogger): SidecarOptions {
@@ -183,6 +188,11 @@ export function parseSidecarArgs(argv: readonly string[], logger?: AgentLogger):
         "rpc-timeout-ms": { type: "string" },
         "max-state-bytes": { type: "string" },
         "log-level": { type: "string" },
+        ca: { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        token: { type: "string" },
+        insecure: { type: "boolean" },
       },
     }));
   } catch (err) {
@@ -193,6 +203,14 @@ export function parseSidecarArgs(argv: readonly string[], logger?: AgentLogger):
     const eq = label.indexOf("=");
     if (eq <= 0) throw new AgentConfigError(`label must be KEY=VALUE, got ${shown(label)}`);
     labels[label.slice(0, eq)] = label.slice(eq + 1);
+  }
+  let tls: RawAgentOptions["tls"];
+  try {
+    const files = readTlsFiles({ ca: values.ca, cert: values.cert, key: values.key });
+    if (files && !files.ca) throw new SecurityConfigError("ca is required with cert and key: TLS to the members is turned on by --ca");
+    tls = files;
+  } catch (err) {
+    throw new AgentConfigError(err instanceof Error ? err.message : String(err), { cause: err });
   }
   // Numbers stay strings here: the validators convert them and name the field and the value as given.
   const agent: RawAgentOptions = {
@@ -205,6 +223,10 @@ export function parseSidecarArgs(argv: readonly string[], logger?: AgentLogger):
     checkpointIntervalMs: values["checkpoint-interval-ms"],
     rpcTimeoutMs: values["rpc-timeout-ms"],
     logger,
+    tls,
+    // The environment keeps the token out of `ps`; a flag overrides it.
+    token: values.token ?? (process.env.CONVENE_TOKEN || undefined),
+    insecure: values.insecure,
   };
   return {
     agent: agent as unknown as SidecarOptions["agent"],

@@ -47,6 +47,10 @@ export interface GrpcTransportOptions {
   /** Largest snapshot accepted from a peer. Default 1 GiB. */
   readonly maxSnapshotBytes?: number;
   readonly logger?: TransportLogger;
+  /** How peers are dialed; default plaintext. The member's TLS credentials, with its own certificate when peers require one. */
+  readonly credentials?: grpc.ChannelCredentials;
+  /** Sent as "authorization: Bearer <token>" on every call to a peer (the member role's token), when set. */
+  readonly token?: string;
 }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -132,6 +136,9 @@ interface LinkContext {
   readonly maxQueuedBytes: number;
   readonly service: RaftService;
   readonly logger: TransportLogger;
+  readonly credentials: grpc.ChannelCredentials;
+  /** Metadata for each call to a peer: the member's token, if any. */
+  callMetadata(): grpc.Metadata;
   reportUnreachable(peer: NodeId): void;
   reportSnapshot(peer: NodeId, ok: boolean): void;
 }
@@ -172,6 +179,12 @@ export class GrpcTransport implements Transport {
     this.context = {
       selfId: this.selfId, clusterId: this.clusterId, maxMessageBytes, snapshotChunkBytes, maxQueuedBytes,
       service: loadRaftService(), logger: this.logger,
+      credentials: options.credentials ?? grpc.credentials.createInsecure(),
+      callMetadata: () => {
+        const metadata = new grpc.Metadata();
+        if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
+        return metadata;
+      },
       reportUnreachable: (peer) => this.report((h) => h.onUnreachable(peer)),
       reportSnapshot: (peer, ok) => this.report((h) => h.onSnapshotStatus(peer, ok)),
     };
@@ -434,7 +447,7 @@ class PeerLink {
   ) {
     this.batchBudget = ctx.maxMessageBytes - WIRE_RESERVE_BYTES;
     // A channel connects only on its first call; creating it here just checks the address.
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), channelOptions(ctx.maxMessageBytes));
+    this.client = new grpc.Client(address, ctx.credentials, channelOptions(ctx.maxMessageBytes));
   }
 
   enqueue(m: Message): void {
@@ -473,7 +486,7 @@ class PeerLink {
     }
     const bytes = m.snapshot!.data.length;
     const { service, logger } = this.ctx;
-    this.snapshotClient ??= new grpc.Client(this.address, grpc.credentials.createInsecure(), channelOptions(this.ctx.maxMessageBytes));
+    this.snapshotClient ??= new grpc.Client(this.address, this.ctx.credentials, channelOptions(this.ctx.maxMessageBytes));
     const deadline = Date.now() + SNAPSHOT_BASE_TIMEOUT_MS + bytes / 1024;
     let settled = false;
     const settle = (ok: boolean, why: string) => {
@@ -486,7 +499,7 @@ class PeerLink {
       this.ctx.reportSnapshot(this.peer, ok);
     };
     const { path, requestSerialize, responseDeserialize } = service.snapshot;
-    const call = this.snapshotClient.makeClientStreamRequest(path, requestSerialize, responseDeserialize, new grpc.Metadata(), { deadline },
+    const call = this.snapshotClient.makeClientStreamRequest(path, requestSerialize, responseDeserialize, this.ctx.callMetadata(), { deadline },
       (error) => settle(!error, error ? `${grpc.status[error.code]}: ${error.details}` : "acknowledged"));
     const cancel = () => {
       settle(false, "link closed");
@@ -516,7 +529,7 @@ class PeerLink {
   private openStream(): OutboundStream {
     const { service } = this.ctx;
     const call = this.client.makeClientStreamRequest(service.stream.path, service.stream.requestSerialize, service.stream.responseDeserialize,
-      (error) => {
+      this.ctx.callMetadata(), {}, (error) => {
         if (this.stream?.call !== call) return; // closed or replaced on purpose
         this.fail(this.stream, error ? `${grpc.status[error.code]}: ${error.details}` : "the peer ended the stream");
       });

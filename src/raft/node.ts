@@ -240,6 +240,8 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   /** Starts a leadership transfer; resolves when `to` leads or rejects on timeout. */
   async transferLeadership(to: NodeId, timeoutMs = this.opts.requestTimeoutMs): Promise<void> {
     if (this.raw.raft.role !== StateRole.Leader) throw this.notLeader();
+    // The core ignores a transfer to a non-voter: without this the caller waited out its whole timeout (found by test/fuzz-grpc.test.ts).
+    if (!this.raw.raft.voters.includes(to)) throw new ConfChangeError(`${to} is not a voter of this group`);
     this.raw.transferLeadership(to);
     this.schedule();
     await this.waitFor(() => this.raw.raft.lead === to, timeoutMs, `leadership did not move to ${to}`);
@@ -247,6 +249,12 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
 
   /** Adds a non-voting member that catches up (by snapshot if needed). */
   addLearner(id: NodeId, address: string): Promise<unknown> {
+    // A voter stays a voter, but the change's address would still replace the
+    // voter's on every member and cut the group's links to it (found by
+    // test/fuzz-grpc.test.ts): refused, as Promote refuses a non-learner.
+    if (this.raw.raft.role === StateRole.Leader && this.raw.raft.voters.includes(id)) {
+      return Promise.reject(new ConfChangeError(`${id} is already a voter of this group`));
+    }
     return this.changeMembership({ type: ConfChangeType.AddLearner, nodeId: id, context: address });
   }
 
@@ -267,6 +275,10 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   }
 
   remove(id: NodeId): Promise<unknown> {
+    // Removing a stranger would commit a change that changes nothing and answer OK.
+    if (this.raw.raft.role === StateRole.Leader && !this.raw.raft.prs.has(id)) {
+      return Promise.reject(new ConfChangeError(`${id} is not a member of this group`));
+    }
     return this.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: id });
   }
 

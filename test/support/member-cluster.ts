@@ -50,6 +50,11 @@ export interface MemberProcessOptions {
   readonly extraArgs?: readonly string[];
   /** Flags for node itself, e.g. --cpu-prof when profiling a benchmark. */
   readonly nodeArgs?: readonly string[];
+  /** Flags of one member (e.g. its own --cert and --key), after extraArgs. */
+  readonly argsFor?: (id: string) => readonly string[];
+  /** How this harness's own Kv and MemberAdmin clients connect (TLS, token); default plaintext. */
+  readonly clientCredentials?: grpc.ChannelCredentials;
+  readonly clientOptions?: grpc.ClientOptions;
 }
 
 export class MemberCluster {
@@ -100,6 +105,7 @@ export class MemberCluster {
       ...(opts.join ? ["--join"] : []),
       ...(this.options.snapshotEvery ? ["--snapshot-every", String(this.options.snapshotEvery)] : []),
       ...(this.options.extraArgs ?? []),
+      ...(this.options.argsFor?.(id) ?? []),
     ];
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     const log = this.logs.get(id) ?? [];
@@ -160,7 +166,7 @@ export class MemberCluster {
   kv(id: string): grpc.Client {
     let c = this.kvClients.get(id);
     if (!c) {
-      c = new KvClient(this.addresses.get(id)!, grpc.credentials.createInsecure());
+      c = new KvClient(this.addresses.get(id)!, this.options.clientCredentials ?? grpc.credentials.createInsecure(), this.options.clientOptions);
       this.kvClients.set(id, c);
     }
     return c;
@@ -169,7 +175,7 @@ export class MemberCluster {
   admin(id: string): grpc.Client {
     let c = this.adminClients.get(id);
     if (!c) {
-      c = new AdminClient(this.addresses.get(id)!, grpc.credentials.createInsecure());
+      c = new AdminClient(this.addresses.get(id)!, this.options.clientCredentials ?? grpc.credentials.createInsecure(), this.options.clientOptions);
       this.adminClients.set(id, c);
     }
     return c;

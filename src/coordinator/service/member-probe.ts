@@ -5,6 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { loadProto, lookup } from "../../member/proto.js";
+import { type ClientSecurity, PLAINTEXT, makeClient } from "../../security/client-security.js";
 
 export interface MemberIndexes {
   readonly commitIndex: number;
@@ -17,13 +18,17 @@ export class MemberProbe {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly Admin = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin");
 
-  constructor(private readonly timeoutMs = 500) {}
+  constructor(
+    private readonly timeoutMs = 500,
+    /** This member's TLS credentials and member token (MemberAdmin.Status allows role member). */
+    private readonly security: ClientSecurity = PLAINTEXT,
+  ) {}
 
   /** The member's indexes, or undefined when it does not answer within the timeout. */
   indexes(address: string): Promise<MemberIndexes | undefined> {
     let client = this.clients.get(address);
     if (!client) {
-      client = new this.Admin(address, grpc.credentials.createInsecure());
+      client = makeClient(this.Admin, address, this.security);
       this.clients.set(address, client);
     }
     const status = (client as unknown as { Status: StatusCall }).Status.bind(client);
