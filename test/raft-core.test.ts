@@ -106,6 +106,19 @@ describe("proposals fail fast with a typed error", () => {
     h.stabilize();
     for (const id of THREE) expect(h.appliedTexts(id)).toEqual(["via-n2"]);
   });
+
+  it("a follower relays only its own proposals and reads, not another member's sent to it by mistake", () => {
+    // Relayed, n3's message would reach n1 from n2 under n3's name: a
+    // transport drops such a batch whole, other messages in it included.
+    const h = leaderHarness();
+    const before = h.sent.length;
+    h.inject({ ...h.sent[0]!, type: MessageType.Prop, from: "n3", to: "n2", term: 0, entries: [{ type: 0, term: 0, index: 0, data: enc("x") }] } as Message);
+    h.inject({ ...h.sent[0]!, type: MessageType.ReadIndex, from: "n3", to: "n2", term: 0, entries: [], context: enc("r") } as Message);
+    h.stabilize();
+    const relayed = h.sent.slice(before).filter((m) => m.from === "n3" && m.to === "n1");
+    expect(relayed).toEqual([]);
+    expect(h.appliedTexts("n1")).toEqual([]);
+  });
 });
 
 // ====================================================================== pipelining

@@ -341,8 +341,12 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.Prop:
-        // Forwarded proposals are dropped silently; local ones go through propose().
-        if (this.lead !== "" && this.config.forwardProposals && m.from !== this.lead) {
+        // Only our own proposals are relayed to the leader. One another
+        // member sent here (it took us for the leader) is dropped: relayed,
+        // it would reach the leader under a sender that is not the stream's,
+        // and the transport drops such a batch whole (seen in the chaos
+        // suite after a paused leader resumed). Its sender retries.
+        if (this.lead !== "" && this.config.forwardProposals && m.from === this.id) {
           this.send(message({ ...m, to: this.lead, term: 0 }));
         }
         return;
@@ -369,7 +373,8 @@ export class Raft {
         this.campaign("transfer");
         return;
       case MessageType.ReadIndex:
-        if (this.lead !== "") this.send(message({ ...m, to: this.lead, term: 0 }));
+        // As for proposals: only our own reads are relayed.
+        if (this.lead !== "" && m.from === this.id) this.send(message({ ...m, to: this.lead, term: 0 }));
         return;
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, requestCtx: m.context! });
