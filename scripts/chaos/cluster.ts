@@ -6,13 +6,16 @@
  * Order: `start()` (members, a leader, then gateways and servers, each
  * serving) → faults call kill/restart/pause through here → `stopAll()`.
  * Membership changes (replacement.ts) update `members` and `spareSlot`.
+ * Every process is started with TLS and its token (security.ts), which
+ * must be written before the first start.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { MemberNetwork } from "./network.js";
-import type { ChaosOptions } from "./options.js";
+import { type ChaosOptions, serverName } from "./options.js";
 import { type Child, type ProcessTable, commOf } from "./processes.js";
 import { type MemberStatus, type Rpc } from "./rpc.js";
+import { type ChaosSecurity, credentialsEnv } from "./security.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -31,6 +34,8 @@ export interface EdgeEntry {
   readonly address: string;
   /** The node id it registers (servers); changes when flap damping forces a fresh one. */
   nodeId: string;
+  /** Fresh node ids taken so far (servers): the next is freshNodeId(name, freshIds + 1). */
+  freshIds: number;
   incarnation: number;
   child: Child | undefined;
   /** Every log file it ever wrote (servers: one per process). */
@@ -53,6 +58,7 @@ export class ChaosCluster {
     readonly rpc: Rpc,
     readonly runDir: string,
     edgeBasePort: number,
+    readonly security: ChaosSecurity,
   ) {
     this.logDir = join(runDir, "logs");
     this.dataRoot = join(runDir, "data");
@@ -65,11 +71,11 @@ export class ChaosCluster {
     this.spareSlot = options.members;
     this.nextMemberNumber = options.members + 1;
     for (let i = 0; i < options.gateways; i++) {
-      this.gateways.push({ name: `g${i + 1}`, address: `127.0.0.1:${edgeBasePort + i}`, nodeId: `g${i + 1}`, incarnation: 0, child: undefined, logs: [] });
+      this.gateways.push({ name: `g${i + 1}`, address: `127.0.0.1:${edgeBasePort + i}`, nodeId: `g${i + 1}`, freshIds: 0, incarnation: 0, child: undefined, logs: [] });
     }
     for (let i = 0; i < options.servers; i++) {
-      const name = `m${i + 1}`;
-      this.servers.push({ name, address: `127.0.0.1:${edgeBasePort + 20 + i}`, nodeId: name, incarnation: 0, child: undefined, logs: [] });
+      const name = serverName(i);
+      this.servers.push({ name, address: `127.0.0.1:${edgeBasePort + 20 + i}`, nodeId: name, freshIds: 0, incarnation: 0, child: undefined, logs: [] });
     }
   }
 
@@ -98,7 +104,7 @@ export class ChaosCluster {
       ...this.network.commandPrefix(m.slot),
       ...this.node(),
       "src/cli.ts", "member", "--id", id, "--listen", this.network.listenAddress(m.slot), "--peers", peers,
-      "--data", m.dataDir, "--log-level", "warn", ...(m.joined ? ["--join"] : []),
+      "--data", m.dataDir, "--log-level", "warn", ...(m.joined ? ["--join"] : []), ...this.security.memberFlags(m.slot),
     ];
     m.child = this.processes.spawn(`member ${id}`, command, join(this.logDir, `${id}.log`));
     return m.child;
@@ -123,14 +129,16 @@ export class ChaosCluster {
     g.incarnation += 1;
     const log = join(this.logDir, `${g.name}.log`);
     if (!g.logs.includes(log)) g.logs.push(log);
+    const c = this.security.gateway();
     g.child = this.processes.spawn(`gateway ${g.name}`, [
       ...this.node(), "src/cli.ts", "gateway", "--listen", g.address, "--coordinators", this.coordinatorAddresses().join(","),
-      "--create-per-minute", "1000000", "--log-level", "warn",
-    ], log);
+      "--create-per-minute", "1000000", "--log-level", "warn", "--ca", c.ca, "--cert", c.cert, "--key", c.key,
+    ], log, credentialsEnv(c));
     return g.child;
   }
 
   startServer(s: EdgeEntry): Child {
+    const c = this.security.agent(s.name, s.nodeId);
     s.incarnation += 1;
     const log = join(this.logDir, `${s.name}-${s.incarnation}.jsonl`);
     s.logs.push(log);
@@ -138,7 +146,8 @@ export class ChaosCluster {
       ...this.node(), "scripts/chaos/meeting-server.ts", "--node-id", s.nodeId, "--listen", s.address,
       "--coordinators", this.coordinatorAddresses().join(","), "--capacity", String(Math.max(50, this.options.meetings * 4)),
       "--checkpoint-interval-ms", String(this.options.checkpointIntervalMs), "--log", log,
-    ], join(this.logDir, `${s.name}.out`));
+      "--ca", c.ca, "--cert", c.cert, "--key", c.key,
+    ], join(this.logDir, `${s.name}.out`), credentialsEnv(c));
     return s.child;
   }
 

@@ -14,6 +14,7 @@ import { type MoveRecord, meetingsOn, watchMoves } from "./moves.js";
 import { type FaultKind, type Lane, type PlannedFault, laneFaults } from "./plan.js";
 import { replaceMember } from "./replacement.js";
 import type { NodeInfoMessage } from "./rpc.js";
+import { freshNodeId } from "./security.js";
 import { readServerLog } from "./server-log.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -273,7 +274,10 @@ export class FaultRunner {
       .filter((r) => r.k === "reregistered" && r.t > since).length;
     if (kills + fenced >= FLAP_DEATHS) {
       const old = s.nodeId;
-      s.nodeId = `${s.name}.${s.incarnation + 1}`;
+      const fresh = freshNodeId(s.name, s.freshIds + 1);
+      if (!this.cluster.security.hasAgentToken(fresh)) throw new Error(`${old} is held out by flap damping, and the fresh node id ${fresh} has no agent token in this run's tokens file`);
+      s.freshIds += 1;
+      s.nodeId = fresh;
       this.verbose(`${this.stamp()}   ${old} died ${kills + fenced} times in 10 min (held out by flap damping): restarting as ${s.nodeId}`);
     }
     const child = this.cluster.startServer(s);

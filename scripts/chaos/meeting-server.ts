@@ -2,9 +2,13 @@
  * The chaos run's meeting server: a tiny real meeting server on the node
  * agent (src/node-agent), spawned as its own process by the chaos runner.
  *
- *   node --import tsx scripts/chaos/meeting-server.ts --node-id m1 \
+ *   CONVENE_TOKEN=<agent token of m1> node --import tsx scripts/chaos/meeting-server.ts --node-id m1 \
  *     --listen 127.0.0.1:9101 --coordinators A,B,C --capacity 60 \
- *     --checkpoint-interval-ms 500 --log run/m1-1.jsonl
+ *     --checkpoint-interval-ms 500 --log run/m1-1.jsonl \
+ *     --ca ca.crt --cert agent-m1.crt --key agent-m1.key
+ *
+ * Its gRPC calls to the members (the agent's and the raw probes) use TLS
+ * with that client certificate and the token in $CONVENE_TOKEN.
  *
  * A meeting's state is a counter of the requests it served. HTTP:
  *   GET /meetings/{id}/op  served: 200 {nodeId, meetingId, epoch, generation, counter}
@@ -18,10 +22,13 @@
  * SaveCheckpoint per meeting; a zombie must get FAILED_PRECONDITION for
  * every one (the runner knows which resumes were zombies).
  */
-import { openSync, writeSync } from "node:fs";
+import { openSync, readFileSync, writeSync } from "node:fs";
 import { createServer } from "node:http";
 import { NodeAgent } from "../../src/node-agent/index.js";
 import type { Checkpoint } from "../../src/node-agent/index.js";
+import { clientSecurity } from "../../src/security/client-security.js";
+import { silenceIpServernameWarning } from "../../src/security/servername-warning.js";
+import { checkTlsMaterial } from "../../src/security/tls-files.js";
 import { Rpc, RpcError, isTransient, statusName } from "./rpc.js";
 import { type CheckpointSeen, type ServerRecord, writerOf } from "./server-log.js";
 
@@ -43,6 +50,11 @@ const coordinators = flag("--coordinators").split(",");
 const capacity = Number(flag("--capacity"));
 const checkpointIntervalMs = Number(flag("--checkpoint-interval-ms"));
 const logFd = openSync(flag("--log"), "a");
+const tls = { ca: readFileSync(flag("--ca")), cert: readFileSync(flag("--cert")), key: readFileSync(flag("--key")) };
+const token = process.env.CONVENE_TOKEN;
+if (token === undefined || token === "") throw new Error("CONVENE_TOKEN (the agent token of --node-id) is required");
+// The members are dialed by IP address: Node's warning about IP server names says nothing here.
+silenceIpServernameWarning();
 
 const RESUME_GAP_MS = 1000;
 const TICK_MS = 100;
@@ -79,6 +91,8 @@ const agent: NodeAgent = new NodeAgent({
   address: listen,
   capacity,
   checkpointIntervalMs,
+  tls,
+  token,
   onAssigned: (meetingId, epoch, checkpoint) => {
     held.set(meetingId, { epoch, counter: restoredCounter(checkpoint) });
     if (checkpoint) lastSeq.set(meetingId, Math.max(lastSeq.get(meetingId) ?? 0, checkpoint.sequence));
@@ -132,7 +146,7 @@ const server = createServer((req, res) => {
 
 // ---- zombie probes -------------------------------------------------------
 
-const rpc = new Rpc();
+const rpc = new Rpc(clientSecurity(checkTlsMaterial(tls), token));
 let lastTick = Date.now();
 let genBefore = 0;
 let heldBefore: [string, number][] = [];

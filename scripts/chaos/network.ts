@@ -45,6 +45,16 @@ export interface NetworkPlan {
   readonly log: (line: string) => void;
 }
 
+/**
+ * The first of the ~300 ports a run uses (members, proxies, then servers
+ * and gateways from +250), by pid so concurrent runs rarely collide. Kept
+ * below Linux's ephemeral range (32768–60999 by default): a port in it can
+ * already be held by an outgoing connection (EADDRINUSE at start).
+ */
+export function runBasePort(pid = process.pid): number {
+  return 20_000 + (pid % 40) * 300;
+}
+
 /** Opens the network `choice` asks for; "auto" falls back to the proxy when namespaces cannot be made. */
 export async function openNetwork(choice: PartitionChoice, plan: NetworkPlan): Promise<MemberNetwork> {
   if (choice === "proxy") return ProxyNetwork.open(plan);

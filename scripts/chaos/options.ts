@@ -51,6 +51,11 @@ export const chaosDefaults: ChaosOptions = {
   verbose: false,
 };
 
+/** The slot name of meeting server `i` (from 0; `servers` of them): m1, m2, ...; also its first node id. */
+export function serverName(i: number): string {
+  return `m${i + 1}`;
+}
+
 export class ChaosUsageError extends Error {
   override readonly name = "ChaosUsageError";
 }

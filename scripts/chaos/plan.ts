@@ -142,3 +142,15 @@ export function previewPlan(seed: number, durationS: number, meanGapMs: number, 
   }
   return out;
 }
+
+/**
+ * The most kill -9s of meeting servers a run of `durationS` can make: the
+ * edge lane's kill-server faults that start before the deadline if every
+ * fault took no longer than its planned duration (a real one takes at
+ * least that, so no run makes more). Each restart after one may need a
+ * fresh node id (flap damping), so security.ts makes that many agent
+ * tokens per server slot.
+ */
+export function killServerBound(seed: number, durationS: number, meanGapMs: number): number {
+  return previewPlan(seed, durationS, meanGapMs, 0).filter((f) => f.kind === "kill-server").length;
+}

@@ -145,10 +145,11 @@ export interface RunResult {
 
 /**
  * Runs a short command to its end (a CLI call), tracked like every child:
- * its output collected, SIGKILL after `timeoutMs`.
+ * its output collected, SIGKILL after `timeoutMs`; `env` replaces this
+ * process's environment (security.ts's credentialsEnv).
  */
-export function runToEnd(table: ProcessTable, name: string, command: readonly string[], logFile: string, timeoutMs: number): Promise<RunResult> {
-  const child = table.spawn(name, command, logFile);
+export function runToEnd(table: ProcessTable, name: string, command: readonly string[], logFile: string, timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  const child = table.spawn(name, command, logFile, env);
   child.expectedExit = true;
   const timer = setTimeout(() => void child.kill9(), timeoutMs);
   return child.exited.then((exit) => {

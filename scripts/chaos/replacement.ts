@@ -2,7 +2,8 @@
  * Replacing a member whose disk is gone, by README's procedure, with the
  * real CLI (`convene members add|promote|remove`):
  *   1. kill -9 the victim and delete its data directory;
- *   2. start the new member (a new id) empty with --join, in the spare slot;
+ *   2. start the new member (a new id) empty with --join, in the spare slot
+ *      (with the slot's certificate, made at the start of the run);
  *   3. `members add NEW ADDRESS` (a learner);
  *   4. `members promote NEW` once it has caught up (refused until then);
  *   5. `members remove OLD`.
@@ -13,6 +14,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { ChaosCluster } from "./cluster.js";
 import { runToEnd } from "./processes.js";
+import { credentialsEnv } from "./security.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,12 +24,16 @@ export class ReplacementError extends Error {
 
 let cliCalls = 0;
 
-/** Runs `convene ARGS --coordinators ...`; returns its output, throws with it on a non-zero exit. */
+/**
+ * Runs `convene ARGS --coordinators ...` as the operator (TLS and token from
+ * $CONVENE_CA, $CONVENE_CERT, $CONVENE_KEY, $CONVENE_TOKEN); returns its
+ * output, throws with it on a non-zero exit.
+ */
 async function cli(cluster: ChaosCluster, args: readonly string[]): Promise<string> {
   const live = [...cluster.members.values()].filter((m) => m.child?.alive).map((m) => cluster.memberAddress(m.id));
   const log = join(cluster.logDir, `cli-${++cliCalls}.log`);
   const command = [process.execPath, "--import", "tsx", "src/cli.ts", ...args, "--coordinators", live.join(","), "--timeout-ms", "5000"];
-  const { code, output } = await runToEnd(cluster.processes, `convene ${args.join(" ")}`, command, log, 30_000);
+  const { code, output } = await runToEnd(cluster.processes, `convene ${args.join(" ")}`, command, log, 30_000, credentialsEnv(cluster.security.operator()));
   if (code !== 0) throw new ReplacementError(`convene ${args.join(" ")} exited ${code}: ${output.trim().split("\n").slice(-3).join(" | ")}`);
   return output;
 }

@@ -10,6 +10,7 @@ import type { MoveRecord } from "./moves.js";
 import type { MemberNetwork } from "./network.js";
 import type { ChaosOptions } from "./options.js";
 import { ALL_FAULT_KINDS } from "./plan.js";
+import type { ChaosSecurity } from "./security.js";
 import type { ServerDigest } from "./server-digest.js";
 import type { Verdict } from "./verdict.js";
 
@@ -18,6 +19,7 @@ const MAX_LISTED = 40;
 export interface ReportInput {
   readonly options: ChaosOptions;
   readonly network: MemberNetwork;
+  readonly security: ChaosSecurity;
   readonly events: readonly FaultEvent[];
   readonly history: History;
   readonly digest: ServerDigest;
@@ -38,6 +40,7 @@ export function printReport(say: (line: string) => void, r: ReportInput): void {
   const { verdict, events } = r;
   const byKind = ALL_FAULT_KINDS.map((k) => `${k} ${events.filter((e) => e.kind === k).length}`).join(", ");
   say(`partitions: ${r.network.mechanism}`);
+  say(`security: ${r.security.description}`);
   say(`faults by kind: ${byKind}`);
   say(`kill -9: ${events.filter((e) => e.kill9).length}`);
   const w = verdict.worstMove;

@@ -29,12 +29,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { silenceIpServernameWarning } from "../../src/security/servername-warning.js";
 import { ChaosCluster } from "./cluster.js";
-import { type MemberNetwork, openNetwork } from "./network.js";
+import { type MemberNetwork, openNetwork, runBasePort } from "./network.js";
 import { type PartitionChoice, chaosDefaults } from "./options.js";
 import { ProcessTable } from "./processes.js";
 import { type NodeInfoMessage, Rpc } from "./rpc.js";
+import { loadCredentials, runSecurity } from "./security.js";
 import { readServerLog } from "./server-log.js";
+
+// Members are dialed by IP address over TLS: Node's warning about IP server names says nothing here.
+silenceIpServernameWarning();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -47,7 +52,8 @@ const STATE: Record<number, string> = { 1: "ALIVE", 2: "SUSPECT", 3: "DEAD", 4: 
 const options = { ...chaosDefaults, gateways: 0, servers: 1, partitions: arg("--partitions", "auto") as PartitionChoice };
 const runDir = mkdtempSync(join(tmpdir(), "convene-repro-"));
 const processes = new ProcessTable(fileURLToPath(new URL("../../", import.meta.url)));
-const rpc = new Rpc();
+/** Closed at the end; made once the security is. */
+let openRpc: Rpc | undefined;
 let network: MemberNetwork | undefined;
 const cleanup = (): void => {
   processes.killAllSync();
@@ -60,9 +66,12 @@ process.on("SIGTERM", () => process.exit(143));
 
 let code = 0;
 try {
-  const base = 30_000 + (process.pid % 100) * 300;
+  const base = runBasePort();
   network = await openNetwork(options.partitions, { slots: options.members + 1, basePort: base, log: say });
-  const cluster = new ChaosCluster(options, network, processes, rpc, runDir, base + 250);
+  const security = runSecurity(runDir, network, options);
+  const rpc = new Rpc(loadCredentials(security.operator()));
+  openRpc = rpc;
+  const cluster = new ChaosCluster(options, network, processes, rpc, runDir, base + 250, security);
   await cluster.start();
   const addresses = [...cluster.members.keys()].map((id) => cluster.memberAddress(id));
   for (let m = 0; m < 6; m++) await rpc.any("Coordinator", addresses, "GetRoute", { meeting_id: `r${m}`, create: true, region: "" }, 3000);
@@ -78,7 +87,10 @@ try {
   say(`partitions: ${network.mechanism}; meeting server ${server.nodeId}: generation ${g1}, killed -9 and restarted: generation ${before.generation}, state ${STATE[before.state]}`);
   const leader = (await cluster.leader())!;
   const sentAt = Date.now();
-  await rpc.call("MemberAdmin", cluster.memberAddress(leader), "NodeConnection", { node_id: server.nodeId, generation: g1, connected: false }, 2000);
+  // NodeConnection is for members only: sent with a member's certificate and token.
+  const asMember = new Rpc(loadCredentials(security.member(cluster.members.get(leader)!.slot)));
+  await asMember.call("MemberAdmin", cluster.memberAddress(leader), "NodeConnection", { node_id: server.nodeId, generation: g1, connected: false }, 2000);
+  asMember.close();
   say(`sent the leader ${leader} NodeConnection{${server.nodeId}, generation ${g1} (the old one), connected=false}`);
   let after = before;
   while (Date.now() - sentAt < 1500) {
@@ -99,7 +111,7 @@ try {
   code = 3;
 } finally {
   await processes.killAll();
-  rpc.close();
+  openRpc?.close();
   await network?.close();
   cleanup();
 }

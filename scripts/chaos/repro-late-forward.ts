@@ -21,11 +21,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { silenceIpServernameWarning } from "../../src/security/servername-warning.js";
 import { ChaosCluster } from "./cluster.js";
-import { type MemberNetwork, openNetwork } from "./network.js";
+import { type MemberNetwork, openNetwork, runBasePort } from "./network.js";
 import { type PartitionChoice, chaosDefaults } from "./options.js";
 import { ProcessTable } from "./processes.js";
 import { type RouteMessage, Rpc, RpcError, statusName } from "./rpc.js";
+import { loadCredentials, runSecurity } from "./security.js";
+
+// Members are dialed by IP address over TLS: Node's warning about IP server names says nothing here.
+silenceIpServernameWarning();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -35,7 +40,8 @@ const choice = (i >= 0 ? process.argv[i + 1] : "auto") as PartitionChoice;
 const options = { ...chaosDefaults, gateways: 0, servers: 1, partitions: choice };
 const runDir = mkdtempSync(join(tmpdir(), "convene-repro-"));
 const processes = new ProcessTable(fileURLToPath(new URL("../../", import.meta.url)));
-const rpc = new Rpc();
+/** Closed at the end; made once the security is. */
+let openRpc: Rpc | undefined;
 let network: MemberNetwork | undefined;
 const cleanup = (): void => {
   processes.killAllSync();
@@ -46,7 +52,7 @@ process.on("exit", cleanup);
 process.on("SIGINT", () => process.exit(130));
 process.on("SIGTERM", () => process.exit(143));
 
-async function route(address: string, meetingId: string, create: boolean, timeoutMs: number): Promise<string> {
+async function route(rpc: Rpc, address: string, meetingId: string, create: boolean, timeoutMs: number): Promise<string> {
   try {
     const r = await rpc.call<RouteMessage>("Coordinator", address, "GetRoute", { meeting_id: meetingId, create, region: "" }, timeoutMs);
     return `${r.node_id} epoch ${r.epoch}${r.created ? " (created)" : ""}`;
@@ -57,33 +63,36 @@ async function route(address: string, meetingId: string, create: boolean, timeou
 
 let code = 0;
 try {
-  network = await openNetwork(options.partitions, { slots: options.members + 1, basePort: 30_000 + (process.pid % 100) * 300, log: say });
+  network = await openNetwork(options.partitions, { slots: options.members + 1, basePort: runBasePort(), log: say });
   say(`partitions: ${network.mechanism}`);
-  const cluster = new ChaosCluster(options, network, processes, rpc, runDir, 30_000 + (process.pid % 100) * 300 + 250);
+  const security = runSecurity(runDir, network, options);
+  const rpc = new Rpc(loadCredentials(security.operator()));
+  openRpc = rpc;
+  const cluster = new ChaosCluster(options, network, processes, rpc, runDir, runBasePort() + 250, security);
   await cluster.start();
   const leader = (await cluster.leader())!;
   const follower = [...cluster.members.keys()].find((id) => id !== leader)!;
   const [L, F] = [cluster.memberAddress(leader), cluster.memberAddress(follower)];
   say(`leader ${leader} (${L}), follower ${follower} (${F})`);
-  say(`warm-up GetRoute(create) through ${follower}: ${await route(F, "warm-up", true, 3000)}`);
+  say(`warm-up GetRoute(create) through ${follower}: ${await route(rpc, F, "warm-up", true, 3000)}`);
 
   await network.cutLink(cluster.members.get(leader)!.slot, cluster.members.get(follower)!.slot);
   const cutAt = Date.now();
   say(`cut ${leader} <-> ${follower}`);
-  say(`GetRoute(create=true, "late") through ${follower}, deadline 1 s: ${await route(F, "late", true, 1000)}`);
-  say(`GetRoute(create=true, "late") through ${leader}: ${await route(L, "late", true, 3000)}`);
+  say(`GetRoute(create=true, "late") through ${follower}, deadline 1 s: ${await route(rpc, F, "late", true, 1000)}`);
+  say(`GetRoute(create=true, "late") through ${leader}: ${await route(rpc, L, "late", true, 3000)}`);
   try {
     await rpc.call("Coordinator", L, "EndMeeting", { meeting_id: "late" }, 3000);
     say(`EndMeeting("late") through ${leader}: OK`);
   } catch (err) {
     say(`EndMeeting("late") through ${leader}: ${(err as Error).message}`);
   }
-  say(`GetRoute(create=false, "late") through ${leader}: ${await route(L, "late", false, 3000)}`);
+  say(`GetRoute(create=false, "late") through ${leader}: ${await route(rpc, L, "late", false, 3000)}`);
   await sleep(Math.max(0, cutAt + 3000 - Date.now()));
   await network.healAll();
   say(`healed ${leader} <-> ${follower} ${((Date.now() - cutAt) / 1000).toFixed(1)} s after the cut`);
   await sleep(3000);
-  const after = await route(L, "late", false, 3000);
+  const after = await route(rpc, L, "late", false, 3000);
   say(`GetRoute(create=false, "late") through ${leader}, 3 s later: ${after}`);
   if (after.includes("epoch")) {
     say(`REPRODUCED: the ended meeting "late" is routed again (${after}), created by the request its caller abandoned at its 1 s deadline`);
@@ -96,7 +105,7 @@ try {
   code = 3;
 } finally {
   await processes.killAll();
-  rpc.close();
+  openRpc?.close();
   await network?.close();
   cleanup();
 }

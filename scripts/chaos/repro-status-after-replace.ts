@@ -15,12 +15,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { silenceIpServernameWarning } from "../../src/security/servername-warning.js";
 import { ChaosCluster } from "./cluster.js";
-import { type MemberNetwork, openNetwork } from "./network.js";
+import { type MemberNetwork, openNetwork, runBasePort } from "./network.js";
 import { type PartitionChoice, chaosDefaults } from "./options.js";
 import { ProcessTable, runToEnd } from "./processes.js";
 import { replaceMember } from "./replacement.js";
 import { type MemberStatus, Rpc } from "./rpc.js";
+import { credentialsEnv, loadCredentials, runSecurity } from "./security.js";
+
+// Members are dialed by IP address over TLS: Node's warning about IP server names says nothing here.
+silenceIpServernameWarning();
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,7 +35,8 @@ const choice = (i >= 0 ? process.argv[i + 1] : "auto") as PartitionChoice;
 const options = { ...chaosDefaults, gateways: 0, servers: 1, partitions: choice };
 const runDir = mkdtempSync(join(tmpdir(), "convene-repro-"));
 const processes = new ProcessTable(fileURLToPath(new URL("../../", import.meta.url)));
-const rpc = new Rpc();
+/** Closed at the end; made once the security is. */
+let openRpc: Rpc | undefined;
 let network: MemberNetwork | undefined;
 const cleanup = (): void => {
   processes.killAllSync();
@@ -48,9 +54,12 @@ interface ClusterStatus {
 
 let code = 0;
 try {
-  const base = 30_000 + (process.pid % 100) * 300;
+  const base = runBasePort();
   network = await openNetwork(options.partitions, { slots: options.members + 1, basePort: base, log: say });
-  const cluster = new ChaosCluster(options, network, processes, rpc, runDir, base + 250);
+  const security = runSecurity(runDir, network, options);
+  const rpc = new Rpc(loadCredentials(security.operator()));
+  openRpc = rpc;
+  const cluster = new ChaosCluster(options, network, processes, rpc, runDir, base + 250, security);
   await cluster.start();
   const leader = (await cluster.leader())!;
   const victim = [...cluster.members.keys()].find((id) => id !== leader)!;
@@ -73,7 +82,7 @@ try {
       broken = true;
     }
   }
-  const cli = await runToEnd(processes, "convene status", [process.execPath, "--import", "tsx", "src/cli.ts", "status", "--coordinators", [...cluster.members.keys()].map((id) => cluster.memberAddress(id)).join(",")], join(runDir, "status.log"), 30_000);
+  const cli = await runToEnd(processes, "convene status", [process.execPath, "--import", "tsx", "src/cli.ts", "status", "--coordinators", [...cluster.members.keys()].map((id) => cluster.memberAddress(id)).join(",")], join(runDir, "status.log"), 30_000, credentialsEnv(security.operator()));
   say(`convene status (exit ${cli.code}): ${cli.output.trim().split("\n").join(" | ").slice(0, 400)}`);
   if (broken) {
     say(`REPRODUCED: after replacing ${victim} with ${fresh}, ClusterStatus does not show ${fresh} as a reachable member with its address (or fails)`);
@@ -86,7 +95,7 @@ try {
   code = 3;
 } finally {
   await processes.killAll();
-  rpc.close();
+  openRpc?.close();
   await network?.close();
   cleanup();
 }

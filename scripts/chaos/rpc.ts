@@ -1,11 +1,14 @@
 /**
  * gRPC clients of the members for the chaos run: Coordinator (API.md),
  * MemberAdmin (proto/member.proto) and NodeAgent (the zombie probes), one
- * channel per address and service, kept until `close`. Every call has a
- * deadline; failures come back as RpcError with the gRPC status.
+ * channel per address and service, kept until `close`. Every channel uses
+ * the security it is given (TLS credentials, the caller's bearer token on
+ * every call: security.ts). Every call has a deadline; failures come back
+ * as RpcError with the gRPC status.
  */
 import * as grpc from "@grpc/grpc-js";
 import { loadProto, lookup } from "../../src/member/proto.js";
+import { type ClientSecurity, makeClient } from "../../src/security/client-security.js";
 
 export type Service = "Coordinator" | "MemberAdmin" | "NodeAgent";
 
@@ -85,13 +88,16 @@ export class Rpc {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly ctors = new Map<Service, grpc.ServiceClientConstructor>();
 
+  /** `security`: how every channel is secured and which token its calls carry. */
+  constructor(private readonly security: ClientSecurity) {}
+
   private client(service: Service, address: string): grpc.Client {
     const key = `${service}@${address}`;
     let c = this.clients.get(key);
     if (!c) {
       let Ctor = this.ctors.get(service);
       if (!Ctor) this.ctors.set(service, (Ctor = CTORS[service]()));
-      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = makeClient(Ctor, address, this.security, CHANNEL_OPTIONS);
       this.clients.set(key, c);
     }
     return c;

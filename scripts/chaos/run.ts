@@ -1,6 +1,7 @@
 /**
- * One chaos run, start to end: network, processes, load and faults for the
- * duration, recovery, final reads, checks, report. Whatever happens, every
+ * One chaos run, start to end: network, security (CA, certificates and
+ * tokens: security.ts), processes, load and faults for the duration,
+ * recovery, final reads, checks, report. Whatever happens, every
  * child process is killed, the network namespaces (or proxies) removed and
  * the run directory deleted (unless --keep), also on SIGINT/SIGTERM and on
  * exit. Called by scripts/chaos.ts; returns the exit code.
@@ -14,12 +15,13 @@ import { FaultRunner } from "./faults.js";
 import { operatorView, readFinal, restoreAll, waitHealthy } from "./final-state.js";
 import { History } from "./history.js";
 import { Workload } from "./load.js";
-import { type MemberNetwork, openNetwork } from "./network.js";
+import { type MemberNetwork, openNetwork, runBasePort } from "./network.js";
 import type { ChaosOptions } from "./options.js";
 import { previewPlan } from "./plan.js";
 import { ProcessTable } from "./processes.js";
 import { printReport } from "./report.js";
 import { Rpc } from "./rpc.js";
+import { type ChaosSecurity, loadCredentials, runSecurity } from "./security.js";
 import { StallMonitor } from "./stall-monitor.js";
 import { digestServerLogs } from "./server-digest.js";
 import { readServerLog } from "./server-log.js";
@@ -40,7 +42,7 @@ export async function runChaos(options: ChaosOptions, say: (line: string) => voi
   }
   const runDir = mkdtempSync(join(tmpdir(), "convene-chaos-"));
   const processes = new ProcessTable(repoRoot);
-  const rpc = new Rpc();
+  let rpc: Rpc | undefined;
   let network: MemberNetwork | undefined;
   let cleaned = false;
   const cleanupSync = (): void => {
@@ -63,7 +65,7 @@ export async function runChaos(options: ChaosOptions, say: (line: string) => voi
   };
 
   try {
-    const basePort = 30_000 + (process.pid % 100) * 300;
+    const basePort = runBasePort();
     try {
       network = await openNetwork(options.partitions, { slots: options.members + 1, basePort, log: say });
     } catch (err) {
@@ -71,7 +73,16 @@ export async function runChaos(options: ChaosOptions, say: (line: string) => voi
       return EXIT_NOT_STARTED;
     }
     say(`partitions: ${network.mechanism}`);
-    const cluster = new ChaosCluster(options, network, processes, rpc, runDir, basePort + 250);
+    let security: ChaosSecurity;
+    try {
+      security = runSecurity(runDir, network, options);
+      rpc = new Rpc(loadCredentials(security.operator()));
+    } catch (err) {
+      say(`chaos: cannot set up TLS and tokens: ${(err as Error).message}`);
+      return EXIT_NOT_STARTED;
+    }
+    say(`security: ${security.description}`);
+    const cluster = new ChaosCluster(options, network, processes, rpc, runDir, basePort + 250, security);
     try {
       await cluster.start();
     } catch (err) {
@@ -109,11 +120,11 @@ export async function runChaos(options: ChaosOptions, say: (line: string) => voi
     if (options.keep) {
       writeFileSync(join(runDir, "history.json"), JSON.stringify({ ops: history.ops, zombies: runner.zombies, moves, verdict }, null, 1));
     }
-    printReport(say, { options, network, events: runner.events, history, digest, verdict, health, moves, stalls: stalls.stalls, clusterStatus });
+    printReport(say, { options, network, security, events: runner.events, history, digest, verdict, health, moves, stalls: stalls.stalls, clusterStatus });
     return verdict.lost.length > 0 || verdict.violations.length > 0 ? EXIT_FAILED : 0;
   } finally {
     await processes.killAll();
-    rpc.close();
+    rpc?.close();
     await network?.close();
     cleanupSync();
     process.off("exit", cleanupSync);
