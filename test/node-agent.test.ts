@@ -274,6 +274,17 @@ describe("NodeAgent", () => {
     expect(agent.meetings()).toEqual(new Map([["stays", 1]]));
   });
 
+  it("heartbeats at once when its watch stream breaks, so the leader hears it within the disconnect grace", async () => {
+    const fake = await FakeCoordinator.start({ members: 2, heartbeatIntervalMs: 2000, leaseTtlMs: 6000 });
+    cleanups.push(() => fake.close());
+    const { agent } = startAgent(fake);
+    await agent.start();
+    await waitFor("the watch", () => fake.openWatches("m1").length === 1);
+    const before = fake.callsOf("Heartbeat").length;
+    fake.breakWatches();
+    await waitFor("a heartbeat well before the 2 s interval", () => fake.callsOf("Heartbeat").length > before, 500);
+  });
+
   it("keeps a meeting a lagging member's stream does not re-announce while ListMeetings still lists it", async () => {
     const fake = await startFake();
     const { agent, host } = startAgent(fake);

@@ -119,7 +119,15 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
     this.watch = new AssignmentWatch(this.connection, this.config.nodeId, {
       opened: () => this.watchOpened(),
       event: (raw) => this.assignmentEvent(raw),
-      broken: () => this.clearSweep(),
+      broken: () => {
+        this.clearSweep();
+        // The member that held the stream reports the break to the leader,
+        // which then declares this node dead after a short grace unless it
+        // hears from it. A heartbeat now (not at the next interval, which
+        // may fall after the grace) says this process is alive, even when
+        // the new stream's member cannot reach the leader to say so.
+        if (this.phase === "running") void this.heartbeats.beat();
+      },
       fenced: (err, generation) => this.recover(`WatchAssignments: ${err.message}`, generation),
       failed: (err) => this.reportError(err),
     }, this.log);
