@@ -300,15 +300,15 @@ describe("the Ready/advance contract", () => {
 
 // ====================================================================== leader lost
 
-describe("a follower told its leader is unreachable (the transport's stream broke)", () => {
+describe("a follower told its leader's connection was lost (reportPeerDown)", () => {
   const ticksToNewLeader = (h: Harness, survivors: readonly string[]): number =>
     h.tickUntil(() => survivors.some((id) => h.raft(id).role === StateRole.Leader), 10 * ELECTION_TICK, undefined);
 
   it("campaigns within half an election timeout instead of a whole one", () => {
     const h = leaderHarness();
     h.crash("n1");
-    h.raw("n2").reportUnreachable("n1");
-    h.raw("n3").reportUnreachable("n1");
+    h.raw("n2").reportPeerDown("n1");
+    h.raw("n3").reportPeerDown("n1");
     expect(h.raft("n2").lead).toBe("");
     const fast = ticksToNewLeader(h, ["n2", "n3"]);
     expect(fast).toBeLessThanOrEqual(Math.floor(ELECTION_TICK / 2) + 1);
@@ -322,28 +322,34 @@ describe("a follower told its leader is unreachable (the transport's stream brok
   it("is a harmless false alarm while the leader is alive: the pre-vote fails and no term moves", () => {
     const h = leaderHarness();
     const term = h.raft("n1").term;
-    h.raw("n2").reportUnreachable("n1");
+    h.raw("n2").reportPeerDown("n1");
     h.tick(undefined, 3 * ELECTION_TICK);
     expect(h.leader()).toBe("n1");
     expect(h.raft("n2").term).toBe(term);
     expect(h.raft("n2").lead).toBe("n1");
   });
 
+  it("a leader that is merely slow (Unreachable: dropped or stalled messages) does not make it campaign early", () => {
+    const h = leaderHarness();
+    h.raw("n2").reportUnreachable("n1");
+    expect(h.raft("n2").lead).toBe("n1");
+  });
+
   it("ignores a report about a member that is not its leader", () => {
     const h = leaderHarness();
-    h.raw("n2").reportUnreachable("n3");
+    h.raw("n2").reportPeerDown("n3");
     expect(h.raft("n2").lead).toBe("n1");
   });
 
   it("is ignored in lease-read mode, where a follower must not vote within the lease it granted", () => {
     const h = leaderHarness({ readOnlyOption: ReadOnlyOption.LeaseBased });
-    h.raw("n2").reportUnreachable("n1");
+    h.raw("n2").reportPeerDown("n1");
     expect(h.raft("n2").lead).toBe("n1");
   });
 
   it("is ignored without pre-vote, where an early campaign would depose a live leader", () => {
     const h = leaderHarness({ preVote: false });
-    h.raw("n2").reportUnreachable("n1");
+    h.raw("n2").reportPeerDown("n1");
     expect(h.raft("n2").lead).toBe("n1");
   });
 });

@@ -140,6 +140,8 @@ interface LinkContext {
   /** Metadata for each call to a peer: the member's token, if any. */
   callMetadata(): grpc.Metadata;
   reportUnreachable(peer: NodeId): void;
+  /** The connection itself was lost (refused, reset, dropped), not merely slow. */
+  reportPeerDown(peer: NodeId): void;
   reportSnapshot(peer: NodeId, ok: boolean): void;
 }
 
@@ -186,6 +188,7 @@ export class GrpcTransport implements Transport {
         return metadata;
       },
       reportUnreachable: (peer) => this.report((h) => h.onUnreachable(peer)),
+      reportPeerDown: (peer) => this.report((h) => h.onPeerDown?.(peer)),
       reportSnapshot: (peer, ok) => this.report((h) => h.onSnapshotStatus(peer, ok)),
     };
     for (const [id, address] of options.peers) {
@@ -531,7 +534,9 @@ class PeerLink {
     const call = this.client.makeClientStreamRequest(service.stream.path, service.stream.requestSerialize, service.stream.responseDeserialize,
       this.ctx.callMetadata(), {}, (error) => {
         if (this.stream?.call !== call) return; // closed or replaced on purpose
-        this.fail(this.stream, error ? `${grpc.status[error.code]}: ${error.details}` : "the peer ended the stream");
+        // UNAVAILABLE: the connection was refused, reset or dropped, as when
+        // the peer's process died (a stall is caught by flush, not here).
+        this.fail(this.stream, error ? `${grpc.status[error.code]}: ${error.details}` : "the peer ended the stream", error?.code === grpc.status.UNAVAILABLE);
       });
     call.on("error", () => {}); // the outcome arrives through the callback above
     const now = performance.now();
@@ -574,8 +579,11 @@ class PeerLink {
     }
   }
 
-  /** The stream broke: report the peer, drop what waits for it, and redial only after a jittered backoff. */
-  private fail(stream: OutboundStream, reason: string): void {
+  /**
+   * The stream broke: report the peer (as down too when the connection was
+   * lost), drop what waits for it, and redial only after a jittered backoff.
+   */
+  private fail(stream: OutboundStream, reason: string, connectionLost = false): void {
     this.stream = undefined;
     stream.call.cancel();
     // A stream that outlived the longest backoff was healthy: this failure starts a new series.
@@ -589,6 +597,7 @@ class PeerLink {
     else this.ctx.logger.debug(fields, "stream to peer broke again");
     this.dropQueue();
     this.ctx.reportUnreachable(this.peer);
+    if (connectionLost) this.ctx.reportPeerDown(this.peer);
   }
 
   private dropOldest(): void {

@@ -138,6 +138,11 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
       onUnreachable: (peer) => {
         if (!node.stopped) node.raw.reportUnreachable(peer);
       },
+      onPeerDown: (peer) => {
+        if (node.stopped) return;
+        node.raw.reportPeerDown(peer);
+        node.schedule();
+      },
       onSnapshotStatus: (peer, ok) => {
         if (node.stopped) return;
         node.raw.reportSnapshot(peer, ok);

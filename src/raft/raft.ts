@@ -379,16 +379,21 @@ export class Raft {
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, requestCtx: m.context! });
         return;
-      case MessageType.Unreachable:
-        if (m.from === this.lead) this.leaderLost();
-        return;
       default:
         return;
     }
   }
 
   /**
-   * The transport lost its stream to our leader. A leader whose process
+   * The transport lost its connection to `peer` (refused, reset, dropped:
+   * not merely slow). Only a follower that loses its own leader acts on it.
+   */
+  peerDown(peer: NodeId): void {
+    if (this.role === StateRole.Follower && peer === this.lead) this.leaderLost();
+  }
+
+  /**
+   * The transport lost its connection to our leader. A leader whose process
    * died closes its connections at once, so waiting out a whole election
    * timeout (400–800 ms by default) only adds to the failover: forget the
    * leader, which lifts the check-quorum lease that makes this member

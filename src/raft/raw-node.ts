@@ -116,14 +116,19 @@ export class RawNode {
     this.raft.step(message({ type: MessageType.TransferLeader, from: to }));
   }
 
-  /**
-   * The transport could not reach `id` (its stream broke, or messages were
-   * dropped). A leader probes that follower again; a follower told its
-   * leader is unreachable campaigns soon instead of waiting out the
-   * election timeout (see Raft.leaderLost).
-   */
+  /** The transport could not deliver to `id` (its stream broke or stalled, or messages were dropped): a leader probes it again. */
   reportUnreachable(id: NodeId): void {
     this.raft.step(message({ type: MessageType.Unreachable, from: id }));
+  }
+
+  /**
+   * The transport lost its connection to `id` (refused, reset, dropped),
+   * as when its process died; not for a peer that is merely slow. A
+   * follower whose leader this is campaigns soon instead of waiting out
+   * the election timeout (see Raft.leaderLost).
+   */
+  reportPeerDown(id: NodeId): void {
+    this.raft.peerDown(id);
   }
 
   reportSnapshot(id: NodeId, ok: boolean): void {

@@ -19,6 +19,11 @@ export interface TransportHandlers {
   onMessage(m: Message): void;
   /** A peer could not be reached: the driver tells the core (reportUnreachable). */
   onUnreachable(peer: NodeId): void;
+  /**
+   * The connection to a peer was lost (refused, reset, dropped), as when its
+   * process died; not for a peer that is merely slow (reportPeerDown).
+   */
+  onPeerDown?(peer: NodeId): void;
   /** A snapshot send finished: delivered (ok) or failed. */
   onSnapshotStatus(peer: NodeId, ok: boolean): void;
 }

@@ -181,9 +181,9 @@ export class Simulation {
     m.raw = undefined;
     m.incarnation++;
     // A crashed process's connections close: most peers' transports notice
-    // at once and report it (GrpcTransport does when its stream breaks).
+    // at once and report it (GrpcTransport does when its stream's connection is lost).
     for (const other of this.alive()) {
-      if (this.rng.chance(0.8)) other.raw!.reportUnreachable(m.id);
+      if (this.rng.chance(0.8)) other.raw!.reportPeerDown(m.id);
     }
   }
 
@@ -414,7 +414,7 @@ export class Simulation {
       // connection, a slow peer). Often about the reporter's own leader.
       const reporter = rng.pick(this.alive());
       const about = rng.chance(0.5) ? reporter.raw!.raft.lead : rng.pick(ids);
-      if (about !== "" && about !== reporter.id) reporter.raw!.reportUnreachable(about);
+      if (about !== "" && about !== reporter.id) reporter.raw!.reportPeerDown(about);
     }
     for (const m of this.alive()) {
       if (rng.chance(0.01)) this.compact(m);
