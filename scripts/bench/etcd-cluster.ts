@@ -222,7 +222,7 @@ function portFree(port: number): Promise<boolean> {
 /** A base port whose client (base+0..2) and peer (base+5..7) ports are free now. */
 export async function freeEtcdBasePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 40_000 + Math.floor(Math.random() * 1_000) * 10;
+    const base = 10_000 + Math.floor(Math.random() * 900) * 10; // below the ephemeral range (32768+), where outgoing connections hold ports
     const ports = [0, 1, 2, 5, 6, 7].map((d) => base + d);
     if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
   }
