@@ -26,6 +26,7 @@ import { loadDefinition, loadProto, lookup } from "./proto.js";
 
 /** Big enough for a chunk of a snapshot or a large append batch. */
 export const MAX_GRPC_MESSAGE_BYTES = 16 * 1024 * 1024;
+export const MAX_STREAMS_PER_CONNECTION = 1_000;
 
 export class Member {
   private constructor(
@@ -52,6 +53,10 @@ export class Member {
       ...peerServerOptions(MAX_GRPC_MESSAGE_BYTES),
       "grpc.keepalive_time_ms": 10_000,
       "grpc.keepalive_timeout_ms": 5_000,
+      // Per-connection stream limit: one client cannot hold the member's
+      // memory with unbounded concurrent calls. Well above what a gateway,
+      // an agent or a follower forwarding its clients' calls keeps open.
+      "grpc.max_concurrent_streams": MAX_STREAMS_PER_CONNECTION,
       // Authentication and authorization of every call, before any handler (none on the loopback quick start).
       ...(security.interceptors.length > 0 ? { interceptors: security.interceptors } : {}),
     });
