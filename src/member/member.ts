@@ -28,6 +28,29 @@ import { loadDefinition, loadProto, lookup } from "./proto.js";
 export const MAX_GRPC_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const MAX_STREAMS_PER_CONNECTION = 1_000;
 
+/** Work on the event loop longer than this is logged as a warning: peers' streams stall at 2 s. */
+const SLOW_MS = 500;
+
+/**
+ * Warns when the event loop was blocked (a timer fired SLOW_MS or more
+ * late), with the Raft state at that moment: a member blocked for seconds
+ * stalls its peers' streams and misses heartbeats, and the log then says
+ * when and at which index it happened.
+ */
+function watchEventLoop(logger: Logger, status: () => { applied: number; commit: number; snapshotIndex: number }): void {
+  const everyMs = 100;
+  let expected = performance.now() + everyMs;
+  setInterval(() => {
+    const now = performance.now();
+    const lateMs = Math.round(now - expected);
+    expected = now + everyMs;
+    if (lateMs >= SLOW_MS) {
+      const { applied, commit, snapshotIndex } = status();
+      logger.warn({ blockedMs: lateMs, applied, commit, snapshotIndex }, "event loop was blocked");
+    }
+  }, everyMs).unref();
+}
+
 export class Member {
   private constructor(
     readonly config: MemberConfig,
@@ -91,6 +114,8 @@ export class Member {
       },
     });
     node.on("leader", (change) => logger.info(change, "leader changed"));
+    node.on("snapshot", (taken) => logger[taken.encodeMs >= SLOW_MS ? "warn" : "info"](taken, "snapshot taken"));
+    watchEventLoop(logger, () => node.status());
     const memberPkg = loadProto("member.proto");
     const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
     const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");

@@ -91,7 +91,15 @@ export interface LeaderChange {
   readonly isSelf: boolean;
 }
 
-export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [number] }> {
+/** A snapshot this member took: where, how big, and what it cost (encoding blocks the event loop). */
+export interface SnapshotTaken {
+  readonly index: number;
+  readonly bytes: number;
+  readonly encodeMs: number;
+  readonly writeMs: number;
+}
+
+export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [number]; snapshot: [SnapshotTaken] }> {
   readonly id: NodeId;
   private readonly raw: RawNode;
   private readonly opts: RaftNodeOptions;
@@ -511,11 +519,14 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   }
 
   private async takeSnapshot(): Promise<void> {
+    const started = performance.now();
     const data = this.opts.stateMachine.snapshot();
+    const encoded = performance.now();
     const snap = await this.opts.storage.compact(this.applied, this.raw.raft.confState(), data);
     this.snapshotIndex = snap.metadata.index;
     this.snapshotBytes = snap.data.length;
     this.bytesSinceSnapshot = 0;
+    this.emit("snapshot", { index: snap.metadata.index, bytes: snap.data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(performance.now() - encoded) });
   }
 
   private failAllReads(err: Error): void {
