@@ -17,40 +17,8 @@
  *    meeting, at epoch 1.
  * Exit 1 when the ended meeting comes back (reproduced), 0 when it stays ended.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { silenceIpServernameWarning } from "../../src/security/servername-warning.js";
-import { ChaosCluster } from "./cluster.js";
-import { type MemberNetwork, openNetwork, runBasePort } from "./network.js";
-import { type PartitionChoice, chaosDefaults } from "./options.js";
-import { ProcessTable } from "./processes.js";
+import { runRepro, sleep } from "./repro-harness.js";
 import { type RouteMessage, Rpc, RpcError, statusName } from "./rpc.js";
-import { loadCredentials, runSecurity } from "./security.js";
-
-// Members are dialed by IP address over TLS: Node's warning about IP server names says nothing here.
-silenceIpServernameWarning();
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const say = (line: string): void => void process.stdout.write(`${line}\n`);
-
-const i = process.argv.indexOf("--partitions");
-const choice = (i >= 0 ? process.argv[i + 1] : "auto") as PartitionChoice;
-const options = { ...chaosDefaults, gateways: 0, servers: 1, partitions: choice };
-const runDir = mkdtempSync(join(tmpdir(), "convene-repro-"));
-const processes = new ProcessTable(fileURLToPath(new URL("../../", import.meta.url)));
-/** Closed at the end; made once the security is. */
-let openRpc: Rpc | undefined;
-let network: MemberNetwork | undefined;
-const cleanup = (): void => {
-  processes.killAllSync();
-  network?.closeSync();
-  rmSync(runDir, { recursive: true, force: true });
-};
-process.on("exit", cleanup);
-process.on("SIGINT", () => process.exit(130));
-process.on("SIGTERM", () => process.exit(143));
 
 async function route(rpc: Rpc, address: string, meetingId: string, create: boolean, timeoutMs: number): Promise<string> {
   try {
@@ -61,15 +29,7 @@ async function route(rpc: Rpc, address: string, meetingId: string, create: boole
   }
 }
 
-let code = 0;
-try {
-  network = await openNetwork(options.partitions, { slots: options.members + 1, basePort: runBasePort(), log: say });
-  say(`partitions: ${network.mechanism}`);
-  const security = runSecurity(runDir, network, options);
-  const rpc = new Rpc(loadCredentials(security.operator()));
-  openRpc = rpc;
-  const cluster = new ChaosCluster(options, network, processes, rpc, runDir, runBasePort() + 250, security);
-  await cluster.start();
+await runRepro(async ({ cluster, rpc, network, say }) => {
   const leader = (await cluster.leader())!;
   const follower = [...cluster.members.keys()].find((id) => id !== leader)!;
   const [L, F] = [cluster.memberAddress(leader), cluster.memberAddress(follower)];
@@ -96,17 +56,9 @@ try {
   say(`GetRoute(create=false, "late") through ${leader}, 3 s later: ${after}`);
   if (after.includes("epoch")) {
     say(`REPRODUCED: the ended meeting "late" is routed again (${after}), created by the request its caller abandoned at its 1 s deadline`);
-    code = 1;
+    return true;
   } else {
     say("not reproduced: the ended meeting stayed ended");
   }
-} catch (err) {
-  say(`repro failed to run: ${(err as Error).message}`);
-  code = 3;
-} finally {
-  await processes.killAll();
-  openRpc?.close();
-  await network?.close();
-  cleanup();
-}
-process.exit(code);
+  return false;
+});
