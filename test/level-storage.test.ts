@@ -372,6 +372,22 @@ describe("LevelStorage on disk", () => {
     expect(packr.unpack(raw.get(eKey(7))!)).toEqual([{ ...entry(7, 3), data: Buffer.from(entry(7, 3).data) }]);
   });
 
+  it("writes a compaction's file ahead of the write queue; a leader's snapshot installed meanwhile wins", async () => {
+    const dir = await tmp.make("convene-storage-");
+    const s = await LevelStorage.open(dir);
+    await s.persist({ entries: entries(1, 10, 1), hardState: hs(1, 8) });
+    const compaction = s.compact(5, cs, new Uint8Array(64_000_000).fill(7));
+    // Queued while the compaction's file is being written, and not behind it;
+    // its cleanup of older files must leave the file being written alone.
+    await s.persist({ snapshot: snap(9, 1), entries: [], hardState: hs(1, 9) });
+    expect((await compaction).metadata.index).toBe(9);
+    await s.close();
+    const r = await LevelStorage.open(dir);
+    open.add(r);
+    expect([r.snapshot().metadata.index, r.firstIndex(), r.lastIndex()]).toEqual([9, 10, 9]);
+    expect(readdirSync(join(dir, "snapshots"))).toHaveLength(1);
+  });
+
   it("keeps snapshot data in one checked file beside the log, and only the latest", async () => {
     const dir = await tmp.make("convene-storage-");
     const s = await LevelStorage.open(dir);

@@ -23,7 +23,7 @@ import type { ApplyOutcome } from "./command-results.js";
 import { type Command, decodeCommand } from "./commands.js";
 import { BrokenInvariantError, InvalidArgumentError, failureOf } from "./errors.js";
 import { type CoordinatorStateConfig, defaultStateConfig, validateStateConfig } from "./state-config.js";
-import { decodeState, encodeState } from "./state-snapshot.js";
+import { decodeState, encodeState, encodeStateYielding } from "./state-snapshot.js";
 import { type CoordinatorQueries, CoordinatorState } from "./state.js";
 
 export type StateMachineNotice = { readonly kind: "applied"; readonly outcome: ApplyOutcome } | { readonly kind: "restored"; readonly appliedIndex: number };
@@ -68,6 +68,10 @@ export class CoordinatorStateMachine implements StateMachine {
 
   snapshot(): Uint8Array {
     return encodeState(this.state);
+  }
+
+  snapshotInSteps(): Promise<Uint8Array> {
+    return encodeStateYielding(this.state);
   }
 
   restore(data: Uint8Array): void {

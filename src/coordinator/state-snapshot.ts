@@ -51,7 +51,41 @@ interface SnapshotBody {
   audit: AuditRow[];
 }
 
+/** Checkpoints handled per step of an encoding: about 10 ms of work on this machine. */
+const CHECKPOINTS_PER_STEP = 8_000;
+
+/** The whole state as snapshot bytes, at once. */
 export function encodeState(state: CoordinatorState): Uint8Array {
+  const steps = encodeSteps(state);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * The same bytes without blocking the event loop for the whole encoding
+ * (over a second for 100 MB of checkpoints on a loaded member, longer than
+ * an election timeout): the state is captured as of this call, then
+ * encoded in steps of bounded work while apply goes on between them.
+ */
+export async function encodeStateYielding(state: CoordinatorState): Promise<Uint8Array> {
+  const steps = encodeSteps(state);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
+ * The encoding as steps. The first step captures everything that apply
+ * mutates in place (nodes, meetings, audit) and the list of checkpoint
+ * records, which apply never mutates but replaces; later steps only read
+ * those captured records, so commands applied between steps change nothing
+ * in the output.
+ */
+function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Array, void> {
   const body: SnapshotBody = {
     v: SNAPSHOT_VERSION,
     clockMs: state.clockMs,
@@ -73,23 +107,35 @@ export function encodeState(state: CoordinatorState): Uint8Array {
     ]),
     retired: [...state.retiredGenerations],
     meetings: [...state.meetings.values()].map((m) => [m.id, m.owner, m.epoch, m.createdIndex, m.createdAtMs, m.region, m.requiredLabels]),
-    checkpoints: [...state.checkpoints.values()].map((c) => [c.meetingId, c.nodeId, c.epoch, c.sequence, c.state.length, c.savedAtMs]),
+    checkpoints: [],
     audit: state.audit.list().map((a) => [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary]),
   };
+  const checkpoints = [...state.checkpoints.values()];
+  let total = LENGTH_BYTES;
+  for (let i = 0; i < checkpoints.length; i++) {
+    const c = checkpoints[i]!;
+    body.checkpoints.push([c.meetingId, c.nodeId, c.epoch, c.sequence, c.state.length, c.savedAtMs]);
+    total += c.state.length;
+    if ((i + 1) % CHECKPOINTS_PER_STEP === 0) yield;
+  }
+  yield;
   const header = packr.pack(body);
-  let total = LENGTH_BYTES + header.length;
-  for (const c of state.checkpoints.values()) total += c.state.length;
+  total += header.length;
+  yield;
   // Its own allocation (not Node's shared pool), exactly the snapshot's size.
   const out = Buffer.allocUnsafeSlow(total);
   out.writeUInt32BE(header.length, 0);
   out.set(header, LENGTH_BYTES);
   let at = LENGTH_BYTES + header.length;
-  for (const c of state.checkpoints.values()) {
+  for (let i = 0; i < checkpoints.length; i++) {
+    const c = checkpoints[i]!;
     out.set(c.state, at);
-    // Same bytes, now shared with the snapshot the storage keeps. Replacing
-    // a key's value keeps the map's order.
-    state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
+    // Same bytes, now shared with the snapshot the storage keeps, unless a
+    // later save replaced the record meanwhile. Replacing a key's value
+    // keeps the map's order.
+    if (state.checkpoints.get(c.meetingId) === c) state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
     at += c.state.length;
+    if ((i + 1) % CHECKPOINTS_PER_STEP === 0) yield;
   }
   return out;
 }

@@ -65,6 +65,8 @@ export class LevelStorage implements DurableStorage {
   /** The stored runs, in index order: each key's first and last index. */
   private runs: Run[] = [];
   private copy!: MemoryDurableStorage;
+  /** Snapshot files written ahead of their compaction, by the data they hold. */
+  private readonly prewritten = new Map<Uint8Array, SnapshotFileRef>();
 
   private constructor(
     private readonly db: Db,
@@ -128,7 +130,8 @@ export class LevelStorage implements DurableStorage {
       if (at <= run.last) runs.push(this.rewrite(batch, at, run.last));
     }
     // The file first: the batch must never reference a snapshot not yet on disk.
-    const snapshotRef = change.snapshot ? await this.files.write(change.snapshot.metadata.term, change.snapshot.metadata.index, change.snapshot.data) : undefined;
+    const snapshot = change.snapshot;
+    const snapshotRef = snapshot ? (this.prewritten.get(snapshot.data) ?? (await this.writeSnapshotFile(snapshot))) : undefined;
     if (change.snapshot && snapshotRef) batch.put(SNAPSHOT_KEY, encodeSnapshotRef(change.snapshot, snapshotRef));
     if (first) {
       batch.put(entryKey(first.index), encodeRun(change.entries));
@@ -138,6 +141,12 @@ export class LevelStorage implements DurableStorage {
     await batch.write({ sync: true });
     this.runs = runs.sort((a, b) => a.first - b.first);
     if (snapshotRef) await this.files.removeAllBut(snapshotRef.file);
+  }
+
+  private async writeSnapshotFile(snapshot: Snapshot): Promise<SnapshotFileRef> {
+    const ref = await this.files.write(snapshot.metadata.term, snapshot.metadata.index, snapshot.data);
+    this.files.release(ref.file);
+    return ref;
   }
 
   private rewrite(batch: ReturnType<Db["batch"]>, from: number, to: number): Run {
@@ -173,8 +182,24 @@ export class LevelStorage implements DurableStorage {
     return this.copy.persist(batch);
   }
 
-  compact(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
-    return this.copy.compact(index, confState, data);
+  /**
+   * The snapshot's file is written before the compaction joins the write
+   * queue: a 100 MB file and its fsync take seconds on a loaded machine,
+   * and log appends queued behind them would stall the whole group.
+   */
+  async compact(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+    // Only an index already committed on disk has a term that cannot
+    // change; anything else is the queue's to decide (and refuse).
+    const durable = index >= this.copy.firstIndex() && index <= Math.min(this.copy.lastIndex(), this.copy.initialState().hardState.commit);
+    if (!durable) return this.copy.compact(index, confState, data);
+    const ref = await this.files.write(this.copy.term(index), index, data);
+    this.prewritten.set(data, ref);
+    try {
+      return await this.copy.compact(index, confState, data);
+    } finally {
+      this.prewritten.delete(data);
+      this.files.release(ref.file);
+    }
   }
 
   /** Finishes the writes already asked for, then closes the database. */

@@ -113,6 +113,8 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   /** Size of the latest snapshot's data, and the bytes of entries applied since. */
   private snapshotBytes: number;
   private bytesSinceSnapshot = 0;
+  /** The snapshot being encoded and written in the background, if any. */
+  private snapshotInProgress: Promise<void> | undefined;
   private readonly proposalsByIndex = new Map<number, PendingProposal>();
   private queuedProposals: QueuedProposal[] = [];
   /** Reads waiting for their ReadIndex round, by context. */
@@ -313,6 +315,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     this.stopped = true;
     clearInterval(this.ticker);
     if (this.processing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.snapshotInProgress;
     const err = new StoppedError("member stopped");
     for (const p of this.proposalsByIndex.values()) {
       clearTimeout(p.timer);
@@ -447,7 +450,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     this.serveReadyReads();
     if (rd.committedEntries.length > 0) this.emit("applied", this.applied);
     if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery && this.bytesSinceSnapshot >= this.snapshotBytes / 4) {
-      await this.takeSnapshot();
+      this.startSnapshot();
     }
   }
 
@@ -518,15 +521,44 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     this.emit("leader", { leaderId: lead, term, isSelf: lead === this.id });
   }
 
+  /**
+   * Snapshots in the background: the loop goes on appending, committing and
+   * applying while a large state is encoded (in steps, when the state
+   * machine can) and its file written. One at a time.
+   */
+  private startSnapshot(): void {
+    if (this.snapshotInProgress) return;
+    this.snapshotInProgress = this.takeSnapshot()
+      .catch((err: unknown) => {
+        if (this.stopped) return;
+        this.stopped = true;
+        clearInterval(this.ticker);
+        if (this.opts.onFatal) this.opts.onFatal(err);
+        else throw err;
+      })
+      .finally(() => {
+        this.snapshotInProgress = undefined;
+      });
+  }
+
   private async takeSnapshot(): Promise<void> {
     const started = performance.now();
-    const data = this.opts.stateMachine.snapshot();
+    // The state as of this index, with the membership applied up to it.
+    const index = this.applied;
+    const confState = this.raw.raft.confState();
+    const bytesCovered = this.bytesSinceSnapshot;
+    const sm = this.opts.stateMachine;
+    const data = sm.snapshotInSteps ? await sm.snapshotInSteps() : sm.snapshot();
     const encoded = performance.now();
-    const snap = await this.opts.storage.compact(this.applied, this.raw.raft.confState(), data);
-    this.snapshotIndex = snap.metadata.index;
-    this.snapshotBytes = snap.data.length;
-    this.bytesSinceSnapshot = 0;
-    this.emit("snapshot", { index: snap.metadata.index, bytes: snap.data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(performance.now() - encoded) });
+    if (this.stopped) return;
+    const snap = await this.opts.storage.compact(index, confState, data);
+    // A leader's snapshot may have been installed meanwhile: the storage's is the latest either way.
+    if (snap.metadata.index > this.snapshotIndex) {
+      this.snapshotIndex = snap.metadata.index;
+      this.snapshotBytes = snap.data.length;
+      this.bytesSinceSnapshot = Math.max(0, this.bytesSinceSnapshot - bytesCovered);
+    }
+    this.emit("snapshot", { index, bytes: data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(performance.now() - encoded) });
   }
 
   private failAllReads(err: Error): void {

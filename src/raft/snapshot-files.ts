@@ -27,24 +27,42 @@ export interface SnapshotFileRef {
 const FILE_NAME = /^[0-9a-f]{16}-[0-9a-f]{16}\.snap$/;
 
 export class SnapshotFiles {
+  /** Files written but not yet referenced or given up: `removeAllBut` leaves them. */
+  private readonly held = new Set<string>();
+
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
   }
 
-  /** Writes `data` durably under a name from its term and index; returns the reference to store. */
+  /**
+   * Writes `data` durably under a name from its term and index; returns the
+   * reference to store. The file is held (safe from `removeAllBut`, which
+   * may run for another write meanwhile) until `release`.
+   */
   async write(term: number, index: number, data: Uint8Array): Promise<SnapshotFileRef> {
     const file = `${term.toString(16).padStart(16, "0")}-${index.toString(16).padStart(16, "0")}.snap`;
     const tmp = join(this.dir, `${file}.tmp`);
-    const handle = await open(tmp, "w");
+    this.held.add(file);
     try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(tmp, "w");
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, join(this.dir, file));
+      this.syncDir();
+    } catch (err) {
+      this.held.delete(file);
+      throw err;
     }
-    await rename(tmp, join(this.dir, file));
-    this.syncDir();
     return { file, length: data.length, crc: crc32(data) };
+  }
+
+  /** The file may now be removed once no reference points at it. */
+  release(file: string): void {
+    this.held.delete(file);
   }
 
   /** The data a stored reference points at; throws CorruptStateError if it is missing or not what was written. */
@@ -64,7 +82,8 @@ export class SnapshotFiles {
   /** Deletes every snapshot file but `keep` (and leftover temporaries). */
   async removeAllBut(keep: string | undefined): Promise<void> {
     for (const name of readdirSync(this.dir)) {
-      if (name !== keep && (FILE_NAME.test(name) || name.endsWith(".snap.tmp"))) await rm(join(this.dir, name), { force: true });
+      if (name === keep || this.held.has(name.replace(/\.tmp$/, ""))) continue;
+      if (FILE_NAME.test(name) || name.endsWith(".snap.tmp")) await rm(join(this.dir, name), { force: true });
     }
   }
 

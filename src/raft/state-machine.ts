@@ -8,6 +8,12 @@ export interface StateMachine {
   apply(command: Uint8Array, index: number): unknown;
   /** The whole state as of the last applied command, for a snapshot. */
   snapshot(): Uint8Array;
+  /**
+   * Optional, for a state too large to encode in one turn of the event
+   * loop: the bytes `snapshot()` would return now, encoded over several
+   * turns while later commands are applied.
+   */
+  snapshotInSteps?(): Promise<Uint8Array>;
   /** Replaces the whole state by a snapshot's. */
   restore(data: Uint8Array): void;
 }

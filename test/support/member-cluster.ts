@@ -3,7 +3,7 @@
  * restart, and a gRPC client for their Kv and MemberAdmin services.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -115,7 +115,10 @@ export class MemberCluster {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     const log = this.logs.get(id) ?? [];
     this.logs.set(id, log);
+    // CONVENE_CLUSTER_LOG_DIR keeps every member's whole log, for diagnosing a benchmark run.
+    const logDir = process.env.CONVENE_CLUSTER_LOG_DIR;
     const keep = (b: Buffer): void => {
+      if (logDir) appendFileSync(join(logDir, `${id}.log`), b);
       log.push(b.toString());
       if (log.length > 200) log.shift();
     };
