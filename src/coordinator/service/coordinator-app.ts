@@ -16,6 +16,7 @@ import { coordinatorHandlers } from "./coordinator-service.js";
 import { FailureDetector } from "./failure-detector.js";
 import { MemberProbe } from "./member-probe.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
+import { withRouteEncoders } from "./route-codec.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
 import { RouteLog } from "./route-log.js";
 import { WatchHub } from "./watch-hub.js";
@@ -98,7 +99,7 @@ export class CoordinatorApp {
       NodeAgent.service,
       nodeAgentHandlers({ coordinator, detector, watches: this.watches, forwarder: agentForwarder, timings: this.timings, reportConnection }),
     );
-    server.addService(Coordinator.service, coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }));
+    server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }));
     const upstreamFailed = (nodeId: string): void => {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
