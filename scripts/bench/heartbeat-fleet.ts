@@ -29,7 +29,12 @@ function register(seq: number): Promise<number> {
   return unary<{ generation: number }>(client, "Register", { node_id: `s${seq}`, address: `10.0.${seq >> 8}.${seq & 255}:9000`, capacity, region: "", labels: {} }, 10_000).then((r) => r.generation);
 }
 
+/** Nodes whose heartbeat (or re-register) is still in flight: an agent sends the next one only after. */
+const inFlight = new Set<number>();
+
 async function beat(seq: number): Promise<void> {
+  if (inFlight.has(seq)) return;
+  inFlight.add(seq);
   const nodeId = `s${seq}`;
   const client = clients[seq % clients.length]!;
   try {
@@ -43,6 +48,8 @@ async function beat(seq: number): Promise<void> {
     } else {
       stats.failures++;
     }
+  } finally {
+    inFlight.delete(seq);
   }
 }
 

@@ -104,7 +104,7 @@ export class MemberCluster {
       "--data",
       this.dataDir(id),
       "--log-level",
-      "warn",
+      process.env.CONVENE_CLUSTER_LOG_LEVEL ?? "warn",
       "--app",
       this.options.app ?? "kv",
       ...(opts.join ? ["--join"] : []),
