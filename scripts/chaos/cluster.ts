@@ -11,6 +11,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { memberEnvironment } from "../../src/member/malloc-env.js";
 import type { MemberNetwork } from "./network.js";
 import { type ChaosOptions, serverName } from "./options.js";
 import { type Child, type ProcessTable, commOf } from "./processes.js";
@@ -106,7 +107,7 @@ export class ChaosCluster {
       "src/cli.ts", "member", "--id", id, "--listen", this.network.listenAddress(m.slot), "--peers", peers,
       "--data", m.dataDir, "--log-level", "warn", ...(m.joined ? ["--join"] : []), ...this.security.memberFlags(m.slot),
     ];
-    m.child = this.processes.spawn(`member ${id}`, command, join(this.logDir, `${id}.log`));
+    m.child = this.processes.spawn(`member ${id}`, command, join(this.logDir, `${id}.log`), memberEnvironment());
     return m.child;
   }
 

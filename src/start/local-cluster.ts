@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, openSync, closeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { memberEnvironment } from "../member/malloc-env.js";
 import { loadProto, lookup } from "../member/proto.js";
 import type { StartConfig } from "./start-config.js";
 
@@ -91,7 +92,8 @@ export class LocalCluster {
     const logFile = join(this.logDir, `${spec.id}.log`);
     const fd = openSync(logFile, "a");
     const [node, ...prefix] = this.command;
-    const child = spawn(node!, [...prefix, ...spec.args], { stdio: ["ignore", fd, fd] });
+    const env = spec.kind === "member" ? memberEnvironment() : process.env;
+    const child = spawn(node!, [...prefix, ...spec.args], { stdio: ["ignore", fd, fd], env });
     closeSync(fd);
     const proc: RunningProcess = { ...spec, child, logFile, exited: false };
     this.processes.set(spec.id, proc);

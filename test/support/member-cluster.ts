@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
+import { memberEnvironment } from "../../src/member/malloc-env.js";
 import { loadProto, lookup } from "../../src/member/proto.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -112,7 +113,7 @@ export class MemberCluster {
       ...(this.options.extraArgs ?? []),
       ...(this.options.argsFor?.(id) ?? []),
     ];
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: memberEnvironment() });
     const log = this.logs.get(id) ?? [];
     this.logs.set(id, log);
     // CONVENE_CLUSTER_LOG_DIR keeps every member's whole log, for diagnosing a benchmark run.
