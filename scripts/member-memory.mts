@@ -32,6 +32,8 @@ t = Date.now();
 await many(100000, (m) => { const r = sm.queries.getRoute(`meeting-${m}`) as any; return { type: "saveCheckpoint", nodeId: r.route.nodeId, generation: sm.queries.getNode(r.route.nodeId)!.generation, meetingId: `meeting-${m}`, epoch: r.route.epoch, sequence: 1, state: states[m % 64] }; });
 console.log("saved", Date.now() - t, "ms", mb(), "snapshotIndex", node.status().snapshotIndex, "applied", node.status().applied);
 global.gc?.(); console.log("after gc", mb());
-await new Promise((r) => setTimeout(r, 2000));
-global.gc?.(); console.log("after 2s + gc", mb());
+for (let k = 1; k <= 4; k++) {
+  await new Promise((r) => setTimeout(r, 1500));
+  global.gc?.(); console.log(`after ${1.5 * k}s + gc`, mb(), "snapshotIndex", node.status().snapshotIndex);
+}
 await node.stop();

@@ -68,6 +68,18 @@ class Fleet {
   }
 }
 
+/** A read retried while the group elects a leader (UNAVAILABLE), as a client would. */
+async function retryUnavailable<T>(read: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (err) {
+      if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || attempt >= attempts) throw err;
+      await sleep(500);
+    }
+  }
+}
+
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
@@ -107,7 +119,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     const createSeconds = (Date.now() - createdAt) / 1000;
     let list: { meetings: { meeting_id: string; node_id: string; epoch: number }[] };
     try {
-      list = await unary(coordinator, "ListMeetings", { node_id: "" }, 60_000);
+      list = await retryUnavailable(() => unary(coordinator, "ListMeetings", { node_id: "" }, 60_000));
     } catch (err) {
       throw new Error(`ListMeetings failed: ${String(err)}\n${cluster.recentLogs()}`);
     }
@@ -126,7 +138,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     await sleep(10_000);
     const leaderCpu = (cpuTicks(pids.get(leader)!) - t0) / 100 / 10;
     const rss = ids.map((id) => rssMiB(pids.get(id)!));
-    const nodes = await unary<{ nodes: { state: number }[] }>(coordinator, "ListNodes", {}, 10_000);
+    const nodes = await retryUnavailable(() => unary<{ nodes: { state: number }[] }>(coordinator, "ListNodes", {}, 10_000));
     const dead = nodes.nodes.filter((n) => n.state !== 1).length;
     const fleetStats = await fleet.stats();
     const follower = ids.find((id) => id !== leader)!;

@@ -20,6 +20,7 @@ import { adminServiceHandlers } from "./admin-service.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
+import { collectGarbageSoon } from "./collect-garbage.js";
 import type { MemberConfig } from "./member-config.js";
 import { MemberServer } from "./member-server.js";
 import { loadDefinition, loadProto, lookup } from "./proto.js";
@@ -30,6 +31,8 @@ export const MAX_STREAMS_PER_CONNECTION = 1_000;
 
 /** Work on the event loop longer than this is logged as a warning: peers' streams stall at 2 s. */
 const SLOW_MS = 500;
+/** A snapshot from which on the previous one is worth collecting at once. */
+const LARGE_SNAPSHOT_BYTES = 16 * 2 ** 20;
 
 /**
  * Warns when the event loop was blocked (a timer fired SLOW_MS or more
@@ -122,7 +125,11 @@ export class Member {
     // Encoding runs in steps between other work, so its time is not a stall
     // (the event-loop watch reports those); memory is logged because a
     // snapshot is when a member holds the most.
-    node.on("snapshot", (taken) => logger.info({ ...taken, ...memoryMiB() }, "snapshot taken"));
+    node.on("snapshot", (taken) => {
+      logger.info({ ...taken, ...memoryMiB() }, "snapshot taken");
+      // The snapshot it replaced, as large, is garbage now.
+      if (taken.bytes >= LARGE_SNAPSHOT_BYTES) collectGarbageSoon();
+    });
     watchEventLoop(logger, () => node.status());
     const memberPkg = loadProto("member.proto");
     const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
