@@ -17,10 +17,10 @@ import { SeededRandom } from "../raft/random.js";
 import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
+import { collectGarbageSoon } from "./collect-garbage.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
-import { collectGarbageSoon } from "./collect-garbage.js";
 import type { MemberConfig } from "./member-config.js";
 import { MemberServer } from "./member-server.js";
 import { loadDefinition, loadProto, lookup } from "./proto.js";
@@ -34,17 +34,17 @@ const SLOW_MS = 500;
 /** A snapshot from which on the previous one is worth collecting at once. */
 const LARGE_SNAPSHOT_BYTES = 16 * 2 ** 20;
 
+function memoryMiB(): { rssMiB: number; heapMiB: number; buffersMiB: number } {
+  const m = process.memoryUsage();
+  return { rssMiB: Math.round(m.rss / 2 ** 20), heapMiB: Math.round(m.heapUsed / 2 ** 20), buffersMiB: Math.round(m.arrayBuffers / 2 ** 20) };
+}
+
 /**
  * Warns when the event loop was blocked (a timer fired SLOW_MS or more
  * late), with the Raft state at that moment: a member blocked for seconds
  * stalls its peers' streams and misses heartbeats, and the log then says
  * when and at which index it happened.
  */
-function memoryMiB(): { rssMiB: number; heapMiB: number; buffersMiB: number } {
-  const m = process.memoryUsage();
-  return { rssMiB: Math.round(m.rss / 2 ** 20), heapMiB: Math.round(m.heapUsed / 2 ** 20), buffersMiB: Math.round(m.arrayBuffers / 2 ** 20) };
-}
-
 function watchEventLoop(logger: Logger, status: () => { applied: number; commit: number; snapshotIndex: number }): void {
   const everyMs = 100;
   let expected = performance.now() + everyMs;

@@ -353,10 +353,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
         this.flushReads();
       }
     } catch (err) {
-      this.stopped = true;
-      clearInterval(this.ticker);
-      if (this.opts.onFatal) this.opts.onFatal(err);
-      else throw err;
+      this.fail(err);
     } finally {
       this.processing = false;
       for (const w of this.idleWaiters.splice(0)) w();
@@ -530,15 +527,19 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     if (this.snapshotInProgress) return;
     this.snapshotInProgress = this.takeSnapshot()
       .catch((err: unknown) => {
-        if (this.stopped) return;
-        this.stopped = true;
-        clearInterval(this.ticker);
-        if (this.opts.onFatal) this.opts.onFatal(err);
-        else throw err;
+        if (!this.stopped) this.fail(err);
       })
       .finally(() => {
         this.snapshotInProgress = undefined;
       });
+  }
+
+  /** A failed write or a broken invariant: the member stops rather than diverge. */
+  private fail(err: unknown): void {
+    this.stopped = true;
+    clearInterval(this.ticker);
+    if (this.opts.onFatal) this.opts.onFatal(err);
+    else throw err;
   }
 
   private async takeSnapshot(): Promise<void> {
