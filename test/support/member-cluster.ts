@@ -252,7 +252,9 @@ export class MemberCluster {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.running().map((id) => this.kill9(id)));
+    // A profiled member writes its profile only when it exits by itself.
+    const profiling = (process.env.CONVENE_MEMBER_NODE_ARGS ?? "").includes("--cpu-prof");
+    await Promise.all(this.running().map((id) => (profiling ? this.terminate(id) : this.kill9(id))));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
