@@ -418,13 +418,20 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   private async handleReady(rd: Ready): Promise<void> {
     const transport = this.opts.transport;
     if (rd.messages.length > 0) transport.send(rd.messages);
-    if (rd.entries.length > 0 || rd.hardState || rd.snapshot) {
-      await this.opts.storage.persist({
-        entries: rd.entries,
-        ...(rd.hardState ? { hardState: rd.hardState } : {}),
-        ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
-      });
-    }
+    const persisted =
+      rd.entries.length > 0 || rd.hardState || rd.snapshot
+        ? this.opts.storage.persist({
+            entries: rd.entries,
+            ...(rd.hardState ? { hardState: rd.hardState } : {}),
+            ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
+          })
+        : undefined;
+    // Committed entries are on a quorum's disks already (a leader counts
+    // itself only once its write is done), so they apply while this
+    // Ready's write is in flight: an answer never waits for the next
+    // batch's write. A snapshot is restored first, so its entries wait.
+    if (!rd.snapshot) for (const e of rd.committedEntries) this.applyEntry(e);
+    await persisted;
     if (rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
     if (rd.snapshot) {
       this.opts.stateMachine.restore(rd.snapshot.data);
@@ -433,8 +440,8 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
       this.snapshotBytes = rd.snapshot.data.length;
       this.bytesSinceSnapshot = 0;
       this.rejectProposalsUpTo(this.applied);
+      for (const e of rd.committedEntries) this.applyEntry(e);
     }
-    for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) {
       const ctx = new TextDecoder().decode(rs.requestCtx);
       const reads = this.readRounds.get(ctx);

@@ -77,6 +77,8 @@ export class SimMember {
   incarnation = 0;
   readonly results = new Map<string, { index: number; result: import("../support/linearizability.js").KvResult }>();
   readStates: { index: number; ctx: string }[] = [];
+  /** A Ready whose disk write is in flight; meanwhile the member receives and ticks, as RaftNode does while it awaits the write. */
+  writing: { rd: Ready; doneAt: number; powerLoss: boolean; delayed: boolean } | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -179,6 +181,7 @@ export class Simulation {
   crash(m: SimMember): void {
     if (m.raw) this.coverage.crashes++;
     m.raw = undefined;
+    m.writing = undefined;
     m.incarnation++;
     // A crashed process's connections close: most peers' transports notice
     // at once and report it (GrpcTransport does when its stream's connection is lost).
@@ -236,9 +239,16 @@ export class Simulation {
     for (let round = 0; round < 10; round++) {
       let any = false;
       for (const m of this.alive()) {
-        if (!m.raw!.hasReady()) continue;
-        any = true;
-        this.handleReady(m, m.raw!.ready());
+        if (m.writing) {
+          if (m.writing.doneAt > this.now) continue;
+          any = true;
+          this.finishReady(m);
+        } else if (m.raw!.hasReady()) {
+          any = true;
+          this.startReady(m, m.raw!.ready());
+        } else {
+          continue;
+        }
         this.noteRole(m);
       }
       if (!any) return;
@@ -253,13 +263,27 @@ export class Simulation {
     }
   }
 
-  private handleReady(m: SimMember, rd: Ready): void {
+  private startReady(m: SimMember, rd: Ready): void {
     // Power loss on a leader right after its disk write: the appends it was
     // sending in parallel never leave the machine, so it alone holds them.
     const powerLoss = this.faultsOn && rd.entries.length > 0 && m.raw!.raft.role === StateRole.Leader && this.rng.chance(0.005 * this.violence);
     if (!powerLoss) this.send(rd.messages);
-    // A crash before the write completes loses the whole Ready.
-    if (this.faultsOn && this.rng.chance(0.002)) return this.crash(m);
+    // As RaftNode does, committed entries apply (and answer their clients)
+    // while the Ready's write is in flight; a snapshot is restored first.
+    if (!rd.snapshot) this.applyCommitted(m, rd);
+    // Some writes take a few ticks, during which acknowledgements arrive.
+    const writes = rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined;
+    const delay = writes && this.rng.chance(0.3) ? 1 + this.rng.intBelow(3) : 0;
+    m.writing = { rd, doneAt: this.now + delay, powerLoss, delayed: delay > 0 };
+    if (delay === 0) this.finishReady(m);
+  }
+
+  private finishReady(m: SimMember): void {
+    const { rd, powerLoss, delayed } = m.writing!;
+    m.writing = undefined;
+    // A crash before the write completes loses the whole Ready; more often
+    // when the write was slow, since others acted on its messages meanwhile.
+    if (this.faultsOn && this.rng.chance(delayed ? 0.05 * this.violence : 0.002)) return this.crash(m);
     if (rd.snapshot) m.disk.applySnapshot(rd.snapshot);
     m.disk.append(rd.entries);
     if (rd.hardState) m.disk.setHardState(rd.hardState);
@@ -278,7 +302,15 @@ export class Simulation {
     if (rd.snapshot) {
       m.kv = KvMachine.restore(rd.snapshot.data);
       m.applied = rd.snapshot.metadata.index;
+      this.applyCommitted(m, rd);
     }
+    for (const rs of rd.readStates) {
+      m.readStates.push({ index: rs.index, ctx: new TextDecoder().decode(rs.requestCtx) });
+    }
+    m.raw!.advance();
+  }
+
+  private applyCommitted(m: SimMember, rd: Ready): void {
     for (const e of rd.committedEntries) {
       if (e.index !== m.applied + 1) this.checker.note(`${m.id} applied ${e.index} right after ${m.applied}`);
       this.checker.noteApplied(m.id, e);
@@ -291,10 +323,6 @@ export class Simulation {
         if (result && cmd.via === m.id) m.results.set(cmd.opId, { index: e.index, result });
       }
     }
-    for (const rs of rd.readStates) {
-      m.readStates.push({ index: rs.index, ctx: new TextDecoder().decode(rs.requestCtx) });
-    }
-    m.raw!.advance();
   }
 
   // ------------------------------------------------------------ clients
@@ -430,6 +458,8 @@ export class Simulation {
   }
 
   compact(m: SimMember): void {
+    // RaftNode snapshots only between Readies: what it applied is on its disk by then.
+    if (m.writing) return;
     const raw = m.raw!;
     // Keep a few entries so followers sometimes catch up by log, sometimes by snapshot.
     const at = m.applied - this.rng.intBelow(3);
