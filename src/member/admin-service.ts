@@ -28,6 +28,7 @@ interface MemberRequest {
 
 export function statusOf(node: RaftNode): Record<string, unknown> {
   const s = node.status();
+  const memory = process.memoryUsage();
   return {
     id: s.id,
     role: s.role,
@@ -40,6 +41,10 @@ export function statusOf(node: RaftNode): Record<string, unknown> {
     snapshot_index: s.snapshotIndex,
     voters: s.confState.voters,
     learners: s.confState.learners,
+    rss_bytes: memory.rss,
+    heap_used_bytes: memory.heapUsed,
+    heap_total_bytes: memory.heapTotal,
+    array_buffers_bytes: memory.arrayBuffers,
   };
 }
 
