@@ -2,7 +2,7 @@
  * Real member processes on 127.0.0.1 for end-to-end tests: start, kill -9,
  * restart, and a gRPC client for their Kv and MemberAdmin services.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,10 @@ export interface MemberStatus {
   snapshot_index: number;
   voters: string[];
   learners: string[];
+  rss_bytes: number;
+  heap_used_bytes: number;
+  heap_total_bytes: number;
+  array_buffers_bytes: number;
 }
 
 type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
@@ -61,6 +65,20 @@ export interface MemberProcessOptions {
   /** How this harness's own Kv and MemberAdmin clients connect (TLS, token); default plaintext. */
   readonly clientCredentials?: grpc.ChannelCredentials;
   readonly clientOptions?: grpc.ClientOptions;
+  /**
+   * Run the compiled build (dist/cli.js, as `npm start` and operators do)
+   * instead of the sources through tsx, whose loader adds about a second to
+   * every start. The caller builds first (`buildOnce()`).
+   */
+  readonly compiled?: boolean;
+}
+
+/** Builds dist/ (tsconfig.build.json) once per process, for clusters of `compiled` members. */
+let built = false;
+export function buildOnce(): void {
+  if (built) return;
+  execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
+  built = true;
 }
 
 export class MemberCluster {
@@ -92,9 +110,7 @@ export class MemberCluster {
     if (this.processes.has(id)) throw new Error(`${id} is already running`);
     const args = [
       ...(this.options.nodeArgs ?? (process.env.CONVENE_MEMBER_NODE_ARGS ? process.env.CONVENE_MEMBER_NODE_ARGS.split(" ") : [])),
-      "--import",
-      "tsx",
-      "src/cli.ts",
+      ...(this.options.compiled ? ["dist/cli.js"] : ["--import", "tsx", "src/cli.ts"]),
       "member",
       "--id",
       id,
@@ -175,16 +191,25 @@ export class MemberCluster {
   kv(id: string): grpc.Client {
     let c = this.kvClients.get(id);
     if (!c) {
-      c = new KvClient(this.addresses.get(id)!, this.options.clientCredentials ?? grpc.credentials.createInsecure(), this.options.clientOptions);
+      c = new KvClient(this.addresses.get(id)!, this.options.clientCredentials ?? grpc.credentials.createInsecure(), this.clientOptions());
       this.kvClients.set(id, c);
     }
     return c;
   }
 
+  /**
+   * A client polling a member that is still starting fails to connect;
+   * grpc-js's default redial backoff (1 s, growing by 1.6) would then add
+   * up to seconds to every wait for a restarted member.
+   */
+  private clientOptions(): grpc.ClientOptions {
+    return { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 200, ...this.options.clientOptions };
+  }
+
   admin(id: string): grpc.Client {
     let c = this.adminClients.get(id);
     if (!c) {
-      c = new AdminClient(this.addresses.get(id)!, this.options.clientCredentials ?? grpc.credentials.createInsecure(), this.options.clientOptions);
+      c = new AdminClient(this.addresses.get(id)!, this.options.clientCredentials ?? grpc.credentials.createInsecure(), this.clientOptions());
       this.adminClients.set(id, c);
     }
     return c;
