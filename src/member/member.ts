@@ -18,6 +18,7 @@ import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
 import { collectGarbageSoon } from "./collect-garbage.js";
+import { limitHeapGrowth } from "./heap-growth.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
@@ -74,6 +75,7 @@ export class Member {
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
     // First: a wrong certificate or tokens file stops the start before the disk is touched.
     const security = loadServerSecurity(config.security, logger);
+    limitHeapGrowth();
     const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
     // The same port serves peers and public clients. Server-side pings every
     // 10 s (answer within 5 s) free a dead peer's stream in seconds without
