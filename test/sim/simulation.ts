@@ -36,6 +36,8 @@ export interface SimOptions {
   /** Steps (ticks) of the faulty phase. */
   readonly steps?: number;
   readonly bugs?: TestingBugs;
+  /** A deliberate bug in the simulated driver: acknowledgements go out before the write they acknowledge is done. */
+  readonly ackBeforeWrite?: boolean;
   /** Force a read mode; by default a quarter of the seeds use the lease. */
   readonly readMode?: ReadOnlyOption;
   readonly faults?: boolean;
@@ -79,6 +81,8 @@ export class SimMember {
   readStates: { index: number; ctx: string }[] = [];
   /** A Ready whose disk write is in flight; meanwhile the member receives and ticks, as RaftNode does while it awaits the write. */
   writing: { rd: Ready; doneAt: number; powerLoss: boolean; delayed: boolean } | undefined;
+  /** The highest commit index this member announced as leader and the simulation checked. */
+  checkedCommit = 0;
 
   constructor(
     readonly id: NodeId,
@@ -182,6 +186,7 @@ export class Simulation {
     if (m.raw) this.coverage.crashes++;
     m.raw = undefined;
     m.writing = undefined;
+    m.checkedCommit = 0;
     m.incarnation++;
     // A crashed process's connections close: most peers' transports notice
     // at once and report it (GrpcTransport does when its stream's connection is lost).
@@ -263,7 +268,31 @@ export class Simulation {
     }
   }
 
+  /**
+   * A leader commits an entry only once a majority of the voters hold it on
+   * disk; it can apply (and answer) before its own write is done, so this
+   * is what makes an acknowledged write survive any minority of crashes.
+   * Checked at each commit a leader announces, against the disks.
+   */
+  private checkCommitIsDurable(m: SimMember, rd: Ready): void {
+    const r = m.raw!.raft;
+    const commit = rd.hardState?.commit ?? 0;
+    if (r.role !== StateRole.Leader || commit <= m.checkedCommit) return;
+    m.checkedCommit = commit;
+    const term = r.log.term(commit);
+    if (term === undefined) return; // compacted: checked when it was committed
+    const holders = r.voters.filter((id) => {
+      const disk = this.members.get(id)?.disk;
+      if (!disk || disk.lastIndex() < commit) return false;
+      return disk.snapshot().metadata.index >= commit || disk.term(commit) === term;
+    });
+    if (holders.length * 2 <= r.voters.length) {
+      this.checker.note(`step ${this.now}: ${m.id} committed ${commit} (term ${term}) held on disk by only ${holders.join(", ") || "none"} of ${r.voters.join(", ")}`);
+    }
+  }
+
   private startReady(m: SimMember, rd: Ready): void {
+    this.checkCommitIsDurable(m, rd);
     // Power loss on a leader right after its disk write: the appends it was
     // sending in parallel never leave the machine, so it alone holds them.
     const powerLoss = this.faultsOn && rd.entries.length > 0 && m.raw!.raft.role === StateRole.Leader && this.rng.chance(0.005 * this.violence);
@@ -271,6 +300,10 @@ export class Simulation {
     // As RaftNode does, committed entries apply (and answer their clients)
     // while the Ready's write is in flight; a snapshot is restored first.
     if (!rd.snapshot) this.applyCommitted(m, rd);
+    if (this.options.ackBeforeWrite) {
+      this.send(rd.messagesAfterPersist);
+      rd = { ...rd, messagesAfterPersist: [] };
+    }
     // Some writes take a few ticks, during which acknowledgements arrive.
     const writes = rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined;
     const delay = writes && this.rng.chance(0.3) ? 1 + this.rng.intBelow(3) : 0;
