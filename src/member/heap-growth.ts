@@ -13,6 +13,10 @@
  * frequent major collections, which mark concurrently. (Go's default,
  * GOGC=100, allows twice the live data.)
  *
+ * Only once the state is large (the member calls this when it takes or
+ * starts from a snapshot of 16 MiB or more): a small heap costs little
+ * memory at V8's default, and limiting it would only add collections.
+ *
  * Set at run time, not on the command line, so a member started any way
  * (`convene member`, `convene start`, a service manager) behaves the same.
  */

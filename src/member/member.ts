@@ -32,7 +32,7 @@ export const MAX_STREAMS_PER_CONNECTION = 1_000;
 
 /** Work on the event loop longer than this is logged as a warning: peers' streams stall at 2 s. */
 const SLOW_MS = 500;
-/** A snapshot from which on the previous one is worth collecting at once. */
+/** A state this large (its snapshot) makes memory worth CPU: the replaced snapshot is collected at once and heap growth limited. */
 const LARGE_SNAPSHOT_BYTES = 16 * 2 ** 20;
 
 function memoryMiB(): { rssMiB: number; heapMiB: number; buffersMiB: number } {
@@ -75,7 +75,6 @@ export class Member {
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
     // First: a wrong certificate or tokens file stops the start before the disk is touched.
     const security = loadServerSecurity(config.security, logger);
-    limitHeapGrowth();
     const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
     // The same port serves peers and public clients. Server-side pings every
     // 10 s (answer within 5 s) free a dead peer's stream in seconds without
@@ -123,14 +122,19 @@ export class Member {
         process.exit(70);
       },
     });
+    // A member restarted with a large state holds it from the start.
+    if (node.status().snapshotBytes >= LARGE_SNAPSHOT_BYTES) limitHeapGrowth();
     node.on("leader", (change) => logger.info(change, "leader changed"));
     // Encoding runs in steps between other work, so its time is not a stall
     // (the event-loop watch reports those); memory is logged because a
     // snapshot is when a member holds the most.
     node.on("snapshot", (taken) => {
       logger.info({ ...taken, ...memoryMiB() }, "snapshot taken");
-      // The snapshot it replaced, as large, is garbage now.
-      if (taken.bytes >= LARGE_SNAPSHOT_BYTES) collectGarbageSoon();
+      if (taken.bytes >= LARGE_SNAPSHOT_BYTES) {
+        limitHeapGrowth();
+        // The snapshot it replaced, as large, is garbage now.
+        collectGarbageSoon();
+      }
     });
     watchEventLoop(logger, () => node.status());
     const memberPkg = loadProto("member.proto");

@@ -301,8 +301,8 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     return this.enqueue(encodeConfChange(cc), EntryType.ConfChange, this.opts.requestTimeoutMs);
   }
 
-  status(): Status & { leaderAddress: string; snapshotIndex: number } {
-    return { ...this.raw.status(), leaderAddress: this.leaderAddress(), snapshotIndex: this.snapshotIndex };
+  status(): Status & { leaderAddress: string; snapshotIndex: number; snapshotBytes: number } {
+    return { ...this.raw.status(), leaderAddress: this.leaderAddress(), snapshotIndex: this.snapshotIndex, snapshotBytes: this.snapshotBytes };
   }
 
   isLeader(): boolean {
