@@ -11,11 +11,12 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { MemberStatus } from "../../src/cli/render.js";
 import { memberEnvironment } from "../../src/member/malloc-env.js";
 import type { MemberNetwork } from "./network.js";
 import { type ChaosOptions, serverName } from "./options.js";
 import { type Child, type ProcessTable, commOf } from "./processes.js";
-import { type MemberStatus, type Rpc } from "./rpc.js";
+import type { Rpc } from "./rpc.js";
 import { type ChaosSecurity, credentialsEnv } from "./security.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

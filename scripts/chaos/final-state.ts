@@ -9,10 +9,11 @@
  * current server that answers for it through every gateway. Whatever still
  * fails when the time is up is reported, one problem per line.
  */
+import type { MemberStatus } from "../../src/cli/render.js";
 import type { ChaosCluster } from "./cluster.js";
 import type { CheckpointReadOp, History, RouteOp, ServeOp } from "./history.js";
 import type { Workload } from "./load.js";
-import type { MemberStatus, NodeInfoMessage, RouteMessage } from "./rpc.js";
+import type { NodeInfoMessage, RouteMessage } from "./rpc.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -12,10 +12,10 @@
  * Exit 1 when ClusterStatus fails, or shows the new member unreachable or without an address.
  */
 import { join } from "node:path";
+import type { MemberStatus } from "../../src/cli/render.js";
 import { runRepro, sleep } from "./repro-harness.js";
 import { runToEnd } from "./processes.js";
 import { replaceMember } from "./replacement.js";
-import { type MemberStatus } from "./rpc.js";
 import { credentialsEnv } from "./security.js";
 
 interface ClusterStatus {

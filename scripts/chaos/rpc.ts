@@ -43,19 +43,6 @@ export class RpcError extends Error {
 
 export const Status = grpc.status;
 
-export interface MemberStatus {
-  id: string;
-  role: string;
-  term: number;
-  leader_id: string;
-  leader_address: string;
-  commit_index: number;
-  applied_index: number;
-  last_index: number;
-  snapshot_index: number;
-  voters: string[];
-  learners: string[];
-}
 
 export interface RouteMessage {
   meeting_id: string;

@@ -176,6 +176,10 @@ export interface MemberStatus {
   snapshot_index: number;
   voters: string[];
   learners: string[];
+  rss_bytes: number;
+  heap_used_bytes: number;
+  heap_total_bytes: number;
+  array_buffers_bytes: number;
 }
 
 /** After a membership change: what happened, then the group as it is now. */

@@ -22,8 +22,8 @@
  */
 import { setFlagsFromString } from "node:v8";
 
-export const HEAP_GROWTH_PERCENT = 50;
+const HEAP_GROWTH_PERCENT = 50;
 
-export function limitHeapGrowth(percent = HEAP_GROWTH_PERCENT): void {
-  setFlagsFromString(`--heap-growing-percent=${percent}`);
+export function limitHeapGrowth(): void {
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWTH_PERCENT}`);
 }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
+import type { MemberStatus } from "../../src/cli/render.js";
 import { memberEnvironment } from "../../src/member/malloc-env.js";
 import { loadProto, lookup } from "../../src/member/proto.js";
 
@@ -16,23 +17,6 @@ const memberPkg = loadProto("member.proto");
 const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
 const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");
 
-export interface MemberStatus {
-  id: string;
-  role: string;
-  term: number;
-  leader_id: string;
-  leader_address: string;
-  commit_index: number;
-  applied_index: number;
-  last_index: number;
-  snapshot_index: number;
-  voters: string[];
-  learners: string[];
-  rss_bytes: number;
-  heap_used_bytes: number;
-  heap_total_bytes: number;
-  array_buffers_bytes: number;
-}
 
 type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
 
@@ -105,11 +89,16 @@ export class MemberCluster {
     return join(this.dir, id);
   }
 
+  /** Flags for node itself: the option, else CONVENE_MEMBER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=DIR"). */
+  private nodeArgs(): readonly string[] {
+    return this.options.nodeArgs ?? (process.env.CONVENE_MEMBER_NODE_ARGS ? process.env.CONVENE_MEMBER_NODE_ARGS.split(" ") : []);
+  }
+
   /** Starts (or restarts) a member; `join` members start without founding a group. */
   start(id: string, opts: { join?: boolean; peers?: readonly string[] } = {}): void {
     if (this.processes.has(id)) throw new Error(`${id} is already running`);
     const args = [
-      ...(this.options.nodeArgs ?? (process.env.CONVENE_MEMBER_NODE_ARGS ? process.env.CONVENE_MEMBER_NODE_ARGS.split(" ") : [])),
+      ...this.nodeArgs(),
       ...(this.options.compiled ? ["dist/cli.js"] : ["--import", "tsx", "src/cli.ts"]),
       "member",
       "--id",
@@ -278,7 +267,7 @@ export class MemberCluster {
 
   async close(): Promise<void> {
     // A profiled member writes its profile only when it exits by itself.
-    const profiling = (process.env.CONVENE_MEMBER_NODE_ARGS ?? "").includes("--cpu-prof");
+    const profiling = this.nodeArgs().includes("--cpu-prof");
     await Promise.all(this.running().map((id) => (profiling ? this.terminate(id) : this.kill9(id))));
     rmSync(this.dir, { recursive: true, force: true });
   }
