@@ -10,12 +10,15 @@
  *     another member of an attempt sent after the kill.
  * 64 calls in flight from `clients` load processes (load-client.ts, one
  * channel per member, the same client code for both), plus a 1-process
- * round for reference. Rounds alternate etcd, convene, etcd, convene... so
- * drift of the machine hits both alike; figures are medians over rounds.
+ * round for reference. Rounds alternate etcd, convene, bare grpc-js, etcd,
+ * ... so drift of the machine hits all alike; figures are medians over
+ * rounds. "bare grpc-js" (steps 1 and 2 only) is a grpc-js server that
+ * answers GetRoute at once: the most calls these clients get through here.
  *
  * Settings (env): COMPARE_ETCD_CLIENTS (2), COMPARE_ETCD_SECONDS per round
  * (6), COMPARE_ETCD_ROUNDS (2), COMPARE_ETCD_TRIALS kill trials per system
- * (3), COMPARE_ETCD_DEADLINE_MS per call (1000). Run standalone with
+ * (3), COMPARE_ETCD_DEADLINE_MS per call (1000), COMPARE_ETCD_STEPS (e.g.
+ * "kill"; "create,read,kill" when unset). Run standalone with
  * `node --import tsx scripts/bench/compare-etcd.ts --clients N`.
  */
 import { readFileSync } from "node:fs";
@@ -29,6 +32,7 @@ import { loadProto, lookup } from "../../src/member/proto.js";
 import { MemberCluster, unary } from "../../test/support/member-cluster.js";
 import { EtcdCluster, ensureEtcd, freeEtcdBasePort } from "./etcd-cluster.js";
 import { type Job, type JobResult, LoadPool, type SystemName } from "./load-client.js";
+import { type NoopServer, startNoopServer } from "./noop-process.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = (): number => performance.timeOrigin + performance.now();
@@ -40,6 +44,8 @@ export interface CompareOptions {
   rounds: number;
   trials: number;
   deadlineMs: number;
+  /** Which steps run: creates, reads (which need the creates), leader kills. */
+  steps: Set<"create" | "read" | "kill">;
 }
 
 export function compareOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): CompareOptions {
@@ -56,12 +62,36 @@ export function compareOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Com
     rounds: Math.floor(num("COMPARE_ETCD_ROUNDS", 2, 1)),
     trials: Math.floor(num("COMPARE_ETCD_TRIALS", 3, 0)),
     deadlineMs: num("COMPARE_ETCD_DEADLINE_MS", 1000, 50),
+    steps: stepsFrom(env.COMPARE_ETCD_STEPS),
   };
 }
 
+const STEPS = ["create", "read", "kill"] as const;
+
+/** COMPARE_ETCD_STEPS, e.g. "kill" to diagnose leader kills alone; every step when unset. */
+function stepsFrom(raw: string | undefined): Set<(typeof STEPS)[number]> {
+  if (raw === undefined || raw.trim() === "") return new Set(STEPS);
+  const steps = raw.split(",").map((s) => s.trim());
+  for (const s of steps) {
+    if (!(STEPS as readonly string[]).includes(s)) throw new Error(`COMPARE_ETCD_STEPS must list steps among ${STEPS.join(", ")}, got ${JSON.stringify(s)}`);
+  }
+  if (steps.includes("read") && !steps.includes("create")) throw new Error(`COMPARE_ETCD_STEPS: "read" reads the routes "create" made, so it needs "create" too`);
+  return new Set(steps as (typeof STEPS)[number][]);
+}
+
+/**
+ * "bare grpc-js" is the ceiling of the stack: a grpc-js server that answers
+ * GetRoute at once (noop-server.ts), called with convene's client code. It
+ * shows how many calls the same clients get through on this machine before
+ * any consensus, write or placement.
+ */
+type SystemLabel = SystemName | "bare grpc-js";
+
 /** What the comparison needs of each system. */
 interface System {
-  readonly name: SystemName;
+  readonly name: SystemLabel;
+  /** Which client code the load processes run against it. */
+  readonly protocol: SystemName;
   readonly addresses: string[];
   leaderIndex(): Promise<number>;
   kill9(i: number): Promise<void>;
@@ -152,6 +182,7 @@ class MeetingServers {
 function etcdSystem(cluster: EtcdCluster): System {
   return {
     name: "etcd",
+    protocol: "etcd",
     addresses: cluster.addresses,
     leaderIndex: () => cluster.waitForLeader(),
     kill9: (i) => cluster.kill9(i),
@@ -166,6 +197,7 @@ function etcdSystem(cluster: EtcdCluster): System {
 function conveneSystem(cluster: MemberCluster, ids: string[]): System {
   return {
     name: "convene",
+    protocol: "convene",
     addresses: ids.map((id) => cluster.addresses.get(id)!),
     leaderIndex: async () => ids.indexOf(await cluster.waitForLeader()),
     kill9: (i) => cluster.kill9(ids[i]!),
@@ -223,6 +255,19 @@ const ratio = (a: number, b: number): number => Number((a / b).toFixed(2));
 /** 64 calls in flight split over `procs` processes. */
 const share = (procs: number, p: number): number => Math.floor(64 / procs) + (p < 64 % procs ? 1 : 0);
 
+function bareSystem(noop: NoopServer): System {
+  const unsupported = (): Promise<void> => Promise.reject(new Error("the bare grpc-js server has no leader to kill"));
+  return {
+    name: "bare grpc-js",
+    protocol: "convene",
+    addresses: [noop.address],
+    leaderIndex: async () => 0,
+    kill9: unsupported,
+    restart: unsupported,
+    pids: () => (noop.child.pid === undefined ? [] : [noop.child.pid]),
+  };
+}
+
 function describe(f: Figures): string {
   const kinds = Object.entries(f.errorKinds).map(([k, v]) => `${v}× ${k}`).join("; ");
   const server = Number.isFinite(f.serverCpu) ? `, server CPU ${fmt(f.serverCpu * 100)}%` : "";
@@ -230,7 +275,8 @@ function describe(f: Figures): string {
 }
 
 export async function benchCompareEtcd(options: CompareOptions = compareOptionsFromEnv()): Promise<Record<string, number | string>> {
-  const { clients, seconds, rounds, trials, deadlineMs } = options;
+  const { clients, seconds, rounds, deadlineMs, steps } = options;
+  const trials = steps.has("kill") ? options.trials : 0;
   const binary = ensureEtcd();
   const out: Record<string, number | string> = {};
   const ids = ["n1", "n2", "n3"];
@@ -238,8 +284,10 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
   let convene: MemberCluster | undefined;
   let servers: MeetingServers | undefined;
   let pool: LoadPool | undefined;
+  let noop: NoopServer | undefined;
   const cleanup = async (): Promise<void> => {
     servers?.close();
+    noop?.close();
     await pool?.close();
     await etcd?.close();
     await convene?.close();
@@ -264,7 +312,10 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
     servers = new MeetingServers(ids.map((id) => convene!.addresses.get(id)!));
     await servers.start();
     await sleep(300);
+    noop = await startNoopServer();
     const systems: System[] = [etcdSystem(etcd), conveneSystem(convene, ids)];
+    // Measured in the same rounds as the two systems, never killed.
+    const measured: System[] = [...systems, bareSystem(noop)];
     out["load average at start"] = loadavg().map((l) => l.toFixed(2)).join(" ");
     out["etcd version"] = (await etcd.memberStatus(etcdLeader)).version;
     out["load processes × in flight"] = `${clients} × ${share(clients, clients - 1)}${64 % clients ? "–" + share(clients, 0) : ""} (64), deadline ${deadlineMs} ms, ${seconds} s rounds after a ${Math.min(2, seconds)} s warm-up`;
@@ -272,14 +323,14 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
     const warmSeconds = Math.min(2, seconds);
     const run = `${Date.now().toString(36)}`;
     let jobNo = 0;
-    const created = new Map<SystemName, string[]>(systems.map((s) => [s.name, []]));
+    const created = new Map<SystemLabel, string[]>(measured.map((s) => [s.name, []]));
     const keep = Math.ceil(20_000 / clients);
     const measure = async (sys: System, op: "create" | "read", procs: number, secs = seconds): Promise<Figures> => {
       const start = await sys.leaderIndex();
       const keys = created.get(sys.name)!;
       const jobs = Array.from({ length: procs }, (_, p): Job => ({
-        system: sys.name, op, addresses: sys.addresses, start, inFlight: share(procs, p), seconds: secs, deadlineMs,
-        prefix: `${sys.name === "etcd" ? "/meetings/" : ""}${run}-${jobNo}-${p}`, readKeys: op === "read" ? keys : [], keep, afterFirstAckMs: 0,
+        system: sys.protocol, op, addresses: sys.addresses, start, inFlight: share(procs, p), seconds: secs, deadlineMs,
+        prefix: `${sys.protocol === "etcd" ? "/meetings/" : ""}${run}-${jobNo}-${p}`, readKeys: op === "read" ? keys : [], keep, afterFirstAckMs: 0,
       }));
       jobNo++;
       const pids = sys.pids();
@@ -292,19 +343,19 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
       return merge(results, serverCpu);
     };
 
-    for (const op of ["create", "read"] as const) {
-      const per = new Map<SystemName, Figures[]>(systems.map((s) => [s.name, []]));
+    for (const op of (["create", "read"] as const).filter((o) => steps.has(o))) {
+      const per = new Map<SystemLabel, Figures[]>(measured.map((s) => [s.name, []]));
       // Warm-up, not reported: JIT of the clients and of convene, first writes of etcd.
-      for (const sys of systems) await measure(sys, op, clients, warmSeconds);
+      for (const sys of measured) await measure(sys, op, clients, warmSeconds);
       for (let r = 1; r <= rounds; r++) {
-        for (const sys of systems) {
+        for (const sys of measured) {
           const f = await measure(sys, op, clients);
           per.get(sys.name)!.push(f);
           out[`${op} r${r} ${sys.name}`] = describe(f);
         }
       }
       for (const sys of systems) out[`${op} 1-process ${sys.name}`] = describe(await measure(sys, op, 1));
-      const [e, c] = [per.get("etcd")!, per.get("convene")!];
+      const [e, c, b] = [per.get("etcd")!, per.get("convene")!, per.get("bare grpc-js")!];
       const m = (fs: Figures[], k: "rate" | "p50" | "p99") => median(fs.map((f) => f[k]));
       out[`${op} etcd /s`] = Math.round(m(e, "rate"));
       out[`${op} convene /s`] = Math.round(m(c, "rate"));
@@ -314,20 +365,24 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
       out[`${op} etcd p99 ms`] = m(e, "p99");
       out[`${op} convene p99 ms`] = m(c, "p99");
       out[`${op} p99 convene/etcd`] = ratio(m(c, "p99"), m(e, "p99"));
+      out[`${op} bare grpc-js /s`] = Math.round(m(b, "rate"));
+      out[`${op} bare grpc-js p99 ms`] = m(b, "p99");
+      out[`${op} rate convene/bare`] = ratio(m(c, "rate"), m(b, "rate"));
+      out[`${op} rate 2× etcd/bare`] = ratio(2 * m(e, "rate"), m(b, "rate"));
       out[`${op} max client CPU`] = `${fmt(Math.max(...[...e, ...c].flatMap((f) => f.cpu)) * 100)}% of a core`;
       const rateMet = m(c, "rate") >= 2 * m(e, "rate") ? "met" : "not met";
       const p99Met = m(c, "p99") <= 0.5 * m(e, "p99") ? "met" : "not met";
       out[`${op} target`] = op === "create" ? `rate ≥ 2.0× etcd (${rateMet}), p99 ≤ 0.5× etcd (${p99Met})` : `rate ≥ 2.0× etcd (${rateMet})`;
     }
 
-    const kills = new Map<SystemName, number[]>(systems.map((s) => [s.name, []]));
+    const kills = new Map<SystemLabel, number[]>(systems.map((s) => [s.name, []]));
     const warmMs = 1500;
     for (let t = 1; t <= trials; t++) {
       for (const sys of systems) {
         const leader = await sys.leaderIndex();
         const jobs = Array.from({ length: clients }, (_, p): Job => ({
-          system: sys.name, op: "create", addresses: sys.addresses, start: leader, inFlight: share(clients, p),
-          seconds: warmMs / 1000 + 15, deadlineMs, prefix: `${sys.name === "etcd" ? "/meetings/" : ""}${run}-kill${t}-${p}`,
+          system: sys.protocol, op: "create", addresses: sys.addresses, start: leader, inFlight: share(clients, p),
+          seconds: warmMs / 1000 + 15, deadlineMs, prefix: `${sys.protocol === "etcd" ? "/meetings/" : ""}${run}-kill${t}-${p}`,
           readKeys: [], keep: 0, afterFirstAckMs: 300,
         }));
         const results = await pool.run(jobs, async () => {

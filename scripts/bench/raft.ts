@@ -7,8 +7,6 @@
  *  3. leader kill -9 → first acknowledged write, from a client that knows
  *     all three addresses, over 10 trials.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { encodeKvCommand } from "../../src/member/kv-state-machine.js";
@@ -17,8 +15,8 @@ import { validateMemberConfig } from "../../src/member/member-config.js";
 import { loadProto, lookup } from "../../src/member/proto.js";
 import { MemberCluster, basePort, unary } from "../../test/support/member-cluster.js";
 import { closedLoop } from "./latency.js";
+import { startNoopServer } from "./noop-process.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const KvClient = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.Kv");
 const VALUE = "x".repeat(100);
@@ -56,15 +54,6 @@ async function grpcLoad(address: string, seconds: number): Promise<{ rate: numbe
   }
 }
 
-async function startNoopServer(): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/bench/noop-server.ts"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve) => child.stdout!.on("data", (b: Buffer) => {
-    const m = /listening (\d+)/.exec(b.toString());
-    if (m) resolve(Number(m[1]));
-  }));
-  return { child, address: `127.0.0.1:${port}` };
-}
-
 export async function throughGrpc(seconds: number): Promise<Record<string, number>> {
   const noop = await startNoopServer();
   const cluster = new MemberCluster(["n1", "n2", "n3"]);
@@ -89,7 +78,7 @@ export async function throughGrpc(seconds: number): Promise<Record<string, numbe
       errors: convene1.errors + convene2.errors,
     };
   } finally {
-    noop.child.kill("SIGTERM");
+    noop.close();
     await cluster.close();
   }
 }
