@@ -347,6 +347,49 @@ describe("a follower told its leader's connection was lost (reportPeerDown)", ()
     expect(h.raft("n2").lead).toBe("n1");
   });
 
+  it("two followers that pre-campaign at once with equal logs do not split the vote: the lower id wins the next term", () => {
+    const h = leaderHarness();
+    const term = h.raft("n1").term;
+    h.crash("n1");
+    // Both lost the leader and their pre-votes cross on the wire: granting
+    // each other, both would campaign for real and split the vote.
+    h.raft("n3").campaign("pre-election");
+    h.raft("n2").campaign("pre-election");
+    h.stabilize();
+    expect(h.raft("n2").role).toBe(StateRole.Leader);
+    expect(h.raft("n2").term).toBe(term + 1);
+    expect(h.raft("n3").role).toBe(StateRole.Follower);
+    expect(h.raft("n3").lead).toBe("n2");
+  });
+
+  it("a pre-candidate whose pre-vote went unanswered asks again within a few ticks, not a whole election timeout", () => {
+    const h = leaderHarness();
+    h.crash("n1");
+    // n2 notices at once; n3, still within its lease, ignores n2's pre-vote.
+    h.raw("n2").reportPeerDown("n1");
+    h.tickUntil(() => h.raft("n2").role === StateRole.PreCandidate, ELECTION_TICK);
+    expect(h.raft("n3").lead).toBe("n1");
+    // n3 notices a little later (its connection broke later, or it was busy).
+    h.raw("n3").reportPeerDown("n1");
+    const ticks = h.tickUntil(() => h.leader() !== undefined, 10 * ELECTION_TICK);
+    expect(ticks).toBeLessThanOrEqual(Math.max(2, Math.ceil(ELECTION_TICK / 6)) + 1);
+    expect(h.leader()).toBe("n2");
+  });
+
+  it("asks again early only for a while after its leader was lost: then every election timeout as before", () => {
+    const h = leaderHarness();
+    h.isolate("n2");
+    h.raw("n2").reportPeerDown("n1");
+    // Cut off, n2 pre-campaigns again and again; after two election timeouts only once per timeout.
+    h.tick("n2", 2 * ELECTION_TICK);
+    const sentBefore = h.sent.filter((m) => m.from === "n2" && m.type === MessageType.PreVote).length;
+    h.tick("n2", 2 * ELECTION_TICK);
+    const asked = h.sent.filter((m) => m.from === "n2" && m.type === MessageType.PreVote).length - sentBefore;
+    // Two peers per round; at most one round per election timeout (randomized in [n, 2n)).
+    expect(asked).toBeLessThanOrEqual(2 * 2);
+    expect(h.raft("n2").term).toBe(h.raft("n1").term);
+  });
+
   it("is ignored without pre-vote, where an early campaign would depose a live leader", () => {
     const h = leaderHarness({ preVote: false });
     h.raw("n2").reportPeerDown("n1");

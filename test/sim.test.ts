@@ -48,7 +48,9 @@ describe("cluster simulation", () => {
       acked += r.acked;
       for (const [k, v] of Object.entries(r.coverage)) totals[k] = (totals[k] ?? 0) + v;
     }
-    expect(acked).toBeGreaterThan(3000);
+    // About 29 acknowledged writes per seed on average (seeds 1–600); how
+    // many exactly moves with any change to election timing.
+    expect(acked).toBeGreaterThan(2500);
     for (const kind of ["crashes", "partitions", "snapshotsSent", "compactions", "transfers", "memberReplacements", "reads", "leaseReads"]) {
       expect(totals[kind], kind).toBeGreaterThan(20);
     }

@@ -70,6 +70,8 @@ export class Raft {
    * that leader may still be serving reads on the strength of it.
    */
   private readonly refuseVotesUntil: number;
+  /** Until this tick, a pre-candidate asks again within a few ticks (see leaderLost). */
+  private eagerPreVoteUntil = 0;
 
   leadTransferee: NodeId = "";
   /** A TimeoutNow went out this term: another member may win without waiting out a lease. */
@@ -196,10 +198,27 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.promotable() && (this.electionElapsed >= this.randomizedElectionTimeout || this.preVoteRetryDue())) {
       this.electionElapsed = 0;
       this.step(message({ type: MessageType.Hup, from: this.id }));
     }
+  }
+
+  /**
+   * A pre-candidate that campaigned because its leader's connection broke
+   * asks again after a few ticks while its pre-vote stays unanswered,
+   * rather than after a whole election timeout. The other follower may not
+   * have noticed the loss yet (its connection broke a little later, or its
+   * process was busy): within its check-quorum lease it ignores a
+   * campaign, and answers one only once it has noticed. A pre-vote changes
+   * no term, so asking again disturbs nobody.
+   */
+  private preVoteRetryDue(): boolean {
+    return (
+      this.role === StateRole.PreCandidate &&
+      this.now < this.eagerPreVoteUntil &&
+      this.electionElapsed >= Math.max(2, Math.ceil(this.config.electionTick / 6))
+    );
   }
 
   private tickHeartbeat(): void {
@@ -323,7 +342,19 @@ export class Raft {
     const upToDate = this.config.bugs?.reverseUpToDateCheck
       ? !this.log.isUpToDate(m.index, m.logTerm) || (m.index === this.log.lastIndex() && m.logTerm === this.log.lastTerm())
       : this.log.isUpToDate(m.index, m.logTerm);
-    if (canVote && upToDate) {
+    // Two followers that lost the same leader often pre-campaign at once
+    // with equal logs. Granting each other, both would go on to campaign
+    // for real, each with its own vote: a split vote, and a whole election
+    // timeout lost. Between two such pre-candidates only the lower id is
+    // granted. Liveness only: a pre-vote decides nothing durable.
+    const yieldsToUs =
+      isPre &&
+      this.role === StateRole.PreCandidate &&
+      m.term === this.term + 1 &&
+      m.index === this.log.lastIndex() &&
+      m.logTerm === this.log.lastTerm() &&
+      m.from > this.id;
+    if (canVote && upToDate && !yieldsToUs) {
       // Granted responses carry the requested term (for a pre-vote, the
       // future term), so the candidate counts them.
       this.send(message({ type: respType, to: m.from, term: m.term }));
@@ -407,6 +438,7 @@ export class Raft {
   private leaderLost(): void {
     if (!this.config.preVote || this.config.readOnlyOption === ReadOnlyOption.LeaseBased) return;
     this.lead = "";
+    this.eagerPreVoteUntil = this.now + 2 * this.config.electionTick;
     const soon = 1 + this.config.random.intBelow(Math.max(1, Math.floor(this.config.electionTick / 2)));
     this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - soon);
   }
