@@ -18,6 +18,7 @@ import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
 import { collectGarbageSoon } from "./collect-garbage.js";
+import { watchEventLoop } from "./event-loop-watch.js";
 import { limitHeapGrowth } from "./heap-growth.js";
 import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
@@ -38,26 +39,6 @@ const LARGE_SNAPSHOT_BYTES = 16 * 2 ** 20;
 function memoryMiB(): { rssMiB: number; heapMiB: number; buffersMiB: number } {
   const m = process.memoryUsage();
   return { rssMiB: Math.round(m.rss / 2 ** 20), heapMiB: Math.round(m.heapUsed / 2 ** 20), buffersMiB: Math.round(m.arrayBuffers / 2 ** 20) };
-}
-
-/**
- * Warns when the event loop was blocked (a timer fired SLOW_MS or more
- * late), with the Raft state at that moment: a member blocked for seconds
- * stalls its peers' streams and misses heartbeats, and the log then says
- * when and at which index it happened.
- */
-function watchEventLoop(logger: Logger, status: () => { applied: number; commit: number; snapshotIndex: number }): void {
-  const everyMs = 100;
-  let expected = performance.now() + everyMs;
-  setInterval(() => {
-    const now = performance.now();
-    const lateMs = Math.round(now - expected);
-    expected = now + everyMs;
-    if (lateMs >= SLOW_MS) {
-      const { applied, commit, snapshotIndex } = status();
-      logger.warn({ blockedMs: lateMs, applied, commit, snapshotIndex }, "event loop was blocked");
-    }
-  }, everyMs).unref();
 }
 
 export class Member {
@@ -136,7 +117,7 @@ export class Member {
         collectGarbageSoon();
       }
     });
-    watchEventLoop(logger, () => node.status());
+    watchEventLoop(logger, () => node.status(), SLOW_MS);
     const memberPkg = loadProto("member.proto");
     const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
     const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");
