@@ -3,7 +3,7 @@
  * restart, and a gRPC client for their Kv and MemberAdmin services.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,14 +27,48 @@ export function unary<T>(client: grpc.Client, method: string, req: unknown, time
   });
 }
 
+/** Lock files of the port blocks this process holds; removed when it exits. */
+const claimedBlocks: string[] = [];
+const PORT_BLOCKS_DIR = join(tmpdir(), "convene-port-blocks");
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /**
- * Picks a base port unlikely to clash between concurrently running test
- * files, below Linux's ephemeral range (32768–60999 by default): a port in
- * it can already be held by one of the many outgoing connections of the
- * other test files (a member failed to start with EADDRINUSE).
+ * A block of 10 ports for one cluster, below Linux's ephemeral range
+ * (32768–60999 by default: a port in it can already be held by one of the
+ * many outgoing connections of the other test files). Each block is
+ * claimed with a lock file, so test files (and benchmarks) running at once
+ * never share one: two clusters on one port would answer each other's
+ * calls, each member in the other's place (seen as a meeting server that
+ * another file had registered, alive where this file had killed it). A
+ * lock whose process is gone is taken over.
  */
 export function basePort(): number {
-  return 20_000 + Math.floor(Math.random() * 1_270) * 10;
+  mkdirSync(PORT_BLOCKS_DIR, { recursive: true });
+  for (let attempt = 0; attempt < 1_000; attempt++) {
+    const block = Math.floor(Math.random() * 1_270);
+    const lock = join(PORT_BLOCKS_DIR, String(block));
+    try {
+      writeFileSync(lock, String(process.pid), { flag: "wx" });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const holder = Number(readFileSync(lock, "utf8"));
+      if (Number.isInteger(holder) && holder > 0 && processAlive(holder)) continue;
+      rmSync(lock, { force: true }); // stale: its process is gone; claim it on a later attempt
+      continue;
+    }
+    if (claimedBlocks.length === 0) process.once("exit", () => claimedBlocks.forEach((f) => rmSync(f, { force: true })));
+    claimedBlocks.push(lock);
+    return 20_000 + block * 10;
+  }
+  throw new Error(`no free block of ports: every lock in ${PORT_BLOCKS_DIR} is held`);
 }
 
 export interface MemberProcessOptions {
