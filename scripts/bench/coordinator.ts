@@ -2,7 +2,10 @@
  * coordinator: GetRoute(create=true) for new meetings, 64 in flight, from
  * one raw grpc-js client in this process, against three coordinator member
  * processes with three registered meeting servers; beside it, the same
- * client against a grpc-js server that does nothing (the stack's ceiling).
+ * client against a grpc-js server that answers at once (noop-server.ts),
+ * half of its time before the cluster starts and half after it stops: the
+ * ceiling of this client and stack on this machine. The client's own CPU
+ * is reported for both.
  *
  * With `tls` (`npm run bench -- coordinator --tls`, or CONVENE_BENCH_TLS=1):
  * certificates and tokens from `convene certs`' library, members serving
@@ -18,11 +21,44 @@ import { type ClientSecurity, PLAINTEXT, channelOptionsWith, clientSecurity, mak
 import { loadProto, lookup } from "../../src/member/proto.js";
 import { MemberCluster, unary } from "../../test/support/member-cluster.js";
 import { closedLoop } from "./latency.js";
+import { type NoopServer, startNoopServer } from "./noop-process.js";
 
 const pkg = loadProto("convene.proto");
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface LoadFigures {
+  rate: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** This process's CPU during the load, in cores: it is the one client. */
+  clientCpu: number;
+}
+
+/** GetRoute(create=true) of new meetings, 64 in flight, from this process. */
+async function createLoad(client: grpc.Client, seconds: number): Promise<LoadFigures> {
+  const run = `${Date.now()}`;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const r = await closedLoop(64, seconds, (_w, seq) => unary(client, "GetRoute", { meeting_id: `m-${run}-${seq}`, create: true, region: "" }, 5000));
+  const cpu = process.cpuUsage(cpu0);
+  const clientCpu = (cpu.user + cpu.system) / 1e3 / (performance.now() - t0);
+  return { rate: Math.round(r.opsPerSecond), p50: r.latencies.ms(50), p99: r.latencies.ms(99), errors: r.errors, clientCpu };
+}
+
+/** The same load against a grpc-js server that answers at once: what this client gets through on this machine. */
+async function ceiling(noop: NoopServer, seconds: number): Promise<LoadFigures> {
+  const client = new CoordinatorClient(noop.address, grpc.credentials.createInsecure());
+  try {
+    return await createLoad(client, seconds);
+  } finally {
+    client.close();
+  }
+}
+
+const cores = (x: number): string => `${Math.round(x * 100)}% of a core`;
 
 export async function benchCoordinator(seconds = 10, options: { tls?: boolean } = {}): Promise<Record<string, number | string>> {
   const ids = ["n1", "n2", "n3"];
@@ -43,6 +79,10 @@ export async function benchCoordinator(seconds = 10, options: { tls?: boolean } 
       : {}),
   });
   const beats: NodeJS.Timeout[] = [];
+  const noop = await startNoopServer();
+  // Half of the ceiling's time before the cluster starts, half after it stops: drift hits both alike.
+  const bare = [await ceiling(noop, seconds / 2)];
+  let convene: LoadFigures;
   try {
     for (const id of ids) cluster.start(id);
     const leader = await cluster.waitForLeader();
@@ -54,21 +94,33 @@ export async function benchCoordinator(seconds = 10, options: { tls?: boolean } 
     }
     await sleep(300);
     const client = makeClient(CoordinatorClient, address, security);
-    const run = `${Date.now()}`;
-    const r = await closedLoop(64, seconds, (_w, seq) => unary(client, "GetRoute", { meeting_id: `m-${run}-${seq}`, create: true, region: "" }, 5000));
+    convene = await createLoad(client, seconds);
     client.close();
     agent.close();
-    return {
-      "creates/s": Math.round(r.opsPerSecond),
-      "p50 ms": r.latencies.ms(50),
-      "p99 ms": r.latencies.ms(99),
-      errors: r.errors,
-      transport: certs ? "TLS + tokens (members and client)" : "plaintext, no tokens",
-      target: "≥ 4,000/s, p99 ≤ 45 ms (2× etcd 3.4.23 here)",
-    };
   } finally {
     for (const b of beats) clearInterval(b);
     await cluster.close();
     if (certs) rmSync(certs, { recursive: true, force: true });
+    if (convene! === undefined) noop.close();
   }
+  try {
+    bare.push(await ceiling(noop, seconds / 2));
+  } finally {
+    noop.close();
+  }
+  const bareRate = Math.round((bare[0]!.rate + bare[1]!.rate) / 2);
+  const bareP99 = Number(((bare[0]!.p99 + bare[1]!.p99) / 2).toFixed(2));
+  return {
+    "creates/s": convene.rate,
+    "p50 ms": convene.p50,
+    "p99 ms": convene.p99,
+    errors: convene.errors,
+    "client CPU": cores(convene.clientCpu),
+    transport: certs ? "TLS + tokens (members and client)" : "plaintext, no tokens",
+    "bare grpc-js creates/s": `${bareRate} (${bare[0]!.rate} before, ${bare[1]!.rate} after), plaintext`,
+    "bare grpc-js p99 ms": bareP99,
+    "bare grpc-js client CPU": cores((bare[0]!.clientCpu + bare[1]!.clientCpu) / 2),
+    "convene/bare": Number((convene.rate / bareRate).toFixed(2)),
+    target: "≥ 4,000/s, p99 ≤ 45 ms (2× etcd 3.4.23 here)",
+  };
 }
