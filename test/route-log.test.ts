@@ -6,7 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { type Command, encodeCommand } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
+import type { StateMachineNotice } from "../src/coordinator/coordinator-state-machine.js";
 import { type RouteBatch, RouteLog } from "../src/coordinator/service/route-log.js";
+import type { CoordinatorQueries } from "../src/coordinator/state.js";
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -26,6 +28,26 @@ function setup(capacity?: number) {
     run({ type: "register", nodeId, address, capacity: 10, region: "", labels: [] });
   const create = (meetingId: string) => run({ type: "createMeeting", meetingId, region: "", requiredLabels: [] });
   return { sm, log, seen, run, register, create, resets: () => resets };
+}
+
+/** A RouteLog fed one single-change notice per index, without a state machine. */
+function direct(capacity: number) {
+  let appliedIndex = 0;
+  const queries = {
+    get appliedIndex() {
+      return appliedIndex;
+    },
+    getRoute: (meetingId: string) => ({ ok: true, route: { meetingId, nodeId: "a", address: "127.0.0.1:9001", epoch: 1 } }),
+    meetingsOf: () => [],
+    listMeetings: () => [],
+  } as unknown as CoordinatorQueries;
+  const log = new RouteLog(() => queries, capacity);
+  const apply = (index: number): void => {
+    appliedIndex = index;
+    const notice = { kind: "applied", outcome: { index, result: { ok: true, type: "createMeeting" }, events: [{ meetingId: `m${index}` }] } };
+    log.onNotice(notice as unknown as StateMachineNotice);
+  };
+  return { log, apply };
 }
 
 describe("RouteLog", () => {
@@ -74,6 +96,28 @@ describe("RouteLog", () => {
     expect(t.log.canResumeFrom(2)).toBe(false);
     expect(t.log.canResumeFrom(4)).toBe(true);
     expect(t.log.since(4).map((b) => b.revision)).toEqual([5, 6, 7]);
+  });
+
+  it("trimmed far past its capacity, keeps exactly the newest changes and resumes from any of them", () => {
+    const { log, apply } = direct(100);
+    for (let i = 1; i <= 5_000; i++) apply(i);
+    expect(log.canResumeFrom(4_899)).toBe(false);
+    expect(log.canResumeFrom(4_900)).toBe(true);
+    expect(log.since(4_900).map((b) => b.revision)).toEqual(Array.from({ length: 100 }, (_, k) => 4_901 + k));
+    expect(log.since(4_990).map((b) => b.revision)).toEqual(Array.from({ length: 10 }, (_, k) => 4_991 + k));
+    expect(log.since(5_000)).toEqual([]);
+  });
+
+  it("once full, an apply costs the same however large the capacity (no copy of the kept changes)", () => {
+    // Copying the kept batches at every apply made 50,000 applies past a
+    // capacity of 100,000 take minutes; without the copy they take milliseconds.
+    const { log, apply } = direct(100_000);
+    for (let i = 1; i <= 100_000; i++) apply(i);
+    const started = performance.now();
+    for (let i = 100_001; i <= 150_000; i++) apply(i);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(log.canResumeFrom(50_000)).toBe(true);
+    expect(log.since(149_998).map((b) => b.revision)).toEqual([149_999, 150_000]);
   });
 
   it("a snapshot install resets its watchers and its resume floor", () => {

@@ -32,7 +32,14 @@ export interface RouteBatch {
 export type RouteListener = (batch: RouteBatch) => void;
 
 export class RouteLog {
-  private batches: RouteBatch[] = [];
+  /**
+   * Kept batches are `batches[head..]`, in revision order. Trimming moves
+   * `head` and drops the trimmed part only now and then: copying the array
+   * at every apply, once full, cost each apply O(capacity) and took creates
+   * from 3,000/s to under 500/s past 50,000 meetings.
+   */
+  private batches: (RouteBatch | undefined)[] = [];
+  private head = 0;
   private kept = 0;
   /** Every change after this revision is in `batches`. */
   private floor: number;
@@ -57,7 +64,15 @@ export class RouteLog {
 
   /** Kept batches after `revision`, oldest first. */
   since(revision: number): RouteBatch[] {
-    return this.batches.filter((b) => b.revision > revision);
+    // The first kept batch after `revision`, by binary search.
+    let lo = this.head;
+    let hi = this.batches.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.batches[mid]!.revision > revision) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.batches.slice(lo) as RouteBatch[];
   }
 
   /** The whole table now, as changes. */
@@ -80,6 +95,7 @@ export class RouteLog {
   onNotice(notice: StateMachineNotice): void {
     if (notice.kind === "restored") {
       this.batches = [];
+      this.head = 0;
       this.kept = 0;
       this.floor = notice.appliedIndex;
       for (const reset of [...this.resetListeners]) reset();
@@ -110,12 +126,17 @@ export class RouteLog {
   }
 
   private trim(): void {
-    let drop = 0;
-    while (this.kept > this.capacity && drop < this.batches.length - 1) {
-      this.kept -= this.batches[drop]!.changes.length;
-      this.floor = this.batches[drop]!.revision;
-      drop++;
+    while (this.kept > this.capacity && this.head < this.batches.length - 1) {
+      const oldest = this.batches[this.head]!;
+      this.kept -= oldest.changes.length;
+      this.floor = oldest.revision;
+      this.batches[this.head] = undefined; // its changes may be collected now
+      this.head++;
     }
-    if (drop > 0) this.batches = this.batches.slice(drop);
+    // Amortized O(1): the copy happens once the dropped part is half the array.
+    if (this.head >= 1024 && this.head * 2 >= this.batches.length) {
+      this.batches = this.batches.slice(this.head);
+      this.head = 0;
+    }
   }
 }
