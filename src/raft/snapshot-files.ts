@@ -12,7 +12,7 @@
  * no reference points at (a crash between the two writes, or snapshots the
  * next one replaced) are deleted at open and after each new snapshot.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -52,7 +52,7 @@ export class SnapshotFiles {
         await handle.close();
       }
       await rename(tmp, join(this.dir, file));
-      this.syncDir();
+      await this.syncDir();
     } catch (err) {
       this.held.delete(file);
       throw err;
@@ -94,13 +94,14 @@ export class SnapshotFiles {
     }
   }
 
-  private syncDir(): void {
-    // The rename is durable only once the directory entry is.
-    const fd = openSync(this.dir, "r");
+  private async syncDir(): Promise<void> {
+    // The rename is durable only once the directory entry is. Off the
+    // event loop: on a busy disk an fsync can take tens of milliseconds.
+    const handle = await open(this.dir, "r");
     try {
-      fsyncSync(fd);
+      await handle.sync();
     } finally {
-      closeSync(fd);
+      await handle.close();
     }
   }
 }
