@@ -60,6 +60,30 @@ async function ceiling(noop: NoopServer, seconds: number): Promise<LoadFigures> 
 
 const cores = (x: number): string => `${Math.round(x * 100)}% of a core`;
 
+/** Three meeting servers registered and heartbeating, then the create load against the leader; the cluster is closed after. */
+async function clusterLoad(cluster: MemberCluster, security: ClientSecurity, seconds: number): Promise<LoadFigures> {
+  const beats: NodeJS.Timeout[] = [];
+  try {
+    for (const id of cluster.addresses.keys()) cluster.start(id);
+    const leader = await cluster.waitForLeader();
+    const address = cluster.addresses.get(leader)!;
+    const agent = makeClient(NodeAgentClient, address, security);
+    for (let i = 0; i < 3; i++) {
+      const r = await unary<{ generation: number }>(agent, "Register", { node_id: `m${i}`, address: `127.0.0.1:${9300 + i}`, capacity: 1_000_000, region: "", labels: {} });
+      beats.push(setInterval(() => unary(agent, "Heartbeat", { node_id: `m${i}`, generation: r.generation }).catch(() => undefined), 500));
+    }
+    await sleep(300);
+    const client = makeClient(CoordinatorClient, address, security);
+    const figures = await createLoad(client, seconds);
+    client.close();
+    agent.close();
+    return figures;
+  } finally {
+    for (const b of beats) clearInterval(b);
+    await cluster.close();
+  }
+}
+
 export async function benchCoordinator(seconds = 10, options: { tls?: boolean } = {}): Promise<Record<string, number | string>> {
   const ids = ["n1", "n2", "n3"];
   const certs = options.tls ? mkdtempSync(join(tmpdir(), "convene-bench-certs-")) : undefined;
@@ -78,49 +102,29 @@ export async function benchCoordinator(seconds = 10, options: { tls?: boolean } 
         }
       : {}),
   });
-  const beats: NodeJS.Timeout[] = [];
-  const noop = await startNoopServer();
-  // Half of the ceiling's time before the cluster starts, half after it stops: drift hits both alike.
-  const bare = [await ceiling(noop, seconds / 2)];
-  let convene: LoadFigures;
+  let noop: NoopServer | undefined;
   try {
-    for (const id of ids) cluster.start(id);
-    const leader = await cluster.waitForLeader();
-    const address = cluster.addresses.get(leader)!;
-    const agent = makeClient(NodeAgentClient, address, security);
-    for (let i = 0; i < 3; i++) {
-      const r = await unary<{ generation: number }>(agent, "Register", { node_id: `m${i}`, address: `127.0.0.1:${9300 + i}`, capacity: 1_000_000, region: "", labels: {} });
-      beats.push(setInterval(() => unary(agent, "Heartbeat", { node_id: `m${i}`, generation: r.generation }).catch(() => undefined), 500));
-    }
-    await sleep(300);
-    const client = makeClient(CoordinatorClient, address, security);
-    convene = await createLoad(client, seconds);
-    client.close();
-    agent.close();
+    noop = await startNoopServer();
+    // Half of the ceiling's time before the cluster starts, half after it stops: drift hits both alike.
+    const before = await ceiling(noop, seconds / 2);
+    const convene = await clusterLoad(cluster, security, seconds);
+    const after = await ceiling(noop, seconds / 2);
+    const bareRate = Math.round((before.rate + after.rate) / 2);
+    return {
+      "creates/s": convene.rate,
+      "p50 ms": convene.p50,
+      "p99 ms": convene.p99,
+      errors: convene.errors,
+      "client CPU": cores(convene.clientCpu),
+      transport: certs ? "TLS + tokens (members and client)" : "plaintext, no tokens",
+      "bare grpc-js creates/s": `${bareRate} (${before.rate} before, ${after.rate} after), plaintext`,
+      "bare grpc-js p99 ms": Number(((before.p99 + after.p99) / 2).toFixed(2)),
+      "bare grpc-js client CPU": cores((before.clientCpu + after.clientCpu) / 2),
+      "convene/bare": Number((convene.rate / bareRate).toFixed(2)),
+      target: "≥ 4,000/s, p99 ≤ 45 ms (2× etcd 3.4.23 here)",
+    };
   } finally {
-    for (const b of beats) clearInterval(b);
-    await cluster.close();
+    noop?.close();
     if (certs) rmSync(certs, { recursive: true, force: true });
-    if (convene! === undefined) noop.close();
   }
-  try {
-    bare.push(await ceiling(noop, seconds / 2));
-  } finally {
-    noop.close();
-  }
-  const bareRate = Math.round((bare[0]!.rate + bare[1]!.rate) / 2);
-  const bareP99 = Number(((bare[0]!.p99 + bare[1]!.p99) / 2).toFixed(2));
-  return {
-    "creates/s": convene.rate,
-    "p50 ms": convene.p50,
-    "p99 ms": convene.p99,
-    errors: convene.errors,
-    "client CPU": cores(convene.clientCpu),
-    transport: certs ? "TLS + tokens (members and client)" : "plaintext, no tokens",
-    "bare grpc-js creates/s": `${bareRate} (${bare[0]!.rate} before, ${bare[1]!.rate} after), plaintext`,
-    "bare grpc-js p99 ms": bareP99,
-    "bare grpc-js client CPU": cores((bare[0]!.clientCpu + bare[1]!.clientCpu) / 2),
-    "convene/bare": Number((convene.rate / bareRate).toFixed(2)),
-    target: "≥ 4,000/s, p99 ≤ 45 ms (2× etcd 3.4.23 here)",
-  };
 }

@@ -1,4 +1,4 @@
-/** Starts noop-server.ts as a child process: the stack's ceiling for the raft and compare-etcd benchmarks. */
+/** Starts noop-server.ts as a child process: the stack's ceiling for the raft, coordinator and compare-etcd benchmarks. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 

@@ -32,7 +32,7 @@ export function watchEventLoop(logger: Pick<Logger, "warn">, status: () => LoopW
     const now = performance.now();
     const lateMs = Math.round(now - expected);
     expected = now + everyMs;
-    const cpuNow = process.cpuUsage(cpu);
+    const cpuBefore = cpu;
     cpu = process.cpuUsage();
     if (lateMs >= slowMs) {
       const { applied, commit, snapshotIndex } = status();
@@ -43,7 +43,7 @@ export function watchEventLoop(logger: Pick<Logger, "warn">, status: () => LoopW
           // snapshot writer count too. Far less than blockedMs means the
           // process was waiting (descheduled by a busy host, or in a
           // blocking system call), not computing.
-          cpuMs: Math.round((cpuNow.user + cpuNow.system) / 1000),
+          cpuMs: Math.round((cpu.user - cpuBefore.user + cpu.system - cpuBefore.system) / 1000),
           gcMs: Math.round(gcMs - gcMsBefore),
           applied,
           commit,

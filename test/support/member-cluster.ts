@@ -17,7 +17,6 @@ const memberPkg = loadProto("member.proto");
 const KvClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.Kv");
 const AdminClient = lookup<grpc.ServiceClientConstructor>(memberPkg, "convene.member.v1.MemberAdmin");
 
-
 type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
 
 export function unary<T>(client: grpc.Client, method: string, req: unknown, timeoutMs = 3000): Promise<T> {
@@ -46,9 +45,10 @@ function processAlive(pid: number): boolean {
  * many outgoing connections of the other test files). Each block is
  * claimed with a lock file, so test files (and benchmarks) running at once
  * never share one: two clusters on one port would answer each other's
- * calls, each member in the other's place (seen as a meeting server that
- * another file had registered, alive where this file had killed it). A
- * lock whose process is gone is taken over.
+ * calls, each member in the other's place (the likely cause of a test
+ * that once saw a meeting server alive where it had killed it: another
+ * file registers the same node ids). A lock whose process is gone is
+ * taken over.
  */
 export function basePort(): number {
   mkdirSync(PORT_BLOCKS_DIR, { recursive: true });
