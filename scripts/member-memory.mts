@@ -1,4 +1,4 @@
-// One member (RaftNode + LevelStorage + the coordinator state machine, no peers) holding 1,000 nodes and
+// One member (RaftDriver + LevelStorage + the coordinator state machine, no peers) holding 1,000 nodes and
 // 100,000 meetings with 1 KiB checkpoints; prints its memory. `node --expose-gc --import tsx scripts/member-memory.mts`
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,15 +7,15 @@ import { randomBytes } from "node:crypto";
 import { encodeCommand, type Command } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
 import { defaultConfig } from "../src/raft/config.js";
-import { LevelStorage } from "../src/raft/level-storage.js";
-import { MemoryHub, MemoryTransport } from "../src/raft/memory-transport.js";
-import { RaftNode } from "../src/raft/node.js";
+import { LevelStorage } from "../src/raft-runtime/level-storage.js";
+import { MemoryHub, MemoryTransport } from "../src/raft-runtime/memory-transport.js";
+import { RaftDriver } from "../src/raft-runtime/driver.js";
 import { SeededRandom } from "../src/raft/random.js";
 const mb = () => { const m = process.memoryUsage(); return `rss ${(m.rss/2**20)|0} heap ${(m.heapUsed/2**20)|0}/${(m.heapTotal/2**20)|0} ext ${(m.external/2**20)|0} ab ${(m.arrayBuffers/2**20)|0}`; };
 const dir = mkdtempSync(join(tmpdir(), "memnode-"));
 const storage = await LevelStorage.open(dir, { bootstrapVoters: ["n1"] });
 const sm = new CoordinatorStateMachine();
-const node = await RaftNode.start({
+const node = await RaftDriver.start({
   config: { ...defaultConfig("n1", new SeededRandom(1)), electionTick: 10, heartbeatTick: 1 }, tickMs: 10, storage,
   transport: new MemoryTransport({ selfId: "n1", hub: new MemoryHub(), peers: [] }), stateMachine: sm,
   peers: new Map([["n1", "x:1"]]), snapshotEvery: 10000, requestTimeoutMs: 30000,

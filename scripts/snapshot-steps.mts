@@ -2,7 +2,7 @@
  * How long each synchronous step of a coordinator snapshot holds the event
  * loop: a state of N meetings (default 60,000) on three nodes, plus a 64-byte
  * checkpoint for every other meeting, encoded three times with
- * `snapshotInSteps`. `npx tsx scripts/snapshot-steps.mts [meetings]`
+ * `snapshotSteps`. `npx tsx scripts/snapshot-steps.mts [meetings]`
  */
 import { type Command, encodeCommand } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
@@ -21,20 +21,19 @@ for (let m = 0; m < meetings; m += 2) {
   apply({ type: "saveCheckpoint", nodeId, generation: sm.queries.getNode(nodeId)!.generation, meetingId: `meeting-${m}`, epoch, sequence: 1, state });
 }
 
-// Each step ends where snapshotInSteps yields to the event loop (setImmediate).
-const realSetImmediate = globalThis.setImmediate;
+// Each step is what the driver runs between two yields to the event loop.
 for (let run = 1; run <= 3; run++) {
   const steps: number[] = [];
-  let stepStarted = performance.now();
-  globalThis.setImmediate = ((callback: () => void) => {
+  const encoding = sm.snapshotSteps();
+  let bytes: Uint8Array;
+  for (;;) {
+    const stepStarted = performance.now();
+    const step = encoding.next();
     steps.push(performance.now() - stepStarted);
-    return realSetImmediate(() => {
-      stepStarted = performance.now();
-      callback();
-    });
-  }) as typeof setImmediate;
-  const bytes = await sm.snapshotInSteps();
-  steps.push(performance.now() - stepStarted);
-  globalThis.setImmediate = realSetImmediate;
+    if (step.done) {
+      bytes = step.value;
+      break;
+    }
+  }
   console.log(`run ${run}: ${meetings} meetings, ${bytes.length} bytes, ${steps.length} steps, longest ${Math.max(...steps).toFixed(1)} ms, total ${steps.reduce((a, b) => a + b, 0).toFixed(1)} ms`);
 }

@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadProto, lookup } from "../src/member/proto.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 
 const pkg = loadProto("convene.proto");

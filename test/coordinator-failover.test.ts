@@ -6,7 +6,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadProto, lookup } from "../src/member/proto.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
 import { NodeAgent } from "../src/node-agent/index.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 

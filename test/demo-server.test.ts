@@ -30,7 +30,7 @@ import {
 import { escapeHtml, renderMeetingPage, scriptJson } from "../src/demo-server/meeting-page.js";
 import { parseMeetingPath } from "../src/demo-server/meeting-path.js";
 import { PAGE_SCRIPT } from "../src/demo-server/page-script.js";
-import { loadProto, lookup } from "../src/member/proto.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
 import { FakeCoordinator } from "./support/fake-coordinator.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 
@@ -47,7 +47,6 @@ async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, t
 
 /** A test's WebSocket client: collects server messages, waits for one by type. */
 class WsClient {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly inbox: any[] = [];
   private readonly wakers = new Set<() => void>();
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -76,7 +75,6 @@ class WsClient {
   }
 
   /** Removes and returns the first message of `type` (matching `pred`), waiting up to `timeoutMs`. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async next(type: string, pred: (m: any) => boolean = () => true, timeoutMs = 5000): Promise<any> {
     const until = Date.now() + timeoutMs;
     for (;;) {

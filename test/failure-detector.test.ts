@@ -4,7 +4,7 @@
  * was paused is not.
  */
 import { describe, expect, it } from "vitest";
-import type { CoordinatorNode } from "../src/coordinator/service/coordinator-node.js";
+import type { CoordinatorReplica } from "../src/coordinator/service/coordinator-replica.js";
 import { FailureDetector } from "../src/coordinator/service/failure-detector.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,7 +19,7 @@ function stub(liveness: Record<string, "ALIVE" | "SUSPECT" | "DEAD">) {
       liveness[p.nodeId] = p.liveness;
       return {};
     },
-  } as unknown as CoordinatorNode;
+  } as unknown as CoordinatorReplica;
   return { coordinator, proposals };
 }
 

@@ -22,7 +22,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { loadProto, lookup } from "../src/member/proto.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
 import { CliProcess } from "./support/cli-process.js";
 import { AuditWatcher, type StateDigest, digestDiff, stateDigest } from "./support/cluster-digest.js";
 import { FuzzLedger, drawPatiently, freeBasePort, fuzzSeed, processAlive, runPool } from "./support/fuzz-run.js";

@@ -27,7 +27,7 @@ import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_GRPC_MESSAGE_BYTES } from "../src/member/member.js";
-import { loadProto, lookup } from "../src/member/proto.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
 import { AuditWatcher, type StateDigest, digestDiff, memberRouteTable, stateDigest } from "./support/cluster-digest.js";
 import { FakeMeetingNodes } from "./support/fake-meeting-node.js";
 import { type FuzzWorld, type GrpcCase, type Verdict, classify, rawFrames, typedRequests } from "./support/grpc-fuzz-cases.js";

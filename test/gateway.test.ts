@@ -20,7 +20,7 @@ import type { CoordinatorClient as GatewayCoordinatorClient } from "../src/gatew
 import { GatewayMetrics } from "../src/gateway/metrics.js";
 import { FEED_SILENCE_MS, RouteFeed } from "../src/gateway/route-feed.js";
 import { EventEmitter } from "node:events";
-import { loadProto, lookup } from "../src/member/proto.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 
 const pkg = loadProto("convene.proto");

@@ -11,10 +11,10 @@ import * as protoLoader from "@grpc/proto-loader";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { afterEach, describe, expect, it } from "vitest";
-import { GrpcTransport, peerServerOptions, type GrpcTransportOptions, type TransportLogger } from "../src/raft/grpc-transport.js";
+import { GrpcTransport, peerServerOptions, type GrpcTransportOptions, type TransportLogger } from "../src/raft-runtime/grpc-transport.js";
 import {
   BATCH_OVERHEAD_BOUND, MessageDecodeError, SnapshotAssembler, decodeMessages, encodeMessages, encodedSizeBound, splitSnapMessage,
-} from "../src/raft/message-codec.js";
+} from "../src/raft-runtime/message-codec.js";
 import { EntryType, MessageType, message, type Message, type NodeId } from "../src/raft/types.js";
 import { Recorder } from "./support/transport-recorder.js";
 
@@ -411,7 +411,7 @@ describe("GrpcTransport", () => {
   it("close() leaves nothing open: a process that used the transport exits by itself", async () => {
     const script = `
       const grpc = await import("@grpc/grpc-js");
-      const { GrpcTransport, peerServerOptions } = await import(${JSON.stringify(new URL("../src/raft/grpc-transport.ts", import.meta.url).href)});
+      const { GrpcTransport, peerServerOptions } = await import(${JSON.stringify(new URL("../src/raft-runtime/grpc-transport.ts", import.meta.url).href)});
       const { MessageType, message } = await import(${JSON.stringify(new URL("../src/raft/types.ts", import.meta.url).href)});
       const ids = ["n1", "n2"];
       const servers = ids.map(() => new grpc.Server(peerServerOptions()));

@@ -1,6 +1,6 @@
 /** MemoryTransport against the Transport contract (transport.ts): order, unreachable peers, snapshot status, partitions. */
 import { afterEach, describe, expect, it } from "vitest";
-import { MemoryHub, MemoryTransport } from "../src/raft/memory-transport.js";
+import { MemoryHub, MemoryTransport } from "../src/raft-runtime/memory-transport.js";
 import { EntryType, MessageType, message, type Message, type NodeId } from "../src/raft/types.js";
 import { Recorder } from "./support/transport-recorder.js";
 

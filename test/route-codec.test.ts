@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type * as grpc from "@grpc/grpc-js";
 import { encodeListMeetingsResponse, encodeRoute, withRouteEncoders } from "../src/coordinator/service/route-codec.js";
-import { loadProto, lookup } from "../src/member/proto.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
 
 const service = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator").service;
 const decodeRoute = (b: Buffer) => service["GetRoute"]!.responseDeserialize(b) as unknown;

@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { validateGatewayConfig } from "../src/gateway/index.js";
 import { validateMemberConfig } from "../src/member/member-config.js";
-import { loadDefinition } from "../src/member/proto.js";
+import { loadDefinition } from "../src/wire/proto.js";
 import { AgentConfigError, AgentSidecar, parseSidecarArgs, validateAgentConfig } from "../src/node-agent/index.js";
 import { accessRule, authorizeCall, checkRequest, ruledMethods } from "../src/security/authorization.js";
 import { validateClientSecurity } from "../src/security/client-security.js";

@@ -28,7 +28,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import * as hdr from "hdr-histogram-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { MemberCluster, unary } from "../../test/support/member-cluster.js";
 import { EtcdCluster, ensureEtcd, freeEtcdBasePort } from "./etcd-cluster.js";
 import { type Job, type JobResult, LoadPool, type SystemName } from "./load-client.js";

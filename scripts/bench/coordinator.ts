@@ -18,7 +18,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { writeCerts } from "../../src/security/certs.js";
 import { type ClientSecurity, PLAINTEXT, channelOptionsWith, clientSecurity, makeClient } from "../../src/security/client-security.js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { MemberCluster, unary } from "../../test/support/member-cluster.js";
 import { closedLoop } from "./latency.js";
 import { type NoopServer, startNoopServer } from "./noop-process.js";

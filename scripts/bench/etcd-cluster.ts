@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { protoLoaderOptions } from "../../src/member/proto.js";
+import { protoLoaderOptions } from "../../src/wire/proto.js";
 
 /**
  * The messages and services of etcd's api/etcdserverpb/rpc.proto and

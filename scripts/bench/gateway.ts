@@ -27,7 +27,7 @@ import * as grpc from "@grpc/grpc-js";
 import autocannon from "autocannon";
 import Fastify from "fastify";
 import { startGateway, validateGatewayConfig } from "../../src/gateway/index.js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { MemberCluster, unary } from "../../test/support/member-cluster.js";
 import { closedLoop } from "./latency.js";
 

@@ -11,7 +11,7 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { unary } from "../../test/support/member-cluster.js";
 
 const { values } = parseArgs({ options: { coordinators: { type: "string" }, nodes: { type: "string" }, capacity: { type: "string" } } });

@@ -24,7 +24,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as hdr from "hdr-histogram-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { loadEtcdProto } from "./etcd-cluster.js";
 
 export type SystemName = "etcd" | "convene";

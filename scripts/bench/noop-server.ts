@@ -5,7 +5,7 @@
  * with one fixed route, as a create would. Prints "listening PORT".
  */
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
 const answer = (res: unknown): Unary => (_call, cb) => cb(null, res);

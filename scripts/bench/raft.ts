@@ -12,7 +12,7 @@ import { pino } from "pino";
 import { encodeKvCommand } from "../../src/member/kv-state-machine.js";
 import { Member } from "../../src/member/member.js";
 import { validateMemberConfig } from "../../src/member/member-config.js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { MemberCluster, basePort, unary } from "../../test/support/member-cluster.js";
 import { closedLoop } from "./latency.js";
 import { startNoopServer } from "./noop-process.js";

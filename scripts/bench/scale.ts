@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { MemberCluster, buildOnce, unary } from "../../test/support/member-cluster.js";
 
 /** Runs op(i) for i in [0, total) with `concurrency` in flight; returns the failures. */

@@ -7,7 +7,7 @@
  * as RpcError with the gRPC status.
  */
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { type ClientSecurity, makeClient } from "../../src/security/client-security.js";
 
 export type Service = "Coordinator" | "MemberAdmin" | "NodeAgent";

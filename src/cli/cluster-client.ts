@@ -12,7 +12,7 @@
  * idempotent writes (route, drain); `end` may then answer NOT_FOUND.
  */
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../member/proto.js";
+import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { CallError } from "./errors.js";
 

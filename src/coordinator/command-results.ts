@@ -1,7 +1,7 @@
 /**
  * What applying a command returns: a result (success or a failure as
  * data, never an exception, so every member's apply returns the same) and
- * the assignment events it produced. On the leader the RaftNode hands the
+ * the assignment events it produced. On the leader the RaftDriver hands the
  * outcome to the proposer; on every member the state machine also hands it
  * to its subscribers (the watch streams).
  */

@@ -1,12 +1,12 @@
 /**
- * The coordinator's replicated state machine: what every member's RaftNode
- * drives. The RaftNode calls `apply(entry.data, entry.index)` for each
+ * The coordinator's replicated state machine: what every member's RaftDriver
+ * drives. The RaftDriver calls `apply(entry.data, entry.index)` for each
  * committed command in log order (after `restore` of the latest snapshot
  * at start), `snapshot()` when it compacts, and `restore()` when a leader
  * sends a snapshot.
  *
  * `apply` decodes, dispatches to apply-command.ts, and returns an
- * ApplyOutcome (result + assignment events) that the RaftNode resolves the
+ * ApplyOutcome (result + assignment events) that the RaftDriver resolves the
  * proposer's promise with. Bytes that do not decode to a valid command get
  * an INVALID_ARGUMENT result and change nothing but the audit log. It
  * throws only on a broken invariant (e.g. an index applied twice): a member
@@ -17,13 +17,13 @@
  * not only the proposer: each feeds its own watch streams) and after each
  * restore (watchers must then resynchronise from `meetingsOf`).
  */
-import type { StateMachine } from "../raft/state-machine.js";
+import type { StateMachine } from "../raft-runtime/state-machine.js";
 import { applyCommand } from "./apply-command.js";
 import type { ApplyOutcome } from "./command-results.js";
 import { type Command, decodeCommand } from "./commands.js";
 import { BrokenInvariantError, InvalidArgumentError, failureOf } from "./errors.js";
 import { type CoordinatorStateConfig, defaultStateConfig, validateStateConfig } from "./state-config.js";
-import { decodeState, encodeState, encodeStateYielding } from "./state-snapshot.js";
+import { decodeState, encodeState, encodeSteps } from "./state-snapshot.js";
 import { type CoordinatorQueries, CoordinatorState } from "./state.js";
 
 export type StateMachineNotice = { readonly kind: "applied"; readonly outcome: ApplyOutcome } | { readonly kind: "restored"; readonly appliedIndex: number };
@@ -70,8 +70,8 @@ export class CoordinatorStateMachine implements StateMachine {
     return encodeState(this.state);
   }
 
-  snapshotInSteps(): Promise<Uint8Array> {
-    return encodeStateYielding(this.state);
+  snapshotSteps(): Generator<void, Uint8Array, void> {
+    return encodeSteps(this.state);
   }
 
   restore(data: Uint8Array): void {

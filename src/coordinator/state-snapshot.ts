@@ -66,28 +66,16 @@ export function encodeState(state: CoordinatorState): Uint8Array {
 }
 
 /**
- * The same bytes without blocking the event loop for the whole encoding
- * (over a second for 100 MB of checkpoints on a loaded member, longer than
- * an election timeout): the state is captured as of this call, then
- * encoded in steps of bounded work while apply goes on between them.
- */
-export async function encodeStateYielding(state: CoordinatorState): Promise<Uint8Array> {
-  const steps = encodeSteps(state);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
-
-/**
- * The encoding as steps. The first step captures everything that apply
+ * The encoding as steps of bounded work, so a large state (over a second
+ * for 100 MB of checkpoints on a loaded member, longer than an election
+ * timeout) does not block the event loop: the driver yields between them.
+ * The first step captures everything that apply
  * mutates in place (nodes, meetings, audit) and the list of checkpoint
  * records, which apply never mutates but replaces; later steps only read
  * those captured records, so commands applied between steps change nothing
  * in the output.
  */
-function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Array, void> {
+export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Array, void> {
   const body: SnapshotBody = {
     v: SNAPSHOT_VERSION,
     clockMs: state.clockMs,

@@ -17,8 +17,8 @@
  * channel and makes pending and later calls reject.
  */
 import * as grpc from "@grpc/grpc-js";
-import { MemberCursor } from "../member/member-cursor.js";
-import { loadProto, lookup } from "../member/proto.js";
+import { MemberCursor } from "../wire/member-cursor.js";
+import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { CoordinatorCallError, toCallError } from "./errors.js";
 

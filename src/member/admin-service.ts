@@ -5,7 +5,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { AuditEntry } from "../coordinator/model.js";
 import { NotLeaderError } from "../raft/errors.js";
-import type { RaftNode } from "../raft/node.js";
+import type { RaftDriver } from "../raft-runtime/driver.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 
@@ -26,7 +26,7 @@ interface MemberRequest {
   address: string;
 }
 
-export function statusOf(node: RaftNode): Record<string, unknown> {
+export function statusOf(node: RaftDriver): Record<string, unknown> {
   const s = node.status();
   const memory = process.memoryUsage();
   return {
@@ -55,7 +55,7 @@ export type ConnectionSink = (nodeId: string, generation: number, connected: boo
 export type AuditSource = (limit: number) => Promise<readonly AuditEntry[]>;
 
 export function adminServiceHandlers(
-  node: RaftNode,
+  node: RaftDriver,
   forwarder: LeaderForwarder,
   onNodeConnection?: ConnectionSink,
   auditLog?: AuditSource,

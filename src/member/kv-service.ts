@@ -5,7 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError } from "../raft/errors.js";
-import type { RaftNode } from "../raft/node.js";
+import type { RaftDriver } from "../raft-runtime/driver.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
 import { type KvApplyResult, type KvCommand, type KvStateMachine, encodeKvCommand } from "./kv-state-machine.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
@@ -27,7 +27,7 @@ function checkPut(req: PutRequest): void {
   }
 }
 
-export function kvServiceHandlers(node: RaftNode, kv: KvStateMachine, forwarder: LeaderForwarder): grpc.UntypedServiceImplementation {
+export function kvServiceHandlers(node: RaftDriver, kv: KvStateMachine, forwarder: LeaderForwarder): grpc.UntypedServiceImplementation {
   const write = (op: "put" | "create") =>
     async (call: grpc.ServerUnaryCall<PutRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> => {
       try {

@@ -5,7 +5,7 @@
  * encoded; apply is deterministic.
  */
 import { Packr } from "msgpackr";
-import type { StateMachine } from "../raft/state-machine.js";
+import type { StateMachine } from "../raft-runtime/state-machine.js";
 
 export type KvCommand =
   | { readonly op: "put"; readonly key: string; readonly value: string }

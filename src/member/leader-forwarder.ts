@@ -5,26 +5,11 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError } from "../raft/errors.js";
-import type { RaftNode } from "../raft/node.js";
+import type { RaftDriver } from "../raft-runtime/driver.js";
 import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../security/client-security.js";
+import { FORWARDED_HEADER, FORWARD_DEADLINE_HEADER, LEADER_HINT_HEADER } from "../wire/headers.js";
 
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
-
-/** Marks a forwarded call, so a member never forwards it again (no loops while leadership moves). */
-export const FORWARDED_HEADER = "x-convene-forwarded";
-/**
- * Sent back (response metadata) with the answer to a forwarded call: the
- * leader's address. A client that knows that address among its members may
- * send its next calls there and save the extra hop; it need not.
- */
-export const LEADER_HINT_HEADER = "x-convene-leader";
-/**
- * The forwarded call's deadline as wall-clock milliseconds. grpc's own
- * timeout header is relative and restarts when the request arrives, so a
- * request held up on a broken link would arrive with its full time left;
- * the leader refuses one that arrives past this.
- */
-export const FORWARD_DEADLINE_HEADER = "x-convene-deadline";
 
 /** Whether a forwarded call arrived after the deadline its forwarder gave it. */
 export function arrivedTooLate(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
@@ -36,7 +21,7 @@ export class LeaderForwarder {
   private readonly clients = new Map<string, grpc.Client>();
 
   constructor(
-    private readonly node: RaftNode,
+    private readonly node: RaftDriver,
     private readonly ClientCtor: grpc.ServiceClientConstructor,
     private readonly timeoutMs: number,
     /** How this member dials the leader: its TLS credentials and member token. */

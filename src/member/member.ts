@@ -10,9 +10,9 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { defaultConfig } from "../raft/config.js";
-import { GrpcTransport, peerServerOptions } from "../raft/grpc-transport.js";
-import { LevelStorage } from "../raft/level-storage.js";
-import { RaftNode } from "../raft/node.js";
+import { GrpcTransport, peerServerOptions } from "../raft-runtime/grpc-transport.js";
+import { LevelStorage } from "../raft-runtime/level-storage.js";
+import { RaftDriver } from "../raft-runtime/driver.js";
 import { SeededRandom } from "../raft/random.js";
 import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { loadServerSecurity } from "../security/server-security.js";
@@ -25,7 +25,7 @@ import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 import type { MemberConfig } from "./member-config.js";
 import { MemberServer } from "./member-server.js";
-import { loadDefinition, loadProto, lookup } from "./proto.js";
+import { loadDefinition, loadProto, lookup } from "../wire/proto.js";
 
 /** Big enough for a chunk of a snapshot or a large append batch. */
 export const MAX_GRPC_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -44,7 +44,7 @@ function memoryMiB(): { rssMiB: number; heapMiB: number; buffersMiB: number } {
 export class Member {
   private constructor(
     readonly config: MemberConfig,
-    readonly node: RaftNode,
+    readonly node: RaftDriver,
     readonly kv: KvStateMachine,
     private readonly server: grpc.Server,
     private readonly forwarders: LeaderForwarder[],
@@ -84,7 +84,7 @@ export class Member {
     });
     const kv = new KvStateMachine();
     const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;
-    const node = await RaftNode.start({
+    const node = await RaftDriver.start({
       config: {
         ...defaultConfig(config.id, new SeededRandom(randomInt(2 ** 31))),
         electionTick: config.electionTicks,

@@ -16,9 +16,9 @@
  * and later call reject with AgentStoppedError.
  */
 import * as grpc from "@grpc/grpc-js";
-import { LEADER_HINT_HEADER } from "../member/leader-forwarder.js";
-import { MemberCursor } from "../member/member-cursor.js";
-import { loadProto, lookup } from "../member/proto.js";
+import { LEADER_HINT_HEADER } from "../wire/headers.js";
+import { MemberCursor } from "../wire/member-cursor.js";
+import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 

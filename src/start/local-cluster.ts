@@ -10,7 +10,7 @@ import { mkdirSync, openSync, closeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { memberEnvironment } from "../member/malloc-env.js";
-import { loadProto, lookup } from "../member/proto.js";
+import { loadProto, lookup } from "../wire/proto.js";
 import type { StartConfig } from "./start-config.js";
 
 export type ProcessKind = "member" | "gateway" | "demo-server";

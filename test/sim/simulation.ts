@@ -79,7 +79,7 @@ export class SimMember {
   incarnation = 0;
   readonly results = new Map<string, { index: number; result: import("../support/linearizability.js").KvResult }>();
   readStates: { index: number; ctx: string }[] = [];
-  /** A Ready whose disk write is in flight; meanwhile the member receives and ticks, as RaftNode does while it awaits the write. */
+  /** A Ready whose disk write is in flight; meanwhile the member receives and ticks, as RaftDriver does while it awaits the write. */
   writing: { rd: Ready; doneAt: number; powerLoss: boolean; delayed: boolean } | undefined;
   /** The highest commit index this member announced as leader and the simulation checked. */
   checkedCommit = 0;
@@ -297,7 +297,7 @@ export class Simulation {
     // sending in parallel never leave the machine, so it alone holds them.
     const powerLoss = this.faultsOn && rd.entries.length > 0 && m.raw!.raft.role === StateRole.Leader && this.rng.chance(0.005 * this.violence);
     if (!powerLoss) this.send(rd.messages);
-    // As RaftNode does, committed entries apply (and answer their clients)
+    // As RaftDriver does, committed entries apply (and answer their clients)
     // while the Ready's write is in flight; a snapshot is restored first.
     if (!rd.snapshot) this.applyCommitted(m, rd);
     if (this.options.ackBeforeWrite) {
@@ -491,7 +491,7 @@ export class Simulation {
   }
 
   compact(m: SimMember): void {
-    // RaftNode snapshots only between Readies: what it applied is on its disk by then.
+    // RaftDriver snapshots only between Readies: what it applied is on its disk by then.
     if (m.writing) return;
     const raw = m.raw!;
     // Keep a few entries so followers sometimes catch up by log, sometimes by snapshot.

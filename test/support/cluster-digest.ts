@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 import { unary } from "./member-cluster.js";
 
 const RouteFeed = lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed");

@@ -16,7 +16,7 @@
  * Every call is recorded, with the member that took it.
  */
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 
 const service = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.NodeAgent").service;
 /** Only ListMeetings of the Coordinator service: the agent's linearizable check before it releases meetings. */
@@ -58,7 +58,6 @@ export interface FakeCheckpoint {
 export interface CallRecord {
   readonly member: number;
   readonly method: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly request: any;
 }
 

@@ -128,7 +128,7 @@ function judgeSave(world: FuzzWorld, r: Req): Verdict {
   return UNSAFE;
 }
 
-/** Frames of a raft stream as the transport takes them (src/raft/grpc-transport.ts). */
+/** Frames of a raft stream as the transport takes them (src/raft-runtime/grpc-transport.ts). */
 function judgeRaftStream(world: FuzzWorld, memberId: string, frames: readonly Req[], snapshot: boolean): Verdict {
   for (const [i, f] of frames.entries()) {
     const refused = f.cluster_id !== world.clusterId || f.to !== memberId;

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
-import { loadProto, lookup, protoLoaderOptions } from "../../src/member/proto.js";
+import { loadProto, lookup, protoLoaderOptions } from "../../src/wire/proto.js";
 import { type CallKind, kindOf } from "./raw-grpc.js";
 
 export interface MethodInfo {

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import type { MemberStatus } from "../../src/cli/render.js";
 import { memberEnvironment } from "../../src/member/malloc-env.js";
-import { loadProto, lookup } from "../../src/member/proto.js";
+import { loadProto, lookup } from "../../src/wire/proto.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const memberPkg = loadProto("member.proto");

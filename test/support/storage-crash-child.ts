@@ -13,8 +13,8 @@
  * `ack <n>` once write n resolved, until it is killed (or a safety limit).
  */
 import { pathToFileURL } from "node:url";
-import type { DurableStorage, PersistBatch } from "../../src/raft/durable-storage.js";
-import { LevelStorage } from "../../src/raft/level-storage.js";
+import type { DurableStorage, PersistBatch } from "../../src/raft-runtime/durable-storage.js";
+import { LevelStorage } from "../../src/raft-runtime/level-storage.js";
 import { SeededRandom } from "../../src/raft/random.js";
 import { MemoryStorage } from "../../src/raft/storage.js";
 import { type ConfState, type Entry, EntryType, type HardState } from "../../src/raft/types.js";

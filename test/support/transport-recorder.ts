@@ -1,5 +1,5 @@
 /** Records what a transport reports to its driver: shared by the transport tests. */
-import type { TransportHandlers } from "../../src/raft/transport.js";
+import type { TransportHandlers } from "../../src/raft-runtime/transport.js";
 import type { Message, NodeId } from "../../src/raft/types.js";
 
 export class Recorder implements TransportHandlers {

@@ -6,12 +6,12 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { LeaderForwarder } from "../../member/leader-forwarder.js";
-import { loadProto, lookup } from "../../member/proto.js";
+import { loadProto, lookup } from "../../wire/proto.js";
 import { NotLeaderError } from "../../raft/errors.js";
 import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.js";
-import type { RaftNode } from "../../raft/node.js";
+import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
-import { CoordinatorNode } from "./coordinator-node.js";
+import { CoordinatorReplica } from "./coordinator-replica.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
 import { FailureDetector } from "./failure-detector.js";
 import { MemberProbe } from "./member-probe.js";
@@ -58,7 +58,7 @@ export class CoordinatorApp {
 
   /** Wires the services once the Raft member runs. */
   attach(
-    node: RaftNode,
+    node: RaftDriver,
     server: grpc.Server,
     peers: () => ReadonlyMap<string, string>,
     requestTimeoutMs: number,
@@ -66,7 +66,7 @@ export class CoordinatorApp {
     security: ClientSecurity = PLAINTEXT,
   ): void {
     this.probe = new MemberProbe(undefined, security);
-    const coordinator = new CoordinatorNode(node, this.machine);
+    const coordinator = new CoordinatorReplica(node, this.machine);
     const detector = new FailureDetector(coordinator, {
       leaseTtlMs: this.timings.leaseTtlMs,
       heartbeatIntervalMs: this.timings.heartbeatIntervalMs,

@@ -6,14 +6,14 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { NotLeaderError } from "../../raft/errors.js";
-import type { RaftNode } from "../../raft/node.js";
+import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { StateRole } from "../../raft/types.js";
 import type { CreateMeetingResult } from "../command-results.js";
 import { FailedPreconditionError, NotFoundError, failureToError } from "../errors.js";
 import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } from "../ids.js";
 import { labelsToRecord } from "../labels.js";
 import type { NodeStatus, Route } from "../model.js";
-import type { CoordinatorNode } from "./coordinator-node.js";
+import type { CoordinatorReplica } from "./coordinator-replica.js";
 import { unaryHandler } from "./handler.js";
 import type { MemberProbe } from "./member-probe.js";
 import { checkpointMessage } from "./watch-hub.js";
@@ -33,14 +33,14 @@ function routeMessage(r: Route, created = false): Record<string, unknown> {
 }
 
 export function coordinatorHandlers(deps: {
-  coordinator: CoordinatorNode;
+  coordinator: CoordinatorReplica;
   forwarder: LeaderForwarder;
   /** Member addresses, for ClusterStatus. */
   peers: () => ReadonlyMap<string, string>;
   probe: MemberProbe;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, forwarder } = deps;
-  const raft: RaftNode = coordinator.raft;
+  const raft: RaftDriver = coordinator.raft;
 
   return {
     GetRoute: unaryHandler<Req>(forwarder, "GetRoute", async (req) => {

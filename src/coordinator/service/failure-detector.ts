@@ -19,7 +19,7 @@
  * same reason.
  */
 import type { Liveness } from "../model.js";
-import type { CoordinatorNode } from "./coordinator-node.js";
+import type { CoordinatorReplica } from "./coordinator-replica.js";
 
 export interface FailureDetectorOptions {
   readonly leaseTtlMs: number;
@@ -53,7 +53,7 @@ export class FailureDetector {
   private inMassSilence = false;
 
   constructor(
-    private readonly coordinator: CoordinatorNode,
+    private readonly coordinator: CoordinatorReplica,
     private readonly options: FailureDetectorOptions,
   ) {}
 

@@ -4,7 +4,7 @@
  * whether it answers now, not what one member guesses about the others.
  */
 import * as grpc from "@grpc/grpc-js";
-import { loadProto, lookup } from "../../member/proto.js";
+import { loadProto, lookup } from "../../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../../security/client-security.js";
 
 export interface MemberIndexes {

@@ -25,7 +25,7 @@ import {
 } from "../ids.js";
 import { validateLabels } from "../labels.js";
 import type { CoordinatorQueries } from "../state.js";
-import type { CoordinatorNode } from "./coordinator-node.js";
+import type { CoordinatorReplica } from "./coordinator-replica.js";
 import type { FailureDetector } from "./failure-detector.js";
 import { unaryHandler } from "./handler.js";
 import { type WatchHub, type WatchStream, endStream, eventMessage } from "./watch-hub.js";
@@ -39,7 +39,7 @@ export interface AgentTimings {
 type Req = Record<string, unknown>;
 
 export function nodeAgentHandlers(deps: {
-  coordinator: CoordinatorNode;
+  coordinator: CoordinatorReplica;
   detector: FailureDetector;
   watches: WatchHub;
   forwarder: LeaderForwarder;

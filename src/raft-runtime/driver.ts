@@ -12,8 +12,8 @@
  *   4. apply committed entries, then advance().
  */
 import { EventEmitter } from "node:events";
-import type { RaftConfig } from "./config.js";
-import { decodeConfChange, encodeConfChange } from "./conf-change.js";
+import type { RaftConfig } from "../raft/config.js";
+import { decodeConfChange, encodeConfChange } from "../raft/conf-change.js";
 import type { DurableStorage } from "./durable-storage.js";
 import {
   ConfChangeError,
@@ -22,9 +22,9 @@ import {
   RaftError,
   RaftTimeoutError,
   StoppedError,
-} from "./errors.js";
-import type { ProposalPosition } from "./raft.js";
-import { RawNode, type Status } from "./raw-node.js";
+} from "../raft/errors.js";
+import type { ProposalPosition } from "../raft/raft.js";
+import { RawNode, type Status } from "../raft/raw-node.js";
 import type { StateMachine } from "./state-machine.js";
 import type { Transport } from "./transport.js";
 import {
@@ -36,12 +36,12 @@ import {
   type NodeId,
   type Ready,
   StateRole,
-} from "./types.js";
+} from "../raft/types.js";
 
 /** A learner this close to the commit index may be promoted. */
 const PROMOTE_MAX_LAG = 1_000;
 
-export interface RaftNodeOptions {
+export interface RaftDriverOptions {
   readonly config: RaftConfig;
   /** Milliseconds per tick: electionTick × tickMs is the election timeout. */
   readonly tickMs: number;
@@ -99,10 +99,10 @@ export interface SnapshotTaken {
   readonly writeMs: number;
 }
 
-export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [number]; snapshot: [SnapshotTaken] }> {
+export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: [number]; snapshot: [SnapshotTaken] }> {
   readonly id: NodeId;
   private readonly raw: RawNode;
-  private readonly opts: RaftNodeOptions;
+  private readonly opts: RaftDriverOptions;
   private readonly peers: Map<NodeId, string>;
   private ticker: NodeJS.Timeout | undefined;
   private processing = false;
@@ -126,7 +126,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   private lastLeader: NodeId = "";
   private idleWaiters: (() => void)[] = [];
 
-  private constructor(opts: RaftNodeOptions) {
+  private constructor(opts: RaftDriverOptions) {
     super();
     this.opts = opts;
     this.id = opts.config.id;
@@ -141,8 +141,8 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
   }
 
   /** Builds the member from what is on disk and starts its timer and transport. */
-  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
-    const node = new RaftNode(opts);
+  static async start(opts: RaftDriverOptions): Promise<RaftDriver> {
+    const node = new RaftDriver(opts);
     await opts.transport.start({
       onMessage: (m) => node.receive(m),
       onUnreachable: (peer) => {
@@ -168,7 +168,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     return node;
   }
 
-  private receive(m: import("./types.js").Message): void {
+  private receive(m: import("../raft/types.js").Message): void {
     if (this.stopped) return;
     const invalid = this.raw.step(m);
     if (invalid) return; // Dropped: a malformed message changes nothing.
@@ -556,7 +556,7 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
     const confState = this.raw.raft.confState();
     const bytesCovered = this.bytesSinceSnapshot;
     const sm = this.opts.stateMachine;
-    const data = sm.snapshotInSteps ? await sm.snapshotInSteps() : sm.snapshot();
+    const data = sm.snapshotSteps ? await this.runSteps(sm.snapshotSteps()) : sm.snapshot();
     const encoded = performance.now();
     if (this.stopped) return;
     const snap = await this.opts.storage.compact(index, confState, data);
@@ -567,6 +567,15 @@ export class RaftNode extends EventEmitter<{ leader: [LeaderChange]; applied: [n
       this.bytesSinceSnapshot = Math.max(0, this.bytesSinceSnapshot - bytesCovered);
     }
     this.emit("snapshot", { index, bytes: data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(performance.now() - encoded) });
+  }
+
+  /** Runs a state machine's steps, yielding to the event loop between them. */
+  private async runSteps(steps: Generator<void, Uint8Array, void>): Promise<Uint8Array> {
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   private failAllReads(err: Error): void {

@@ -4,7 +4,7 @@
  * messages of one Ready (and of every Ready of that turn) leave as one
  * batch per peer, in send order. Both transports use it.
  */
-import type { Message, NodeId } from "./types.js";
+import type { Message, NodeId } from "../raft/types.js";
 
 export class PeerOutbox {
   private pending = new Map<NodeId, Message[]>();

@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { CorruptStateError } from "./errors.js";
+import { CorruptStateError } from "../raft/errors.js";
 
 export interface SnapshotFileRef {
   readonly file: string;

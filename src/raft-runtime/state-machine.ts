@@ -1,5 +1,5 @@
 /**
- * The replicated state machine a RaftNode drives. Apply must be
+ * The replicated state machine a RaftDriver drives. Apply must be
  * deterministic: the same commands in the same order give the same state
  * and results on every member.
  */
@@ -10,10 +10,11 @@ export interface StateMachine {
   snapshot(): Uint8Array;
   /**
    * Optional, for a state too large to encode in one turn of the event
-   * loop: the bytes `snapshot()` would return now, encoded over several
-   * turns while later commands are applied.
+   * loop: the bytes `snapshot()` would return now, as steps of bounded
+   * work. The state is captured at the first step; the driver yields to
+   * its event loop between steps and applies later commands meanwhile.
    */
-  snapshotInSteps?(): Promise<Uint8Array>;
+  snapshotSteps?(): Generator<void, Uint8Array, void>;
   /** Replaces the whole state by a snapshot's. */
   restore(data: Uint8Array): void;
 }

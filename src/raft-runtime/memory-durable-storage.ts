@@ -12,9 +12,9 @@
  * itself into a state it cannot restart from.
  */
 import type { DurableStorage, PersistBatch } from "./durable-storage.js";
-import { ConfigError } from "./errors.js";
-import { MemoryStorage, type Storage } from "./storage.js";
-import type { ConfState, Entry, HardState, NodeId, Snapshot } from "./types.js";
+import { ConfigError } from "../raft/errors.js";
+import { MemoryStorage, type Storage } from "../raft/storage.js";
+import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.js";
 
 /** An inclusive range of log indexes. */
 export interface IndexRange {

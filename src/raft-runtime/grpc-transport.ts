@@ -13,15 +13,15 @@
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { ConfigError } from "./errors.js";
+import { ConfigError } from "../raft/errors.js";
 import {
   BATCH_OVERHEAD_BOUND, MessageDecodeError, SnapshotAssembler, decodeMessages, encodeMessages, encodedSizeBound,
   splitSnapMessage, type SnapshotParts,
 } from "./message-codec.js";
 import { PeerOutbox } from "./peer-outbox.js";
 import type { Transport, TransportHandlers } from "./transport.js";
-import type { Message, NodeId } from "./types.js";
-import { MessageType } from "./types.js";
+import type { Message, NodeId } from "../raft/types.js";
+import { MessageType } from "../raft/types.js";
 
 /** The shape of pino's methods, so a pino logger can be passed as is. */
 export interface TransportLogger {

@@ -15,9 +15,9 @@
  * (Field values still need validateMessage: this checks shape, not sense.)
  */
 import { Packr } from "msgpackr";
-import { RaftError } from "./errors.js";
-import type { ConfState, Entry, Message, Snapshot } from "./types.js";
-import { MessageType } from "./types.js";
+import { RaftError } from "../raft/errors.js";
+import type { ConfState, Entry, Message, Snapshot } from "../raft/types.js";
+import { MessageType } from "../raft/types.js";
 
 /** Bytes from the network are not a batch (or snapshot header) of this format. */
 export class MessageDecodeError extends RaftError {

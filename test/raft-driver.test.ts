@@ -1,14 +1,14 @@
 /**
- * The Raft driver (RaftNode) over its in-memory twins: MemoryTransport on a
+ * The Raft driver (RaftDriver) over its in-memory twins: MemoryTransport on a
  * MemoryHub and MemoryDurableStorage. Real timers, small tick.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { KvStateMachine, encodeKvCommand } from "../src/member/kv-state-machine.js";
 import { defaultConfig } from "../src/raft/config.js";
 import { NotLeaderError, ProposalDroppedError, RaftTimeoutError } from "../src/raft/errors.js";
-import { MemoryDurableStorage } from "../src/raft/memory-durable-storage.js";
-import { MemoryHub, MemoryTransport } from "../src/raft/memory-transport.js";
-import { RaftNode } from "../src/raft/node.js";
+import { MemoryDurableStorage } from "../src/raft-runtime/memory-durable-storage.js";
+import { MemoryHub, MemoryTransport } from "../src/raft-runtime/memory-transport.js";
+import { RaftDriver } from "../src/raft-runtime/driver.js";
 import { SeededRandom } from "../src/raft/random.js";
 
 const ids = ["n1", "n2", "n3"];
@@ -17,11 +17,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Started {
   hub: MemoryHub;
-  nodes: Map<string, RaftNode>;
+  nodes: Map<string, RaftDriver>;
   machines: Map<string, KvStateMachine>;
 }
 
-let running: RaftNode[] = [];
+let running: RaftDriver[] = [];
 afterEach(async () => {
   await Promise.all(running.map((n) => n.stop()));
   running = [];
@@ -29,11 +29,11 @@ afterEach(async () => {
 
 async function startGroup(options: { snapshotEvery?: number; requestTimeoutMs?: number } = {}): Promise<Started> {
   const hub = new MemoryHub();
-  const nodes = new Map<string, RaftNode>();
+  const nodes = new Map<string, RaftDriver>();
   const machines = new Map<string, KvStateMachine>();
   for (const [i, id] of ids.entries()) {
     const kv = new KvStateMachine();
-    const node = await RaftNode.start({
+    const node = await RaftDriver.start({
       config: { ...defaultConfig(id, new SeededRandom(i + 1)), electionTick: 10, heartbeatTick: 1 },
       tickMs: 5,
       storage: MemoryDurableStorage.bootstrap(ids),
@@ -50,7 +50,7 @@ async function startGroup(options: { snapshotEvery?: number; requestTimeoutMs?: 
   return { hub, nodes, machines };
 }
 
-async function leaderOf(g: Started, timeoutMs = 5000): Promise<RaftNode> {
+async function leaderOf(g: Started, timeoutMs = 5000): Promise<RaftDriver> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const leader = [...g.nodes.values()].find((n) => n.isLeader());
@@ -62,7 +62,7 @@ async function leaderOf(g: Started, timeoutMs = 5000): Promise<RaftNode> {
 
 const put = (key: string, value: string) => encodeKvCommand({ op: "put", key, value });
 
-describe("RaftNode driver", () => {
+describe("RaftDriver driver", () => {
   it("elects a leader, commits proposals and answers with the state machine's result", async () => {
     const g = await startGroup();
     const leader = await leaderOf(g);
@@ -165,7 +165,7 @@ describe("RaftNode driver", () => {
     await leader.propose(put("a", "1"));
     // n4 starts empty and joins.
     const kv = new KvStateMachine();
-    const n4 = await RaftNode.start({
+    const n4 = await RaftDriver.start({
       config: { ...defaultConfig("n4", new SeededRandom(9)), electionTick: 10, heartbeatTick: 1 },
       tickMs: 5,
       storage: new MemoryDurableStorage(),

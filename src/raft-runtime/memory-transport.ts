@@ -14,8 +14,8 @@
 import { decodeMessages, encodeMessages } from "./message-codec.js";
 import { PeerOutbox } from "./peer-outbox.js";
 import type { Transport, TransportHandlers } from "./transport.js";
-import type { Message, NodeId } from "./types.js";
-import { MessageType } from "./types.js";
+import type { Message, NodeId } from "../raft/types.js";
+import { MessageType } from "../raft/types.js";
 
 export interface MemoryHubOptions {
   /** Delivery delay in ms, for every link or per link. Default 0: the next turn of the event loop. */

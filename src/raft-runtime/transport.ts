@@ -12,7 +12,7 @@
  *    through onSnapshotStatus, exactly once per Snap message sent;
  *  - a slow or dead peer never delays messages to the others.
  */
-import type { Message, NodeId } from "./types.js";
+import type { Message, NodeId } from "../raft/types.js";
 
 export interface TransportHandlers {
   /** A message arrived from a peer (already decoded; validate before stepping). */

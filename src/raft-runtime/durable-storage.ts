@@ -3,8 +3,8 @@
  * uses (Storage). LevelStorage is the real one; MemoryStorage's twin
  * (MemoryDurableStorage) keeps the same contract in memory.
  */
-import type { Storage } from "./storage.js";
-import type { ConfState, Entry, HardState, Snapshot } from "./types.js";
+import type { Storage } from "../raft/storage.js";
+import type { ConfState, Entry, HardState, Snapshot } from "../raft/types.js";
 
 export interface PersistBatch {
   readonly hardState?: HardState;

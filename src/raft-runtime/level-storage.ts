@@ -30,11 +30,11 @@ import { join } from "node:path";
 import { Level } from "level";
 import { Packr } from "msgpackr";
 import type { DurableStorage, PersistBatch } from "./durable-storage.js";
-import { CorruptStateError } from "./errors.js";
+import { CorruptStateError } from "../raft/errors.js";
 import { type SnapshotFileRef, SnapshotFiles } from "./snapshot-files.js";
 import { type IndexRange, MemoryDurableStorage, type StorageChange, bootstrapBatch } from "./memory-durable-storage.js";
-import { type InitialState, emptySnapshot } from "./storage.js";
-import { type ConfState, type Entry, EntryType, type HardState, type NodeId, type Snapshot, emptyHardState } from "./types.js";
+import { type InitialState, emptySnapshot } from "../raft/storage.js";
+import { type ConfState, type Entry, EntryType, type HardState, type NodeId, type Snapshot, emptyHardState } from "../raft/types.js";
 
 const HARD_STATE_KEY = "m/hardstate";
 const SNAPSHOT_KEY = "m/snapshot";

@@ -3,7 +3,7 @@
  * commands (stamped with this leader's clock, the only clock apply ever
  * sees) and linearizable queries of the replicated state.
  */
-import type { RaftNode } from "../../raft/node.js";
+import type { RaftDriver } from "../../raft-runtime/driver.js";
 import type { CommandSuccess } from "../command-results.js";
 import type { ApplyOutcome } from "../command-results.js";
 import { type Command, encodeCommand } from "../commands.js";
@@ -14,9 +14,9 @@ import type { CoordinatorQueries } from "../state.js";
 /** A command as the services build it: the leader stamps nowMs. */
 export type Proposal = Command extends infer C ? (C extends Command ? Omit<C, "nowMs"> : never) : never;
 
-export class CoordinatorNode {
+export class CoordinatorReplica {
   constructor(
-    readonly raft: RaftNode,
+    readonly raft: RaftDriver,
     readonly machine: CoordinatorStateMachine,
   ) {}
 
