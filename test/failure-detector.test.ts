@@ -1,20 +1,24 @@
 /**
- * The leader's failure detector on its own, with a stub coordinator:
- * silence past the lease is death, but silence while this process itself
- * was paused is not.
+ * The leader's failure detector on its own, on virtual time, with a stub
+ * coordinator: silence past the lease is death, a broken last connection is
+ * death unless the node is heard on time, extra streams closing are not,
+ * and silence while this process itself was paused is not.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { CoordinatorReplica } from "../src/coordinator/service/coordinator-replica.js";
-import { FailureDetector } from "../src/coordinator/service/failure-detector.js";
+import { type DetectorBugs, FailureDetector, ON_TIME_SLACK } from "../src/coordinator/service/failure-detector.js";
+import { LocalStreams, type StreamReport } from "../src/coordinator/service/node-streams.js";
+import { VirtualScheduler } from "../src/time/virtual-scheduler.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+type Liveness = "ALIVE" | "SUSPECT" | "DEAD";
 
-function stub(liveness: Record<string, "ALIVE" | "SUSPECT" | "DEAD">) {
+function stub(liveness: Record<string, Liveness>) {
   const proposals: string[] = [];
   const node = (nodeId: string) => ({ nodeId, generation: 1, liveness: liveness[nodeId]!, draining: false });
   const coordinator = {
     local: () => ({ listNodes: () => Object.keys(liveness).map(node), getNode: (id: string) => (id in liveness ? node(id) : undefined) }),
-    propose: async (p: { nodeId: string; liveness: "ALIVE" | "SUSPECT" | "DEAD" }) => {
+    propose: async (p: { nodeId: string; liveness: Liveness }) => {
       proposals.push(`${p.nodeId}:${p.liveness}`);
       liveness[p.nodeId] = p.liveness;
       return {};
@@ -25,96 +29,292 @@ function stub(liveness: Record<string, "ALIVE" | "SUSPECT" | "DEAD">) {
 
 const options = { leaseTtlMs: 400, heartbeatIntervalMs: 100, disconnectGraceMs: 100, checkEveryMs: 20 };
 
+function detector(liveness: Record<string, Liveness>, opts: Partial<typeof options> & { onMassSilence?: (o: number, l: number) => void } = {}, bugs: DetectorBugs = {}) {
+  const { coordinator, proposals } = stub(liveness);
+  const clock = new VirtualScheduler();
+  const d = new FailureDetector(coordinator, { ...options, ...opts }, clock, bugs);
+  return { d, clock, proposals };
+}
+
+/** Past the leader's first lease (stream reports are then complete), with the nodes heard on time meanwhile. */
+async function warmUp(d: FailureDetector, clock: VirtualScheduler, ms: number, ...nodes: string[]): Promise<void> {
+  const beats = clock.setInterval(() => nodes.forEach((id) => d.heard(id, 1)), options.heartbeatIntervalMs);
+  nodes.forEach((id) => d.heard(id, 1));
+  await clock.advance(ms);
+  clock.clearInterval(beats);
+}
+
+/** A member's stream counts, delivered to the detector at once. */
+function member(id: string, d: FailureDetector, clock: VirtualScheduler): LocalStreams {
+  return new LocalStreams(id, (r) => d.streamsReported(r), clock.now() * 1000);
+}
+
 describe("FailureDetector", () => {
   it("declares a silent node suspect, then dead when its lease runs out", async () => {
-    const { coordinator, proposals } = stub({ a: "ALIVE" });
-    const d = new FailureDetector(coordinator, options);
+    const { d, clock, proposals } = detector({ a: "ALIVE" });
     d.startLeading();
     d.heard("a", 1);
-    await sleep(600);
+    await clock.advance(600);
     d.stopLeading();
     expect(proposals).toEqual(["a:SUSPECT", "a:DEAD"]);
   });
 
-  it("a broken connection makes a node suspect at once and dead after the grace", async () => {
-    const { coordinator, proposals } = stub({ a: "ALIVE" });
-    const d = new FailureDetector(coordinator, { ...options, leaseTtlMs: 5000 });
+  it("a broken last connection makes a node suspect soon and dead once the grace is over and a heartbeat is missed", async () => {
+    const { d, clock, proposals } = detector({ a: "ALIVE" }, { leaseTtlMs: 5000 });
     d.startLeading();
-    await sleep(30);
+    const n1 = member("n1", d, clock);
+    await warmUp(d, clock, 5000, "a");
+    n1.opened("a", 1);
     d.heard("a", 1);
-    d.disconnected("a", 1);
+    n1.closed("a", 1);
+    expect(proposals).toEqual([]);
+    await clock.advance(40); // a third of the grace
     expect(proposals).toEqual(["a:SUSPECT"]);
-    await sleep(250);
+    // The grace (100) is over, but the node is not late yet (120).
+    await clock.advance(70);
+    expect(proposals).toEqual(["a:SUSPECT"]);
+    await clock.advance(40);
     d.stopLeading();
     expect(proposals).toEqual(["a:SUSPECT", "a:DEAD"]);
+  });
+
+  it("a node heard on time lives on with no stream at all; it dies when a heartbeat is late", async () => {
+    const { d, clock, proposals } = detector({ a: "ALIVE" }, { leaseTtlMs: 5000 });
+    d.startLeading();
+    const n1 = member("n1", d, clock);
+    await warmUp(d, clock, 5000, "a");
+    n1.opened("a", 1);
+    n1.closed("a", 1);
+    await clock.advance(40);
+    expect(proposals).toEqual(["a:SUSPECT"]);
+    for (let i = 0; i < 20; i++) {
+      d.heard("a", 1);
+      await clock.advance(options.heartbeatIntervalMs);
+    }
+    expect(proposals).toEqual(["a:SUSPECT", "a:ALIVE"]);
+    await clock.advance(options.heartbeatIntervalMs * ON_TIME_SLACK + options.checkEveryMs);
+    d.stopLeading();
+    expect(proposals).toEqual(["a:SUSPECT", "a:ALIVE", "a:DEAD"]);
+  });
+
+  it("an extra stream closing leaves a node with another open stream alone, on the same member or another", async () => {
+    const { d, clock, proposals } = detector({ a: "ALIVE" }, { leaseTtlMs: 5000 });
+    d.startLeading();
+    const [n1, n2] = [member("n1", d, clock), member("n2", d, clock)];
+    await warmUp(d, clock, 5000, "a");
+    n1.opened("a", 1);
+    n2.opened("a", 1);
+    n2.closed("a", 1);
+    n1.opened("a", 1);
+    n1.closed("a", 1);
+    expect(d.openStreams("a", 1)).toBe(1);
+    await clock.advance(1000); // silent, but within the lease
+    d.stopLeading();
+    expect(proposals).toEqual(["a:SUSPECT"]); // late (twice the heartbeat interval), never dead
+  });
+
+  it("reports that arrive out of order change nothing: a member's newer count wins", async () => {
+    const { d, clock, proposals } = detector({ a: "ALIVE" }, { leaseTtlMs: 5000 });
+    d.startLeading();
+    await warmUp(d, clock, 5000, "a");
+    const reports: StreamReport[] = [];
+    const n2 = new LocalStreams("n2", (r) => reports.push(r), 1);
+    n2.opened("a", 1);
+    n2.closed("a", 1);
+    n2.opened("a", 1);
+    // The older "closed" arrives last: it must not override the newer "open".
+    for (const i of [0, 2, 1]) d.streamsReported(reports[i]!);
+    expect(d.openStreams("a", 1)).toBe(1);
+    d.stopLeading();
+    expect(proposals).toEqual([]);
+  });
+
+  it("a member's whole table (resync) clears what it no longer holds, even when its closing report was lost", async () => {
+    const { d, clock, proposals } = detector({ a: "ALIVE" }, { leaseTtlMs: 5000 });
+    d.startLeading();
+    await warmUp(d, clock, 5000, "a");
+    let lose = false;
+    const n1 = new LocalStreams("n1", (r) => lose || d.streamsReported(r), 1);
+    n1.opened("a", 1);
+    lose = true;
+    n1.closed("a", 1); // the node crashed; this report never arrived
+    d.streamsReported(n1.resync());
+    expect(d.openStreams("a", 1)).toBe(0);
+    await clock.advance(options.heartbeatIntervalMs * ON_TIME_SLACK + options.checkEveryMs);
+    d.stopLeading();
+    expect(proposals).toEqual(["a:SUSPECT", "a:DEAD"]); // by its broken connection, long before its lease
+  });
+
+  it("a new leader trusts 'no stream left' only after its first lease, once members have resynced", async () => {
+    const { d, clock, proposals } = detector({ a: "ALIVE" }, { leaseTtlMs: 400 });
+    const n1 = member("n1", d, clock);
+    n1.opened("a", 1); // opened under an earlier leader
+    d.startLeading();
+    // Another member's extra stream closes before n1's resync arrives: the
+    // new leader thinks no stream is left, but may not judge by that yet.
+    const n2 = member("n2", d, clock);
+    n2.opened("a", 1);
+    n2.closed("a", 1);
+    // Heard late (but within the lease) while n1's resync is slow to come.
+    const beats = clock.setInterval(() => d.heard("a", 1), options.heartbeatIntervalMs * 1.5);
+    await clock.advance(350);
+    d.streamsReported(n1.resync());
+    await clock.advance(1000);
+    clock.clearInterval(beats);
+    d.stopLeading();
+    expect(proposals).toEqual([]);
   });
 
   it("a broken stream of an older generation leaves the current one alone", async () => {
-    // The node is at generation 1 in the stub; a report about generation 0
-    // (its previous incarnation) arrives late, e.g. after a leader pause.
-    const { coordinator, proposals } = stub({ a: "ALIVE" });
-    const d = new FailureDetector(coordinator, options);
+    const { d, clock, proposals } = detector({ a: "ALIVE" });
     d.startLeading();
-    const beats = setInterval(() => d.heard("a", 1), 100);
-    // Past a lease since this member began to lead, with steady heartbeats.
-    await sleep(550);
+    const beats = clock.setInterval(() => d.heard("a", 1), 100);
+    await clock.advance(550);
     d.disconnected("a", 0);
-    await sleep(300);
-    clearInterval(beats);
+    await clock.advance(300);
+    clock.clearInterval(beats);
     d.stopLeading();
     expect(proposals).toEqual([]);
   });
 
   it("judges nobody after its own process was paused past the lease", async () => {
-    const { coordinator, proposals } = stub({ a: "ALIVE", b: "ALIVE" });
-    const d = new FailureDetector(coordinator, options);
+    const { d, clock, proposals } = detector({ a: "ALIVE", b: "ALIVE" });
     d.startLeading();
     d.heard("a", 1);
     d.heard("b", 1);
-    await sleep(30);
-    // A pause of the whole process (a large snapshot, a GC) longer than the lease.
-    const until = Date.now() + 600;
-    while (Date.now() < until) {
-      // busy
-    }
+    await clock.advance(30);
+    // A pause of the whole process (a large snapshot, a GC): the clock jumps, no timer ran meanwhile.
+    clock.stall(600);
     // Heartbeats queued during the pause arrive right after it.
-    await sleep(30);
+    await clock.advance(1);
     d.heard("a", 1);
     d.heard("b", 1);
-    await sleep(150);
+    await clock.advance(150);
     d.stopLeading();
     expect(proposals).toEqual([]);
   });
 
   it("judges nobody by lease when most nodes go silent at once (its own overload or isolation), but still a broken connection", async () => {
-    const { coordinator, proposals } = stub({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE", e: "ALIVE" });
     const episodes: [number, number][] = [];
-    const d = new FailureDetector(coordinator, { ...options, onMassSilence: (overdue, live) => episodes.push([overdue, live]) });
+    const { d, clock, proposals } = detector(
+      { a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE", e: "ALIVE" },
+      { onMassSilence: (overdue, live) => episodes.push([overdue, live]) },
+    );
     d.startLeading();
-    const beats = setInterval(() => d.heard("a", 1), 50); // only a is heard
-    await sleep(30);
+    const n1 = member("n1", d, clock);
+    n1.opened("e", 1);
+    await warmUp(d, clock, 450, "a", "b", "c", "d", "e"); // past the first lease
+    const beats = clock.setInterval(() => d.heard("a", 1), 50); // only a is heard from now on
     d.heard("e", 1);
-    d.disconnected("e", 1); // e's process died: its connection broke
-    await sleep(600);
+    n1.closed("e", 1); // e's process died: its connection broke
+    await clock.advance(600);
     expect(proposals).toEqual(["e:SUSPECT", "e:DEAD"]);
     expect(episodes).toEqual([[3, 4]]); // e was already dead: 3 of the 4 live nodes silent
-    // The others are heard again: the episode ends, nobody was declared.
     for (const id of ["b", "c", "d"]) d.heard(id, 1);
-    await sleep(60);
-    clearInterval(beats);
+    await clock.advance(60);
+    clock.clearInterval(beats);
     d.stopLeading();
     expect(proposals).toEqual(["e:SUSPECT", "e:DEAD"]);
     expect(episodes).toEqual([[3, 4], [0, 4]]);
   });
 
   it("still declares a minority of silent nodes dead", async () => {
-    const { coordinator, proposals } = stub({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE" });
-    const d = new FailureDetector(coordinator, options);
+    const { d, clock, proposals } = detector({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE" });
     d.startLeading();
-    const beats = setInterval(() => ["a", "b", "c"].forEach((id) => d.heard(id, 1)), 50);
-    await sleep(600);
-    clearInterval(beats);
+    const beats = clock.setInterval(() => ["a", "b", "c"].forEach((id) => d.heard(id, 1)), 50);
+    await clock.advance(600);
+    clock.clearInterval(beats);
     d.stopLeading();
     expect(proposals).toEqual(["d:SUSPECT", "d:DEAD"]);
+  });
+});
+
+/**
+ * Many schedules: a node that heartbeats on time keeps one stream open on
+ * its home member; extra streams of its id open and close at random times
+ * on random members, their reports reach the leader with random delays and
+ * out of order, and the leader changes now and then (members resync).
+ */
+interface Schedule {
+  readonly extras: readonly { member: number; openAt: number; closeAfter: number }[];
+  /** When the node's own stream moves to another member (the agent's watch restart: open there, then cancel here). */
+  readonly moves: readonly { at: number; to: number; cancelAfter: number }[];
+  readonly delays: readonly number[];
+  readonly jitter: readonly number[];
+  readonly leaderChanges: readonly number[];
+}
+
+const scheduleArb: fc.Arbitrary<Schedule> = fc.record({
+  extras: fc.array(fc.record({ member: fc.integer({ min: 0, max: 2 }), openAt: fc.integer({ min: 0, max: 5000 }), closeAfter: fc.integer({ min: 0, max: 800 }) }), { maxLength: 25 }),
+  moves: fc.array(fc.record({ at: fc.integer({ min: 0, max: 5000 }), to: fc.integer({ min: 0, max: 2 }), cancelAfter: fc.integer({ min: 0, max: 50 }) }), { maxLength: 6 }),
+  delays: fc.array(fc.integer({ min: 0, max: 60 }), { minLength: 64, maxLength: 64 }),
+  jitter: fc.array(fc.integer({ min: -10, max: 10 }), { minLength: 64, maxLength: 64 }),
+  leaderChanges: fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 3 }),
+});
+
+async function runSchedule(s: Schedule, bugs: DetectorBugs = {}): Promise<string[]> {
+  const { coordinator, proposals } = stub({ a: "ALIVE" });
+  const clock = new VirtualScheduler();
+  const opts = { leaseTtlMs: 1500, heartbeatIntervalMs: 500, disconnectGraceMs: 300, checkEveryMs: 50 };
+  const d = new FailureDetector(coordinator, opts, clock, bugs);
+  let k = 0;
+  const deliver = (r: StreamReport): void => {
+    clock.setTimeout(() => d.streamsReported(r), s.delays[k++ % s.delays.length]!);
+  };
+  const members = [0, 1, 2].map((i) => new LocalStreams(`n${i + 1}`, deliver, 1 + i * 1_000_000));
+  d.startLeading();
+  let home = 0;
+  members[home]!.opened("a", 1);
+  for (const m of [...s.moves].sort((x, y) => x.at - y.at)) {
+    clock.setTimeout(() => {
+      const from = home;
+      home = m.to;
+      members[m.to]!.opened("a", 1);
+      clock.setTimeout(() => members[from]!.closed("a", 1), m.cancelAfter);
+    }, m.at);
+  }
+  let beat = 0;
+  const heartbeat = (): void => {
+    d.heard("a", 1);
+    clock.setTimeout(heartbeat, opts.heartbeatIntervalMs + s.jitter[beat++ % s.jitter.length]!);
+  };
+  heartbeat();
+  for (const e of s.extras) {
+    clock.setTimeout(() => {
+      members[e.member]!.opened("a", 1);
+      clock.setTimeout(() => members[e.member]!.closed("a", 1), e.closeAfter);
+    }, e.openAt);
+  }
+  for (const at of s.leaderChanges) {
+    clock.setTimeout(() => {
+      d.stopLeading();
+      d.startLeading();
+      for (const m of members) deliver(m.resync());
+    }, at);
+  }
+  await clock.advance(7000);
+  d.stopLeading();
+  return proposals;
+}
+
+describe("FailureDetector under many schedules", () => {
+  it("never declares a node that heartbeats on time and keeps a stream open dead or suspect (500 schedules)", async () => {
+    await fc.assert(
+      fc.asyncProperty(scheduleArb, async (s) => {
+        expect(await runSchedule(s)).toEqual([]);
+      }),
+      { numRuns: 500, seed: 16 },
+    );
+  });
+
+  it("with the old rule (any closed stream suspects its node), the same schedules find a false death", async () => {
+    let found = false;
+    await fc.assert(
+      fc.asyncProperty(scheduleArb, async (s) => {
+        if ((await runSchedule(s, { anyStreamCloseSuspects: true })).includes("a:DEAD")) found = true;
+      }),
+      { numRuns: 300, seed: 16 },
+    );
+    expect(found).toBe(true);
   });
 });

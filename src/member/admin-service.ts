@@ -4,6 +4,7 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type { AuditEntry } from "../coordinator/model.js";
+import type { StreamReport } from "../coordinator/service/node-streams.js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
@@ -48,11 +49,73 @@ export function statusOf(node: RaftDriver): Record<string, unknown> {
   };
 }
 
-/** Where a leader's failure detector hears of watch streams opening and breaking on any member. */
-export type ConnectionSink = (nodeId: string, generation: number, connected: boolean) => void;
+/** Where a leader's failure detector hears which watch streams every member holds. */
+export type ConnectionSink = (report: StreamReport) => void;
 
 /** The coordinator's audit trail, when this member runs the coordinator. */
 export type AuditSource = (limit: number) => Promise<readonly AuditEntry[]>;
+
+interface NodeStreamCountMessage {
+  node_id: string;
+  generation: number;
+  open_streams: number;
+  sequence: number;
+}
+
+interface NodeConnectionRequest {
+  node_id: string;
+  generation: number;
+  connected: boolean;
+  member_id: string;
+  resync: boolean;
+  sequence: number;
+  counts: NodeStreamCountMessage[];
+}
+
+/** At most this many counts in one report: a member's whole table, with room to spare. */
+const MAX_COUNTS = 1_000_000;
+
+function validNodeGeneration(nodeId: unknown, generation: unknown, where: string): void {
+  if (typeof nodeId !== "string" || !ID.test(nodeId)) {
+    throw new InvalidArgumentError(`${where}node_id must be 1 to 64 letters, digits, '.', '_' or '-', got ${shownValue(nodeId)}`);
+  }
+  if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 1) {
+    throw new InvalidArgumentError(`${where}generation must be an integer in 1..2^53-1, got ${String(generation)}`);
+  }
+}
+
+/**
+ * The report a NodeConnection request carries. A request of the previous
+ * form (no member_id: one stream opened or closed) counts as a report of
+ * one pseudo-member, so it works as it did: any close disconnects.
+ */
+export function streamReportOf(req: NodeConnectionRequest, nextLegacySequence: () => number): StreamReport {
+  if (!req.member_id) {
+    validNodeGeneration(req.node_id, req.generation, "");
+    const sequence = nextLegacySequence();
+    return { memberId: "", resync: false, sequence, counts: [{ nodeId: req.node_id, generation: req.generation, open: req.connected ? 1 : 0, sequence }] };
+  }
+  if (!ID.test(req.member_id)) throw new InvalidArgumentError(`member_id must be 1 to 64 letters, digits, '.', '_' or '-', got ${shownValue(req.member_id)}`);
+  const sequence = req.sequence;
+  if (!Number.isSafeInteger(sequence) || sequence < 1) throw new InvalidArgumentError(`sequence must be an integer in 1..2^53-1, got ${String(sequence)}`);
+  const counts = req.counts ?? [];
+  if (counts.length > MAX_COUNTS) throw new InvalidArgumentError(`counts may hold at most ${MAX_COUNTS} entries, got ${counts.length}`);
+  return {
+    memberId: req.member_id,
+    resync: req.resync === true,
+    sequence,
+    counts: counts.map((c, i) => {
+      validNodeGeneration(c.node_id, c.generation, `counts[${i}].`);
+      if (!Number.isSafeInteger(c.sequence) || c.sequence < 1 || c.sequence > sequence) {
+        throw new InvalidArgumentError(`counts[${i}].sequence must be an integer from 1 to the report's sequence ${sequence}, got ${String(c.sequence)}`);
+      }
+      return { nodeId: c.node_id, generation: c.generation, open: c.open_streams, sequence: c.sequence };
+    }),
+  };
+}
+
+/** Sequences of reports in the previous form, which carry none: they apply in arrival order. */
+let legacySequence = 0;
 
 export function adminServiceHandlers(
   node: RaftDriver,
@@ -100,18 +163,12 @@ export function adminServiceHandlers(
         (err: unknown) => callback(toGrpcError(err)),
       );
     },
-    NodeConnection: (
-      call: grpc.ServerUnaryCall<{ node_id: string; generation: number; connected: boolean }, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ) => {
-      const { node_id, generation, connected } = call.request;
-      // A malformed report was answered OK and silently dropped (found by test/fuzz-grpc.test.ts): refuse it, naming the field.
-      if (!ID.test(node_id ?? "")) {
-        callback(toGrpcError(new InvalidArgumentError(`node_id must match ${ID.source}, got ${shownValue(node_id)}`)));
-        return;
-      }
-      if (!Number.isSafeInteger(generation) || generation < 1) {
-        callback(toGrpcError(new InvalidArgumentError(`generation must be an integer in 1..2^53-1, got ${String(generation)}`)));
+    NodeConnection: (call: grpc.ServerUnaryCall<NodeConnectionRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      let report: StreamReport;
+      try {
+        report = streamReportOf(call.request, () => ++legacySequence);
+      } catch (err) {
+        callback(toGrpcError(err));
         return;
       }
       if (!node.isLeader() && LeaderForwarder.mayForward(call)) {
@@ -121,7 +178,7 @@ export function adminServiceHandlers(
         );
         return;
       }
-      onNodeConnection?.(node_id, generation, connected);
+      onNodeConnection?.(report);
       callback(null, {});
     },
   };

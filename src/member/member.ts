@@ -127,7 +127,7 @@ export class Member {
     server.addService(AdminClient.service, adminServiceHandlers(
         node,
         adminForwarder,
-        (id, gen, up) => app?.onNodeConnection(id, gen, up),
+        (report) => app?.onStreamReport(report),
         app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
       ));
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.

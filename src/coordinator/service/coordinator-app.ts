@@ -18,7 +18,10 @@ import { MemberProbe } from "./member-probe.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
 import { withRouteEncoders } from "./route-codec.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
+import { type StreamReport } from "./node-streams.js";
 import { RouteLog } from "./route-log.js";
+import { StreamReporter, reportMessage } from "./stream-reporter.js";
+import { type Scheduler, realScheduler } from "../../time/scheduler.js";
 import { WatchHub } from "./watch-hub.js";
 
 export interface CoordinatorTimings {
@@ -45,10 +48,12 @@ export class CoordinatorApp {
   private readonly forwarders: LeaderForwarder[] = [];
   private placer: NodeJS.Timeout | undefined;
   private probe = new MemberProbe();
+  private streams: StreamReporter | undefined;
 
   constructor(
     private readonly logger: Logger,
     readonly timings: CoordinatorTimings = defaultCoordinatorTimings,
+    private readonly scheduler: Scheduler = realScheduler,
   ) {
     this.machine.subscribe((notice) => {
       this.watches.onNotice(notice);
@@ -67,7 +72,9 @@ export class CoordinatorApp {
   ): void {
     this.probe = new MemberProbe(undefined, security);
     const coordinator = new CoordinatorReplica(node, this.machine);
-    const detector = new FailureDetector(coordinator, {
+    const detector = new FailureDetector(
+      coordinator,
+      {
       leaseTtlMs: this.timings.leaseTtlMs,
       heartbeatIntervalMs: this.timings.heartbeatIntervalMs,
       disconnectGraceMs: this.timings.disconnectGraceMs,
@@ -77,7 +84,9 @@ export class CoordinatorApp {
         overdue > 0
           ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
           : this.logger.info({ live }, "nodes are heard again; leases count again"),
-    });
+      },
+      this.scheduler,
+    );
     this.detector = detector;
     node.on("leader", (change) => (change.isSelf ? detector.startLeading() : detector.stopLeading()));
     if (node.isLeader()) detector.startLeading();
@@ -91,13 +100,11 @@ export class CoordinatorApp {
     const RouteFeed = lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed");
     const routeForwarder = new LeaderForwarder(node, RouteFeed, requestTimeoutMs, security);
     this.forwarders.push(agentForwarder, coordinatorForwarder, adminForwarder, routeForwarder);
-    const reportConnection = (nodeId: string, generation: number, connected: boolean): void => {
-      if (node.isLeader()) this.onNodeConnection(nodeId, generation, connected);
-      else adminForwarder.forward("NodeConnection", { node_id: nodeId, generation, connected }).catch(() => undefined);
-    };
+    const streams = new StreamReporter(node, detector, (report) => adminForwarder.forward("NodeConnection", reportMessage(report)), this.scheduler);
+    this.streams = streams;
     server.addService(
       NodeAgent.service,
-      nodeAgentHandlers({ coordinator, detector, watches: this.watches, forwarder: agentForwarder, timings: this.timings, reportConnection }),
+      nodeAgentHandlers({ coordinator, detector, watches: this.watches, forwarder: agentForwarder, timings: this.timings, streams: streams.local }),
     );
     server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }));
     const upstreamFailed = (nodeId: string): void => {
@@ -113,14 +120,13 @@ export class CoordinatorApp {
     }, 500);
   }
 
-  /** The leader's detector hears that a node's watch stream opened or broke somewhere. */
-  onNodeConnection(nodeId: string, generation: number, connected: boolean): void {
-    if (!this.detector) return;
-    if (connected) this.detector.heard(nodeId, generation);
-    else this.detector.disconnected(nodeId, generation);
+  /** A member (or this one) reports the watch streams it holds to the leader's detector. */
+  onStreamReport(report: StreamReport): void {
+    this.detector?.streamsReported(report);
   }
 
   stop(): void {
+    this.streams?.stop();
     clearInterval(this.placer);
     this.detector?.stopLeading();
     for (const f of this.forwarders) f.close();

@@ -1,10 +1,16 @@
 /**
  * The leader's failure detector. Heartbeats are not Raft writes: the leader
  * keeps them in memory and proposes only changes of liveness. A node whose
- * connection breaks (its watch stream, reported by whichever member held
- * it) is suspect at once and dead after a short grace unless it comes back;
- * a node that goes silent with its connections open is dead when its lease
- * runs out. A new leader gives every node a full lease before judging it.
+ * connection breaks (its last open watch stream on any member closed, as
+ * the members report it: node-streams.ts) is suspect a third of a grace
+ * later (a report of the stream that replaced it may be that far behind),
+ * and dead once the grace is over unless it is heard on time (within a heartbeat
+ * interval, see ON_TIME_SLACK) until a stream opens again; a node that
+ * goes silent with its connections open is dead when its lease runs out.
+ * A new leader gives every node a full lease before judging it, and trusts
+ * "no stream left" only after that first lease: until every member has
+ * told it which streams it holds, a closed stream may not be the node's
+ * last.
  *
  * Silence from most nodes at once is taken as this member's own trouble,
  * not theirs: an overloaded leader (heartbeats queued faster than it can
@@ -18,8 +24,10 @@
  * lifecycle controller stops evictions on a "full disruption" for the
  * same reason.
  */
+import { type Scheduler, type TimerHandle, realScheduler } from "../../time/scheduler.js";
 import type { Liveness } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
+import { type StreamReport, StreamTable } from "./node-streams.js";
 
 export interface FailureDetectorOptions {
   readonly leaseTtlMs: number;
@@ -39,14 +47,34 @@ export interface FailureDetectorOptions {
 interface Seen {
   generation: number;
   atMs: number;
-  /** When its last connection broke, if it has not reconnected since. */
+  /** When its last connection broke, if it has not been heard since. */
   disconnectedAtMs?: number;
 }
 
+/** Which rule judged a node, for tests and the knobs below. */
+export type Verdict = "broken" | "disconnected" | "expired" | "late";
+
+/**
+ * Bugs the simulation must catch, planted on purpose (all off in
+ * production): each names the rule it breaks.
+ */
+export interface DetectorBugs {
+  /** Any closed stream suspects its node, whatever its other streams (the false deaths this file prevents). */
+  readonly anyStreamCloseSuspects?: boolean;
+  /** A member that leads again judges by what it heard in its earlier term, with no fresh lease. */
+  readonly noFreshLease?: boolean;
+}
+
+/** A heartbeat is on time when it comes within this many heartbeat intervals of the previous one. */
+export const ON_TIME_SLACK = 1.2;
+
 export class FailureDetector {
   private readonly seen = new Map<string, Seen>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly streams = new StreamTable();
+  private timer: TimerHandle | undefined;
   private leaderSinceMs = 0;
+  /** Before this, a node's last stream closing may be news only to this leader: see the class comment. */
+  private streamsKnownFromMs = 0;
   private lastCheckMs = 0;
   /** Liveness proposals in flight, so a slow commit is not proposed twice. */
   private readonly proposing = new Set<string>();
@@ -55,34 +83,67 @@ export class FailureDetector {
   constructor(
     private readonly coordinator: CoordinatorReplica,
     private readonly options: FailureDetectorOptions,
+    private readonly scheduler: Scheduler = realScheduler,
+    private readonly bugs: DetectorBugs = {},
   ) {}
 
   /** This member became leader: judge nobody before a full lease from now. */
   startLeading(): void {
     this.stopLeading();
-    this.leaderSinceMs = Date.now();
-    this.lastCheckMs = this.leaderSinceMs;
-    this.seen.clear();
-    this.timer = setInterval(() => this.check(), this.options.checkEveryMs);
+    const now = this.scheduler.now();
+    const stale = this.bugs.noFreshLease && this.leaderSinceMs > 0;
+    this.leaderSinceMs = stale ? this.leaderSinceMs : now;
+    this.streamsKnownFromMs = stale ? 0 : now + this.options.leaseTtlMs;
+    this.lastCheckMs = now;
+    this.timer = this.scheduler.setInterval(() => this.check(), this.options.checkEveryMs);
   }
 
   stopLeading(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.scheduler.clearInterval(this.timer);
     this.timer = undefined;
-    this.seen.clear();
+    // What a later term needs it learns afresh (members resync their streams).
+    if (!this.bugs.noFreshLease) this.seen.clear();
+    this.streams.clear();
     this.proposing.clear();
+  }
+
+  /**
+   * A member's report of the watch streams it holds (its own, when this
+   * member holds them). A node with a stream open anywhere was just heard;
+   * one whose last stream closed is disconnected.
+   */
+  streamsReported(report: StreamReport): void {
+    if (this.bugs.anyStreamCloseSuspects) {
+      for (const c of report.counts) (c.open > 0 ? this.heard(c.nodeId, c.generation) : this.disconnected(c.nodeId, c.generation));
+      return;
+    }
+    const { opened, closed } = this.streams.apply(report);
+    for (const n of opened) this.heard(n.nodeId, n.generation);
+    for (const n of closed) this.disconnected(n.nodeId, n.generation);
+  }
+
+  /** Open streams of a node generation on every member, as reported to this leader. */
+  openStreams(nodeId: string, generation: number): number {
+    return this.streams.openStreams(nodeId, generation);
   }
 
   /** A heartbeat (or a fresh watch stream) from `nodeId` at `generation`. */
   heard(nodeId: string, generation: number): void {
-    this.seen.set(nodeId, { generation, atMs: Date.now() });
+    const before = this.seen.get(nodeId);
+    // Heard, but with no stream open anywhere it stays disconnected: it must
+    // then be heard on time (see check()).
+    const stillBroken =
+      before && before.generation === generation && !this.bugs.anyStreamCloseSuspects && this.streams.openStreams(nodeId, generation) === 0
+        ? before.disconnectedAtMs
+        : undefined;
+    this.seen.set(nodeId, stillBroken === undefined ? { generation, atMs: this.scheduler.now() } : { generation, atMs: this.scheduler.now(), disconnectedAtMs: stillBroken });
     const node = this.coordinator.local().getNode(nodeId);
     if (this.timer && node && node.generation === generation && node.liveness === "SUSPECT") {
       this.propose(nodeId, generation, "ALIVE");
     }
   }
 
-  /** The node's connection broke: suspect now, dead after the grace unless it returns. */
+  /** The node's last connection broke: suspect now, dead after the grace unless it is heard again. */
   disconnected(nodeId: string, generation: number): void {
     const node = this.coordinator.local().getNode(nodeId);
     // A broken stream of an older incarnation says nothing about the
@@ -90,10 +151,14 @@ export class FailureDetector {
     // would erase what was heard from the current generation.
     if (!node || node.generation !== generation) return;
     const s = this.seen.get(nodeId);
-    const now = Date.now();
+    const now = this.scheduler.now();
     const heardAt = s && s.generation === generation ? s.atMs : now;
+    // Within its first lease a leader may not yet know every stream: the
+    // node is judged by its lease alone until then.
+    if (now < this.streamsKnownFromMs) return;
     this.seen.set(nodeId, { generation, atMs: heardAt, disconnectedAtMs: now });
-    if (this.timer && node.liveness === "ALIVE") this.propose(nodeId, generation, "SUSPECT");
+    // Suspected at the next checks (check()), not at once: the report of a
+    // stream that replaced this one may be a few milliseconds behind.
   }
 
   /**
@@ -107,11 +172,11 @@ export class FailureDetector {
     if (!this.timer || !node || node.liveness !== "ALIVE") return;
     const s = this.seen.get(nodeId);
     const heardAt = s && s.generation === node.generation ? s.atMs : this.leaderSinceMs;
-    if (Date.now() - heardAt > this.options.heartbeatIntervalMs) this.disconnected(nodeId, node.generation);
+    if (this.scheduler.now() - heardAt > this.options.heartbeatIntervalMs) this.disconnected(nodeId, node.generation);
   }
 
   private check(): void {
-    const now = Date.now();
+    const now = this.scheduler.now();
     const stalled = now - this.lastCheckMs > Math.max(4 * this.options.checkEveryMs, 250);
     this.lastCheckMs = now;
     if (stalled) {
@@ -123,7 +188,7 @@ export class FailureDetector {
       return;
     }
     const { leaseTtlMs, heartbeatIntervalMs, disconnectGraceMs } = this.options;
-    const verdicts: { nodeId: string; generation: number; verdict: "broken" | "expired" | "late" }[] = [];
+    const verdicts: { nodeId: string; generation: number; verdict: Verdict }[] = [];
     let live = 0;
     for (const node of this.coordinator.local().listNodes()) {
       if (node.liveness === "DEAD") continue;
@@ -134,15 +199,26 @@ export class FailureDetector {
       const last = Math.max(heardAt, this.leaderSinceMs);
       const brokeAt = s && s.generation === node.generation ? s.disconnectedAtMs : undefined;
       const { nodeId, generation } = node;
-      if (brokeAt !== undefined && now - brokeAt > disconnectGraceMs && brokeAt >= this.leaderSinceMs) {
+      // With no connection left, a node must be heard within a heartbeat
+      // interval (and a little): one that heartbeats on time is never
+      // declared dead, whatever its streams do, while a crashed one is dead
+      // a grace after its connection broke, or as soon as it is late.
+      if (
+        brokeAt !== undefined &&
+        now - brokeAt > disconnectGraceMs &&
+        (now - last > heartbeatIntervalMs * ON_TIME_SLACK || this.bugs.anyStreamCloseSuspects === true) &&
+        brokeAt >= this.leaderSinceMs
+      ) {
         verdicts.push({ nodeId, generation, verdict: "broken" });
+      } else if (brokeAt !== undefined && heardAt <= brokeAt && now - brokeAt > disconnectGraceMs / 3 && node.liveness === "ALIVE") {
+        verdicts.push({ nodeId, generation, verdict: "disconnected" });
       } else if (now - last > leaseTtlMs) {
         verdicts.push({ nodeId, generation, verdict: "expired" });
       } else if (node.liveness === "ALIVE" && now - last > 2 * heartbeatIntervalMs) {
         verdicts.push({ nodeId, generation, verdict: "late" });
       }
     }
-    const overdue = verdicts.filter((v) => v.verdict !== "broken").length;
+    const overdue = verdicts.filter((v) => v.verdict === "expired" || v.verdict === "late").length;
     const massSilence = overdue >= (this.options.massSilenceMinNodes ?? 3) && overdue > live * (this.options.massSilenceFraction ?? 0.5);
     if (massSilence !== this.inMassSilence) {
       this.inMassSilence = massSilence;
@@ -150,6 +226,7 @@ export class FailureDetector {
     }
     for (const { nodeId, generation, verdict } of verdicts) {
       if (verdict === "broken") this.propose(nodeId, generation, "DEAD");
+      else if (verdict === "disconnected") this.propose(nodeId, generation, "SUSPECT");
       else if (massSilence) continue;
       else this.propose(nodeId, generation, verdict === "expired" ? "DEAD" : "SUSPECT");
     }

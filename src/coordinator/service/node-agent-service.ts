@@ -28,6 +28,7 @@ import type { CoordinatorQueries } from "../state.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import type { FailureDetector } from "./failure-detector.js";
 import { unaryHandler } from "./handler.js";
+import type { LocalStreams } from "./node-streams.js";
 import { type WatchHub, type WatchStream, endStream, eventMessage } from "./watch-hub.js";
 
 export interface AgentTimings {
@@ -44,8 +45,8 @@ export function nodeAgentHandlers(deps: {
   watches: WatchHub;
   forwarder: LeaderForwarder;
   timings: AgentTimings;
-  /** Tells the leader's detector that a stream opened or broke here. */
-  reportConnection: (nodeId: string, generation: number, connected: boolean) => void;
+  /** This member's open watch streams, reported to the leader's detector. */
+  streams: LocalStreams;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, detector, watches, forwarder, timings } = deps;
   const requireLeader = (): void => {
@@ -108,10 +109,12 @@ export function nodeAgentHandlers(deps: {
 
     WatchAssignments: (call: grpc.ServerWritableStream<Req, unknown>) => {
       let stream: WatchStream | undefined;
+      let ended = false;
       const closed = (): void => {
+        ended = true;
         if (!stream) return;
         watches.remove(stream);
-        deps.reportConnection(stream.nodeId, stream.generation, false);
+        deps.streams.closed(stream.nodeId, stream.generation);
         stream = undefined;
       };
       call.on("cancelled", closed);
@@ -129,10 +132,14 @@ export function nodeAgentHandlers(deps: {
       const open = (q: CoordinatorQueries) => {
         const check = q.checkSession(nodeId, generation);
         if (!check.ok) throw failureToError(check);
+        // The client went away while the session was being checked.
+        if (ended) return [];
         // Register for changes and take the list in the same turn, so no
-        // change can fall between them.
+        // change can fall between them. The stream counts as open from here
+        // until it closes.
         stream = { nodeId, generation, call: call as grpc.ServerWritableStream<unknown, unknown> };
         watches.add(stream);
+        deps.streams.opened(nodeId, generation);
         return q.meetingsOf(nodeId);
       };
       // The list as this member has applied it, then every change in apply
@@ -146,7 +153,6 @@ export function nodeAgentHandlers(deps: {
       listed
         .then(
           (assignments) => {
-            deps.reportConnection(nodeId, generation, true);
             for (const a of assignments) call.write(eventMessage("ASSIGNED", a.meetingId, a.epoch, a.checkpoint));
           },
           (err: unknown) => {

@@ -1,0 +1,78 @@
+/**
+ * Carries a member's watch-stream counts (node-streams.ts) to the leader's
+ * failure detector: straight in when this member leads, else forwarded
+ * (MemberAdmin.NodeConnection). A new leader gets the whole table; a
+ * report that did not arrive is replaced by a whole table, retried until
+ * the leader has it, since a count the leader missed could make a node's
+ * last stream look closed when it is not.
+ *
+ * Created by CoordinatorApp.attach after the detector's own leader
+ * listener, so a member that starts to lead resets its detector first,
+ * then reports its own table into it.
+ */
+import type { RaftDriver } from "../../raft-runtime/driver.js";
+import type { Scheduler, TimerHandle } from "../../time/scheduler.js";
+import type { FailureDetector } from "./failure-detector.js";
+import { LocalStreams, type StreamReport } from "./node-streams.js";
+
+/** Between two attempts to give the leader a whole table. */
+const RESYNC_RETRY_MS = 200;
+
+export class StreamReporter {
+  readonly local: LocalStreams;
+  private retry: TimerHandle | undefined;
+  private stopped = false;
+  private readonly onLeader = (): void => this.resyncSoon(0);
+
+  constructor(
+    private readonly raft: RaftDriver,
+    private readonly detector: FailureDetector,
+    private readonly forward: (report: StreamReport) => Promise<unknown>,
+    private readonly scheduler: Scheduler,
+  ) {
+    // Sequences start above any this member sent before a restart.
+    this.local = new LocalStreams(raft.id, (report) => this.send(report), scheduler.now() * 1000);
+    raft.on("leader", this.onLeader);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.raft.off("leader", this.onLeader);
+    this.scheduler.clearTimeout(this.retry);
+  }
+
+  private send(report: StreamReport): void {
+    if (this.stopped) return;
+    if (this.raft.isLeader()) {
+      this.detector.streamsReported(report);
+      return;
+    }
+    if (this.raft.status().lead === "") {
+      // Nobody to tell; the next leader gets the whole table.
+      return;
+    }
+    this.forward(report).catch(() => this.resyncSoon(RESYNC_RETRY_MS));
+  }
+
+  private resyncSoon(delayMs: number): void {
+    if (this.stopped) return;
+    this.scheduler.clearTimeout(this.retry);
+    this.retry = this.scheduler.setTimeout(() => {
+      this.retry = undefined;
+      if (this.stopped || this.raft.status().lead === "") return;
+      const report = this.local.resync();
+      if (this.raft.isLeader()) this.detector.streamsReported(report);
+      else this.forward(report).catch(() => this.resyncSoon(RESYNC_RETRY_MS));
+    }, delayMs);
+  }
+}
+
+/** The NodeConnection request that carries `report`. */
+export function reportMessage(report: StreamReport): Record<string, unknown> {
+  return {
+    member_id: report.memberId,
+    resync: report.resync,
+    sequence: report.sequence,
+    counts: report.counts.map((c) => ({ node_id: c.nodeId, generation: c.generation, open_streams: c.open, sequence: c.sequence })),
+  };
+}
