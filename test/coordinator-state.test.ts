@@ -446,6 +446,31 @@ describe("liveness and failover", () => {
     expect(h.q.getCheckpoint("m")).toMatchObject({ nodeId: "n2", epoch: 2, sequence: 6 });
   });
 
+  it("a node that registers again before it is declared dead keeps its meetings, each as a new tenure: epoch + 1, the last checkpoint, the old generation fenced", () => {
+    const h = new Harness();
+    h.register("n1");
+    h.create("a");
+    h.create("b");
+    h.ok(h.save("a", 7) as Input & { type: "saveCheckpoint" });
+    const again = h.run({ type: "register", nodeId: "n1", address: "10.0.0.1:9001", capacity: 10, region: "", labels: [] });
+    expect(again.result).toMatchObject({ ok: true, generation: 2 });
+    expect(h.q.auditLog(1)[0]!.summary).toContain("kept 2 meetings, each at a new epoch");
+    // One event pair per meeting, in meeting id order: REVOKED to the old incarnation, ASSIGNED to the new.
+    expect(again.events.map((e) => `${e.type} ${e.meetingId}@${e.epoch} g${e.generation}${e.checkpoint ? ` cp${e.checkpoint.sequence}` : ""}`)).toEqual([
+      "REVOKED a@1 g1",
+      "ASSIGNED a@2 g2 cp7",
+      "REVOKED b@1 g1",
+      "ASSIGNED b@2 g2",
+    ]);
+    expect(h.q.getRoute("a")).toMatchObject({ ok: true, route: { nodeId: "n1", epoch: 2 } });
+    expect(h.q.meetingsOf("n1").map((a) => `${a.meetingId}@${a.epoch}`)).toEqual(["a@2", "b@2"]);
+    // The old incarnation's late write is fenced by generation, and the new one's at the old epoch by epoch.
+    expect(h.fail(h.save("a", 8, { generation: 1, epoch: 1 })).code).toBe("FAILED_PRECONDITION");
+    expect(h.fail(h.save("a", 8, { generation: 2, epoch: 1 })).code).toBe("FAILED_PRECONDITION");
+    expect(h.run(h.save("a", 8)).result).toMatchObject({ ok: true });
+    expect(h.q.getCheckpoint("a")).toMatchObject({ nodeId: "n1", epoch: 2, sequence: 8 });
+  });
+
   it("the replicated clock never goes backwards when a new leader's clock lags", () => {
     const h = new Harness();
     h.nowMs = 5_000;

@@ -70,7 +70,6 @@ export function printReport(say: (line: string) => void, r: ReportInput): void {
     `meeting servers declared dead while running (neither killed nor paused by the run): ${verdict.falseDeaths.length}` +
       (verdict.stallDeaths > 0 ? `, and ${verdict.stallDeaths} right after their own event loop stalled (lease ran out)` : ""),
   );
-  list(say, "DECLARED DEAD WHILE RUNNING", verdict.falseDeaths);
   say(r.health.problems.length === 0 ? `health: ${r.health.summary} (after ${(r.health.waitedMs / 1000).toFixed(1)} s)` : `health: NOT healthy after ${(r.health.waitedMs / 1000).toFixed(1)} s`);
   say(`ClusterStatus (operator view, not judged): ${r.clusterStatus}`);
   if (r.options.verbose) list(say, "note", verdict.info);

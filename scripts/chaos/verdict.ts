@@ -36,8 +36,7 @@ export interface Verdict {
   /**
    * Meeting servers declared dead (fenced, registered again) while running:
    * not in a pause of ours, not right after their own event loop stalled.
-   * Reported, not judged: the API does not promise a live node is never
-   * declared dead; each one moves its meetings and counts towards flap damping.
+   * Each is a violation: a live node that heartbeats is never declared dead.
    */
   readonly falseDeaths: string[];
   /** The same after a stall of the server's own event loop (a loaded machine): the lease ran out. */
@@ -93,6 +92,7 @@ export function judge(run: RunRecord): Verdict {
     if (stalled) stallDeaths += 1;
     else falseDeaths.push(`${r.nodeId} (pid ${r.pid}) at ${new Date(r.t).toISOString()}: ${r.reason.slice(0, 200)}`);
   }
+  for (const d of falseDeaths) violations.push(`declared dead while running: ${d}`);
   return {
     lost,
     violations,

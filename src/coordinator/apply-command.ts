@@ -70,7 +70,7 @@ export function applyCommand(state: CoordinatorState, command: Command, index: n
 function dispatch(state: CoordinatorState, command: Command, index: number, events: AssignmentEvent[]): Handled<CommandResult> {
   switch (command.type) {
     case "register":
-      return applyRegister(state, command);
+      return applyRegister(state, command, events);
     case "setLiveness":
       return applySetLiveness(state, command, events);
     case "createMeeting":
@@ -90,13 +90,16 @@ function dispatch(state: CoordinatorState, command: Command, index: number, even
   }
 }
 
-function applyRegister(state: CoordinatorState, c: RegisterCommand): Handled<RegisterResult> {
+function applyRegister(state: CoordinatorState, c: RegisterCommand, events: AssignmentEvent[]): Handled<RegisterResult> {
   const existing = state.nodes.get(c.nodeId);
   const generation = (existing?.generation ?? state.retiredGenerations.get(c.nodeId) ?? 0) + 1;
+  let kept = 0;
   if (existing) {
     // A new incarnation of a known node: it keeps the meetings it still
-    // owns (none if it was declared dead) at their epochs; the old
-    // incarnation is fenced out by the generation. Its flap history stays.
+    // owns (none if it was declared dead), each as a new tenure at a higher
+    // epoch with its last checkpoint; the old incarnation is fenced out by
+    // generation and epoch. Its flap history stays.
+    const oldGeneration = existing.generation;
     existing.address = c.address;
     existing.capacity = c.capacity;
     existing.region = c.region;
@@ -104,6 +107,7 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand): Handled<Reg
     existing.generation = generation;
     existing.liveness = "ALIVE";
     existing.draining = false;
+    kept = state.retenure(c.nodeId, oldGeneration, events);
   } else {
     const node: NodeRecord = {
       id: c.nodeId,
@@ -122,7 +126,8 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand): Handled<Reg
     state.addNode(node);
   }
   const where = `${c.address} capacity ${c.capacity}` + (c.region ? ` region ${c.region}` : "") + (c.labels.length ? ` labels ${labelsToString(c.labels)}` : "");
-  return { result: { ok: true, type: "register", nodeId: c.nodeId, generation }, summary: `${c.nodeId} generation ${generation} at ${where}` };
+  const tenures = kept > 0 ? `; kept ${kept} meetings, each at a new epoch` : "";
+  return { result: { ok: true, type: "register", nodeId: c.nodeId, generation }, summary: `${c.nodeId} generation ${generation} at ${where}${tenures}` };
 }
 
 function applySetLiveness(state: CoordinatorState, c: SetLivenessCommand, events: AssignmentEvent[]): Handled<SetLivenessResult> {

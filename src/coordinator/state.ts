@@ -232,6 +232,27 @@ export class CoordinatorState implements CoordinatorQueries {
   }
 
   /**
+   * A node registered again under a new generation while it still owns
+   * meetings (it restarted before it was declared dead): each of them
+   * starts a new tenure on the new incarnation, in meeting id order: the
+   * old generation is told REVOKED, the new one ASSIGNED at epoch + 1 with
+   * the last checkpoint. So one epoch always means one (node, generation),
+   * and fencing and every checker can rely on the epoch alone.
+   */
+  retenure(nodeId: string, oldGeneration: number, events: AssignmentEvent[]): number {
+    const node = this.nodeOrThrow(nodeId);
+    if (node.generation === oldGeneration) throw new BrokenInvariantError(`node ${nodeId} kept generation ${oldGeneration}`);
+    const ids = this.ownedSorted(nodeId);
+    for (const meetingId of ids) {
+      const meeting = this.meetingOrThrow(meetingId);
+      events.push({ type: "REVOKED", nodeId, generation: oldGeneration, meetingId, epoch: meeting.epoch });
+      meeting.epoch++;
+      events.push({ type: "ASSIGNED", nodeId, generation: node.generation, ...this.assignmentOf(meeting) });
+    }
+    return ids.length;
+  }
+
+  /**
    * Moves every meeting off `nodeId`, in meeting id order, each to the
    * placement choice excluding that node (epoch + 1, with its checkpoint).
    * A meeting no node has room for is left unassigned ("unassign") or left
