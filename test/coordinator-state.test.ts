@@ -471,6 +471,34 @@ describe("liveness and failover", () => {
     expect(h.q.getCheckpoint("a")).toMatchObject({ nodeId: "n1", epoch: 2, sequence: 8 });
   });
 
+  it("a Register from the incarnation registered now is a duplicate: same generation, nothing changes; a dead or other incarnation gets a new one", () => {
+    const h = new Harness();
+    const reg = (incarnation?: string) =>
+      h.ok({ type: "register", nodeId: "n1", address: "10.0.0.1:9001", capacity: 10, region: "", labels: [], ...(incarnation ? { incarnation } : {}) }).generation;
+    expect(reg("proc-a")).toBe(1);
+    h.create("m");
+    // A retry whose first answer was lost, or a late duplicate: the same generation, the meeting untouched.
+    expect(reg("proc-a")).toBe(1);
+    expect(h.q.getRoute("m")).toMatchObject({ ok: true, route: { nodeId: "n1", epoch: 1 } });
+    expect(h.q.auditLog(1)[0]!.summary).toContain("already registered by this incarnation");
+    // Another process under the same id: a new generation (and a new tenure of its meetings).
+    expect(reg("proc-b")).toBe(2);
+    expect(reg("proc-a")).toBe(3); // the old process, once the new one registered: fenced it in turn
+    // Declared dead: the same process must get a new generation.
+    h.kill("n1");
+    expect(reg("proc-a")).toBe(4);
+    // No token (older agents): every Register is a new generation, as before.
+    expect(reg()).toBe(5);
+    expect(reg()).toBe(6);
+    // The token survives a snapshot and restore.
+    expect(reg("proc-c")).toBe(7);
+    const restored = new CoordinatorStateMachine();
+    restored.restore(h.sm.snapshot());
+    expect(restored.queries.getNode("n1")?.generation).toBe(7);
+    const again = restored.apply(encodeCommand({ type: "register", nowMs: h.nowMs, nodeId: "n1", address: "10.0.0.1:9001", capacity: 10, region: "", labels: [], incarnation: "proc-c" }), h.index + 1);
+    expect(again.result).toMatchObject({ ok: true, generation: 7 });
+  });
+
   it("the replicated clock never goes backwards when a new leader's clock lags", () => {
     const h = new Harness();
     h.nowMs = 5_000;

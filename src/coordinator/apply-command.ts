@@ -92,6 +92,16 @@ function dispatch(state: CoordinatorState, command: Command, index: number, even
 
 function applyRegister(state: CoordinatorState, c: RegisterCommand, events: AssignmentEvent[]): Handled<RegisterResult> {
   const existing = state.nodes.get(c.nodeId);
+  // The process registered now, alive, asks again (a retry whose first
+  // answer was lost, or a late duplicate): the same generation, nothing
+  // changes. A new generation here would fence the very process that asked.
+  const incarnation = c.incarnation ?? "";
+  if (existing && incarnation !== "" && existing.incarnation === incarnation && existing.liveness !== "DEAD") {
+    return {
+      result: { ok: true, type: "register", nodeId: c.nodeId, generation: existing.generation },
+      summary: `${c.nodeId} generation ${existing.generation}: already registered by this incarnation`,
+    };
+  }
   const generation = (existing?.generation ?? state.retiredGenerations.get(c.nodeId) ?? 0) + 1;
   let kept = 0;
   if (existing) {
@@ -105,6 +115,7 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
     existing.region = c.region;
     existing.labels = c.labels;
     existing.generation = generation;
+    existing.incarnation = incarnation;
     existing.liveness = "ALIVE";
     existing.draining = false;
     kept = state.retenure(c.nodeId, oldGeneration, events);
@@ -116,6 +127,7 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
       region: c.region,
       labels: c.labels,
       generation,
+      incarnation,
       liveness: "ALIVE",
       draining: false,
       deathsMs: [],

@@ -24,6 +24,7 @@ import {
   validateCapacity,
   validateEpoch,
   validateGeneration,
+  validateIncarnation,
   validateMeetingId,
   validateNodeId,
   validateRegion,
@@ -44,6 +45,8 @@ export interface RegisterCommand {
   readonly capacity: number;
   readonly region: string;
   readonly labels: Labels;
+  /** The registering process's token; absent when it sent none (older agents, older commands). */
+  readonly incarnation?: string;
 }
 
 /** The leader's failure detector changes a node's liveness; DEAD moves its meetings. */
@@ -180,6 +183,7 @@ export function parseCommand(raw: unknown): Command {
         capacity: validateCapacity(c["capacity"]),
         region: validateRegion(c["region"]),
         labels: validateLabels(c["labels"]),
+        ...(c["incarnation"] === undefined || c["incarnation"] === null || c["incarnation"] === "" ? {} : { incarnation: validateIncarnation(c["incarnation"]) }),
       };
     case "setLiveness":
       return {

@@ -85,6 +85,18 @@ export function validateRegion(value: unknown, field = "region"): string {
   return text;
 }
 
+const MAX_INCARNATION_CHARS = 128;
+
+/** Register's optional process token: "" or up to 128 characters with no control characters. */
+export function validateIncarnation(value: unknown, field = "incarnation"): string {
+  const text = requireString(value, field);
+  if (text.length > MAX_INCARNATION_CHARS) {
+    throw new InvalidArgumentError(`${field} must be at most ${MAX_INCARNATION_CHARS} characters, got ${text.length}`);
+  }
+  requireNoControlChars(text, field);
+  return text;
+}
+
 export function requireNoControlChars(text: string, field: string): void {
   if (CONTROL_CHARS.test(text)) throw new InvalidArgumentError(`${field} must not contain control characters, got ${shown(text)}`);
 }

@@ -29,6 +29,8 @@ export interface NodeRecord {
   labels: Labels;
   /** Grows on every Register of this id, across Deregister too. */
   generation: number;
+  /** The token of the process registered as this generation ("" when it sent none): see applyRegister. */
+  incarnation: string;
   liveness: Liveness;
   /** Set by DrainNode and Deregister; cleared by Register (a fresh start). */
   draining: boolean;

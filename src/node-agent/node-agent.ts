@@ -44,6 +44,7 @@
  * events (only when someone listens, so an unhandled 'error' never
  * crashes the process) and logged.
  */
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -86,8 +87,16 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
   private stopped: Promise<void> | undefined;
 
   /** Validates `options` first (AgentConfigError names the field); starts nothing. */
-  constructor(options: AgentOptions, internals: { readonly random?: () => number } = {}) {
+  /**
+   * This process's registration token (Register's `incarnation`): a retried
+   * or late duplicate Register returns the generation this process already
+   * has instead of fencing it with a new one.
+   */
+  private readonly incarnation: string;
+
+  constructor(options: AgentOptions, internals: { readonly random?: () => number; readonly incarnation?: string } = {}) {
     super();
+    this.incarnation = internals.incarnation ?? randomUUID();
     this.config = validateAgentConfig(options as unknown as RawAgentOptions);
     this.log = this.config.logger ?? pino({ level: "silent" });
     this.connection = new CoordinatorConnection(this.config.coordinators, {
@@ -236,6 +245,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       capacity: this.config.capacity,
       region: this.config.region,
       labels: this.config.labels,
+      incarnation: this.incarnation,
     };
     for (let round = 1; ; round++) {
       const raw = await this.connection.unary("Register", request, { attempts: Infinity });

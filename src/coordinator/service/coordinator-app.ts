@@ -80,6 +80,7 @@ export class CoordinatorApp {
       disconnectGraceMs: this.timings.disconnectGraceMs,
       checkEveryMs: 50,
       onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
+        onJudged: (judged) => this.logger.info({ ...judged, node: judged.nodeId }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
       onMassSilence: (overdue, live) =>
         overdue > 0
           ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")

@@ -40,6 +40,8 @@ export interface FailureDetectorOptions {
   /** Default 3: with fewer overdue nodes, each is judged on its own. */
   readonly massSilenceMinNodes?: number;
   readonly onError?: (err: unknown) => void;
+  /** Told of every liveness change this detector proposes by its own judgement, with why. */
+  readonly onJudged?: (judged: Judgement) => void;
   /** Told when mass silence starts (overdue, live) and when it ends (0, live). */
   readonly onMassSilence?: (overdue: number, live: number) => void;
 }
@@ -53,6 +55,20 @@ interface Seen {
 
 /** Which rule judged a node, for tests and the knobs below. */
 export type Verdict = "broken" | "disconnected" | "expired" | "late";
+
+/** A liveness change the detector proposes, with what it knew: for the log, so a death can be explained. */
+export interface Judgement {
+  readonly nodeId: string;
+  readonly generation: number;
+  readonly liveness: Liveness;
+  readonly verdict: Verdict;
+  /** Since the node was last heard by this leader (undefined: never in this term). */
+  readonly heardAgoMs: number | undefined;
+  /** Since its last stream closed, when it has none open. */
+  readonly disconnectedAgoMs: number | undefined;
+  readonly leadingForMs: number;
+  readonly openStreams: number;
+}
 
 /**
  * Bugs the simulation must catch, planted on purpose (all off in
@@ -225,17 +241,29 @@ export class FailureDetector {
       this.options.onMassSilence?.(massSilence ? overdue : 0, live);
     }
     for (const { nodeId, generation, verdict } of verdicts) {
-      if (verdict === "broken") this.propose(nodeId, generation, "DEAD");
-      else if (verdict === "disconnected") this.propose(nodeId, generation, "SUSPECT");
-      else if (massSilence) continue;
-      else this.propose(nodeId, generation, verdict === "expired" ? "DEAD" : "SUSPECT");
+      if (verdict !== "broken" && verdict !== "disconnected" && massSilence) continue;
+      const liveness: Liveness = verdict === "broken" || verdict === "expired" ? "DEAD" : "SUSPECT";
+      const s = this.seen.get(nodeId);
+      const mine = s && s.generation === generation;
+      const judged: Judgement = {
+        nodeId,
+        generation,
+        liveness,
+        verdict,
+        heardAgoMs: mine ? now - s.atMs : undefined,
+        disconnectedAgoMs: mine && s.disconnectedAtMs !== undefined ? now - s.disconnectedAtMs : undefined,
+        leadingForMs: now - this.leaderSinceMs,
+        openStreams: this.streams.openStreams(nodeId, generation),
+      };
+      this.propose(nodeId, generation, liveness, judged);
     }
   }
 
-  private propose(nodeId: string, generation: number, liveness: Liveness): void {
+  private propose(nodeId: string, generation: number, liveness: Liveness, judged?: Judgement): void {
     const key = `${nodeId}/${liveness}`;
     if (this.proposing.has(key)) return;
     this.proposing.add(key);
+    if (judged) this.options.onJudged?.(judged);
     this.coordinator
       .propose({ type: "setLiveness", nodeId, generation, liveness })
       .catch((err: unknown) => this.options.onError?.(err))

@@ -16,6 +16,7 @@ import {
   validateCapacity,
   validateEpoch,
   validateGeneration,
+  validateIncarnation,
   validateLoad,
   validateMeetingId,
   validateNodeId,
@@ -62,6 +63,7 @@ export function nodeAgentHandlers(deps: {
         capacity: validateCapacity(req.capacity),
         region: validateRegion(req.region ?? ""),
         labels: validateLabels(req.labels ?? {}),
+        ...(req.incarnation ? { incarnation: validateIncarnation(req.incarnation) } : {}),
       };
       const r = await coordinator.propose<RegisterResult>(command);
       detector.heard(r.nodeId, r.generation);
