@@ -136,7 +136,7 @@ export class Member {
         app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
       ));
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.
-    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer);
+    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
     const health = new HealthImplementation({ "": "NOT_SERVING" });
