@@ -260,6 +260,8 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   app.server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const loop = req.url?.startsWith("/meetings/") ? loops.refusal(req.headers) : undefined;
     if (loop) {
+      // An upgrade socket has no error listener of Node's: a reset while answering must not end the process.
+      socket.on("error", (err) => log.debug({ err }, "websocket client socket failed"));
       metrics.countRequest("websocket", loop.status);
       writeSocketError(socket, loop);
       return;
