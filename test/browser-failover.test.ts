@@ -6,6 +6,11 @@
  * kill -9; the user presses "Try again" and is back in the same meeting, on
  * the other server, with the whole history. A screenshot of the dashboard
  * is saved as an artifact (test-artifacts/dashboard.png).
+ *
+ * Then HTTPS end to end: a gateway and a demo meeting server serving HTTPS
+ * (and WSS) on their own ports (--tls-cert/--tls-key, certificates from
+ * `convene certs --https`), the gateway reaching the meeting server over
+ * HTTPS (--node-ca); the page joins and chats over https:// and wss://.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,7 +19,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { basePort } from "./support/member-cluster.js";
+import { type Gateway, startGateway, validateGatewayConfig } from "../src/gateway/index.js";
+import { type DemoServer, startDemoServer, validateDemoServerConfig } from "../src/demo-server/index.js";
+import { writeCerts } from "../src/security/certs.js";
+import { MemberCluster, basePort } from "./support/member-cluster.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const artifacts = join(root, "test-artifacts");
@@ -104,4 +112,58 @@ describe("the demo in a real browser", () => {
     await dashboard.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
     expect(await dashboard.textContent("body")).toContain(second.nodeId);
   }, 90_000);
+});
+
+describe("HTTPS on the gateway's and the demo server's own ports, in a real browser", () => {
+  const dir = mkdtempSync(join(tmpdir(), "convene-https-"));
+  const file = (name: string) => join(dir, name);
+  let cluster: MemberCluster;
+  let server: DemoServer;
+  let gateway: Gateway;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    writeCerts({ outDir: dir, members: [], agents: [], https: [{ id: "gw", hosts: [] }, { id: "m9", hosts: [] }], days: 1, force: false });
+    cluster = new MemberCluster(["n1"], undefined, { app: "coordinator" });
+    cluster.start("n1");
+    await cluster.waitForLeader();
+    const coordinators = cluster.addresses.get("n1")!;
+    server = await startDemoServer(
+      validateDemoServerConfig({ nodeId: "m9", listen: "127.0.0.1:0", coordinators, checkpointIntervalMs: 500, logLevel: "warn", tlsCert: file("https-m9.crt"), tlsKey: file("https-m9.key") }),
+    );
+    gateway = await startGateway(
+      validateGatewayConfig({ listen: "127.0.0.1:0", coordinators, logLevel: "warn", tlsCert: file("https-gw.crt"), tlsKey: file("https-gw.key"), nodeCa: file("ca.crt") }),
+    );
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--ignore-certificate-errors"],
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.close();
+    await server?.close().catch(() => undefined);
+    await cluster?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it("joins a meeting and chats over https:// and wss:// through the gateway", async () => {
+    expect(gateway.scheme).toBe("https");
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    const sockets: string[] = [];
+    page.on("websocket", (ws) => sockets.push(ws.url()));
+    await page.goto(`https://${gateway.address}/meetings/https-room/?name=tls`);
+    await page.waitForFunction(() => (window as unknown as { conveneDemo?: { state: string } }).conveneDemo?.state === "connected", undefined, { timeout: 20_000 });
+    expect(await page.textContent("#node")).toContain("m9");
+    await page.fill("#message-input", "over tls");
+    await page.click("#send");
+    await page.waitForFunction(() => [...document.querySelectorAll("#messages .message")].some((e) => e.textContent?.includes("over tls")), undefined, { timeout: 10_000 });
+    expect(sockets.length).toBeGreaterThan(0);
+    for (const url of sockets) expect(url).toMatch(new RegExp(`^wss://${gateway.address.replace(/\./g, "\\.")}/meetings/https-room/`));
+    // The plain-HTTP port answers no HTTP: the gateway serves HTTPS only.
+    await expect(fetch(`http://${gateway.address}/healthz`)).rejects.toThrow();
+    await context.close();
+  }, 60_000);
 });

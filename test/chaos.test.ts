@@ -61,21 +61,24 @@ describe("chaos security", () => {
     advertisedAddress: (slot: number) => `10.77.9.${slot + 1}:7001`,
   } as unknown as MemberNetwork;
 
-  it("makes a certificate per member slot for its addresses, and a token per role and per agent node id", () => {
+  it("makes a certificate per member id for its slot's addresses, and a token per role and per agent node id", () => {
     const dir = mkdtempSync(join(tmpdir(), "convene-chaos-security-"));
     try {
       const security = ChaosSecurity.create(join(dir, "security"), network, { slots: 2, servers: ["m1", "m2"], freshIdsPerServer: 2 });
-      for (const slot of [0, 1]) {
-        const flags = security.memberFlags(slot);
+      for (const [id, slot] of [["n1", 0], ["n4", 1]] as const) {
+        const flags = security.memberFlags(id, slot);
         expect(flags).toContain("--require-client-cert");
         const cert = new X509Certificate(readFileSync(flags[flags.indexOf("--cert") + 1]!));
         expect(cert.subject).toMatch(/^OU=member$/m);
+        expect(cert.subject).toMatch(new RegExp(`^CN=${id}$`, "m"));
         expect(cert.subjectAltName).toContain(`IP Address:10.77.9.${slot + 1}`);
         expect(cert.subjectAltName).toContain("IP Address:127.0.0.1");
         expect(cert.verify(new X509Certificate(readFileSync(security.caFile)).publicKey)).toBe(true);
       }
       const tokens = TokenStore.fromFile(security.tokensFile);
-      expect(tokens.memberToken()).toBe(security.member(0).token);
+      // Members know each other by certificate: the file has no member token.
+      expect(tokens.memberToken("n1")).toBeUndefined();
+      expect(security.member("n1", 0).token).toBe("");
       expect(tokens.identify(security.operator().token)?.role).toBe("operator");
       expect(tokens.identify(security.gateway().token)?.role).toBe("gateway");
       for (const nodeId of ["m1", freshNodeId("m1", 1), freshNodeId("m1", 2), "m2", freshNodeId("m2", 2)]) {

@@ -31,10 +31,10 @@ describe("route codec", () => {
     );
   });
 
-  it("encodes any list of routes so that protobufjs decodes exactly it", () => {
+  it("encodes any list of routes, with its next page token, so that protobufjs decodes exactly it", () => {
     fc.assert(
-      fc.property(fc.array(route, { maxLength: 50 }), (meetings) => {
-        expect(decodeList(encodeListMeetingsResponse({ meetings }))).toEqual({ meetings });
+      fc.property(fc.array(route, { maxLength: 50 }), fc.oneof(fc.constant(""), fc.string({ unit: "grapheme", maxLength: 300 })), (meetings, token) => {
+        expect(decodeList(encodeListMeetingsResponse({ meetings, next_page_token: token }))).toEqual({ meetings, next_page_token: token });
       }),
       { numRuns: 500 },
     );

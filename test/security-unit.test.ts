@@ -3,6 +3,10 @@
  * rule, tokens files, and the validators that apply the transport policy
  * (a table of bad settings, each with the message it must give).
  */
+import { createHash } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { validateGatewayConfig } from "../src/gateway/index.js";
@@ -12,13 +16,16 @@ import { AgentConfigError, AgentSidecar, parseSidecarArgs, validateAgentConfig }
 import { accessRule, authorizeCall, checkRequest, ruledMethods } from "../src/security/authorization.js";
 import { validateClientSecurity } from "../src/security/client-security.js";
 import { hostOfAddress, isLoopbackHost } from "../src/security/listen-policy.js";
+import { newToken } from "../src/security/certs.js";
+import { tokenStrength, tokenWeakness } from "../src/security/token-strength.js";
 import { type Identity, TokenStore, parseBearer, tokenSha256 } from "../src/security/tokens.js";
 
 const operator: Identity = { role: "operator", name: "op" };
 const gateway: Identity = { role: "gateway", name: "gw" };
-const member: Identity = { role: "member", name: "n1" };
+const member: Identity = { role: "member", member: "n1", name: "n1" };
 const agentM1: Identity = { role: "agent", node: "m1", name: "agent m1" };
-const T = (c: string) => c.repeat(32);
+/** A strong token of its own for each name (43 base64url characters). */
+const T = (c: string) => createHash("sha256").update(c).digest("base64url");
 
 describe("authorization table", () => {
   it.each([
@@ -123,7 +130,8 @@ describe("tokens file", () => {
       { role: "operator", token: T("o") },
       { role: "gateway", sha256: tokenSha256(T("g")) },
       { role: "agent", node: "m1", token: T("a") },
-      { role: "member", token: T("m") },
+      { role: "member", member: "n1", token: T("m1") },
+      { role: "member", member: "n2", token: T("m2") },
     ],
   };
 
@@ -134,7 +142,10 @@ describe("tokens file", () => {
     expect(store.identify(T("a"))).toEqual({ role: "agent", node: "m1", name: "agent m1" });
     expect(store.identify(T("x"))).toBeUndefined();
     expect(store.identify("")).toBeUndefined();
-    expect(store.memberToken()).toBe(T("m"));
+    expect(store.identify(T("m2"))).toEqual({ role: "member", member: "n2", name: "member n2" });
+    expect(store.memberToken("n1")).toBe(T("m1"));
+    expect(store.memberToken("n2")).toBe(T("m2"));
+    expect(store.memberToken("n3")).toBeUndefined();
   });
 
   it("parses bearer credentials", () => {
@@ -153,6 +164,12 @@ describe("tokens file", () => {
     [{ tokens: [{ role: "operator" }] }, /tokens\[0\] must have exactly one of token .* or sha256/],
     [{ tokens: [{ role: "operator", token: T("a"), sha256: tokenSha256(T("a")) }] }, /exactly one of token/],
     [{ tokens: [{ role: "operator", token: "short" }] }, /tokens\[0\]\.token must be 24 to 4096 printable ASCII characters without spaces, got 5 characters/],
+    [{ tokens: [{ role: "operator", token: "a".repeat(24) }] }, /tokens\[0\]\.token is too weak: its estimated strength is 112 bits .* under 128.* A token needs at least 24 characters, an estimated 128 bits/],
+    [{ tokens: [{ role: "operator", token: "qwzmxkeplrtyvbnhgfdsaiou" }] }, /tokens\[0\]\.token is too weak: its estimated strength is 112 bits/],
+    [{ tokens: [{ role: "operator", token: "aB1!".repeat(10) }] }, /tokens\[0\]\.token is too weak: it repeats a few characters \(2\.0 bits per character/],
+    [{ tokens: [{ role: "member", token: T("m") }] }, /tokens\[0\]\.member is required for role member \(the member id the token stands for, one token per member\)/],
+    [{ tokens: [{ role: "member", member: "n 1", token: T("m") }] }, /tokens\[0\]\.member is required .* got "n 1"/],
+    [{ tokens: [{ role: "gateway", member: "n1", token: T("g") }] }, /tokens\[0\]\.member is only for role member, got it on role gateway/],
     [{ tokens: [{ role: "operator", token: `${T("a")} x` }] }, /without spaces/],
     [{ tokens: [{ role: "operator", sha256: "abc" }] }, /tokens\[0\]\.sha256 must be 64 hexadecimal digits/],
     [{ tokens: [{ role: "agent", token: T("a") }] }, /tokens\[0\]\.node is required for role agent/],
@@ -162,6 +179,36 @@ describe("tokens file", () => {
     [{ tokens: [{ role: "gateway", token: T("a") }, { role: "operator", sha256: tokenSha256(T("a")) }] }, /tokens\[1\] repeats the token of tokens\[0\]/],
   ])("refuses %j", (doc, message) => {
     expect(() => TokenStore.parse(doc, "tokens file t.yaml")).toThrow(message);
+  });
+
+  it("refuses a tokens file that group or others may read, saying how to fix it, as ssh does", () => {
+    const dir = mkdtempSync(join(tmpdir(), "convene-tokens-"));
+    const file = join(dir, "tokens.yaml");
+    try {
+      writeFileSync(file, `tokens:\n  - { role: operator, token: "${T("o")}" }\n`, { mode: 0o644 });
+      chmodSync(file, 0o644);
+      expect(() => TokenStore.fromFile(file)).toThrow(`tokens file ${file} is accessible by group or others (mode 0644); it holds every role's secret: run \`chmod 600 ${file}\``);
+      chmodSync(file, 0o640);
+      expect(() => TokenStore.fromFile(file)).toThrow(/mode 0640/);
+      chmodSync(file, 0o600);
+      expect(TokenStore.fromFile(file).identify(T("o"))?.role).toBe("operator");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("token strength", () => {
+  it("passes every token convene certs makes, and random hex of 128 bits", () => {
+    for (let i = 0; i < 500; i++) expect(tokenWeakness(newToken())).toBeUndefined();
+    expect(tokenWeakness(createHash("md5").update("x").digest("hex"))).toBeUndefined();
+  });
+
+  it("estimates length × log2 of the alphabet used, and the spread of the characters", () => {
+    expect(tokenStrength("a".repeat(24))).toEqual({ bits: 24 * Math.log2(26), bitsPerChar: 0 });
+    expect(tokenStrength("abcdefgh".repeat(4)).bitsPerChar).toBe(3);
+    expect(tokenStrength("aA0-").bits).toBeCloseTo(4 * Math.log2(94));
+    expect(tokenWeakness("a".repeat(23))).toBe("it has 23 characters, fewer than 24");
   });
 });
 

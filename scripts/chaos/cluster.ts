@@ -106,7 +106,7 @@ export class ChaosCluster {
       ...this.network.commandPrefix(m.slot),
       ...this.node(),
       "src/cli.ts", "member", "--id", id, "--listen", this.network.listenAddress(m.slot), "--peers", peers,
-      "--data", m.dataDir, "--log-level", "warn", ...(m.joined ? ["--join"] : []), ...this.security.memberFlags(m.slot),
+      "--data", m.dataDir, "--log-level", "warn", ...(m.joined ? ["--join"] : []), ...this.security.memberFlags(id, m.slot),
     ];
     m.child = this.processes.spawn(`member ${id}`, command, join(this.logDir, `${id}.log`), memberEnvironment());
     return m.child;

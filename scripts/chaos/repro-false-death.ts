@@ -47,8 +47,8 @@ await runRepro(async ({ cluster, rpc, security, say }) => {
   say(`meeting server ${server.nodeId}: generation ${g1}, killed -9 and restarted: generation ${before.generation}, state ${STATE[before.state]}`);
   const leader = (await cluster.leader())!;
   const sentAt = Date.now();
-  // NodeConnection is for members only: sent with a member's certificate and token.
-  const asMember = new Rpc(loadCredentials(security.member(cluster.members.get(leader)!.slot)));
+  // NodeConnection is for members only: sent with the leader's own member certificate.
+  const asMember = new Rpc(loadCredentials(security.member(leader, cluster.members.get(leader)!.slot)));
   await asMember.call("MemberAdmin", cluster.memberAddress(leader), "NodeConnection", { node_id: server.nodeId, generation: g1, connected: false }, 2000);
   asMember.close();
   say(`sent the leader ${leader} NodeConnection{${server.nodeId}, generation ${g1} (the old one), connected=false}`);

@@ -6,16 +6,19 @@
  * library (src/security/certs.ts):
  *
  *   ca.crt                    every process verifies the other side with it
- *   slot<k>.crt/.key          one member certificate per slot (the spare
- *                             included), whoever occupies the slot: a
- *                             replacement takes its slot's certificate. SANs:
- *                             every address the slot is reached by (its
- *                             10.x netns address, or 127.0.0.1 in proxy mode)
+ *   <member id>.crt/.key      one member certificate per member id (CN=id,
+ *                             so a member's certificate speaks for it alone),
+ *                             issued when the member first starts, for the
+ *                             slot it runs in: a replacement gets its own for
+ *                             the spare slot. SANs: every address the slot is
+ *                             reached by (its 10.x netns address, or
+ *                             127.0.0.1 in proxy mode)
  *   gateway, operator         client certificates and tokens (the operator's
  *                             for this process's checkers and the CLI calls)
  *   agent-m<i>.crt/.key       one per meeting server slot
- *   tokens.yaml               what every member reads: the member token, the
- *                             operator's, the gateway's, and one agent token
+ *   tokens.yaml               what every member reads: the operator's token,
+ *                             the gateway's (members know each other by
+ *                             certificate, so no member token), and one agent token
  *                             per node id a server may register under: its
  *                             slot name, and the fresh ids a restart takes
  *                             when flap damping holds the old one out
@@ -27,7 +30,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
-import { newToken, writeCerts } from "../../src/security/certs.js";
+import { existsSync } from "node:fs";
+import { issueMemberCertificate, newToken, writeCerts } from "../../src/security/certs.js";
 import { type ClientSecurity, clientSecurity } from "../../src/security/client-security.js";
 import { hostOfAddress } from "../../src/security/listen-policy.js";
 import { readTlsFiles } from "../../src/security/tls-files.js";
@@ -46,6 +50,7 @@ export interface ClientCredentials {
   readonly ca: string;
   readonly cert: string;
   readonly key: string;
+  /** Empty for a member, which is known by its certificate alone. */
   readonly token: string;
 }
 
@@ -63,10 +68,6 @@ export function freshNodeId(name: string, n: number): string {
   return `${name}.${n + 1}`;
 }
 
-function memberCertName(slot: number): string {
-  return `slot${slot}`;
-}
-
 /** Every host the member in `slot` is dialed at: by clients, by each peer, and as advertised to `members add`. */
 function hostsOfSlot(network: MemberNetwork, slot: number, slots: number): string[] {
   const addresses = [network.listenAddress(slot), network.clientAddress(slot), network.advertisedAddress(slot)];
@@ -80,8 +81,10 @@ export class ChaosSecurity {
 
   private constructor(
     readonly dir: string,
+    private readonly network: MemberNetwork,
+    private readonly slots: number,
     private readonly agentTokens: ReadonlyMap<string, string>,
-    private readonly tokenOf: Readonly<Record<"member" | "operator" | "gateway", string>>,
+    private readonly tokenOf: Readonly<Record<"operator" | "gateway", string>>,
     readonly freshIdsPerServer: number,
   ) {}
 
@@ -92,8 +95,8 @@ export class ChaosSecurity {
    * (the SANs are its addresses) and before any process starts.
    */
   static create(dir: string, network: MemberNetwork, plan: SecurityPlan): ChaosSecurity {
-    const members = Array.from({ length: plan.slots }, (_, k) => ({ id: memberCertName(k), hosts: hostsOfSlot(network, k, plan.slots) }));
-    writeCerts({ outDir: dir, members, agents: plan.servers, days: DAYS, force: false });
+    // The CA and the clients' files; member certificates come per member id, in memberFlags.
+    writeCerts({ outDir: dir, members: [], agents: plan.servers, days: DAYS, force: false });
     const read = (name: string): string => readFileSync(join(dir, `${name}.token`), "utf8").trim();
     const agentTokens = new Map(plan.servers.map((name) => [name, read(`agent-${name}`)]));
     const fresh = Math.max(0, Math.min(FRESH_IDS_MAX, plan.freshIdsPerServer));
@@ -107,10 +110,10 @@ export class ChaosSecurity {
         doc.tokens.push({ role: "agent", node: nodeId, token, name: `agent-${nodeId}` });
       }
     }
-    const member = doc.tokens.find((e) => e.role === "member")?.token;
-    if (member === undefined) throw new Error(`invariant: ${tokensFile} has no member token`);
+    // Members know each other by certificate (--require-client-cert): no member token.
+    doc.tokens = doc.tokens.filter((e) => e.role !== "member");
     writeFileSync(tokensFile, `# chaos run: convene certs' tokens, plus agent tokens for fresh node ids\n${toYaml(doc)}`, { mode: 0o600 });
-    return new ChaosSecurity(dir, agentTokens, { member, operator: read("operator"), gateway: read("gateway") }, fresh);
+    return new ChaosSecurity(dir, network, plan.slots, agentTokens, { operator: read("operator"), gateway: read("gateway") }, fresh);
   }
 
   get caFile(): string {
@@ -121,11 +124,11 @@ export class ChaosSecurity {
     return join(this.dir, "tokens.yaml");
   }
 
-  /** The security flags of `convene member` for the member in `slot`. */
-  memberFlags(slot: number): string[] {
-    const name = memberCertName(slot);
+  /** The security flags of `convene member` for member `id` in `slot`; its certificate is issued on first use. */
+  memberFlags(id: string, slot: number): string[] {
+    this.memberCertificate(id, slot);
     return [
-      "--cert", join(this.dir, `${name}.crt`), "--key", join(this.dir, `${name}.key`), "--ca", this.caFile,
+      "--cert", join(this.dir, `${id}.crt`), "--key", join(this.dir, `${id}.key`), "--ca", this.caFile,
       "--tokens", this.tokensFile, "--require-client-cert",
     ];
   }
@@ -142,9 +145,16 @@ export class ChaosSecurity {
     return this.client("gateway", this.tokenOf.gateway);
   }
 
-  /** A member's own credentials (slot certificate, member token): for reproductions that speak as a member. */
-  member(slot: number): ClientCredentials {
-    return this.client(memberCertName(slot), this.tokenOf.member);
+  /** Member `id`'s own credentials (its certificate, no token): for reproductions that speak as a member. */
+  member(id: string, slot: number): ClientCredentials {
+    this.memberCertificate(id, slot);
+    return this.client(id, "");
+  }
+
+  /** Issues member `id`'s certificate for the addresses of `slot`, once. */
+  private memberCertificate(id: string, slot: number): void {
+    if (existsSync(join(this.dir, `${id}.crt`))) return;
+    issueMemberCertificate(this.dir, { id, hosts: hostsOfSlot(this.network, slot, this.slots) }, DAYS);
   }
 
   /** The meeting server in slot `serverName` registering as `nodeId`: the slot's certificate, the node id's token. */
@@ -167,9 +177,9 @@ export function credentialsEnv(c: ClientCredentials): NodeJS.ProcessEnv {
   return { ...process.env, CONVENE_CA: c.ca, CONVENE_CERT: c.cert, CONVENE_KEY: c.key, CONVENE_TOKEN: c.token };
 }
 
-/** Loads `c` for a gRPC client in this process (rpc.ts). */
+/** Loads `c` for a gRPC client in this process (rpc.ts); an empty token sends none. */
 export function loadCredentials(c: ClientCredentials): ClientSecurity {
-  return clientSecurity(readTlsFiles({ ca: c.ca, cert: c.cert, key: c.key }), c.token);
+  return clientSecurity(readTlsFiles({ ca: c.ca, cert: c.cert, key: c.key }), c.token === "" ? undefined : c.token);
 }
 
 /**

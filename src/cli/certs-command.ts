@@ -3,7 +3,7 @@
  * certificates and a tokens file for a test cluster (src/security/certs.ts),
  * and prints how to start members and clients with them.
  *
- *   convene certs --out ./certs --member n1=10.0.0.1 --member n2 --member n3 --agent m1 --agent m2
+ *   convene certs --out ./certs --member n1=10.0.0.1 --member n2 --member n3 --agent m1 --agent m2 --https gw=gw.example
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { writeCerts } from "../security/certs.js";
@@ -14,6 +14,7 @@ interface CertsOptions {
   out: string;
   member?: string[];
   agent?: string[];
+  https?: string[];
   days: number;
   force?: boolean;
 }
@@ -35,6 +36,7 @@ export function addCertsCommand(program: Command): void {
     .addOption(new Option("--out <dir>", "where to write them").default("./certs"))
     .option("--member <id[=host,...]>", "a member and the host names/IPs it is reached by (beyond localhost, 127.0.0.1, ::1); repeat per member (default n1, n2, n3)", collect)
     .option("--agent <node-id>", "a meeting server's node id: an agent certificate and token; repeat (default m1, m2)", collect)
+    .option("--https <name[=host,...]>", "a gateway or demo server serving HTTPS (--tls-cert/--tls-key): https-<name>.crt/.key for localhost, 127.0.0.1, ::1 and the hosts given; repeat", collect)
     .addOption(new Option("--days <n>", "validity of the certificates").default(365).argParser(intArg(1, 3650)))
     .option("--force", "overwrite files that exist")
     .action((opts: CertsOptions) => {
@@ -44,6 +46,7 @@ export function addCertsCommand(program: Command): void {
           outDir: opts.out,
           members: (opts.member ?? ["n1", "n2", "n3"]).map(parseMember),
           agents: opts.agent ?? ["m1", "m2"],
+          https: (opts.https ?? []).map(parseMember),
           days: opts.days,
           force: opts.force === true,
         });

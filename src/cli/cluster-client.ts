@@ -12,6 +12,7 @@
  * idempotent writes (route, drain); `end` may then answer NOT_FOUND.
  */
 import * as grpc from "@grpc/grpc-js";
+import { pageThrough } from "../wire/paging.js";
 import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { CallError } from "./errors.js";
@@ -88,4 +89,20 @@ export class ClusterClient {
     }
     return client;
   }
+}
+
+/** Every meeting (on `nodeId` when not empty), page by page (`pageSize` 0: the server's maximum). */
+export function listMeetings<R>(client: ClusterClient, nodeId: string, pageSize = 0): Promise<R[]> {
+  return pageThrough(async (pageToken) => {
+    const r = await client.call<{ meetings?: R[]; next_page_token?: string }>("coordinator", "ListMeetings", { node_id: nodeId, page_size: pageSize, page_token: pageToken });
+    return { items: r.meetings ?? [], nextPageToken: r.next_page_token };
+  });
+}
+
+/** The audit log (its newest `limit` entries; 0: all that are kept), page by page (`pageSize` 0: the server's maximum). */
+export function auditLog<E>(client: ClusterClient, limit: number, pageSize = 0): Promise<E[]> {
+  return pageThrough(async (pageToken) => {
+    const r = await client.call<{ entries?: E[]; next_page_token?: string }>("admin", "AuditLog", { limit, page_size: pageSize, page_token: pageToken });
+    return { items: r.entries ?? [], nextPageToken: r.next_page_token };
+  });
 }

@@ -15,6 +15,7 @@
  */
 import { type Command, Option } from "commander";
 import { intArg, meetingIdArg, nodeIdArg } from "./arguments.js";
+import { auditLog, listMeetings } from "./cluster-client.js";
 import { runOperator, withClusterOptions } from "./operator.js";
 import {
   type AuditEntry,
@@ -48,7 +49,7 @@ export function addClusterCommands(program: Command): void {
       .option("--node <id>", "only the meetings on this meeting server", nodeIdArg),
   ).action(async (opts: { node?: string }, command: Command) =>
     runOperator(command, async (client) =>
-      renderMeetings(await client.call<{ meetings: Route[] }>("coordinator", "ListMeetings", { node_id: opts.node ?? "" }), opts.node ?? ""),
+      renderMeetings({ meetings: await listMeetings<Route>(client, opts.node ?? "") }, opts.node ?? ""),
     ),
   );
 
@@ -121,7 +122,7 @@ export function addClusterCommands(program: Command): void {
       .argument("[limit]", "same as --limit", intArg(0, 4_294_967_295)),
   ).action(async (positional: number | undefined, opts: { limit?: number }, command: Command) =>
     runOperator(command, async (client) =>
-      renderAuditLog(await client.call<{ entries: AuditEntry[] }>("admin", "AuditLog", { limit: opts.limit ?? positional ?? 0 })),
+      renderAuditLog({ entries: await auditLog<AuditEntry>(client, opts.limit ?? positional ?? 0) }),
     ),
   );
 }

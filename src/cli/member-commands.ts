@@ -13,6 +13,7 @@ import type { Command } from "commander";
 import { coordinatorsArg, hostPortArg, intArg, nodeIdArg } from "./arguments.js";
 import type { ClusterClient } from "./cluster-client.js";
 import { CommandError } from "./errors.js";
+import { auditLog } from "./cluster-client.js";
 import { runOperator, withClusterOptions } from "./operator.js";
 import { type AuditEntry, type MemberStatus, type Rendered, renderAuditLog, renderMembership } from "./render.js";
 
@@ -93,6 +94,6 @@ function addAdminAlias(program: Command): void {
   );
   legacy(admin.command("log").argument("[limit]", "", intArg(0, 4_294_967_295))).action(
     async (limit: number | undefined, _opts: unknown, command: Command) =>
-      runOperator(command, async (client) => renderAuditLog(await client.call<{ entries: AuditEntry[] }>("admin", "AuditLog", { limit: limit ?? 0 }))),
+      runOperator(command, async (client) => renderAuditLog({ entries: await auditLog<AuditEntry>(client, limit ?? 0) })),
   );
 }

@@ -66,6 +66,7 @@ function addMember(program: Command): void {
     .option("--require-client-cert", "mutual TLS: refuse clients without a certificate signed by --ca")
     .option("--tokens <file>", "tokens file (YAML): who may call, with which role; required with TLS or beyond loopback")
     .option("--insecure", "serve plaintext on a non-loopback address anyway")
+    .option("--node-address-allow <cidrs>", "networks meeting servers' registered addresses must be in, e.g. 10.0.0.0/8,fd00::/8 (default: any address not refused always)")
     .option("--config <file>", "YAML or JSON file with the same fields (dataDir for --data, tokensFile for --tokens); flags override it")
     .action(async (opts: { config?: string }, command: Command) => {
       const config = await step("member", () => {
@@ -116,6 +117,14 @@ function addGateway(program: Command): void {
     .option("--key <file>", "mutual TLS: its private key")
     .addOption(new Option("--token <token>", "bearer token of role gateway (better from $CONVENE_TOKEN)").env("CONVENE_TOKEN"))
     .option("--insecure", "send plaintext to members beyond loopback anyway")
+    .option("--tls-cert <file>", "HTTPS (and WSS) on the gateway's own port: its certificate (PEM); with --tls-key")
+    .option("--tls-key <file>", "the certificate's private key (PEM)")
+    .option("--node-ca <file>", "proxy to meeting servers over HTTPS, verifying their certificates against this CA")
+    .option("--node-address-allow <cidrs>", "networks a meeting server's address must be in to be proxied to, e.g. 10.0.0.0/8,fd00::/8")
+    .option("--gateway-id <id>", "this gateway's id in the Via mark of what it proxies (default: random per start)")
+    .addOption(new Option("--operator-pages <access>", "who sees the dashboard and /dashboard.json").choices(["off", "loopback", "token", "open"]))
+    .addOption(new Option("--metrics-access <access>", "who may read /metrics").choices(["off", "loopback", "token", "open"]))
+    .addOption(new Option("--operator-token <token>", "the token of --operator-pages/--metrics-access token (better from $CONVENE_OPERATOR_TOKEN)").env("CONVENE_OPERATOR_TOKEN"))
     .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (createPerMinute), plus connectTimeoutMs, responseTimeoutMs, maxBodyBytes; flags override it")
     .action(async (_opts: unknown, command: Command) => {
       const raw = await step("gateway", () => configWithFlags(command));
@@ -145,6 +154,8 @@ function addDemoServer(program: Command): void {
     .option("--key <file>", "mutual TLS: its private key")
     .addOption(new Option("--token <token>", "bearer token of role agent for this node id (better from $CONVENE_TOKEN)").env("CONVENE_TOKEN"))
     .option("--insecure", "send plaintext to members beyond loopback anyway")
+    .option("--tls-cert <file>", "HTTPS (and WSS) on its own port: its certificate (PEM); with --tls-key")
+    .option("--tls-key <file>", "the certificate's private key (PEM)")
     .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (nodeId, checkpointIntervalMs), plus assignmentWaitMs; flags override it")
     .action(async (_opts: unknown, command: Command) => {
       const raw = await step("demo-server", () => configWithFlags(command));

@@ -52,6 +52,8 @@ export interface CoordinatorQueries {
   listNodes(): NodeView[];
   /** Sorted by meeting id; all meetings (unassigned ones with nodeId "") or one node's. */
   listMeetings(nodeId?: string): Route[];
+  /** listMeetings, only the first `limit` after meeting id `after` (all when empty); `more` when some follow. */
+  listMeetingsPage(nodeId: string, after: string, limit: number): { routes: Route[]; more: boolean };
   getCheckpoint(meetingId: string): CheckpointView | undefined;
   /** What a node must host, sorted by meeting id: the start of its watch stream. */
   meetingsOf(nodeId: string): Assignment[];
@@ -118,6 +120,20 @@ export class CoordinatorState implements CoordinatorQueries {
   listMeetings(nodeId = ""): Route[] {
     const ids = nodeId === "" ? [...this.meetings.keys()] : [...(this.owned.get(nodeId) ?? [])];
     return ids.sort(compareStrings).map((id) => this.routeOf(this.meetingOrThrow(id)));
+  }
+
+  listMeetingsPage(nodeId: string, after: string, limit: number): { routes: Route[]; more: boolean } {
+    const ids = (nodeId === "" ? [...this.meetings.keys()] : [...(this.owned.get(nodeId) ?? [])]).sort(compareStrings);
+    // The first id after `after`, by binary search.
+    let lo = 0;
+    let hi = ids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareStrings(ids[mid]!, after) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const page = ids.slice(lo, lo + limit);
+    return { routes: page.map((id) => this.routeOf(this.meetingOrThrow(id))), more: lo + limit < ids.length };
   }
 
   getCheckpoint(meetingId: string): CheckpointView | undefined {

@@ -34,6 +34,8 @@ export interface DemoServerConfig {
   readonly logLevel: LogLevel;
   /** TLS to the members and the agent's token (keys ca, cert, key, token, insecure); undefined: loopback plaintext. */
   readonly security?: ClientSecuritySettings;
+  /** HTTPS (and WSS) on its own port (keys tlsCert, tlsKey: PEM files); undefined: plain HTTP. Gateways then need --node-ca. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 export const demoServerDefaults = {
@@ -51,7 +53,8 @@ const HOST_PORT_PATTERN = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const KEYS = [
-  "nodeId", "listen", "advertise", "coordinators", "capacity", "region", "checkpointIntervalMs", "assignmentWaitMs", "logLevel", ...CLIENT_SECURITY_KEYS,
+  "nodeId", "listen", "advertise", "coordinators", "capacity", "region", "checkpointIntervalMs", "assignmentWaitMs", "logLevel", "tlsCert", "tlsKey",
+  ...CLIENT_SECURITY_KEYS,
 ] as const;
 const MAX_UINT32 = 0xffff_ffff;
 const MAX_REGION_CHARS = 64;
@@ -139,6 +142,7 @@ export function validateDemoServerConfig(raw: Record<string, unknown>): DemoServ
     if (err instanceof SecurityConfigError) throw new DemoServerConfigError(err.message, { cause: err });
     throw err;
   }
+  const tls = ownTls(raw["tlsCert"], raw["tlsKey"]);
   return {
     nodeId,
     listen,
@@ -150,5 +154,17 @@ export function validateDemoServerConfig(raw: Record<string, unknown>): DemoServ
     assignmentWaitMs: integer("assignmentWaitMs", raw["assignmentWaitMs"] ?? demoServerDefaults.assignmentWaitMs, 0, 30_000),
     logLevel: logLevel as LogLevel,
     ...(security ? { security } : {}),
+    ...(tls ? { tls } : {}),
   };
+}
+
+/** tlsCert and tlsKey: both file paths, or neither. */
+function ownTls(cert: unknown, key: unknown): { cert: string; key: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  for (const [field, value] of [["tlsCert", cert], ["tlsKey", key]] as const) {
+    if (typeof value !== "string" || value === "") {
+      throw new DemoServerConfigError(`${field} must be a file path (tlsCert and tlsKey go together: a certificate and its private key), got ${shown(value)}`);
+    }
+  }
+  return { cert: cert as string, key: key as string };
 }

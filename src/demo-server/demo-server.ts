@@ -65,9 +65,10 @@ export async function startDemoServer(config: DemoServerConfig, logger?: Logger)
   // Read first: a wrong certificate file stops the start before anything listens.
   const sec = config.security;
   const tls = sec?.ca === undefined ? undefined : readTlsFiles({ ca: sec.ca, cert: sec.cert, key: sec.key });
+  const own = config.tls && readTlsFiles({ cert: config.tls.cert, key: config.tls.key }, { ca: "", cert: "tlsCert (--tls-cert)", key: "tlsKey (--tls-key)" });
   const pid = process.pid;
   const registry = new RoomRegistry(log);
-  const app = buildHttpApp({ nodeId: config.nodeId, pid, registry, assignmentWaitMs: config.assignmentWaitMs, log });
+  const app = buildHttpApp({ nodeId: config.nodeId, pid, registry, assignmentWaitMs: config.assignmentWaitMs, log, ...(own ? { tls: { cert: own.cert!, key: own.key! } } : {}) });
   const upgrades = new UpgradeHandler({
     nodeId: config.nodeId,
     pid,

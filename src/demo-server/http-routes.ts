@@ -8,6 +8,8 @@
  * A request for a meeting not held waits up to `assignmentWaitMs` for its
  * ASSIGNED (RoomRegistry.waitFor), then answers 421 not_here.
  */
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { type ErrorBody, badId, notHere } from "./http-answers.js";
@@ -22,6 +24,8 @@ export interface HttpContext {
   readonly registry: RoomRegistry;
   readonly assignmentWaitMs: number;
   readonly log: Pick<Logger, "warn" | "error">;
+  /** HTTPS: the certificate and key (PEM); plain HTTP without. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
 function fail(reply: FastifyReply, status: number, body: ErrorBody): FastifyReply {
@@ -31,6 +35,8 @@ function fail(reply: FastifyReply, status: number, body: ErrorBody): FastifyRepl
 /** Builds the app (not listening yet); the caller attaches the upgrade handler to `app.server`. */
 export function buildHttpApp(ctx: HttpContext): FastifyInstance {
   const app = Fastify({
+    // HTTPS when a certificate is given; the upgrade handler works on either server.
+    serverFactory: (handler) => (ctx.tls ? createHttpsServer({ cert: ctx.tls.cert, key: ctx.tls.key }, handler) : createHttpServer(handler)),
     logger: false,
     // Ids are at most 128 characters; the router's own limit must not refuse them first.
     routerOptions: { maxParamLength: 1024 },

@@ -8,6 +8,9 @@
  */
 import { CLIENT_SECURITY_KEYS, type ClientSecuritySettings, optionalClientSecurity } from "../security/client-security.js";
 import { SecurityConfigError } from "../security/errors.js";
+import { type Cidr, parseCidrList } from "../security/node-address-policy.js";
+import { TOKEN_RULE, tokenWeakness } from "../security/token-strength.js";
+import { isWellFormedToken } from "../security/tokens.js";
 import { GatewayConfigError } from "./errors.js";
 
 export interface GatewayConfig {
@@ -31,7 +34,33 @@ export interface GatewayConfig {
    * cert, key, token, insecure); undefined: loopback plaintext, no token.
    */
   readonly security: ClientSecuritySettings | undefined;
+  /**
+   * Networks a node's address must be in for the gateway to proxy to it
+   * (flag --node-address-allow); undefined: any address the node address
+   * policy does not refuse always (src/security/node-address-policy.ts).
+   */
+  readonly nodeAddressAllow: readonly Cidr[] | undefined;
+  /** This gateway's id in its Via mark (loop-guard.ts); undefined: a random one per start. */
+  readonly gatewayId: string | undefined;
+  /**
+   * Who may see the operator pages (the dashboard `/` and `/dashboard.json`):
+   * "off", "loopback" (clients on this host only; the default), "token"
+   * (operatorToken as a bearer token or Basic password) or "open" (anyone
+   * who reaches the port; `convene start`, whose gateway listens on loopback).
+   */
+  readonly operatorPages: PageAccess;
+  /** Who may read /metrics: the same choices; default "open" (see README, Security). */
+  readonly metricsAccess: PageAccess;
+  /** The token of operatorPages/metricsAccess "token" (flag --operator-token, $CONVENE_OPERATOR_TOKEN). */
+  readonly operatorToken: string | undefined;
+  /** HTTPS on the gateway's own port (flags --tls-cert, --tls-key: PEM files); undefined: plain HTTP. */
+  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  /** The CA that signed the meeting servers' HTTPS certificates (flag --node-ca): proxy to https://{address}; undefined: http. */
+  readonly nodeCa: string | undefined;
 }
+
+export const PAGE_ACCESS = ["off", "loopback", "token", "open"] as const;
+export type PageAccess = (typeof PAGE_ACCESS)[number];
 
 export const gatewayDefaults: GatewayConfig = {
   listen: "127.0.0.1:8080",
@@ -43,11 +72,19 @@ export const gatewayDefaults: GatewayConfig = {
   maxBodyBytes: 1024 * 1024,
   logLevel: "info",
   security: undefined,
+  nodeAddressAllow: undefined,
+  gatewayId: undefined,
+  operatorPages: "loopback",
+  metricsAccess: "open",
+  operatorToken: undefined,
+  tls: undefined,
+  nodeCa: undefined,
 };
 
 const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-const KNOWN_KEYS = new Set([...Object.keys(gatewayDefaults).filter((k) => k !== "security"), ...CLIENT_SECURITY_KEYS]);
+const KNOWN_KEYS = new Set([...Object.keys(gatewayDefaults).filter((k) => k !== "security" && k !== "tls"), "tlsCert", "tlsKey", ...CLIENT_SECURITY_KEYS]);
+const GATEWAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** The value as it appears in a message: quoted, and cut short when long. */
 function shown(value: unknown): string {
@@ -95,6 +132,50 @@ function coordinatorsField(value: unknown): string[] {
   return [...seen];
 }
 
+function accessField(field: string, value: unknown): PageAccess {
+  if (typeof value === "string" && (PAGE_ACCESS as readonly string[]).includes(value)) return value as PageAccess;
+  throw new GatewayConfigError(field, `${field} must be one of ${PAGE_ACCESS.join(", ")}, got ${shown(value)}`);
+}
+
+function pathField(field: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value === "") throw new GatewayConfigError(field, `${field} must be a file path, got ${shown(value)}`);
+  return value;
+}
+
+/** Each rule of the security settings, as a GatewayConfigError naming the field. */
+function asGatewayError<T>(field: string, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    if (!(err instanceof SecurityConfigError)) throw err;
+    throw new GatewayConfigError(field, err.message);
+  }
+}
+
+/** The operator pages' settings: who may see them, and the token when one is needed. */
+function operatorAccess(raw: Record<string, unknown>): Pick<GatewayConfig, "operatorPages" | "metricsAccess" | "operatorToken"> {
+  const operatorPages = accessField("operatorPages", raw.operatorPages ?? gatewayDefaults.operatorPages);
+  const metricsAccess = accessField("metricsAccess", raw.metricsAccess ?? gatewayDefaults.metricsAccess);
+  let operatorToken: string | undefined;
+  if (raw.operatorToken !== undefined && raw.operatorToken !== "") {
+    const token = raw.operatorToken;
+    if (!isWellFormedToken(token)) throw new GatewayConfigError("operatorToken", "operatorToken must be 24 to 4096 printable ASCII characters without spaces");
+    const weakness = tokenWeakness(token);
+    if (weakness !== undefined) throw new GatewayConfigError("operatorToken", `operatorToken is too weak: ${weakness}. A token needs ${TOKEN_RULE}`);
+    operatorToken = token;
+  }
+  const needsToken = operatorPages === "token" || metricsAccess === "token";
+  if (needsToken && operatorToken === undefined) {
+    const which = operatorPages === "token" ? "operatorPages" : "metricsAccess";
+    throw new GatewayConfigError("operatorToken", `${which} token needs operatorToken (flag --operator-token or $CONVENE_OPERATOR_TOKEN)`);
+  }
+  if (!needsToken && operatorToken !== undefined) {
+    throw new GatewayConfigError("operatorToken", "operatorToken is given but neither operatorPages nor metricsAccess is token: it would guard nothing");
+  }
+  return { operatorPages, metricsAccess, operatorToken };
+}
+
 /**
  * Checks every field of `raw` (unknown keys too: a typo must not pass
  * silently) and fills in the defaults.
@@ -123,6 +204,15 @@ export function validateGatewayConfig(raw: Record<string, unknown>): GatewayConf
     if (!(err instanceof SecurityConfigError)) throw err;
     throw new GatewayConfigError(/^\w+/.exec(err.message)?.[0] ?? "security", err.message);
   }
+  const gatewayId = raw.gatewayId;
+  if (gatewayId !== undefined && (typeof gatewayId !== "string" || !GATEWAY_ID.test(gatewayId))) {
+    throw new GatewayConfigError("gatewayId", `gatewayId must be 1 to 64 letters, digits, ".", "_" or "-", got ${shown(gatewayId)}`);
+  }
+  const tlsCert = pathField("tlsCert", raw.tlsCert);
+  const tlsKey = pathField("tlsKey", raw.tlsKey);
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new GatewayConfigError(tlsCert ? "tlsKey" : "tlsCert", `${tlsCert ? "tlsCert (--tls-cert) needs tlsKey (--tls-key)" : "tlsKey (--tls-key) needs tlsCert (--tls-cert)"}: a certificate and its private key go together`);
+  }
   return {
     listen,
     coordinators,
@@ -133,5 +223,11 @@ export function validateGatewayConfig(raw: Record<string, unknown>): GatewayConf
     maxBodyBytes: intField("maxBodyBytes", raw.maxBodyBytes ?? d.maxBodyBytes, 0, 1024 * 1024 * 1024),
     logLevel,
     security,
+    nodeAddressAllow:
+      raw.nodeAddressAllow === undefined ? undefined : asGatewayError("nodeAddressAllow", () => parseCidrList(raw.nodeAddressAllow, "nodeAddressAllow (--node-address-allow)")),
+    gatewayId,
+    ...operatorAccess(raw),
+    tls: tlsCert !== undefined && tlsKey !== undefined ? { cert: tlsCert, key: tlsKey } : undefined,
+    nodeCa: pathField("nodeCa", raw.nodeCa),
   };
 }

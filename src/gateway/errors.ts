@@ -114,6 +114,30 @@ export class RequestTimeoutError extends GatewayError {
   readonly status = 408;
 }
 
+/** The meeting's host address is refused by the node address policy: nothing was sent to it. */
+export class NodeAddressRefusedError extends GatewayError {
+  readonly code = "node_address_refused";
+  readonly status = 502;
+}
+
+/** The request already passed a convene gateway (its Via header carries a gateway's mark): proxying it again would loop. */
+export class LoopDetectedError extends GatewayError {
+  readonly code = "loop_detected";
+  readonly status = 508;
+}
+
+/** An operator page (dashboard, metrics) that this gateway does not serve to this client. */
+export class OperatorPageForbiddenError extends GatewayError {
+  readonly code = "forbidden";
+  readonly status = 403;
+}
+
+/** An operator page behind a token, asked without the right one. */
+export class OperatorTokenRequiredError extends GatewayError {
+  readonly code = "unauthorized";
+  readonly status = 401;
+}
+
 /** The gateway is shutting down. */
 export class GatewayClosedError extends GatewayError {
   readonly code = "closing";

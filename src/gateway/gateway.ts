@@ -11,11 +11,13 @@
  * Nothing is kept on disk: any number of gateways route identically.
  */
 import { randomBytes } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { Agent as HttpAgent, type IncomingMessage, type ServerResponse, createServer as createHttpServer } from "node:http";
+import { Agent as HttpsAgent, createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import { type LevelWithSilent, type Logger, pino } from "pino";
 import { PLAINTEXT, loadClientSecurity } from "../security/client-security.js";
+import { readTlsFiles } from "../security/tls-files.js";
 import type { GatewayConfig } from "./config.js";
 import { CoordinatorClient } from "./coordinator-client.js";
 import { CreateLimiter } from "./create-limiter.js";
@@ -31,7 +33,10 @@ import {
   errorBody,
   toHttpError,
 } from "./errors.js";
+import { LoopGuard, newGatewayId } from "./loop-guard.js";
 import { GatewayMetrics, type RequestKind } from "./metrics.js";
+import { NodeAddressGuard } from "./node-address-guard.js";
+import { operatorGate } from "./operator-access.js";
 import { parseRouteUrl } from "./paths.js";
 import { registerHttpProxy } from "./proxy-http.js";
 import { WebSocketProxy } from "./proxy-websocket.js";
@@ -71,6 +76,10 @@ export interface GatewayStats {
 export interface Gateway {
   /** The address the server listens on, "host:port" (the real port when the config said 0). */
   readonly address: string;
+  /** "http" or "https" (with tls in the config). */
+  readonly scheme: "http" | "https";
+  /** This gateway's id in the Via mark of what it proxies. */
+  readonly gatewayId: string;
   readonly config: GatewayConfig;
   readonly stats: GatewayStats;
   /** The cached route of a meeting, if any (no coordinator call). */
@@ -115,10 +124,24 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   // The gauges read the WebSocket proxy, created below, only when scraped.
   const metrics: GatewayMetrics = new GatewayMetrics({ cacheSize: () => cache.size, openWebSockets: () => ws.openConnections, feedRevision: () => cache.revision });
   const limiter = config.create ? new CreateLimiter(config.createPerMinute) : undefined;
-  const resolver: RouteResolver = new RouteResolver(cache, client, limiter, metrics, log, () => probe.proved());
+  let address = "";
+  // The gateway's own address (known once listening) and its members' are never a node's.
+  const guard = new NodeAddressGuard({ allow: config.nodeAddressAllow, ownAddresses: () => [address, config.listen, ...config.coordinators] }, metrics, log);
+  const loops = new LoopGuard(config.gatewayId ?? newGatewayId(), metrics);
+  const resolver: RouteResolver = new RouteResolver(cache, client, limiter, metrics, log, () => probe.proved(), guard);
   const reporter = new UpstreamReporter(client, log);
   const feed = new RouteFeed(client, cache, metrics, log);
-  const ws: WebSocketProxy = new WebSocketProxy(resolver, reporter, metrics, log, config);
+  // HTTPS to meeting servers when their CA is given; every connection to one goes through the guard's lookup.
+  const nodeCa = config.nodeCa === undefined ? undefined : readTlsFiles({ ca: config.nodeCa }, { ca: "nodeCa (--node-ca)", cert: "", key: "" })?.ca;
+  const upstream = {
+    scheme: nodeCa ? ("https" as const) : ("http" as const),
+    lookup: guard.lookup,
+    ca: nodeCa,
+    agent: nodeCa ? new HttpsAgent({ lookup: guard.lookup, ca: nodeCa }) : new HttpAgent({ lookup: guard.lookup }),
+  };
+  const ws: WebSocketProxy = new WebSocketProxy(resolver, reporter, metrics, log, { ...config, upstream });
+  // Read before listening: a wrong certificate file stops the start.
+  const ownTls = config.tls ? readTlsFiles({ cert: config.tls.cert, key: config.tls.key }, { ca: "", cert: "tlsCert (--tls-cert)", key: "tlsKey (--tls-key)" }) : undefined;
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -129,7 +152,11 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     // Node answers an HTTP/1.1 request without Host itself, with an empty
     // 400 that is not JSON (found by test/fuzz-gateway.test.ts); the
     // onRequest hook below refuses it instead, as API.md's errors are.
-    http: { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false },
+    // The server is made here so the same limits hold with HTTPS (--tls-cert) as without.
+    serverFactory: (handler) => {
+      const limits = { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false };
+      return ownTls ? createHttpsServer({ ...limits, cert: ownTls.cert, key: ownTls.key }, handler) : createHttpServer(limits, handler);
+    },
     routerOptions: { maxParamLength: 1024 },
     forceCloseConnections: true,
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -161,6 +188,12 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
       sendError(reply, new MalformedRequestError("an HTTP/1.1 request must have a Host header"));
       return;
     }
+    if (request.url.startsWith("/meetings/")) {
+      // What is proxied carries this gateway's mark; what already carries a gateway's is not proxied again.
+      const loop = loops.refusal(request.headers);
+      if (loop) return sendError(reply, loop);
+      loops.markRequest(request.raw.headers);
+    }
     done();
   });
   // Likewise an Expect header Node does not know: its own answer is an empty 417.
@@ -174,7 +207,7 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   });
 
   app.get("/route/*", { config: { kind: "route" } }, (request: FastifyRequest, reply: FastifyReply) => {
-    const found = resolver.lookup(parseRouteUrl(request.url), request.ip);
+    const found = resolver.locate(parseRouteUrl(request.url), request.ip);
     if (found instanceof Promise) return found.then((route) => sendRoute(reply, route));
     return sendRoute(reply, found);
   });
@@ -189,12 +222,11 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     return reply.header("cache-control", "no-store").send({ status: "ok", quorum: true, lastProofAgeMs: Math.round(probe.ageMs()) });
   });
 
-  app.get("/metrics", async (_request, reply) => {
+  app.get("/metrics", { onRequest: operatorGate("/metrics", config.metricsAccess, config.operatorToken, metrics) }, async (_request, reply) => {
     reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });
 
-  let address = "";
   const dashboard = new DashboardSource(
     client,
     () => ({
@@ -208,11 +240,11 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     }),
     () => cache.moves(),
   );
-  app.get("/dashboard.json", async (_request, reply) => {
+  app.get("/dashboard.json", { onRequest: operatorGate("/dashboard.json", config.operatorPages, config.operatorToken, metrics) }, async (_request, reply) => {
     reply.header("cache-control", "no-store");
     return dashboard.get();
   });
-  app.get("/", async (_request, reply) => {
+  app.get("/", { onRequest: operatorGate("the dashboard", config.operatorPages, config.operatorToken, metrics) }, async (_request, reply) => {
     const nonce = randomBytes(16).toString("base64");
     reply
       .header("content-type", "text/html; charset=utf-8")
@@ -224,8 +256,19 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
 
   // reply-from warns on every failed upstream attempt; the proxy counts and reports those itself.
   const proxyLogLevel: LevelWithSilent = config.logLevel === "silent" || config.logLevel === "fatal" ? config.logLevel : "error";
-  await registerHttpProxy(app, { resolver, reporter, metrics, logger: log, options: { ...config, logLevel: proxyLogLevel } });
-  app.server.on("upgrade", (req, socket, head) => ws.handleUpgrade(req, socket, head));
+  await registerHttpProxy(app, { resolver, reporter, metrics, logger: log, options: { ...config, logLevel: proxyLogLevel, upstream } });
+  app.server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const loop = req.url?.startsWith("/meetings/") ? loops.refusal(req.headers) : undefined;
+    if (loop) {
+      // An upgrade socket has no error listener of Node's: a reset while answering must not end the process.
+      socket.on("error", (err) => log.debug({ err }, "websocket client socket failed"));
+      metrics.countRequest("websocket", loop.status);
+      writeSocketError(socket, loop);
+      return;
+    }
+    loops.markRequest(req.headers);
+    ws.handleUpgrade(req, socket, head);
+  });
 
   feed.start();
   probe.start();
@@ -240,11 +283,17 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   }
   const bound = app.server.address();
   address = bound && typeof bound === "object" ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}` : config.listen;
-  log.info({ address, coordinators: config.coordinators, create: config.create }, "gateway listening");
+  const scheme = ownTls ? "https" : "http";
+  log.info(
+    { address, scheme, gatewayId: loops.gatewayId, coordinators: config.coordinators, create: config.create, operatorPages: config.operatorPages, metrics: config.metricsAccess, nodes: upstream.scheme },
+    "gateway listening",
+  );
 
   let closing: Promise<void> | undefined;
   return {
     address,
+    scheme,
+    gatewayId: loops.gatewayId,
     config,
     stats: {
       get cachedRoutes() { return cache.size; },
@@ -266,6 +315,7 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
         const loops = Promise.all([feed.stop(), probe.stop()]);
         ws.close();
         await app.close();
+        upstream.agent.destroy();
         client.close();
         await loops;
         log.info({ address }, "gateway closed");

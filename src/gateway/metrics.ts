@@ -23,6 +23,9 @@ export class GatewayMetrics {
   readonly upstreamFailures: Counter<"reason">;
   readonly retries: Counter<"reason">;
   readonly createsLimited: Counter;
+  readonly nodeAddressesRefused: Counter<"reason">;
+  readonly loopsRefused: Counter<"mark">;
+  readonly operatorPagesRefused: Counter<"page">;
 
   constructor(gauges: { cacheSize: () => number; openWebSockets: () => number; feedRevision: () => number }) {
     const registers = [this.registry];
@@ -83,6 +86,24 @@ export class GatewayMetrics {
       registers,
     });
     this.createsLimited = new Counter({ name: "convene_gateway_creates_rate_limited_total", help: "Meeting creations refused by the per-client limit", registers });
+    this.nodeAddressesRefused = new Counter({
+      name: "convene_gateway_node_address_refused_total",
+      help: "Requests not proxied because the meeting's host address is refused by the node address policy (unspecified, link_local, multicast, own_address, ip_shorthand, not_allowed)",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.loopsRefused = new Counter({
+      name: "convene_gateway_loops_refused_total",
+      help: "Requests refused because they already passed a convene gateway (mark: self or other_gateway)",
+      labelNames: ["mark"],
+      registers,
+    });
+    this.operatorPagesRefused = new Counter({
+      name: "convene_gateway_operator_pages_refused_total",
+      help: "Requests for the operator pages (dashboard, dashboard.json, metrics) refused by their access setting",
+      labelNames: ["page"],
+      registers,
+    });
     new Gauge({ name: "convene_gateway_route_cache_size", help: "Routes in the cache", registers, collect() { this.set(gauges.cacheSize()); } });
     new Gauge({ name: "convene_gateway_websockets_open", help: "WebSocket connections being proxied", registers, collect() { this.set(gauges.openWebSockets()); } });
     new Gauge({ name: "convene_gateway_route_feed_revision", help: "Coordinator revision the route cache is at", registers, collect() { this.set(gauges.feedRevision()); } });

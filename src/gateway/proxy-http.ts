@@ -18,6 +18,7 @@
  * Every attempt is bounded (connect and response timeouts), so no request
  * hangs on a dead host.
  */
+import type { LookupFunction } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import replyFrom, { type FastifyReplyFromHooks } from "@fastify/reply-from";
 import type { LevelWithSilent, Logger } from "pino";
@@ -34,6 +35,8 @@ export interface HttpProxyOptions {
   readonly responseTimeoutMs: number;
   /** Level of the proxy route's request logger (which reply-from logs through). */
   readonly logLevel: LevelWithSilent;
+  /** How meeting servers are reached: scheme, the node address guard's DNS lookup, the CA of their HTTPS certificates. */
+  readonly upstream?: { readonly scheme: "http" | "https"; readonly lookup?: LookupFunction; readonly ca?: Buffer };
 }
 
 /** Why an attempt failed, and whether the host can have received the request. */
@@ -101,7 +104,7 @@ const forwardedHeaders: NonNullable<FastifyReplyFromHooks["rewriteRequestHeaders
   for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
   const forwardedFor = req.headers["x-forwarded-for"];
   headers["x-forwarded-for"] = forwardedFor ? `${String(forwardedFor)}, ${req.ip}` : req.ip;
-  headers["x-forwarded-proto"] = "http";
+  headers["x-forwarded-proto"] = req.protocol;
   if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
   return headers;
 };
@@ -119,7 +122,7 @@ export async function registerHttpProxy(
     undici: {
       connections: 128,
       pipelining: 1,
-      connect: { timeout: options.connectTimeoutMs },
+      connect: { timeout: options.connectTimeoutMs, lookup: options.upstream?.lookup, ...(options.upstream?.ca ? { ca: options.upstream.ca, rejectUnauthorized: true } : {}) },
       headersTimeout: options.responseTimeoutMs,
       bodyTimeout: options.responseTimeoutMs,
     },
@@ -134,7 +137,7 @@ export async function registerHttpProxy(
     const method = request.method;
     const started = performance.now();
     const body = request.body;
-    const origin = `http://${route.address}`;
+    const origin = `${options.upstream?.scheme ?? "http"}://${route.address}`;
     const q = target.url.indexOf("?");
     const path = q === -1 ? target.url : target.url.slice(0, q);
 

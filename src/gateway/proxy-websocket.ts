@@ -13,7 +13,7 @@
  *
  * Created by startGateway; `close()` ends every proxied connection.
  */
-import type { ClientRequest, IncomingMessage } from "node:http";
+import type { Agent, ClientRequest, IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createProxyServer } from "http-proxy-3";
@@ -34,15 +34,17 @@ export class WebSocketProxy {
   private readonly routeOf = new WeakMap<IncomingMessage, Route>();
   private readonly upgraded = new WeakSet<IncomingMessage>();
   private closed = false;
+  private readonly scheme: "http" | "https";
 
   constructor(
     private readonly resolver: RouteResolver,
     private readonly reporter: UpstreamReporter,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
-    options: { connectTimeoutMs: number; responseTimeoutMs: number },
+    options: { connectTimeoutMs: number; responseTimeoutMs: number; upstream?: { readonly scheme: "http" | "https"; readonly agent?: Agent } },
   ) {
-    this.proxy = createProxyServer({ ws: true, xfwd: true, connectTimeout: options.connectTimeoutMs });
+    this.scheme = options.upstream?.scheme ?? "http";
+    this.proxy = createProxyServer({ ws: true, xfwd: true, connectTimeout: options.connectTimeoutMs, agent: options.upstream?.agent });
     this.proxy.on("proxyReqWs", (proxyReq: ClientRequest, req: IncomingMessage) => {
       const route = this.routeOf.get(req);
       // A host that accepts the connection but never answers the upgrade must not hold the client.
@@ -121,7 +123,7 @@ export class WebSocketProxy {
     }
     if (socket.destroyed) return;
     this.routeOf.set(req, route);
-    this.proxy.ws(req, socket, head, { target: `http://${route.address}` }, (err: Error) => {
+    this.proxy.ws(req, socket, head, { target: `${this.scheme}://${route.address}` }, (err: Error) => {
       if (this.upgraded.has(req)) {
         // The connection was up: the upstream went away mid-stream; http-proxy-3 closes the client side.
         this.logger.debug({ err, meetingId: route.meetingId, node: route.nodeId }, "proxied websocket upstream failed");

@@ -10,6 +10,10 @@
  * 429 for new ones. With `create` off, unknown meetings are 404.
  *
  * Concurrent misses for one meeting share one GetRoute call.
+ *
+ * Routes for proxying (`lookup`, `reresolve`) pass the node address guard
+ * (node-address-guard.ts) first; `locate` (GET /route, which connects to
+ * nothing) does not.
  */
 import type { Logger } from "pino";
 import { ClientClosedError, type CoordinatorClient } from "./coordinator-client.js";
@@ -23,6 +27,7 @@ import {
   fromCoordinatorStatus,
 } from "./errors.js";
 import type { GatewayMetrics } from "./metrics.js";
+import type { NodeAddressGuard } from "./node-address-guard.js";
 import { type CachedRoute, type Route, type RouteCache, parseRoute } from "./route-cache.js";
 
 interface Pending {
@@ -52,10 +57,24 @@ export class RouteResolver {
     private readonly logger: Logger,
     /** Told when a linearizable read succeeded: a proof that a quorum answers. */
     private readonly onQuorum: () => void,
+    /** Checks a route's address before it is proxied to; none: every address. */
+    private readonly guard?: NodeAddressGuard,
   ) {}
 
-  /** The cached route, or a promise of the coordinator's answer. Rejects with a GatewayError. */
+  /**
+   * Where to proxy a request for `meetingId`: the cached route, or a
+   * promise of the coordinator's answer, its address checked by the guard.
+   * Throws (or rejects with) a GatewayError.
+   */
   lookup(meetingId: string, clientIp: string): CachedRoute | Promise<CachedRoute> {
+    const found = this.locate(meetingId, clientIp);
+    if (!this.guard) return found;
+    if (found instanceof Promise) return found.then((route) => this.guarded(route));
+    return this.guarded(found);
+  }
+
+  /** lookup without the address check: for GET /route, which reports the route and connects to nothing. */
+  locate(meetingId: string, clientIp: string): CachedRoute | Promise<CachedRoute> {
     const hit = this.cache.get(meetingId);
     if (hit) {
       this.metrics.cacheHits++;
@@ -63,6 +82,11 @@ export class RouteResolver {
     }
     this.metrics.cacheMisses++;
     return this.ask(meetingId, clientIp);
+  }
+
+  private guarded(route: CachedRoute): CachedRoute {
+    this.guard?.check(route);
+    return route;
   }
 
   /**
@@ -75,9 +99,16 @@ export class RouteResolver {
     this.cache.forget(stale);
     // The feed may have brought the new placement already.
     const fresh = this.cache.get(stale.meetingId);
-    if (fresh) return fresh;
+    if (fresh) {
+      // Never throws: callers chain on the answer (a refusal rejects).
+      try {
+        return this.guarded(fresh);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     this.metrics.cacheMisses++;
-    return this.ask(stale.meetingId, clientIp);
+    return this.ask(stale.meetingId, clientIp).then((route) => this.guarded(route));
   }
 
   /** Drops `stale` from the cache (its host failed) without asking again now. */

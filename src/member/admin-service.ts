@@ -8,6 +8,7 @@ import type { StreamReport } from "../coordinator/service/node-streams.js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
+import { MAX_AUDIT_PAGE, decodePageToken, encodePageToken, pageSize } from "../wire/paging.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -150,16 +151,31 @@ export function adminServiceHandlers(
     Promote: onLeader("Promote", false, (r) => node.promote(r.id)),
     Remove: onLeader("Remove", false, (r) => node.remove(r.id)),
     TransferLeadership: onLeader("TransferLeadership", false, (r) => node.transferLeadership(r.id)),
-    AuditLog: (call: grpc.ServerUnaryCall<{ limit: number }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    AuditLog: (call: grpc.ServerUnaryCall<{ limit?: number; page_size?: number; page_token?: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       if (!auditLog) {
         callback({ code: 12 /* UNIMPLEMENTED */, details: "this member does not run the coordinator (--app kv)" });
         return;
       }
+      let from: number;
+      try {
+        // The token holds the index of the next entry to list.
+        from = Number(decodePageToken(call.request.page_token, "audit", "") ?? 0);
+        if (!Number.isSafeInteger(from) || from < 0) throw new InvalidArgumentError("page_token is not a next_page_token this server gave for audit; start again with an empty page_token");
+      } catch (err) {
+        callback(toGrpcError(err));
+        return;
+      }
+      const size = pageSize(call.request.page_size, MAX_AUDIT_PAGE);
       auditLog(call.request.limit ?? 0).then(
-        (entries) =>
+        (all) => {
+          const rest = all.filter((e) => e.index >= from);
+          const page = rest.slice(0, size);
+          const next = rest[size];
           callback(null, {
-            entries: entries.map((e) => ({ index: e.index, kind: e.kind, now_ms: e.nowMs, ok: e.ok, code: e.code, summary: e.summary })),
-          }),
+            entries: page.map((e) => ({ index: e.index, kind: e.kind, now_ms: e.nowMs, ok: e.ok, code: e.code, summary: e.summary })),
+            next_page_token: next ? encodePageToken("audit", "", String(next.index)) : "",
+          });
+        },
         (err: unknown) => callback(toGrpcError(err)),
       );
     },

@@ -14,6 +14,7 @@ import {
   RaftTimeoutError,
   StoppedError,
 } from "../raft/errors.js";
+import { PageTokenError } from "../wire/paging.js";
 
 export class InvalidArgumentError extends Error {
   readonly code = "INVALID_ARGUMENT";
@@ -25,7 +26,7 @@ export interface GrpcError {
 }
 
 export function toGrpcError(err: unknown): GrpcError {
-  if (err instanceof InvalidArgumentError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  if (err instanceof InvalidArgumentError || err instanceof PageTokenError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
   // The coordinator's errors carry the status name as their code.
   if (err instanceof CoordinatorError) return { code: grpc.status[err.code], details: err.message };
   if (err instanceof NotLeaderError || err instanceof ProposalDroppedError || err instanceof StoppedError) {

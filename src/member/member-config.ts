@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../raft/errors.js";
 import { SecurityConfigError } from "../security/errors.js";
+import { type Cidr, parseCidrList } from "../security/node-address-policy.js";
 import { type ServerSecuritySettings, validateServerSecurity } from "../security/server-security.js";
 
 export interface MemberConfig {
@@ -31,6 +32,12 @@ export interface MemberConfig {
   readonly app: "coordinator" | "kv";
   /** TLS, tokens and the plaintext opt-in (src/security/server-security.ts); none on the loopback quick start. */
   readonly security: ServerSecuritySettings;
+  /**
+   * Networks a meeting server's registered address must be in
+   * (--node-address-allow); undefined: any address the node address policy
+   * does not refuse always (src/security/node-address-policy.ts).
+   */
+  readonly nodeAddressAllow: readonly Cidr[] | undefined;
 }
 
 /** Defaults tuned for failover well under a second on a small machine. */
@@ -87,7 +94,7 @@ type SecurityKey = (typeof SECURITY_KEYS)[number];
 export function loadConfigFile(path: string): RawMemberConfig {
   const known: readonly string[] = [
     "id", "listen", "peers", "dataDir", "join", "tickMs", "electionTicks", "heartbeatTicks",
-    "snapshotEvery", "requestTimeoutMs", "logLevel", "app", ...SECURITY_KEYS,
+    "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", ...SECURITY_KEYS,
   ];
   let text: string;
   try {
@@ -156,6 +163,13 @@ export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
     if (err instanceof SecurityConfigError) throw new ConfigError(err.message, { cause: err });
     throw err;
   }
+  let nodeAddressAllow: Cidr[] | undefined;
+  try {
+    nodeAddressAllow = raw.nodeAddressAllow === undefined ? undefined : parseCidrList(raw.nodeAddressAllow, "nodeAddressAllow (--node-address-allow)");
+  } catch (err) {
+    if (err instanceof SecurityConfigError) throw new ConfigError(err.message, { cause: err });
+    throw err;
+  }
   return {
     id,
     listen,
@@ -170,5 +184,6 @@ export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
     logLevel: typeof raw.logLevel === "string" ? raw.logLevel : memberDefaults.logLevel,
     app: validateApp(raw.app),
     security,
+    nodeAddressAllow,
   };
 }

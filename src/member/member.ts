@@ -15,6 +15,7 @@ import { LevelStorage } from "../raft-runtime/level-storage.js";
 import { RaftDriver } from "../raft-runtime/driver.js";
 import { SeededRandom } from "../raft/random.js";
 import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
+import { refuseRepeatedAuthorization } from "../security/repeated-authorization.js";
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
 import { collectGarbageSoon } from "./collect-garbage.js";
@@ -55,7 +56,7 @@ export class Member {
 
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
     // First: a wrong certificate or tokens file stops the start before the disk is touched.
-    const security = loadServerSecurity(config.security, logger);
+    const security = loadServerSecurity(config.security, config.id, logger);
     const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
     // The same port serves peers and public clients. Server-side pings every
     // 10 s (answer within 5 s) free a dead peer's stream in seconds without
@@ -73,6 +74,8 @@ export class Member {
       // Authentication and authorization of every call, before any handler (none on the loopback quick start).
       ...(security.interceptors.length > 0 ? { interceptors: security.interceptors } : {}),
     });
+    // Node keeps one value of a repeated authorization header; the interceptor must see them all to refuse them.
+    refuseRepeatedAuthorization(server);
     const transport = new GrpcTransport({
       selfId: config.id,
       peers: config.peers,
@@ -80,7 +83,9 @@ export class Member {
       logger,
       maxMessageBytes: MAX_GRPC_MESSAGE_BYTES,
       credentials: security.peer.credentials,
+      credentialsFor: security.peerCredentials,
       token: security.peer.token,
+      callingMember: security.callingMember,
     });
     const kv = new KvStateMachine();
     const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;
@@ -131,7 +136,7 @@ export class Member {
         app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
       ));
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.
-    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer);
+    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
     const health = new HealthImplementation({ "": "NOT_SERVING" });

@@ -131,6 +131,14 @@ export function parseOwnedMeetings(raw: unknown, nodeId: string): Map<string, nu
   return owned;
 }
 
+/** A list answer's next_page_token: "" on the last page (and from servers that predate paging). */
+export function parseNextPageToken(raw: unknown, message: string): string {
+  const token = record(raw, message)["next_page_token"];
+  if (token === undefined || token === null) return "";
+  if (typeof token !== "string") throw new BadResponseError(`${message}.next_page_token must be a string, got ${shown(token)}`);
+  return token;
+}
+
 /** One message of the WatchAssignments stream. Unknown types are refused (the caller ignores the event). */
 export function parseAssignmentEvent(raw: unknown): AssignmentEvent {
   const e = record(raw, "AssignmentEvent");

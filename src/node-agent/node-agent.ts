@@ -56,6 +56,7 @@ import { CoordinatorConnection } from "./coordinator-connection.js";
 import {
   type Checkpoint,
   parseAssignmentEvent,
+  parseNextPageToken,
   parseOwnedMeetings,
   parseRegisterResponse,
   parseSaveCheckpointResponse,
@@ -63,6 +64,7 @@ import {
 import { AgentStoppedError, HostCallbackError, isFenced } from "./errors.js";
 import { HeartbeatLoop } from "./heartbeat-loop.js";
 import { clientSecurity } from "../security/client-security.js";
+import { pageThrough } from "../wire/paging.js";
 import { type HeldMeeting, MeetingTable } from "./meeting-table.js";
 
 type Phase = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -339,7 +341,12 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
     const nodeId = this.config.nodeId;
     let owned: Map<string, number>;
     try {
-      owned = parseOwnedMeetings(await this.connection.unary("ListMeetings", { node_id: nodeId }), nodeId);
+      // Page by page: a meeting held throughout is on exactly one page.
+      const pages = await pageThrough(async (pageToken) => {
+        const raw = await this.connection.unary("ListMeetings", { node_id: nodeId, page_token: pageToken });
+        return { items: [...parseOwnedMeetings(raw, nodeId)], nextPageToken: parseNextPageToken(raw, "ListMeetingsResponse") };
+      });
+      owned = new Map(pages);
     } catch (err) {
       if (err instanceof AgentStoppedError || !current()) return;
       this.log.debug({ err }, "could not check unannounced meetings; keeping them and asking again");

@@ -51,6 +51,20 @@ export interface GrpcTransportOptions {
   readonly credentials?: grpc.ChannelCredentials;
   /** Sent as "authorization: Bearer <token>" on every call to a peer (the member role's token), when set. */
   readonly token?: string;
+  /**
+   * How peer `id` is dialed, when it differs per peer (a TLS check that the
+   * server's certificate names `id`); default `credentials` for every peer.
+   */
+  readonly credentialsFor?: (peer: NodeId) => grpc.ChannelCredentials;
+  /**
+   * Which member an incoming call authenticated as (by its token or
+   * certificate), from the call's metadata. When given, a stream or a
+   * snapshot whose sender (`from`) is another member, or that did not
+   * authenticate as a member, is refused with PERMISSION_DENIED: a member's
+   * credential cannot speak for another member. Absent where members do
+   * not authenticate each other (loopback without a tokens file).
+   */
+  readonly callingMember?: (metadata: grpc.Metadata) => NodeId | undefined;
 }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -136,7 +150,7 @@ interface LinkContext {
   readonly maxQueuedBytes: number;
   readonly service: RaftService;
   readonly logger: TransportLogger;
-  readonly credentials: grpc.ChannelCredentials;
+  credentialsFor(peer: NodeId): grpc.ChannelCredentials;
   /** Metadata for each call to a peer: the member's token, if any. */
   callMetadata(): grpc.Metadata;
   reportUnreachable(peer: NodeId): void;
@@ -163,6 +177,7 @@ export class GrpcTransport implements Transport {
   /** Per sender, the generation of its newest stream: older streams are stale (see proto). */
   private readonly newestStream = new Map<NodeId, number>();
   private streamGenerations = 0;
+  private readonly callingMember: ((metadata: grpc.Metadata) => NodeId | undefined) | undefined;
 
   /** @throws ConfigError naming the field and value that is wrong. */
   constructor(options: GrpcTransportOptions) {
@@ -178,10 +193,12 @@ export class GrpcTransport implements Transport {
     this.clusterId = options.clusterId ?? "convene";
     this.server = options.server;
     this.logger = options.logger ?? silentLogger;
+    this.callingMember = options.callingMember;
+    const credentials = options.credentials ?? grpc.credentials.createInsecure();
     this.context = {
       selfId: this.selfId, clusterId: this.clusterId, maxMessageBytes, snapshotChunkBytes, maxQueuedBytes,
       service: loadRaftService(), logger: this.logger,
-      credentials: options.credentials ?? grpc.credentials.createInsecure(),
+      credentialsFor: options.credentialsFor ?? (() => credentials),
       callMetadata: () => {
         const metadata = new grpc.Metadata();
         if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
@@ -287,6 +304,11 @@ export class GrpcTransport implements Transport {
         return inbound.answer({ code: grpc.status.FAILED_PRECONDITION, details: refusal });
       }
       if (sender === undefined) {
+        const impostor = this.impostor(call.metadata, batch.from);
+        if (impostor) {
+          this.logger.warn({ from: batch.from, impostor }, "refused a message stream");
+          return inbound.answer({ code: grpc.status.PERMISSION_DENIED, details: impostor });
+        }
         sender = batch.from;
         generation = ++this.streamGenerations;
         this.newestStream.set(sender, generation);
@@ -339,6 +361,8 @@ export class GrpcTransport implements Transport {
         if (!assembler) {
           const refusal = this.refusal(chunk.clusterId, chunk.to);
           if (refusal) return inbound.answer({ code: grpc.status.FAILED_PRECONDITION, details: refusal });
+          const impostor = this.impostor(call.metadata, chunk.from);
+          if (impostor) return inbound.answer({ code: grpc.status.PERMISSION_DENIED, details: impostor });
           assembler = new SnapshotAssembler(chunk.header, this.maxSnapshotBytes);
           const { from, to } = assembler.header;
           if (from !== chunk.from || to !== this.selfId) throw new MessageDecodeError(`a snapshot from ${from} to ${to} came from ${chunk.from}`);
@@ -362,6 +386,16 @@ export class GrpcTransport implements Transport {
       deliver(handlers, m);
       inbound.answer();
     });
+  }
+
+  /** Why a call whose sender says it is `from` may not speak for it, or undefined when it may. */
+  private impostor(metadata: grpc.Metadata, from: string): string | undefined {
+    if (!this.callingMember) return undefined;
+    const caller = this.callingMember(metadata);
+    if (caller === from) return undefined;
+    return caller === undefined
+      ? `a stream from member ${JSON.stringify(from)} must authenticate as that member`
+      : `member ${caller}'s credentials may not send as member ${JSON.stringify(from)}`;
   }
 
   /** Why a call addressed to (clusterId, to) is not for this member, or undefined if it is. */
@@ -450,7 +484,7 @@ class PeerLink {
   ) {
     this.batchBudget = ctx.maxMessageBytes - WIRE_RESERVE_BYTES;
     // A channel connects only on its first call; creating it here just checks the address.
-    this.client = new grpc.Client(address, ctx.credentials, channelOptions(ctx.maxMessageBytes));
+    this.client = new grpc.Client(address, ctx.credentialsFor(peer), channelOptions(ctx.maxMessageBytes));
   }
 
   enqueue(m: Message): void {
@@ -489,7 +523,7 @@ class PeerLink {
     }
     const bytes = m.snapshot!.data.length;
     const { service, logger } = this.ctx;
-    this.snapshotClient ??= new grpc.Client(this.address, this.ctx.credentials, channelOptions(this.ctx.maxMessageBytes));
+    this.snapshotClient ??= new grpc.Client(this.address, this.ctx.credentialsFor(this.peer), channelOptions(this.ctx.maxMessageBytes));
     const deadline = Date.now() + SNAPSHOT_BASE_TIMEOUT_MS + bytes / 1024;
     let settled = false;
     const settle = (ok: boolean, why: string) => {

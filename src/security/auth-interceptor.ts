@@ -4,9 +4,11 @@
  *
  * 1. Identity: the bearer token in the "authorization" metadata, looked up
  *    in the tokens file; without a token, a client certificate whose
- *    subject says OU=member (only when members know each other by
- *    certificate, i.e. client certificates are required and signed by the
- *    cluster's CA). A token always wins over the certificate.
+ *    subject says OU=member, standing for the member its CN names (only
+ *    when members know each other by certificate, i.e. client certificates
+ *    are required and signed by the cluster's CA). A token always wins over
+ *    the certificate. The identity is recorded on the call's metadata
+ *    (member-identity.ts) for handlers that need to know who called.
  * 2. The method's rule (authorization.ts): UNAUTHENTICATED without valid
  *    credentials, PERMISSION_DENIED for a role the method does not allow.
  * 3. For an agent, each request (decoded by then) must name its own node.
@@ -17,6 +19,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { type Decision, authorizeCall, checkRequest, needsRequestCheck } from "./authorization.js";
 import { AUTHORIZATION_HEADER } from "./client-security.js";
+import { memberOfCertificate, rememberCaller } from "./member-identity.js";
 import { type Identity, type TokenStore, parseBearer } from "./tokens.js";
 
 export interface AuthOptions {
@@ -33,16 +36,6 @@ function unauthenticated(details: string): { refusal: Decision } {
   return { refusal: { ok: false, code: grpc.status.UNAUTHENTICATED, details } };
 }
 
-/** Whether the certificate's subject has OU=member (Node gives a repeated field as an array). */
-function isMemberCertificate(call: grpc.ServerInterceptingCallInterface): string | undefined {
-  const cert = call.getAuthContext().sslPeerCertificate;
-  const subject = cert?.subject as unknown as Record<string, string | string[] | undefined> | undefined;
-  if (!subject) return undefined;
-  const units = ([] as (string | undefined)[]).concat(subject.OU);
-  if (!units.includes("member")) return undefined;
-  return [subject.CN].flat()[0] ?? "?";
-}
-
 function authenticate(metadata: grpc.Metadata, call: grpc.ServerInterceptingCallInterface, options: AuthOptions): Authenticated {
   const values = metadata.get(AUTHORIZATION_HEADER);
   if (values.length > 1) return unauthenticated("send one authorization metadata value, not several");
@@ -54,8 +47,8 @@ function authenticate(metadata: grpc.Metadata, call: grpc.ServerInterceptingCall
     return { identity };
   }
   if (options.certMembers) {
-    const cn = isMemberCertificate(call);
-    if (cn !== undefined) return { identity: { role: "member", name: `member certificate ${cn}` } };
+    const member = memberOfCertificate(call.getAuthContext().sslPeerCertificate);
+    if (member !== undefined) return { identity: { role: "member", member, name: `member certificate ${member}` } };
   }
   return { identity: undefined };
 }
@@ -80,6 +73,7 @@ export function authInterceptor(options: AuthOptions): grpc.ServerInterceptor {
             identity = who.identity;
             const decision = authorizeCall(path, identity);
             if (!decision.ok) return refuse(decision);
+            if (identity) rememberCaller(metadata, identity);
             pass(metadata);
           },
           onReceiveMessage: (message, pass) => {

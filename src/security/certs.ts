@@ -8,8 +8,11 @@
  *                                 ::1 and the member's own host names and IPs
  *   gateway.crt, operator.crt,    client certificates (OU = the role), for
  *   agent-<node>.crt (+ .key)     members that require client certificates
- *   tokens.yaml                   the members' tokens file: one token per
- *                                 role (and per agent node), plaintext
+ *   https-<name>.crt (+ .key)     serving certificates (OU=server) for the
+ *                                 HTTPS ports of gateways and demo servers
+ *   tokens.yaml                   the members' tokens file (mode 0600): one
+ *                                 token per member, per client role and per
+ *                                 agent node, plaintext
  *   operator.token, ...           each client's token, for --token $(cat ...)
  *
  * X.509 is built with node-forge (pure JavaScript, so it works wherever
@@ -17,7 +20,7 @@
  * crypto, which is fast.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import forge from "node-forge";
@@ -36,6 +39,8 @@ export interface CertsRequest {
   readonly members: readonly MemberHosts[];
   /** Node ids of meeting servers: an agent certificate and token each. */
   readonly agents: readonly string[];
+  /** Gateways and demo servers serving HTTPS on their own port: a serving certificate each (https-<id>.crt). */
+  readonly https?: readonly MemberHosts[];
   /** Validity of every certificate, in days. */
   readonly days: number;
   /** Overwrite files that exist. */
@@ -105,7 +110,10 @@ function certificate(opts: {
   return cert;
 }
 
-function subject(cn: string, unit?: Role): forge.pki.CertificateField[] {
+/** A certificate's OU: a role, or "server" for a gateway's or demo server's own HTTPS port. */
+type Unit = Role | "server";
+
+function subject(cn: string, unit?: Unit): forge.pki.CertificateField[] {
   const fields: forge.pki.CertificateField[] = [{ name: "organizationName", value: "convene" }];
   if (unit) fields.push({ shortName: "OU", value: unit });
   fields.push({ name: "commonName", value: cn });
@@ -116,6 +124,47 @@ function altNames(hosts: readonly string[]): object[] {
   return [...new Set(hosts)].map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h }));
 }
 
+/** A leaf certificate and its key, PEM. Members and HTTPS servers serve (and members dial their peers); clients only dial. */
+function leafCertificate(issuer: Issuer, cn: string, unit: Unit, sans: readonly string[], days: number): { cert: string; key: string } {
+  const keys = newKeyPair();
+  const extensions: object[] = [
+    { name: "basicConstraints", cA: false, critical: true },
+    { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: "extKeyUsage", serverAuth: unit === "member" || unit === "server", clientAuth: unit !== "server" },
+  ];
+  if (sans.length > 0) extensions.push({ name: "subjectAltName", altNames: altNames(sans) });
+  const cert = certificate({ subject: subject(cn, unit), publicKey: keys.forgePublic, issuer, selfKey: keys.forgePrivate, days, extensions });
+  return { cert: forge.pki.certificateToPem(cert), key: keys.pem };
+}
+
+/**
+ * Issues one more member certificate, `<id>.crt` and `<id>.key`, with the
+ * CA that `writeCerts` left in `dir` (ca.crt, ca.key): for a member added
+ * later, under a new id. @throws SecurityConfigError when the CA cannot be
+ * read or the files cannot be written.
+ */
+export function issueMemberCertificate(dir: string, member: MemberHosts, days: number): { cert: string; key: string } {
+  validateCertsRequest({ outDir: dir, members: [member], agents: [], days, force: true });
+  let issuer: Issuer;
+  try {
+    issuer = {
+      cert: forge.pki.certificateFromPem(readFileSync(join(dir, "ca.crt"), "utf8")),
+      key: forge.pki.privateKeyFromPem(readFileSync(join(dir, "ca.key"), "utf8")) as forge.pki.rsa.PrivateKey,
+    };
+  } catch (err) {
+    throw new SecurityConfigError(`cannot read the CA in ${dir} (ca.crt, ca.key): ${(err as Error).message}`, { cause: err });
+  }
+  const made = leafCertificate(issuer, member.id, "member", [...LOOPBACK_SANS, ...member.hosts], days);
+  const paths = { cert: join(dir, `${member.id}.crt`), key: join(dir, `${member.id}.key`) };
+  try {
+    writeFileSync(paths.cert, made.cert, { mode: 0o644 });
+    writeFileSync(paths.key, made.key, { mode: 0o600 });
+  } catch (err) {
+    throw new SecurityConfigError(`cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  return paths;
+}
+
 /** A token: 32 random bytes, base64url (43 characters). */
 export function newToken(): string {
   return randomBytes(32).toString("base64url");
@@ -123,7 +172,6 @@ export function newToken(): string {
 
 /** Checks a request. @throws SecurityConfigError naming the field. */
 export function validateCertsRequest(r: CertsRequest): CertsRequest {
-  if (r.members.length === 0) throw new SecurityConfigError("members: name at least one member");
   const ids = new Set<string>();
   for (const m of r.members) {
     if (!ID.test(m.id)) throw new SecurityConfigError(`member id must match ${ID.source}, got ${JSON.stringify(m.id)}`);
@@ -133,6 +181,13 @@ export function validateCertsRequest(r: CertsRequest): CertsRequest {
       if (!isIP(h) && !HOST.test(h)) throw new SecurityConfigError(`member ${m.id}: host must be a host name or an IP address, got ${JSON.stringify(h)}`);
     }
   }
+  for (const h of r.https ?? []) {
+    if (!ID.test(h.id)) throw new SecurityConfigError(`https server name must match ${ID.source}, got ${JSON.stringify(h.id)}`);
+    for (const host of h.hosts) {
+      if (!isIP(host) && !HOST.test(host)) throw new SecurityConfigError(`https server ${h.id}: host must be a host name or an IP address, got ${JSON.stringify(host)}`);
+    }
+  }
+  if (new Set((r.https ?? []).map((h) => h.id)).size !== (r.https ?? []).length) throw new SecurityConfigError("https: a server name is listed twice");
   for (const a of r.agents) {
     if (!ID.test(a)) throw new SecurityConfigError(`agent node id must match ${ID.source}, got ${JSON.stringify(a)}`);
   }
@@ -154,6 +209,7 @@ export function writeCerts(request: CertsRequest): CertsResult {
   const planned = [
     "ca.crt", "ca.key",
     ...r.members.flatMap((m) => [`${m.id}.crt`, `${m.id}.key`]),
+    ...(r.https ?? []).flatMap((h) => [`https-${h.id}.crt`, `https-${h.id}.key`]),
     ...clients.flatMap((c) => [`${c.file}.crt`, `${c.file}.key`, `${c.file}.token`]),
     "tokens.yaml",
   ];
@@ -177,28 +233,21 @@ export function writeCerts(request: CertsRequest): CertsResult {
   const issuer: Issuer = { cert: ca, key: caKeys.forgePrivate };
   files.set("ca.crt", { text: forge.pki.certificateToPem(ca), secret: false });
   files.set("ca.key", { text: caKeys.pem, secret: true });
-  const leaf = (name: string, cn: string, role: Role, sans: readonly string[]): void => {
-    const keys = newKeyPair();
-    const extensions: object[] = [
-      { name: "basicConstraints", cA: false, critical: true },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-      // Members serve and also dial their peers; clients only dial.
-      { name: "extKeyUsage", serverAuth: role === "member", clientAuth: true },
-    ];
-    if (sans.length > 0) extensions.push({ name: "subjectAltName", altNames: altNames(sans) });
-    const cert = certificate({ subject: subject(cn, role), publicKey: keys.forgePublic, issuer, selfKey: keys.forgePrivate, days: r.days, extensions });
-    files.set(`${name}.crt`, { text: forge.pki.certificateToPem(cert), secret: false });
-    files.set(`${name}.key`, { text: keys.pem, secret: true });
+  const leaf = (name: string, cn: string, unit: Unit, sans: readonly string[]): void => {
+    const made = leafCertificate(issuer, cn, unit, sans, r.days);
+    files.set(`${name}.crt`, { text: made.cert, secret: false });
+    files.set(`${name}.key`, { text: made.key, secret: true });
   };
   for (const m of r.members) leaf(m.id, m.id, "member", [...LOOPBACK_SANS, ...m.hosts]);
-  const entries: Record<string, string>[] = [{ role: "member", token: newToken(), name: "members" }];
+  for (const h of r.https ?? []) leaf(`https-${h.id}`, h.id, "server", [...LOOPBACK_SANS, ...h.hosts]);
+  const entries: Record<string, string>[] = r.members.map((m) => ({ role: "member", member: m.id, token: newToken(), name: m.id }));
   for (const c of clients) {
     leaf(c.file, c.cn, c.role, []);
     const token = newToken();
     files.set(`${c.file}.token`, { text: `${token}\n`, secret: true });
     entries.push(c.role === "agent" ? { role: "agent", node: c.cn, token, name: c.file } : { role: c.role, token, name: c.file });
   }
-  const header = "# convene tokens file (made by `convene certs`): give it to every member with --tokens.\n# Entries: role (operator, gateway, agent, member), token or sha256, node (agents), name.\n";
+  const header = "# convene tokens file (made by `convene certs`): give it to every member with --tokens.\n# Entries: role (operator, gateway, agent, member), token or sha256, node (agents), member (members), name.\n";
   files.set("tokens.yaml", { text: header + toYaml({ tokens: entries }), secret: true });
   try {
     mkdirSync(r.outDir, { recursive: true });

@@ -12,6 +12,7 @@ import { authInterceptor } from "./auth-interceptor.js";
 import { type ClientSecurity, PLAINTEXT, booleanField, clientSecurity } from "./client-security.js";
 import { SecurityConfigError } from "./errors.js";
 import { checkClientTransport, checkServerTransport, memberHints } from "./listen-policy.js";
+import { callingMember, memberOfCertificate, peerChannelCredentials } from "./member-identity.js";
 import { readTlsFiles, serverCredentials } from "./tls-files.js";
 import { TokenStore } from "./tokens.js";
 
@@ -75,36 +76,69 @@ export interface ServerSecurity {
   readonly interceptors: grpc.ServerInterceptor[];
   /** How this member calls its peers: the Raft transport, forwarding, status probes. */
   readonly peer: ClientSecurity;
+  /** The Raft transport's channel to peer `id`: with TLS, only a certificate naming `id` is accepted. */
+  peerCredentials(id: string): grpc.ChannelCredentials;
+  /**
+   * Which member a call came from, by its credentials (member-identity.ts);
+   * undefined on the plain loopback setup, where nobody is authenticated and
+   * the transport cannot bind senders to callers.
+   */
+  readonly callingMember: ((metadata: grpc.Metadata) => string | undefined) | undefined;
+}
+
+/** "O=convene\nOU=member\nCN=n1" as Node's PeerCertificate subject ({ O, OU, CN }; repeated fields as arrays). */
+function subjectFields(subject: string): Record<string, string | string[]> {
+  const fields: Record<string, string | string[]> = {};
+  for (const line of subject.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    const had = fields[key];
+    fields[key] = had === undefined ? value : ([] as string[]).concat(had, value);
+  }
+  return fields;
 }
 
 export interface SecurityLogger {
   debug(fields: object, message: string): void;
 }
 
-/** Reads the files and builds everything. @throws SecurityConfigError naming the file and the rule. */
-export function loadServerSecurity(s: ServerSecuritySettings, logger?: SecurityLogger): ServerSecurity {
+/**
+ * Reads the files and builds everything for member `selfId`.
+ * @throws SecurityConfigError naming the file and the rule.
+ */
+export function loadServerSecurity(s: ServerSecuritySettings, selfId: string, logger?: SecurityLogger): ServerSecurity {
   const tls = readTlsFiles({ ca: s.ca, cert: s.cert, key: s.key });
   const credentials = serverCredentials(tls, s.requireClientCert);
-  if (s.tokensFile === undefined) return { credentials, interceptors: [], peer: tls ? clientSecurity(tls, undefined) : PLAINTEXT };
-  const tokens = TokenStore.fromFile(s.tokensFile);
-  const memberToken = tokens.memberToken();
-  const certMembers = s.requireClientCert;
-  if (memberToken === undefined) {
-    if (!certMembers) {
+  if (tls) {
+    // Peers dialing this member accept only a certificate that names it.
+    const subject = new X509Certificate(tls.cert!).subject;
+    if (memberOfCertificate({ subject: subjectFields(subject) as never }) !== selfId) {
       throw new SecurityConfigError(
-        `tokens file ${s.tokensFile} has no plaintext token of role member: members present it to each other. Add one (\`convene certs\` writes one), ` +
-          "or require client certificates (--require-client-cert, config key requireClientCert) so members know each other by certificate",
+        `cert (${s.cert}) must name this member: OU=member and CN=${selfId} in its subject (it has ${JSON.stringify(subject.replace(/\n/g, ", "))}); ` +
+          `peers dialing ${selfId} accept no other. \`convene certs --member ${selfId}\` makes one`,
       );
     }
-    const subject = new X509Certificate(tls!.cert!).subject;
-    if (!/^OU=member$/m.test(subject)) {
-      throw new SecurityConfigError(`cert (${s.cert}) must have OU=member in its subject (it has ${JSON.stringify(subject.replace(/\n/g, ", "))}) for peers to know this member by it, or the tokens file needs a plaintext member token`);
-    }
+  }
+  const peerCredentials = (id: string): grpc.ChannelCredentials => peerChannelCredentials(tls, id);
+  if (s.tokensFile === undefined) {
+    return { credentials, interceptors: [], peer: tls ? clientSecurity(tls, undefined) : PLAINTEXT, peerCredentials, callingMember: undefined };
+  }
+  const tokens = TokenStore.fromFile(s.tokensFile);
+  const memberToken = tokens.memberToken(selfId);
+  const certMembers = s.requireClientCert;
+  if (memberToken === undefined && !certMembers) {
+    throw new SecurityConfigError(
+      `tokens file ${s.tokensFile} has no plaintext token for member ${selfId} (an entry {role: member, member: ${selfId}, token: "…"}): ` +
+        "each member presents its own token to its peers. Add one (`convene certs` writes one per member), " +
+        "or require client certificates (--require-client-cert, config key requireClientCert) so members know each other by certificate",
+    );
   }
   const interceptor = authInterceptor({
     tokens,
     certMembers,
     onRefused: (path, peer, decision) => logger?.debug({ path, peer, decision }, "refused a call"),
   });
-  return { credentials, interceptors: [interceptor], peer: clientSecurity(tls, memberToken) };
+  return { credentials, interceptors: [interceptor], peer: clientSecurity(tls, memberToken), peerCredentials, callingMember };
 }

@@ -6,15 +6,21 @@
  *     - { role: operator, token: "…" }
  *     - { role: gateway,  sha256: "<hex of the token's SHA-256>" }   # no secret in the file
  *     - { role: agent,    token: "…", node: m1 }                    # may act for node m1 only
- *     - { role: member,   token: "…" }                              # members present it to each other
+ *     - { role: member,   token: "…", member: n1 }                  # member n1 presents it to its peers
  *
  * Every member of a group must read the same file: a follower forwards
- * the caller's token to the leader, which checks it again.
+ * the caller's token to the leader, which checks it again. Each member has
+ * a token of its own, so a peer knows which member is calling (the Raft
+ * transport refuses a batch whose sender is another member than the
+ * caller). Plaintext tokens must pass the strength rule of
+ * token-strength.ts; the file must be private to its owner (mode 0600), as
+ * ssh demands of a private key.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { SecurityConfigError } from "./errors.js";
+import { TOKEN_RULE, tokenWeakness } from "./token-strength.js";
 
 export const ROLES = ["operator", "gateway", "agent", "member"] as const;
 export type Role = (typeof ROLES)[number];
@@ -24,6 +30,8 @@ export interface Identity {
   readonly role: Role;
   /** The one node an agent may act for; set for role agent only. */
   readonly node?: string;
+  /** The member this is; set for role member only (its token's `member`, or its certificate's CN). */
+  readonly member?: string;
   /** For logs: the entry's name, or its role and index. */
   readonly name: string;
 }
@@ -32,7 +40,9 @@ export interface Identity {
 const TOKEN = /^[\x21-\x7e]{24,4096}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
-const ENTRY_KEYS = ["role", "token", "sha256", "node", "name"];
+const ENTRY_KEYS = ["role", "token", "sha256", "node", "member", "name"];
+/** Permission bits for group and others: a tokens file must have none of them. */
+const GROUP_OR_OTHER = 0o077;
 
 interface Entry {
   readonly digest: Buffer;
@@ -71,13 +81,24 @@ function shown(value: unknown): string {
 export class TokenStore {
   private constructor(private readonly entries: readonly Entry[]) {}
 
-  /** Reads and checks a tokens file. @throws SecurityConfigError naming the file, the entry and the rule. */
+  /**
+   * Reads and checks a tokens file, refusing one that group or others may
+   * access (it holds every role's secret).
+   * @throws SecurityConfigError naming the file, the entry and the rule.
+   */
   static fromFile(path: string): TokenStore {
     let text: string;
+    let mode: number;
     try {
+      mode = statSync(path).mode;
       text = readFileSync(path, "utf8");
     } catch (err) {
       throw new SecurityConfigError(`tokens file ${path} cannot be read: ${(err as Error).message}`, { cause: err });
+    }
+    if ((mode & GROUP_OR_OTHER) !== 0) {
+      throw new SecurityConfigError(
+        `tokens file ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); it holds every role's secret: run \`chmod 600 ${path}\``,
+      );
     }
     let doc: unknown;
     try {
@@ -127,9 +148,9 @@ export class TokenStore {
     return found;
   }
 
-  /** The first plaintext token of role member: what this member presents to its peers. */
-  memberToken(): string | undefined {
-    return this.entries.find((e) => e.identity.role === "member" && e.token !== undefined)?.token;
+  /** The plaintext token of member `id`: what that member presents to its peers. */
+  memberToken(id: string): string | undefined {
+    return this.entries.find((e) => e.identity.role === "member" && e.identity.member === id && e.token !== undefined)?.token;
   }
 }
 
@@ -154,6 +175,8 @@ function parseEntry(raw: unknown, where: string, index: number): Entry {
     if (!isWellFormedToken(e.token)) {
       throw new SecurityConfigError(`${where}.token must be 24 to 4096 printable ASCII characters without spaces, got ${typeof e.token === "string" ? `${e.token.length} characters` : shown(e.token)}`);
     }
+    const weakness = tokenWeakness(e.token);
+    if (weakness !== undefined) throw new SecurityConfigError(`${where}.token is too weak: ${weakness}. A token needs ${TOKEN_RULE}`);
     token = e.token;
     digest = digestOf(token);
   } else {
@@ -169,10 +192,21 @@ function parseEntry(raw: unknown, where: string, index: number): Entry {
   } else if (e.node !== undefined) {
     throw new SecurityConfigError(`${where}.node is only for role agent, got it on role ${role}`);
   }
+  if (role === "member") {
+    if (typeof e.member !== "string" || !NODE_ID.test(e.member)) {
+      throw new SecurityConfigError(
+        `${where}.member is required for role member (the member id the token stands for, one token per member) and must be 1 to 64 letters, digits, ".", "_" or "-", got ${shown(e.member)}`,
+      );
+    }
+  } else if (e.member !== undefined) {
+    throw new SecurityConfigError(`${where}.member is only for role member, got it on role ${role}`);
+  }
   if (e.name !== undefined && (typeof e.name !== "string" || e.name.length === 0 || e.name.length > 128)) {
     throw new SecurityConfigError(`${where}.name must be a string of 1 to 128 characters, got ${shown(e.name)}`);
   }
-  const name = typeof e.name === "string" ? e.name : role === "agent" ? `agent ${e.node as string}` : `${role} #${index}`;
-  const identity: Identity = role === "agent" ? { role, node: e.node as string, name } : { role: role as Role, name };
+  const name =
+    typeof e.name === "string" ? e.name : role === "agent" ? `agent ${e.node as string}` : role === "member" ? `member ${e.member as string}` : `${role} #${index}`;
+  const identity: Identity =
+    role === "agent" ? { role, node: e.node as string, name } : role === "member" ? { role, member: e.member as string, name } : { role: role as Role, name };
   return { digest, identity, token };
 }

@@ -10,6 +10,7 @@ import { mkdirSync, openSync, closeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { memberEnvironment } from "../member/malloc-env.js";
+import { isLoopbackHost } from "../security/listen-policy.js";
 import { loadProto, lookup } from "../wire/proto.js";
 import type { StartConfig } from "./start-config.js";
 
@@ -46,7 +47,9 @@ export function clusterSpecs(config: StartConfig): ProcessSpec[] {
     args: ["member", "--id", m.id, "--listen", m.address, "--peers", peers, "--data", join(config.dataDir, m.id), ...logLevel],
   }));
   const gateway = `${config.host}:${config.gatewayPort}`;
-  specs.push({ id: "gateway", kind: "gateway", address: gateway, args: ["gateway", "--listen", gateway, "--coordinators", coordinators, ...logLevel] });
+  // The walkthrough's dashboard: open to whoever reaches a gateway on loopback; beyond, this host's clients only.
+  const dashboardAccess = isLoopbackHost(config.host) ? "open" : "loopback";
+  specs.push({ id: "gateway", kind: "gateway", address: gateway, args: ["gateway", "--listen", gateway, "--coordinators", coordinators, "--operator-pages", dashboardAccess, ...logLevel] });
   for (let i = 0; i < config.demoServers; i++) {
     const address = `${config.host}:${config.demoBasePort + i}`;
     specs.push({

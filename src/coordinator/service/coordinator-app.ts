@@ -9,12 +9,14 @@ import { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { loadProto, lookup } from "../../wire/proto.js";
 import { NotLeaderError } from "../../raft/errors.js";
 import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.js";
+import type { Cidr } from "../../security/node-address-policy.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { CoordinatorReplica } from "./coordinator-replica.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
 import { FailureDetector } from "./failure-detector.js";
 import { MemberProbe } from "./member-probe.js";
+import { NodeAddressCheck } from "./node-address-check.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
 import { withRouteEncoders } from "./route-codec.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
@@ -69,6 +71,8 @@ export class CoordinatorApp {
     requestTimeoutMs: number,
     /** How this member calls the others (forwarding, status probes): TLS credentials and the member token. */
     security: ClientSecurity = PLAINTEXT,
+    /** What Register accepts as a node's address (node-address-check.ts): this member's listen address and its allow list. */
+    nodeAddresses: { readonly listen: string; readonly allow?: readonly Cidr[] } | undefined = undefined,
   ): void {
     this.probe = new MemberProbe(undefined, security);
     const coordinator = new CoordinatorReplica(node, this.machine);
@@ -105,7 +109,15 @@ export class CoordinatorApp {
     this.streams = streams;
     server.addService(
       NodeAgent.service,
-      nodeAgentHandlers({ coordinator, detector, watches: this.watches, forwarder: agentForwarder, timings: this.timings, streams: streams.local }),
+      nodeAgentHandlers({
+        coordinator,
+        detector,
+        watches: this.watches,
+        forwarder: agentForwarder,
+        timings: this.timings,
+        streams: streams.local,
+        addressCheck: nodeAddresses && new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }),
+      }),
     );
     server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }));
     const upstreamFailed = (nodeId: string): void => {

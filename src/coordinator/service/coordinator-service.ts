@@ -14,6 +14,7 @@ import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } fr
 import { labelsToRecord } from "../labels.js";
 import type { NodeStatus, Route } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
+import { MAX_MEETINGS_PAGE, decodePageToken, encodePageToken, pageSize } from "../../wire/paging.js";
 import { unaryHandler } from "./handler.js";
 import type { MemberProbe } from "./member-probe.js";
 import { checkpointMessage } from "./watch-hub.js";
@@ -89,8 +90,14 @@ export function coordinatorHandlers(deps: {
 
     ListMeetings: unaryHandler<Req>(forwarder, "ListMeetings", async (req) => {
       const nodeId = req.node_id ? validateNodeId(req.node_id) : "";
-      const meetings = await coordinator.read((q) => q.listMeetings(nodeId || undefined));
-      return { meetings: meetings.map((r) => routeMessage(r)) };
+      const after = decodePageToken(req.page_token, "meetings", nodeId) ?? "";
+      const limit = pageSize(req.page_size, MAX_MEETINGS_PAGE);
+      const page = await coordinator.read((q) => q.listMeetingsPage(nodeId, after, limit));
+      const last = page.routes.at(-1);
+      return {
+        meetings: page.routes.map((r) => routeMessage(r)),
+        next_page_token: page.more && last ? encodePageToken("meetings", nodeId, last.meetingId) : "",
+      };
     }),
 
     DrainNode: unaryHandler<Req>(forwarder, "DrainNode", async (req) => {

@@ -28,6 +28,7 @@ import { validateLabels } from "../labels.js";
 import type { CoordinatorQueries } from "../state.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import type { FailureDetector } from "./failure-detector.js";
+import type { NodeAddressCheck } from "./node-address-check.js";
 import { unaryHandler } from "./handler.js";
 import type { LocalStreams } from "./node-streams.js";
 import { type WatchHub, type WatchStream, endStream, eventMessage } from "./watch-hub.js";
@@ -48,6 +49,8 @@ export function nodeAgentHandlers(deps: {
   timings: AgentTimings;
   /** This member's open watch streams, reported to the leader's detector. */
   streams: LocalStreams;
+  /** The node address policy, checked before Register proposes; none: syntax only. */
+  addressCheck?: NodeAddressCheck;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, detector, watches, forwarder, timings } = deps;
   const requireLeader = (): void => {
@@ -65,6 +68,8 @@ export function nodeAgentHandlers(deps: {
         labels: validateLabels(req.labels ?? {}),
         ...(req.incarnation ? { incarnation: validateIncarnation(req.incarnation) } : {}),
       };
+      // This member's policy, here and not in apply: apply must decide alike on every member.
+      await deps.addressCheck?.check(command.address);
       const r = await coordinator.propose<RegisterResult>(command);
       detector.heard(r.nodeId, r.generation);
       return {

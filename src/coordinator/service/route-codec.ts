@@ -120,13 +120,15 @@ export function encodeRoute(r: RouteWire): Buffer {
   return out;
 }
 
-export function encodeListMeetingsResponse(response: { readonly meetings: readonly RouteWire[] }): Buffer {
+export function encodeListMeetingsResponse(response: { readonly meetings: readonly RouteWire[]; readonly next_page_token?: string }): Buffer {
   const sized = response.meetings.map((r) => {
     checkEpoch(r);
     return sizeRoute(r);
   });
   let total = 0;
   for (const s of sized) total += 1 + varintSize(s.body) + s.body;
+  const token = Buffer.from(response.next_page_token ?? "", "utf8");
+  if (token.length > 0) total += 1 + varintSize(token.length) + token.length;
   const out = Buffer.allocUnsafe(total);
   let at = 0;
   response.meetings.forEach((r, i) => {
@@ -135,6 +137,11 @@ export function encodeListMeetingsResponse(response: { readonly meetings: readon
     at = writeVarint(out, at, s.body);
     at = writeRoute(out, at, r, s);
   });
+  if (token.length > 0) {
+    out[at++] = tag(2, WIRE_LENGTH_DELIMITED);
+    at = writeVarint(out, at, token.length);
+    at += token.copy(out, at);
+  }
   return out;
 }
 
@@ -146,6 +153,6 @@ export function withRouteEncoders(service: grpc.ServiceDefinition): grpc.Service
   return {
     ...service,
     GetRoute: { ...getRoute, responseSerialize: (r: RouteWire) => encodeRoute(r) },
-    ListMeetings: { ...listMeetings, responseSerialize: (r: { meetings: readonly RouteWire[] }) => encodeListMeetingsResponse(r) },
+    ListMeetings: { ...listMeetings, responseSerialize: (r: { meetings: readonly RouteWire[]; next_page_token?: string }) => encodeListMeetingsResponse(r) },
   };
 }
