@@ -1,8 +1,10 @@
 /**
- * Runs the deterministic cluster simulation over many seeds.
- *   npm run sim -- --seeds N [--seed S] [--members 3|5] [--steps T]
- * Ends with "sim: <N> seeds, <steps> steps, <V> violations" and exits
- * non-zero on any violation, printing the command that replays it.
+ * Runs the deterministic simulation of the real Raft driver over many seeds.
+ *   npm run sim -- --seeds N [--seed S] [--members 3|5] [--steps T] [--trace]
+ * Ends with "sim: <N> seeds, <steps> steps, <V> violations" and the share of
+ * ticks with two members believing they lead; exits non-zero on any
+ * violation, printing the command that replays it. --trace prints every
+ * member start, crash, pause, leadership and apply of one seed.
  */
 import { parseArgs } from "node:util";
 import { runSimulation } from "../test/sim/simulation.js";
@@ -14,6 +16,7 @@ const { values } = parseArgs({
     members: { type: "string" },
     steps: { type: "string", default: "600" },
     quiet: { type: "boolean", default: false },
+    trace: { type: "boolean", default: false },
   },
 });
 
@@ -21,7 +24,7 @@ function positiveInt(name: string, raw: string | undefined): number | undefined 
   if (raw === undefined) return undefined;
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 0) {
-    console.error(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+    console.error(`--${name} must be a whole number of 0 or more, got ${JSON.stringify(raw)}`);
     process.exit(2);
   }
   return n;
@@ -40,13 +43,15 @@ const started = Date.now();
 let totalSteps = 0;
 let violations = 0;
 let failures = 0;
+let overlap = 0;
 const count = first !== undefined && values.seeds === "100" ? 1 : seeds;
 for (let i = 0; i < count; i++) {
   const seed = (first ?? 1) + i;
   // Without --members, alternate 3 and 5 so both sizes get every other seed.
   const members = membersArg ?? (seed % 2 === 0 ? 5 : 3);
-  const result = runSimulation({ seed, members, steps });
+  const result = await runSimulation({ seed, members, steps, ...(values.trace ? { trace: (line: string) => console.log(line) } : {}) });
   totalSteps += result.steps;
+  overlap += result.overlapTicks;
   if (result.violations.length > 0) {
     violations += result.violations.length;
     failures++;
@@ -60,6 +65,7 @@ for (let i = 0; i < count; i++) {
     console.log(`  ${i + 1} seeds, ${violations} violations, ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
 }
-console.log(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-console.log(`sim: ${count} seeds, ${totalSteps} steps, ${violations} violations`);
+const seconds = ((Date.now() - started) / 1000).toFixed(1);
+console.log(`two members believing they lead: ${overlap} of ${totalSteps} ticks (${((100 * overlap) / Math.max(1, totalSteps)).toFixed(2)}%)`);
+console.log(`sim: ${count} seeds, ${totalSteps} steps, ${violations} violations (${seconds} s)`);
 process.exit(violations > 0 ? 1 : 0);

@@ -305,6 +305,24 @@ describe("§5.3 log replication", () => {
     expect(staleShorterAppend({ truncateOnIndex: true })).toEqual([1, 1, 1, 2, 2]);
   });
 
+  // "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last new
+  // entry)." (Figure 2, AppendEntries receiver implementation, 5) n2 holds [1,1,1,2,2,2,2]:
+  // entries 6 and 7 of term 2 that a later leader (term 3) never had. An append carrying only
+  // entry 5 with leaderCommit 7 must not commit n2's own 6 and 7: they are not the leader's.
+  function commitAfterShortAppend(bugs?: TestingBugs): { commit: number; applied: string[] } {
+    const h = new Harness(THREE, { logs: { n2: [2, 2, 2, 2] }, ...(bugs ? { config: { bugs } } : {}) });
+    const own = h.logOf("n2");
+    h.inject(message({ type: MessageType.App, from: "n1", to: "n2", term: 3, index: 4, logTerm: 2, entries: [own[4]!], commit: 7 }));
+    h.processReadies();
+    return { commit: h.raft("n2").log.committed, applied: h.appliedTexts("n2") };
+  }
+  it("a follower commits no further than the last entry the append carried", () => {
+    expect(commitAfterShortAppend().commit).toBe(5);
+    // The rule bites: with the test-only bug n2 commits (and applies) its unconfirmed entries 6 and 7.
+    const broken = commitAfterShortAppend({ commitBeyondLastNew: true });
+    expect(broken.commit).toBe(7);
+  });
+
   // "Leader Append-Only: a leader never overwrites or deletes entries in its log; it only
   // appends new entries." (Figure 3)
   it("a leader never overwrites or deletes its own entries", () => {
@@ -670,6 +688,24 @@ describe("thesis §6.4 linearizable reads", () => {
     }
   });
 
+  // Thesis §6.4 step 3: the leader "sends a new round of heartbeats, and waits for their
+  // acknowledgments from a majority of the cluster". In five members, the leader and one
+  // follower are not a majority: a deposed leader cut off with one follower serves no read.
+  it("ReadIndex needs acknowledgements from a majority, itself included (and not one fewer, with the test-only bug)", () => {
+    for (const bugs of [undefined, { readQuorumMiscount: true }]) {
+      const h = new Harness(FIVE, bugs ? { config: { bugs } } : {});
+      h.elect("n1");
+      h.propose("n1", "x");
+      h.stabilize();
+      h.partition(["n1", "n2"], ["n3", "n4", "n5"]);
+      h.raw("n1").readIndex(ctx("r1"));
+      h.tick("n1", 1);
+      h.deliver();
+      h.deliver();
+      expect(readCtxs(h, "n1")).toEqual(bugs ? ["r1"] : []);
+    }
+  });
+
   // Thesis §6.4 step 1: "If the leader has not yet marked an entry from its current term
   // committed, it waits until it has done so."
   function readBeforeTermCommit(bugs?: TestingBugs) {
@@ -737,6 +773,28 @@ describe("thesis §6.4 linearizable reads", () => {
     expect(rd.readStates.map((rs) => dec(rs.requestCtx))).toEqual(["l1"]);
     expect([...rd.messages, ...rd.messagesAfterPersist].filter((m) => m.type === MessageType.Heartbeat)).toEqual([]);
     h.carryOut("n1", rd);
+  });
+
+  // Thesis §6.4.1: the leader "can use the time at which it sent a heartbeat" acknowledged by a
+  // majority to bound its lease: followers start their election timeouts when the heartbeat
+  // arrives, never earlier than it was sent. An ack that arrives late extends nothing.
+  function leaseAfterLateAcks(bugs?: TestingBugs): string[] {
+    const h = ready({ config: { readOnlyOption: ReadOnlyOption.LeaseBased, ...(bugs ? { bugs } : {}) } });
+    const held: Message[] = [];
+    h.dropWhen((m) => m.to === "n1" && m.type === MessageType.HeartbeatResp && held.push(m) > 0);
+    h.tick("n1", 1);
+    h.deliver(); // the followers answer; the answers are held back
+    const first = held.splice(0);
+    expect(first.length).toBe(2);
+    h.tick("n1", ELECTION_TICK - 2); // the lease measured from that heartbeat has run out (later acks stay lost)
+    for (const m of first) h.inject(m); // the first acks arrive only now
+    h.raw("n1").readIndex(ctx("late"));
+    return h.raw("n1").ready().readStates.map((rs) => dec(rs.requestCtx));
+  }
+  it("a lease runs from when the acknowledged heartbeat was sent, not from when its ack arrived", () => {
+    expect(leaseAfterLateAcks()).toEqual([]);
+    // The rule bites: with the test-only bug the late acks renew the lease and the read is served at once.
+    expect(leaseAfterLateAcks({ leaseFromAckArrival: true })).toEqual(["late"]);
   });
 
   // Thesis §6.4.1: the lease holds because no other leader can be elected before it expires;

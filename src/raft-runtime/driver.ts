@@ -27,6 +27,7 @@ import type { ProposalPosition } from "../raft/raft.js";
 import { RawNode, type Status } from "../raft/raw-node.js";
 import type { StateMachine } from "./state-machine.js";
 import type { Transport } from "./transport.js";
+import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
 import {
   type ConfChange,
   ConfChangeType,
@@ -62,13 +63,22 @@ export interface RaftDriverOptions {
   readonly requestTimeoutMs: number;
   /** Called when the loop hits a broken invariant: the member must stop. */
   readonly onFatal?: (err: unknown) => void;
+  /** Time, timers and deferred work (the machine's by default; virtual time in the simulation). */
+  readonly scheduler?: Scheduler;
+  /** Deliberate bugs of the driver, for proving the simulation bites. Never set in production. */
+  readonly bugs?: DriverBugs;
+}
+
+export interface DriverBugs {
+  /** Answers (votes, acks) that speak for a write go out before the write is done. */
+  readonly sendBeforePersist?: boolean;
 }
 
 interface PendingProposal {
   readonly term: number;
   readonly resolve: (result: unknown) => void;
   readonly reject: (err: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
 }
 
 interface QueuedProposal {
@@ -82,7 +92,7 @@ interface QueuedProposal {
 interface PendingRead {
   readonly run: () => void;
   readonly reject: (err: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
 }
 
 export interface LeaderChange {
@@ -103,8 +113,9 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   readonly id: NodeId;
   private readonly raw: RawNode;
   private readonly opts: RaftDriverOptions;
+  private readonly clock: Scheduler;
   private readonly peers: Map<NodeId, string>;
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: TimerHandle | undefined;
   private processing = false;
   private scheduled = false;
   private stopped = false;
@@ -129,6 +140,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private constructor(opts: RaftDriverOptions) {
     super();
     this.opts = opts;
+    this.clock = opts.scheduler ?? realScheduler;
     this.id = opts.config.id;
     this.peers = new Map(opts.peers);
     const snap = opts.storage.snapshot();
@@ -160,7 +172,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       },
     });
     for (const [id, address] of node.peers) if (id !== node.id) opts.transport.addPeer(id, address);
-    node.ticker = setInterval(() => {
+    node.ticker = node.clock.setInterval(() => {
       node.raw.tick();
       node.schedule();
     }, opts.tickMs);
@@ -221,7 +233,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     return new Promise<T>((resolve, reject) => {
       const read: PendingRead = {
         run: () => {
-          clearTimeout(read.timer);
+          this.clock.clearTimeout(read.timer);
           try {
             resolve(query());
           } catch (err) {
@@ -229,10 +241,10 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
           }
         },
         reject: (err) => {
-          clearTimeout(read.timer);
+          this.clock.clearTimeout(read.timer);
           reject(err);
         },
-        timer: setTimeout(() => {
+        timer: this.clock.setTimeout(() => {
           this.forgetRead(read);
           reject(new RaftTimeoutError(`read not confirmed within ${timeoutMs} ms`));
         }, timeoutMs),
@@ -305,6 +317,11 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     return { ...this.raw.status(), leaderAddress: this.leaderAddress(), snapshotIndex: this.snapshotIndex, snapshotBytes: this.snapshotBytes };
   }
 
+  /** The core this driver runs, for the simulation's invariant checks only: never step or advance it from outside. */
+  get core(): RawNode {
+    return this.raw;
+  }
+
   isLeader(): boolean {
     return this.raw.raft.role === StateRole.Leader;
   }
@@ -313,12 +330,12 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.ticker);
+    this.clock.clearInterval(this.ticker);
     if (this.processing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.snapshotInProgress;
     const err = new StoppedError("member stopped");
     for (const p of this.proposalsByIndex.values()) {
-      clearTimeout(p.timer);
+      this.clock.clearTimeout(p.timer);
       p.reject(err);
     }
     this.proposalsByIndex.clear();
@@ -334,7 +351,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.clock.defer(() => {
       this.scheduled = false;
       void this.process();
     });
@@ -392,7 +409,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     const first = pos.index - group.length + 1;
     group.forEach((g, k) => {
       const index = first + k;
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.proposalsByIndex.delete(index);
         g.reject(new RaftTimeoutError(`proposal at index ${index} not applied within ${g.timeoutMs} ms; it may still commit`));
       }, g.timeoutMs);
@@ -431,8 +448,10 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     // Ready's write is in flight: an answer never waits for the next
     // batch's write. A snapshot is restored first, so its entries wait.
     if (!rd.snapshot) for (const e of rd.committedEntries) this.applyEntry(e);
+    const early = this.opts.bugs?.sendBeforePersist === true;
+    if (early && rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
     await persisted;
-    if (rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
+    if (!early && rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
     if (rd.snapshot) {
       this.opts.stateMachine.restore(rd.snapshot.data);
       this.applied = rd.snapshot.metadata.index;
@@ -471,7 +490,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     const p = this.proposalsByIndex.get(e.index);
     if (!p) return;
     this.proposalsByIndex.delete(e.index);
-    clearTimeout(p.timer);
+    this.clock.clearTimeout(p.timer);
     // Another leader's entry took this index: ours was overwritten.
     if (p.term === e.term) p.resolve(result);
     else p.reject(new ProposalDroppedError(`proposal at index ${e.index} was overwritten by term ${e.term}`));
@@ -492,7 +511,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private rejectProposalsUpTo(index: number): void {
     for (const [i, p] of this.proposalsByIndex) {
       if (i > index) continue;
-      clearTimeout(p.timer);
+      this.clock.clearTimeout(p.timer);
       // Covered by a snapshot: the outcome is unknown here.
       p.reject(new ProposalDroppedError(`proposal at index ${i} was replaced by a snapshot`));
       this.proposalsByIndex.delete(i);
@@ -544,20 +563,20 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   /** A failed write or a broken invariant: the member stops rather than diverge. */
   private fail(err: unknown): void {
     this.stopped = true;
-    clearInterval(this.ticker);
+    this.clock.clearInterval(this.ticker);
     if (this.opts.onFatal) this.opts.onFatal(err);
     else throw err;
   }
 
   private async takeSnapshot(): Promise<void> {
-    const started = performance.now();
+    const started = this.clock.monotonic();
     // The state as of this index, with the membership applied up to it.
     const index = this.applied;
     const confState = this.raw.raft.confState();
     const bytesCovered = this.bytesSinceSnapshot;
     const sm = this.opts.stateMachine;
     const data = sm.snapshotSteps ? await this.runSteps(sm.snapshotSteps()) : sm.snapshot();
-    const encoded = performance.now();
+    const encoded = this.clock.monotonic();
     if (this.stopped) return;
     const snap = await this.opts.storage.compact(index, confState, data);
     // A leader's snapshot may have been installed meanwhile: the storage's is the latest either way.
@@ -566,7 +585,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       this.snapshotBytes = snap.data.length;
       this.bytesSinceSnapshot = Math.max(0, this.bytesSinceSnapshot - bytesCovered);
     }
-    this.emit("snapshot", { index, bytes: data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(performance.now() - encoded) });
+    this.emit("snapshot", { index, bytes: data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(this.clock.monotonic() - encoded) });
   }
 
   /** Runs a state machine's steps, yielding to the event loop between them. */
@@ -574,7 +593,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     for (;;) {
       const step = steps.next();
       if (step.done) return step.value;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => this.clock.defer(resolve));
     }
   }
 
@@ -589,12 +608,12 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
 
   private waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const started = Date.now();
+      const started = this.clock.monotonic();
       const check = (): void => {
         if (cond()) return resolve();
         if (this.stopped) return reject(new StoppedError("member stopped"));
-        if (Date.now() - started > timeoutMs) return reject(new RaftTimeoutError(`${what} within ${timeoutMs} ms`));
-        setTimeout(check, Math.max(1, this.opts.tickMs));
+        if (this.clock.monotonic() - started > timeoutMs) return reject(new RaftTimeoutError(`${what} within ${timeoutMs} ms`));
+        this.clock.setTimeout(check, Math.max(1, this.opts.tickMs));
       };
       check();
     });

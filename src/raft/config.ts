@@ -37,6 +37,14 @@ export interface TestingBugs {
   readonly readIndexBeforeTermCommit?: boolean;
   /** (6) The log up-to-date check in votes reversed. */
   readonly reverseUpToDateCheck?: boolean;
+  /** (8) A vote response of an older term is counted in this term's election. */
+  readonly countStaleVotes?: boolean;
+  /** (9) A ReadIndex round is confirmed by one acknowledgement fewer than a quorum. */
+  readonly readQuorumMiscount?: boolean;
+  /** (10) The lease runs from when a heartbeat's ack arrives, not from when the heartbeat it echoes was sent. */
+  readonly leaseFromAckArrival?: boolean;
+  /** (11) A follower's commit index follows the leader's beyond the last entry the append carried (Figure 2). */
+  readonly commitBeyondLastNew?: boolean;
 }
 
 export interface RaftConfig {

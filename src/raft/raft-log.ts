@@ -6,6 +6,7 @@
  */
 import { CompactedError, UnavailableError } from "./errors.js";
 import { UnstableLog } from "./log-unstable.js";
+import type { TestingBugs } from "./config.js";
 import type { Storage } from "./storage.js";
 import type { Entry, Snapshot } from "./types.js";
 import { entryBytes } from "./types.js";
@@ -67,10 +68,10 @@ export class RaftLog {
    * conflict in term are replaced (Raft §5.3): a stale, shorter append must
    * never truncate entries this member has already acknowledged.
    */
-  maybeAppend(index: number, logTerm: number, committed: number, ents: readonly Entry[], truncateOnIndexBug = false): number | undefined {
+  maybeAppend(index: number, logTerm: number, committed: number, ents: readonly Entry[], bugs?: TestingBugs): number | undefined {
     if (!this.matchTerm(index, logTerm)) return undefined;
     const lastNew = index + ents.length;
-    if (truncateOnIndexBug) {
+    if (bugs?.truncateOnIndex) {
       // The deliberate bug: overwrite from the first uncommitted new entry on,
       // dropping any longer suffix even though nothing conflicts.
       const fresh = ents.filter((e) => e.index > this.committed);
@@ -84,7 +85,7 @@ export class RaftLog {
         this.append(ents.slice(conflict - index - 1));
       }
     }
-    this.commitTo(Math.min(committed, lastNew));
+    this.commitTo(Math.min(committed, bugs?.commitBeyondLastNew ? this.lastIndex() : lastNew));
     return lastNew;
   }
 

@@ -263,6 +263,10 @@ export class Raft {
         this.becomeFollower(m.term, fromLeader ? m.from : "");
       }
     } else if (m.term < this.term) {
+      if (this.config.bugs?.countStaleVotes && m.type === MessageType.VoteResp && this.role === StateRole.Candidate) {
+        this.stepRole(m);
+        return;
+      }
       if ((this.config.checkQuorum || this.config.preVote) && (m.type === MessageType.Heartbeat || m.type === MessageType.App)) {
         // A stale leader (e.g. back from a partition) learns our term and
         // steps down, instead of being ignored forever.
@@ -448,7 +452,7 @@ export class Raft {
       this.send(message({ type: MessageType.AppResp, to: m.from, index: this.log.committed }));
       return;
     }
-    const last = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries, this.config.bugs?.truncateOnIndex);
+    const last = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries, this.config.bugs);
     if (last !== undefined) {
       this.send(message({ type: MessageType.AppResp, to: m.from, index: last }));
       return;
@@ -628,15 +632,21 @@ export class Raft {
     pr.recentActive = true;
     pr.probeSent = false;
     // The echoed send tick can never be in our future.
-    pr.lastAckedHeartbeatTick = Math.max(pr.lastAckedHeartbeatTick, Math.min(m.index, this.now));
+    pr.lastAckedHeartbeatTick = Math.max(pr.lastAckedHeartbeatTick, this.config.bugs?.leaseFromAckArrival ? this.now : Math.min(m.index, this.now));
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
     // Lease mode falls back to a heartbeat round when the lease is not
     // valid, so acks are counted whatever the mode.
     if (!m.context) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
-    if (!acks || !hasQuorum(this.voters, (id) => acks.has(id))) return;
+    if (!acks || !this.readQuorum(acks)) return;
     for (const { request, index } of this.readOnly.advance(m.context)) this.answerRead(request, index);
+  }
+
+  /** Whether the members that acknowledged a ReadIndex round are a quorum of the voters. */
+  private readQuorum(acks: ReadonlySet<NodeId>): boolean {
+    if (this.config.bugs?.readQuorumMiscount) return [...acks].filter((id) => this.voters.includes(id)).length + 1 > this.voters.length / 2;
+    return hasQuorum(this.voters, (id) => acks.has(id));
   }
 
   /** Commits what a quorum holds, if it is of this term. Returns whether commit moved. */
@@ -676,7 +686,7 @@ export class Raft {
     }
     this.readOnly.addRequest(this.log.committed, m);
     const acks = this.readOnly.recvAck(this.id, m.context!);
-    if (acks && hasQuorum(this.voters, (id) => acks.has(id))) {
+    if (acks && this.readQuorum(acks)) {
       for (const { request, index } of this.readOnly.advance(m.context!)) this.answerRead(request, index);
       return;
     }

@@ -3,7 +3,10 @@
  *  - election safety: at most one leader per term;
  *  - log matching: entries with the same index and term are identical and
  *    follow the same previous term;
- *  - leader completeness: a new leader holds every entry anyone applied;
+ *  - leader completeness: a leader of term T holds every entry committed in
+ *    a term before T (an entry committed by a leader of term U is in the log
+ *    of every leader of a term above U; a stale leader of a lower term,
+ *    elected late, need not have it);
  *  - state machine safety: no two members apply different entries at an index;
  *  - the commit rule (§5.4.2): a leader moves its commit index only onto an
  *    entry of its own term (earlier ones commit indirectly, never by count).
@@ -24,6 +27,8 @@ export class SafetyChecker {
   readonly applied = new Map<number, { term: number; fp: string }>();
   maxApplied = 0;
   private readonly leaderCommit = new Map<NodeId, { term: number; commit: number }>();
+  /** index → the entry's term and the lowest term of a leader seen committing it. */
+  private readonly committed = new Map<number, { term: number; commitTerm: number }>();
 
   constructor(private readonly now: () => number) {}
 
@@ -41,18 +46,14 @@ export class SafetyChecker {
       return;
     }
     this.leaderOfTerm.set(term, id);
-    // Leader completeness: every applied (hence committed) entry is in its log.
+    // Leader completeness: every entry committed in an earlier term is in its log.
     const log = node.raft.log;
     const compactedUpTo = log.firstIndex() - 1;
-    if (log.lastIndex() < this.maxApplied) {
-      this.violation(`leader completeness: ${id} leads term ${term} with last index ${log.lastIndex()} < applied ${this.maxApplied}`);
-      return;
-    }
-    for (const [index, { term: t }] of this.applied) {
-      if (index <= compactedUpTo) continue;
-      const ours = log.term(index);
-      if (ours !== t) {
-        this.violation(`leader completeness: ${id} (term ${term}) has term ${ours} at ${index}, committed term ${t}`);
+    for (const [index, c] of this.committed) {
+      if (c.commitTerm >= term || index <= compactedUpTo) continue;
+      const ours = index <= log.lastIndex() ? log.term(index) : undefined;
+      if (ours !== c.term) {
+        this.violation(`leader completeness: ${id} leads term ${term} with ${ours === undefined ? "no entry" : `term ${ours}`} at ${index}, committed in term ${c.commitTerm} with term ${c.term}`);
         return;
       }
     }
@@ -64,6 +65,10 @@ export class SafetyChecker {
     const before = this.leaderCommit.get(id);
     this.leaderCommit.set(id, { term, commit });
     if (!before || before.term !== term || commit <= before.commit) return;
+    for (let i = before.commit + 1; i <= commit; i++) {
+      const entryTerm = i < node.raft.log.firstIndex() || this.committed.has(i) ? undefined : node.raft.log.term(i);
+      if (entryTerm !== undefined) this.committed.set(i, { term: entryTerm, commitTerm: term });
+    }
     const committedTerm = node.raft.log.term(commit);
     if (committedTerm !== term) {
       this.violation(`commit rule: leader ${id} of term ${term} committed index ${commit} of term ${committedTerm} by counting`);

@@ -1,46 +1,58 @@
 /**
- * A whole Raft group in memory, driven by one seed: members that crash and
- * restart losing what they had not persisted, a network that drops, delays,
- * duplicates, reorders and partitions, snapshots and compaction, leadership
- * transfers and membership changes, and clients writing, reading and
- * compare-and-setting concurrently. Safety is checked after every step and
- * the client history for linearizability at the end; then the faults stop
- * and the group must make progress within a bounded number of ticks.
+ * A whole Raft group in one process, on virtual time, driven by one seed:
+ * each member is the real RaftDriver (src/raft-runtime/driver.ts) around
+ * the real core, over the twins of its disk and network. Members crash and
+ * restart losing what they had not synced, pause (a SIGSTOP: their clock
+ * stops, what they were sent waits), run clocks at their own rates; the
+ * network drops, delays, duplicates and reorders, holds messages back far
+ * beyond the election timeout, partitions (sometimes reporting the lost
+ * connections); snapshots and compaction happen as the driver decides,
+ * with leadership transfers and member replacement; clients send to
+ * whichever member they believe leads. Safety is checked after every event
+ * and the client history for linearizability at the end; then the faults
+ * stop and the group must make progress within a bound.
  */
 import {
-  ConfChangeType,
-  EntryType,
-  MemoryStorage,
-  MessageType,
+  type Entry,
   type NodeId,
-  RaftError,
-  RawNode,
+  NotLeaderError,
   ReadOnlyOption,
-  type Ready,
   SeededRandom,
   StateRole,
   type TestingBugs,
-  decodeConfChange,
   defaultConfig,
-  encodeConfChange,
 } from "../../src/raft/index.js";
-import { type HistoryOp, type KvOp, checkLinearizable } from "../support/linearizability.js";
+import type { DriverBugs } from "../../src/raft-runtime/driver.js";
+import { MemoryDurableStorage } from "../../src/raft-runtime/memory-durable-storage.js";
+import { VirtualScheduler, flushMicrotasks } from "../../src/time/virtual-scheduler.js";
+import { type HistoryOp, type KvOp, type KvResult, checkLinearizable } from "../support/linearizability.js";
 import { SafetyChecker } from "./invariants.js";
-import { KvMachine, decodeCommand, encodeCommand } from "./kv-machine.js";
-import { SimNetwork } from "./network.js";
+import { encodeCommand } from "./kv-machine.js";
 import { MembershipChanger } from "./membership-changer.js";
+import { NO_FAULTS, SimNetwork } from "./network.js";
+import { SimDisk } from "./sim-disk.js";
+import { type MemberSetup, SimMember, TICK_MS } from "./sim-member.js";
 
 export interface SimOptions {
   readonly seed: number;
   readonly members: number;
-  /** Steps (ticks) of the faulty phase. */
+  /** Ticks (of TICK_MS virtual ms) of the faulty phase. */
   readonly steps?: number;
   readonly bugs?: TestingBugs;
-  /** A deliberate bug in the simulated driver: acknowledgements go out before the write they acknowledge is done. */
+  readonly driverBugs?: DriverBugs;
+  /** Shorthand for driverBugs.sendBeforePersist. */
   readonly ackBeforeWrite?: boolean;
   /** Force a read mode; by default a quarter of the seeds use the lease. */
   readonly readMode?: ReadOnlyOption;
   readonly faults?: boolean;
+  /**
+   * How far members' clock rates stray: "within" the lease's stated bound
+   * (the default), or "beyond" it, where lease reads are not promised to
+   * be linearizable (README: lease reads).
+   */
+  readonly clockDrift?: "within" | "beyond";
+  /** Told of every event worth a line when a seed is debugged (npm run sim -- --seed S --trace). */
+  readonly trace?: (line: string) => void;
 }
 
 export interface SimResult {
@@ -51,108 +63,102 @@ export interface SimResult {
   readonly acked: number;
   /** How much of each kind of event the run saw, so a test can tell the faults really happened. */
   readonly coverage: Readonly<Record<CoverageKey, number>>;
+  /** Ticks at which two or more members believed they led. */
+  readonly overlapTicks: number;
 }
 
 export type CoverageKey =
   | "crashes"
   | "restarts"
   | "partitions"
+  | "pauses"
+  | "longDelays"
   | "leaderTerms"
-  | "snapshotsSent"
   | "compactions"
   | "transfers"
   | "memberReplacements"
   | "reads"
-  | "leaseReads";
+  | "leaseReads"
+  | "staleLeaderOps";
 
 const KEYS = ["a", "b", "c"];
 const ELECTION_TICK = 10;
-const OP_TIMEOUT = 60;
-const LIVENESS_BOUND = 400;
+const ELECTION_MS = ELECTION_TICK * TICK_MS;
+const OP_TIMEOUT_MS = 60 * TICK_MS;
+const LIVENESS_BOUND_MS = 400 * TICK_MS;
 
-/** One simulated member: its disk survives a crash, the rest does not. */
-export class SimMember {
-  raw: RawNode | undefined;
-  kv = new KvMachine();
-  applied = 0;
-  /** Bumped on every crash, so clients notice their member went away. */
-  incarnation = 0;
-  readonly results = new Map<string, { index: number; result: import("../support/linearizability.js").KvResult }>();
-  readStates: { index: number; ctx: string }[] = [];
-  /** A Ready whose disk write is in flight; meanwhile the member receives and ticks, as RaftDriver does while it awaits the write. */
-  writing: { rd: Ready; doneAt: number; powerLoss: boolean; delayed: boolean } | undefined;
-  /** The highest commit index this member announced as leader and the simulation checked. */
-  checkedCommit = 0;
-
-  constructor(
-    readonly id: NodeId,
-    public disk: MemoryStorage,
-  ) {}
-}
-
-interface ClientOp {
-  readonly opId: string;
-  readonly op: KvOp;
-  readonly call: number;
-  readonly via: SimMember;
-  readonly incarnation: number;
-  /** For reads: the highest acknowledged write index when the read began. */
-  readonly minIndex: number;
+interface ClientState {
+  /** The member it believes leads (it learns from refusals' hints). */
+  believed: NodeId;
+  busy: boolean;
+  /** Chance per tick to start an operation when idle: slow clients call a stale leader long after it was deposed. */
+  readonly pace: number;
 }
 
 export class Simulation {
   readonly rng: SeededRandom;
+  readonly world = new VirtualScheduler(0);
   readonly network: SimNetwork;
   readonly members = new Map<NodeId, SimMember>();
   readonly checker: SafetyChecker;
   readonly history: HistoryOp[] = [];
-  now = 0;
   private readonly readMode: ReadOnlyOption;
   private readonly smallMessages: boolean;
-  /** A third of the seeds are violent: leaders crash and get cut off often. */
+  private readonly snapshotEvery: number;
+  /** A third of the seeds are violent: leaders crash, pause and get cut off often. */
   private readonly violence: number;
-  private readonly clients: (ClientOp | undefined)[] = [undefined, undefined, undefined];
+  private readonly clients: ClientState[];
   private opSeq = 0;
-  private maxAckedIndex = 0;
-  private readonly ackedWrites: { opId: string; index: number }[] = [];
-  private readonly membership: MembershipChanger;
+  private readonly ackedWrites: { opId: string }[] = [];
+  readonly membership: MembershipChanger;
   faultsOn: boolean;
   clientsOn = true;
+  private overlapTicks = 0;
+  private maxTerm = 0;
   readonly coverage: Record<CoverageKey, number> = {
     crashes: 0,
     restarts: 0,
     partitions: 0,
+    pauses: 0,
+    longDelays: 0,
     leaderTerms: 0,
-    snapshotsSent: 0,
     compactions: 0,
     transfers: 0,
     memberReplacements: 0,
     reads: 0,
     leaseReads: 0,
+    staleLeaderOps: 0,
   };
-  /** Violent seeds strike fresh leaders: the elections of Raft's figure 8. */
   private lastLeaderTerm = 0;
-  private strike: { at: number; id: NodeId; crash: boolean } | undefined;
+  private strike: { at: number; id: NodeId; kind: "crash" | "cut" | "pause" | "stale" } | undefined;
 
   constructor(readonly options: SimOptions) {
     this.rng = new SeededRandom(options.seed);
-    this.network = new SimNetwork(this.rng.fork());
-    this.checker = new SafetyChecker(() => this.now);
+    this.network = new SimNetwork(this.world, this.rng.fork());
+    this.checker = new SafetyChecker(() => Math.floor(this.world.now() / TICK_MS));
     this.faultsOn = options.faults ?? true;
     this.readMode = options.readMode ?? (this.rng.chance(0.25) ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe);
     this.smallMessages = this.rng.chance(0.5);
+    this.snapshotEvery = this.rng.chance(0.7) ? 5 + this.rng.intBelow(40) : 1_000_000;
     this.violence = this.rng.chance(0.33) ? 8 : 1;
     const ids = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
+    this.clients = [0.3, 0.3, 0.1, 0.1, 0.03, 0.03].map((pace) => ({ believed: this.rng.pick(ids), busy: false, pace }));
+    const drift = options.clockDrift === "beyond" ? 0.4 : 0.05;
     for (const id of ids) {
-      const m = new SimMember(id, MemoryStorage.bootstrap(ids));
-      this.members.set(id, m);
-      this.start(m);
+      const m = this.addMember(id, MemoryDurableStorage.bootstrap(ids));
+      if (this.faultsOn) {
+        m.rate = 1 - drift + 2 * drift * this.rng.next();
+        m.skewMs = this.rng.intBelow(10_000) - 5_000;
+      }
+      void this.start(m);
     }
     if (this.faultsOn) {
       this.network.faults = {
         dropRate: this.rng.next() * 0.1,
         duplicateRate: this.rng.next() * 0.05,
-        maxDelay: this.rng.intBelow(4),
+        maxJitterMs: this.rng.intBelow(4) * TICK_MS,
+        longDelayRate: this.rng.next() * 0.01 * this.violence,
+        longDelayMs: (2 + this.rng.intBelow(7)) * ELECTION_MS,
       };
     }
     this.membership = new MembershipChanger(this);
@@ -160,111 +166,91 @@ export class Simulation {
 
   // ------------------------------------------------------------ members
 
-  start(m: SimMember): void {
-    const config = {
-      ...defaultConfig(m.id, this.rng.fork()),
-      electionTick: ELECTION_TICK,
-      heartbeatTick: 1,
-      // Some seeds send one entry per append, so acknowledgements cover
-      // partial ranges (what the commit rule of §5.4.2 is about).
-      maxSizePerMsg: this.smallMessages ? 1 : 4096,
-      maxInflightMsgs: this.smallMessages ? 2 : 8,
-      maxInflightBytes: 64 * 1024,
-      readOnlyOption: this.readMode,
-      applied: m.disk.snapshot().metadata.index,
-      ...(this.options.bugs ? { bugs: this.options.bugs } : {}),
+  addMember(id: NodeId, platter: MemoryDurableStorage): SimMember {
+    const disk = new SimDisk(id, platter, this.rng.fork(), { persisted: (who, e, prev) => this.checker.notePersisted(who, e, prev) });
+    const m = new SimMember(id, disk);
+    this.members.set(id, m);
+    return m;
+  }
+
+  private setup(): MemberSetup {
+    return {
+      world: this.world,
+      network: this.network,
+      config: (id) => ({
+        ...defaultConfig(id, this.rng.fork()),
+        electionTick: ELECTION_TICK,
+        heartbeatTick: 1,
+        // Some seeds send one entry per append, so acknowledgements cover
+        // partial ranges (what the commit rule of §5.4.2 is about).
+        maxSizePerMsg: this.smallMessages ? 1 : 4096,
+        maxInflightMsgs: this.smallMessages ? 2 : 8,
+        maxInflightBytes: 64 * 1024,
+        readOnlyOption: this.readMode,
+        ...(this.options.bugs ? { bugs: this.options.bugs } : {}),
+      }),
+      peers: () => new Map([...this.members.keys()].map((id) => [id, `sim:${id}`])),
+      snapshotEvery: this.snapshotEvery,
+      requestTimeoutMs: OP_TIMEOUT_MS,
+      ...(this.options.driverBugs || this.options.ackBeforeWrite
+        ? { driverBugs: { ...this.options.driverBugs, ...(this.options.ackBeforeWrite ? { sendBeforePersist: true } : {}) } }
+        : {}),
+      onApplied: (id: NodeId, e: Entry) => {
+        this.trace(`${id} applies ${e.index} (term ${e.term})`);
+        this.checker.noteApplied(id, e);
+      },
+      onFatal: (id: NodeId, err: unknown) => this.checker.note(`${id} stopped on a broken invariant: ${err instanceof Error ? err.message : String(err)}`),
+      onSnapshot: () => this.coverage.compactions++,
     };
-    m.kv = KvMachine.restore(m.disk.snapshot().data);
-    m.applied = config.applied;
-    m.readStates = [];
-    m.results.clear();
-    m.raw = new RawNode(config, m.disk);
+  }
+
+  private trace(line: string): void {
+    this.options.trace?.(`${String(this.world.now()).padStart(6)} ${line}`);
+  }
+
+  start(m: SimMember): Promise<void> {
     this.coverage.restarts++;
+    this.trace(`${m.id} starts from disk: last index ${m.disk.platter.lastIndex()}, snapshot ${m.disk.platter.snapshot().metadata.index}`);
+    return m.start(this.setup());
   }
 
   crash(m: SimMember): void {
-    if (m.raw) this.coverage.crashes++;
-    m.raw = undefined;
-    m.writing = undefined;
-    m.checkedCommit = 0;
-    m.incarnation++;
-    // A crashed process's connections close: most peers' transports notice
-    // at once and report it (GrpcTransport does when its stream's connection is lost).
+    if (m.up) this.coverage.crashes++;
+    this.trace(`${m.id} crashes (disk: last index ${m.disk.platter.lastIndex()})`);
+    m.crash();
+    // A crashed process's connections close: most peers' transports notice at once.
     for (const other of this.alive()) {
-      if (this.rng.chance(0.8)) other.raw!.reportPeerDown(m.id);
+      if (this.rng.chance(0.8)) this.network.reportDown(other.id, m.id);
     }
   }
 
   alive(): SimMember[] {
-    return [...this.members.values()].filter((m) => m.raw !== undefined);
+    return [...this.members.values()].filter((m) => m.up);
   }
 
+  /** The member of the highest term that believes it leads (a paused one may too). */
   leader(): SimMember | undefined {
     let best: SimMember | undefined;
     for (const m of this.alive()) {
-      if (m.raw!.raft.role === StateRole.Leader && (!best || m.raw!.raft.term > best.raw!.raft.term)) best = m;
+      const r = m.driver!.core.raft;
+      if (r.role === StateRole.Leader && (!best || r.term > best.driver!.core.raft.term)) best = m;
     }
     return best;
   }
 
-  private noteRole(m: SimMember): void {
-    const r = m.raw?.raft;
-    if (r && r.role === StateRole.Leader) this.checker.noteLeader(m.id, r.term, m.raw!);
-  }
+  // ------------------------------------------------------------ checks
 
-  // ------------------------------------------------------------ the loop
-
-  /** One tick of the world: deliver, tick, carry out Readies, clients, faults. */
-  step(): void {
-    this.now++;
-    for (const msg of this.network.takeDue(this.now)) {
-      const to = this.members.get(msg.to);
-      const delivered = to?.raw !== undefined && this.network.connected(msg.from, msg.to);
-      if (!delivered) {
-        if (msg.type === MessageType.Snap) this.members.get(msg.from)?.raw?.reportSnapshot(msg.to, false);
-        continue;
-      }
-      const err = to.raw!.step(msg);
-      // Like a real transport, report a delivered snapshot to its sender.
-      if (msg.type === MessageType.Snap) this.members.get(msg.from)?.raw?.reportSnapshot(msg.to, true);
-      if (err) this.checker.note(`member ${to.id} refused a message from ${msg.from}: ${err.message}`);
-      this.noteRole(to);
-    }
-    for (const m of this.alive()) {
-      m.raw!.tick();
-      this.noteRole(m);
-    }
-    this.processReadies();
-    this.runClients();
-    if (this.faultsOn) this.injectFaults();
-    this.membership.step();
-  }
-
-  processReadies(): void {
-    for (let round = 0; round < 10; round++) {
-      let any = false;
-      for (const m of this.alive()) {
-        if (m.writing) {
-          if (m.writing.doneAt > this.now) continue;
-          any = true;
-          this.finishReady(m);
-        } else if (m.raw!.hasReady()) {
-          any = true;
-          this.startReady(m, m.raw!.ready());
-        } else {
-          continue;
-        }
-        this.noteRole(m);
-      }
-      if (!any) return;
-    }
-  }
-
-  private send(msgs: readonly import("../../src/raft/index.js").Message[]): void {
-    for (const msg of msgs) {
-      if (msg.type === MessageType.Snap) this.coverage.snapshotsSent++;
-      const ok = this.network.send(msg, this.now);
-      if (!ok && msg.type === MessageType.Snap) this.members.get(msg.from)?.raw?.reportSnapshot(msg.to, false);
+  /** After every event: election safety, leader completeness, the commit rule, durable commits. */
+  private checkAll(): void {
+    for (const m of this.members.values()) {
+      const core = m.driver?.core;
+      if (!core) continue;
+      const r = core.raft;
+      if (r.term > this.maxTerm) this.maxTerm = r.term;
+      if (r.role !== StateRole.Leader) continue;
+      if (m.checkedTerm !== r.term) this.trace(`${m.id} leads term ${r.term}: last index ${r.log.lastIndex()}, commit ${r.log.committed}, voters ${r.voters.join(",")}`);
+      this.checker.noteLeader(m.id, r.term, core);
+      this.checkCommitIsDurable(m);
     }
   }
 
@@ -272,145 +258,81 @@ export class Simulation {
    * A leader commits an entry only once a majority of the voters hold it on
    * disk; it can apply (and answer) before its own write is done, so this
    * is what makes an acknowledged write survive any minority of crashes.
-   * Checked at each commit a leader announces, against the disks.
    */
-  private checkCommitIsDurable(m: SimMember, rd: Ready): void {
-    const r = m.raw!.raft;
-    const commit = rd.hardState?.commit ?? 0;
-    if (r.role !== StateRole.Leader || commit <= m.checkedCommit) return;
+  private checkCommitIsDurable(m: SimMember): void {
+    const r = m.driver!.core.raft;
+    const commit = r.log.committed;
+    const voters = r.voters.join(",");
+    if (m.checkedTerm !== r.term || m.checkedVoters !== voters) {
+      // What it learned to be committed before it led was checked with the
+      // leader that committed it; a commit made in the same event as a
+      // membership change counted the voters of before the change.
+      m.checkedTerm = r.term;
+      m.checkedVoters = voters;
+      m.checkedCommit = commit;
+      return;
+    }
+    if (commit <= m.checkedCommit) return;
     m.checkedCommit = commit;
-    const term = r.log.term(commit);
-    if (term === undefined) return; // compacted: checked when it was committed
+    let term: number | undefined;
+    try {
+      term = r.log.term(commit);
+    } catch {
+      return; // compacted: checked when it was committed
+    }
     const holders = r.voters.filter((id) => {
-      const disk = this.members.get(id)?.disk;
+      const disk = this.members.get(id)?.disk.platter;
       if (!disk || disk.lastIndex() < commit) return false;
-      return disk.snapshot().metadata.index >= commit || disk.term(commit) === term;
+      if (disk.snapshot().metadata.index >= commit) return true;
+      try {
+        return disk.term(commit) === term;
+      } catch {
+        return false;
+      }
     });
     if (holders.length * 2 <= r.voters.length) {
-      this.checker.note(`step ${this.now}: ${m.id} committed ${commit} (term ${term}) held on disk by only ${holders.join(", ") || "none"} of ${r.voters.join(", ")}`);
+      const matches = r.voters.map((id) => `${id} match ${r.prs.get(id)?.match} disk ${this.members.get(id)?.disk.platter.lastIndex()}`).join("; ");
+      this.checker.note(`${m.id} committed ${commit} (term ${term}) held on disk by only ${holders.join(", ") || "none"} of ${r.voters.join(", ")} (${matches})`);
     }
   }
 
-  private startReady(m: SimMember, rd: Ready): void {
-    this.checkCommitIsDurable(m, rd);
-    // Power loss on a leader right after its disk write: the appends it was
-    // sending in parallel never leave the machine, so it alone holds them.
-    const powerLoss = this.faultsOn && rd.entries.length > 0 && m.raw!.raft.role === StateRole.Leader && this.rng.chance(0.005 * this.violence);
-    if (!powerLoss) this.send(rd.messages);
-    // As RaftDriver does, committed entries apply (and answer their clients)
-    // while the Ready's write is in flight; a snapshot is restored first.
-    if (!rd.snapshot) this.applyCommitted(m, rd);
-    if (this.options.ackBeforeWrite) {
-      this.send(rd.messagesAfterPersist);
-      rd = { ...rd, messagesAfterPersist: [] };
+  // ------------------------------------------------------------ the loop
+
+  /** Runs virtual time up to `untilMs`, checking after every event; stops at the first violation. */
+  private async runUntil(untilMs: number): Promise<void> {
+    await flushMicrotasks();
+    while (this.checker.violations.length === 0 && this.world.runNext(untilMs)) {
+      await flushMicrotasks();
+      this.checkAll();
     }
-    // Some writes take a few ticks, during which acknowledgements arrive.
-    const writes = rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined;
-    const delay = writes && this.rng.chance(0.3) ? 1 + this.rng.intBelow(3) : 0;
-    m.writing = { rd, doneAt: this.now + delay, powerLoss, delayed: delay > 0 };
-    if (delay === 0) this.finishReady(m);
+    if (this.checker.violations.length > 0) throw new StopAtViolation();
+    await this.world.advanceTo(untilMs);
   }
 
-  private finishReady(m: SimMember): void {
-    const { rd, powerLoss, delayed } = m.writing!;
-    m.writing = undefined;
-    // A crash before the write completes loses the whole Ready; more often
-    // when the write was slow, since others acted on its messages meanwhile.
-    if (this.faultsOn && this.rng.chance(delayed ? 0.05 * this.violence : 0.002)) return this.crash(m);
-    if (rd.snapshot) m.disk.applySnapshot(rd.snapshot);
-    m.disk.append(rd.entries);
-    if (rd.hardState) m.disk.setHardState(rd.hardState);
-    if (powerLoss) return this.crash(m);
-    for (const e of rd.entries) {
-      let prevTerm: number | undefined;
-      try {
-        prevTerm = m.disk.term(e.index - 1);
-      } catch {
-        prevTerm = undefined;
-      }
-      this.checker.notePersisted(m.id, e, prevTerm);
-    }
-    if (this.faultsOn && this.rng.chance(0.0005)) return this.crash(m);
-    this.send(rd.messagesAfterPersist);
-    if (rd.snapshot) {
-      m.kv = KvMachine.restore(rd.snapshot.data);
-      m.applied = rd.snapshot.metadata.index;
-      this.applyCommitted(m, rd);
-    }
-    for (const rs of rd.readStates) {
-      m.readStates.push({ index: rs.index, ctx: new TextDecoder().decode(rs.requestCtx) });
-    }
-    m.raw!.advance();
-  }
-
-  private applyCommitted(m: SimMember, rd: Ready): void {
-    for (const e of rd.committedEntries) {
-      if (e.index !== m.applied + 1) this.checker.note(`${m.id} applied ${e.index} right after ${m.applied}`);
-      this.checker.noteApplied(m.id, e);
-      m.applied = e.index;
-      if (e.type === EntryType.ConfChange) {
-        m.raw!.applyConfChange(decodeConfChange(e.data));
-      } else if (e.data.length > 0) {
-        const cmd = decodeCommand(e.data);
-        const result = m.kv.apply(cmd);
-        if (result && cmd.via === m.id) m.results.set(cmd.opId, { index: e.index, result });
-      }
-    }
+  /** One tick of the world: clients, faults, membership, and the count of believed leaders. */
+  private tick(): void {
+    const leaders = this.alive().filter((m) => m.role === StateRole.Leader).length;
+    if (leaders >= 2) this.overlapTicks++;
+    this.runClients();
+    if (this.faultsOn) this.injectFaults();
+    this.membership.step();
   }
 
   // ------------------------------------------------------------ clients
 
   private runClients(): void {
-    for (let c = 0; c < this.clients.length; c++) {
-      const op = this.clients[c];
-      if (op) this.clients[c] = this.progressOp(c, op);
-      else if (this.clientsOn && this.rng.chance(0.3)) this.clients[c] = this.startOp(c);
-    }
+    if (!this.clientsOn) return;
+    this.clients.forEach((c, i) => {
+      if (!c.busy && this.rng.chance(c.pace)) void this.runOp(i, c);
+    });
   }
 
-  /** Returns the op if still outstanding. */
-  private progressOp(client: number, op: ClientOp): ClientOp | undefined {
-    const m = op.via;
-    const gone = m.raw === undefined || m.incarnation !== op.incarnation;
-    if (!gone && op.op.kind === "read") {
-      const at = m.readStates.findIndex((rs) => rs.ctx === op.opId);
-      if (at >= 0 && m.readStates[at]!.index <= m.applied) {
-        const rs = m.readStates.splice(at, 1)[0]!;
-        if (m.applied < op.minIndex) {
-          this.checker.note(`stale read: ${m.id} served ${op.opId} at applied ${m.applied} (read index ${rs.index}) before acked write ${op.minIndex}`);
-        }
-        const value = m.kv.read(op.op.key);
-        this.coverage.reads++;
-        if (this.readMode === ReadOnlyOption.LeaseBased) this.coverage.leaseReads++;
-        this.history.push({ client, call: op.call, ret: this.now, op: op.op, result: { kind: "read", value } });
-        return undefined;
-      }
-    } else if (!gone) {
-      const done = m.results.get(op.opId);
-      if (done) {
-        m.results.delete(op.opId);
-        this.history.push({ client, call: op.call, ret: this.now, op: op.op, result: done.result });
-        this.ackedWrites.push({ opId: op.opId, index: done.index });
-        this.maxAckedIndex = Math.max(this.maxAckedIndex, done.index);
-        return undefined;
-      }
-    }
-    if (gone || this.now - op.call > OP_TIMEOUT) {
-      // The client never learns the outcome: it may or may not have happened.
-      this.history.push({ client, call: op.call, op: op.op });
-      return undefined;
-    }
-    return op;
-  }
-
-  /** Starts an operation on a member (usually the leader); undefined if refused at once. */
-  startOp(client: number, forced?: KvOp, target?: SimMember): ClientOp | undefined {
-    const alive = this.alive();
-    if (alive.length === 0) return undefined;
-    const leader = this.leader();
-    const via = target ?? (leader && this.rng.chance(0.8) ? leader : this.rng.pick(alive));
-    const key = this.rng.pick(KEYS);
+  /** Sends one operation to the member the client believes leads; records the outcome in the history. */
+  async runOp(client: number, c: ClientState, forced?: KvOp, target?: SimMember): Promise<boolean> {
+    const via = target ?? this.pickMember(c);
+    if (!via?.driver) return false;
     const opId = `c${client}-${++this.opSeq}`;
+    const key = this.rng.pick(KEYS);
     const roll = this.rng.next();
     const op: KvOp =
       forced ??
@@ -419,15 +341,59 @@ export class Simulation {
         : roll < 0.8
           ? { kind: "read", key }
           : { kind: "cas", key, expected: this.rng.chance(0.5) ? null : `v${this.rng.intBelow(this.opSeq) + 1}`, value: `v${this.opSeq}` });
+    const driver = via.driver;
+    const machine = via.machine!;
+    if (driver.core.raft.role === StateRole.Leader && this.leader() !== via) this.coverage.staleLeaderOps++;
+    c.busy = true;
+    const call = this.world.now();
+    const pending: Promise<KvResult | undefined> =
+      op.kind === "read"
+        ? driver.read(() => ({ kind: "read" as const, value: machine.kv.read(op.key) }))
+        : (driver.propose(encodeCommand({ opId, via: via.id, op })) as Promise<KvResult | undefined>);
+    let timer: ReturnType<VirtualScheduler["setTimeout"]> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = this.world.setTimeout(() => resolve("timeout"), OP_TIMEOUT_MS);
+    });
+    let acked = false;
     try {
-      if (op.kind === "read") via.raw!.readIndex(new TextEncoder().encode(opId));
-      else via.raw!.propose(encodeCommand({ opId, via: via.id, op }));
+      const outcome = await Promise.race([pending, timeout]);
+      if (outcome === "timeout" || outcome === undefined) {
+        // The client never learns the outcome: it may or may not have happened.
+        this.history.push({ client, call, op });
+      } else {
+        this.history.push({ client, call, ret: this.world.now(), op, result: outcome });
+        if (op.kind === "read") {
+          this.coverage.reads++;
+          if (this.readMode === ReadOnlyOption.LeaseBased) this.coverage.leaseReads++;
+        } else {
+          this.ackedWrites.push({ opId });
+        }
+        acked = true;
+      }
     } catch (err) {
-      // Refused synchronously: it never entered the log, so it never happened.
-      if (err instanceof RaftError) return undefined;
-      throw err;
+      if (err instanceof NotLeaderError) {
+        // Refused before it entered the log: it never happened. Follow the hint.
+        if (err.leaderId !== "") c.believed = err.leaderId;
+        else c.believed = this.rng.pick([...this.members.keys()]);
+      } else {
+        this.history.push({ client, call, op });
+        c.believed = this.rng.pick([...this.members.keys()]);
+      }
+    } finally {
+      this.world.clearTimeout(timer);
+      c.busy = false;
     }
-    return { opId, op, call: this.now, via, incarnation: via.incarnation, minIndex: this.maxAckedIndex };
+    return acked;
+  }
+
+  private pickMember(c: ClientState): SimMember | undefined {
+    const believed = this.members.get(c.believed);
+    if (believed?.up && !this.rng.chance(0.05)) return believed;
+    const alive = this.alive();
+    if (alive.length === 0) return undefined;
+    const m = this.rng.pick(alive);
+    c.believed = m.id;
+    return m;
   }
 
   // ------------------------------------------------------------ faults
@@ -436,131 +402,142 @@ export class Simulation {
     const ids = [...this.members.keys()];
     const rng = this.rng;
     for (const m of this.members.values()) {
-      if (m.raw && rng.chance(0.003) && !this.membership.isRetired(m.id)) {
-        this.crash(m);
-      } else if (!m.raw && rng.chance(0.03) && !this.membership.isRetired(m.id)) {
-        this.start(m);
-      }
+      if (this.membership.isRetired(m.id)) continue;
+      if (m.up && rng.chance(0.003)) this.crash(m);
+      else if (!m.up && rng.chance(0.03)) void this.start(m);
+      else if (m.up && rng.chance(0.002 * this.violence)) this.pause(m);
     }
     const leader = this.leader();
-    if (leader && leader.raw!.raft.term > this.lastLeaderTerm) {
-      this.lastLeaderTerm = leader.raw!.raft.term;
-      if (this.violence > 1 && rng.chance(0.8)) this.strike = { at: this.now + rng.intBelow(3), id: leader.id, crash: rng.chance(0.5) };
+    if (leader && leader.driver!.core.raft.term > this.lastLeaderTerm) {
+      this.lastLeaderTerm = leader.driver!.core.raft.term;
+      if (this.violence > 1 && rng.chance(0.8)) {
+        this.strike = { at: this.world.now() + rng.intBelow(3) * TICK_MS, id: leader.id, kind: rng.pick(["crash", "cut", "pause", "stale"] as const) };
+      }
     }
-    if (this.strike && this.strike.at <= this.now) {
+    if (this.strike && this.strike.at <= this.world.now()) {
       const target = this.members.get(this.strike.id)!;
-      if (this.strike.crash) {
-        if (target.raw && !this.membership.isRetired(target.id)) this.crash(target);
-      } else {
-        this.network.partition([target.id], ids.filter((i) => i !== target.id));
+      if (!this.membership.isRetired(target.id)) {
+        if (this.strike.kind === "crash") this.crash(target);
+        else if (this.strike.kind === "pause") this.pause(target);
+        else if (this.strike.kind === "cut") this.network.partition([target.id], ids.filter((i) => i !== target.id), 0.5);
+        else {
+          // A stale leader: cut off without noticing and stopped, so it wakes up
+          // still leading while the others elected another; clients still reach it.
+          this.network.partition([target.id], ids.filter((i) => i !== target.id), 0);
+          this.pause(target);
+        }
       }
       this.strike = undefined;
     }
-    if (leader && rng.chance(0.004 * this.violence) && !this.membership.isRetired(leader.id)) this.crash(leader);
+    if (leader && rng.chance(0.004 * this.violence) && !this.membership.isRetired(leader.id)) {
+      if (rng.chance(0.5)) this.crash(leader);
+      else this.pause(leader);
+    }
     if (rng.chance(0.006 * this.violence)) {
       const shuffled = [...ids].sort(() => rng.next() - 0.5);
       const cut = 1 + rng.intBelow(ids.length - 1);
       const kind = rng.intBelow(3);
       this.coverage.partitions++;
-      if (kind === 0) this.network.partition(shuffled.slice(0, cut), shuffled.slice(cut));
-      else if (kind === 1) this.network.cutLink(shuffled[0]!, shuffled[1]!); // asymmetric
-      else {
-        const leader = this.leader();
-        if (leader) this.network.partition([leader.id], ids.filter((i) => i !== leader.id));
-      }
+      const report = rng.chance(0.5) ? 0.7 : 0;
+      this.trace(`partition kind ${kind}`);
+      if (kind === 0) this.network.partition(shuffled.slice(0, cut), shuffled.slice(cut), report);
+      else if (kind === 1) this.network.cutLink(shuffled[0]!, shuffled[1]!, report > 0); // asymmetric
+      else if (leader) this.network.partition([leader.id], ids.filter((i) => i !== leader.id), report);
     }
     if (this.network.isPartitioned() && rng.chance(0.02 * this.violence)) this.network.healAll();
     if (rng.chance(0.01) && this.alive().length > 0) {
-      // A false alarm: a stream broke to a peer that is alive (a reset
-      // connection, a slow peer). Often about the reporter's own leader.
+      // A false alarm: a stream broke to a peer that is alive. Often about the reporter's own leader.
       const reporter = rng.pick(this.alive());
-      const about = rng.chance(0.5) ? reporter.raw!.raft.lead : rng.pick(ids);
-      if (about !== "" && about !== reporter.id) reporter.raw!.reportPeerDown(about);
+      const about = rng.chance(0.5) ? reporter.driver!.core.raft.lead : rng.pick(ids);
+      if (about !== "" && about !== reporter.id) this.network.reportDown(reporter.id, about);
     }
-    for (const m of this.alive()) {
-      if (rng.chance(0.01)) this.compact(m);
-    }
-    if (rng.chance(0.004)) {
-      const leader = this.leader();
-      if (leader) {
-        leader.raw!.transferLeadership(rng.pick(leader.raw!.raft.voters));
-        this.coverage.transfers++;
-      }
+    const current = this.leader();
+    if (rng.chance(0.004) && current) {
+      void current.driver!.transferLeadership(rng.pick(current.driver!.core.raft.voters), 5 * ELECTION_MS).catch(() => undefined);
+      this.coverage.transfers++;
     }
     if (rng.chance(0.003)) this.membership.begin();
   }
 
-  compact(m: SimMember): void {
-    // RaftDriver snapshots only between Readies: what it applied is on its disk by then.
-    if (m.writing) return;
-    const raw = m.raw!;
-    // Keep a few entries so followers sometimes catch up by log, sometimes by snapshot.
-    const at = m.applied - this.rng.intBelow(3);
-    if (at <= m.disk.firstIndex()) return;
-    const snapshotIndex = m.disk.snapshot().metadata.index;
-    // The conf state must be the one as of `at`: only snapshot at the applied index when it is exact.
-    if (at !== m.applied || at <= snapshotIndex) return;
-    m.disk.createSnapshot(at, raw.raft.confState(), m.kv.snapshot());
-    this.coverage.compactions++;
+  /** SIGSTOP for half an election timeout to several: long enough that others elect a new leader. */
+  private pause(m: SimMember): void {
+    if (!m.up || m.pausedUntil > 0) return;
+    this.coverage.pauses++;
+    this.trace(`${m.id} pauses`);
+    m.pause(this.world, Math.floor((0.5 + this.rng.next() * 5) * ELECTION_MS));
   }
 
   // ------------------------------------------------------------ end game
 
   /** Heals everything and checks that the group makes progress again. */
-  private settle(): void {
+  private async settle(): Promise<void> {
     this.faultsOn = false;
-    this.network.healAll();
-    this.network.faults = { dropRate: 0, duplicateRate: 0, maxDelay: 0 };
-    for (const m of this.members.values()) if (!m.raw && !this.membership.isRetired(m.id)) this.start(m);
     this.clientsOn = false;
-    const healedAt = this.now;
-    let probe: ClientOp | undefined;
-    while (this.now - healedAt < LIVENESS_BOUND) {
-      this.step();
-      const leader = this.leader();
-      if (!probe && leader && !this.clients.some((c) => c !== undefined)) {
-        probe = this.startOp(0, { kind: "write", key: KEYS[0]!, value: "final" }, leader);
-        if (probe) this.clients[0] = probe;
-      }
-      if (probe && this.clients[0] === undefined) {
-        const last = this.history[this.history.length - 1];
-        if (last?.ret !== undefined) break;
-        probe = undefined; // timed out: try again
-      }
+    this.network.healAll();
+    this.network.faults = NO_FAULTS;
+    for (const m of this.members.values()) {
+      if (this.membership.isRetired(m.id)) continue;
+      if (!m.up) void this.start(m);
+      else m.resume();
     }
-    if (this.now - healedAt >= LIVENESS_BOUND) {
-      this.checker.note(`liveness: no write committed within ${LIVENESS_BOUND} ticks after healing`);
+    // Messages held back far beyond the election timeout come in meanwhile; in-flight ops finish.
+    const healedAt = this.world.now();
+    const probe: ClientState = { believed: "", busy: false, pace: 0 };
+    let committed = false;
+    while (!committed && this.world.now() - healedAt < LIVENESS_BOUND_MS) {
+      await this.runUntil(this.world.now() + 5 * TICK_MS);
+      const leader = this.leader();
+      if (leader) committed = await this.runOpWhileTime(probe, { kind: "write", key: KEYS[0]!, value: "final" }, leader);
+    }
+    if (!committed) {
+      this.checker.note(`liveness: no write committed within ${LIVENESS_BOUND_MS} ms after healing`);
       return;
     }
     // Final reads through the leader, so a lost acknowledged write shows.
     for (const key of KEYS) {
       const leader = this.leader();
       if (!leader) break;
-      const op = this.startOp(0, { kind: "read", key }, leader);
-      this.clients[0] = op;
-      for (let i = 0; i < OP_TIMEOUT + 2 && this.clients[0]; i++) this.step();
+      await this.runOpWhileTime(probe, { kind: "read", key }, leader);
     }
-    for (let i = 0; i < 100; i++) this.step();
+    await this.runUntil(this.world.now() + 100 * TICK_MS);
     const leader = this.leader();
     if (!leader) return;
-    const voters = leader.raw!.raft.voters;
-    for (const id of voters) {
-      const m = this.members.get(id)!;
-      if (!m.raw) continue;
-      if (m.applied < leader.raw!.raft.log.committed) continue;
+    const core = leader.driver!.core;
+    for (const id of core.raft.voters) {
+      const m = this.members.get(id);
+      if (!m?.driver || !m.machine) continue;
+      if (m.driver.core.raft.log.applied < core.raft.log.committed) continue;
       for (const w of this.ackedWrites) {
-        if (!m.kv.hasApplied(w.opId)) this.checker.note(`lost write: ${id} never applied acknowledged ${w.opId} (index ${w.index})`);
+        if (!m.machine.kv.hasApplied(w.opId)) this.checker.note(`lost write: ${id} never applied acknowledged ${w.opId}`);
       }
     }
   }
 
-  run(): SimResult {
+  /** Runs one op to completion while virtual time advances. */
+  private async runOpWhileTime(c: ClientState, op: KvOp, target: SimMember): Promise<boolean> {
+    let done = false;
+    let acked = false;
+    void this.runOp(0, c, op, target).then((ok) => {
+      acked = ok;
+      done = true;
+    });
+    const until = this.world.now() + OP_TIMEOUT_MS + TICK_MS;
+    while (!done && this.world.now() < until) await this.runUntil(this.world.now() + TICK_MS);
+    return acked;
+  }
+
+  async run(): Promise<SimResult> {
     const steps = this.options.steps ?? 600;
+    const ticker = this.world.setInterval(() => this.tick(), TICK_MS);
     try {
-      for (let i = 0; i < steps; i++) this.step();
-      this.settle();
+      await this.runUntil(steps * TICK_MS);
+      this.world.clearInterval(ticker);
+      await this.settle();
     } catch (err) {
-      this.checker.note(`exception: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      if (!(err instanceof StopAtViolation)) this.checker.note(`exception: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    } finally {
+      this.world.clearInterval(ticker);
+      for (const m of this.members.values()) m.crash();
     }
     if (this.checker.violations.length === 0) {
       const verdict = checkLinearizable(this.history);
@@ -569,17 +546,19 @@ export class Simulation {
     }
     return {
       seed: this.options.seed,
-      steps: this.now,
+      steps: Math.floor(this.world.now() / TICK_MS),
       violations: this.checker.violations,
       ops: this.history.length,
       acked: this.ackedWrites.length,
-      coverage: { ...this.coverage, leaderTerms: this.lastLeaderTerm, memberReplacements: this.membership.completedCycles },
+      coverage: { ...this.coverage, leaderTerms: this.maxTerm, memberReplacements: this.membership.completedCycles, longDelays: this.network.longDelayed },
+      overlapTicks: this.overlapTicks,
     };
   }
 }
 
-export function runSimulation(options: SimOptions): SimResult {
+/** Ends a run at its first violation: what follows a broken invariant proves nothing more. */
+class StopAtViolation extends Error {}
+
+export function runSimulation(options: SimOptions): Promise<SimResult> {
   return new Simulation(options).run();
 }
-
-export { ConfChangeType, encodeConfChange };
