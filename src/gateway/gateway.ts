@@ -113,6 +113,11 @@ function sendRoute(reply: FastifyReply, route: CachedRoute): FastifyReply {
   return reply.header("content-type", "application/json; charset=utf-8").send(route.json);
 }
 
+/** The connection itself failed (the client reset it, or stopped reading until a write timed out), not the request. */
+function isSocketLoss(err: NodeJS.ErrnoException): boolean {
+  return err.code === "ECONNRESET" || err.code === "EPIPE" || err.code === "ETIMEDOUT";
+}
+
 /** Builds the gateway and listens; see the order above. */
 export async function startGateway(config: GatewayConfig, logger?: Logger): Promise<Gateway> {
   const log = (logger ?? pino({ level: config.logLevel })).child({ component: "gateway" });
@@ -142,6 +147,8 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   const ws: WebSocketProxy = new WebSocketProxy(resolver, reporter, metrics, log, { ...config, upstream });
   // Read before listening: a wrong certificate file stops the start.
   const ownTls = config.tls ? readTlsFiles({ cert: config.tls.cert, key: config.tls.key }, { ca: "", cert: "tlsCert (--tls-cert)", key: "tlsKey (--tls-key)" }) : undefined;
+  /** Connections with a request being answered (from its head until its response closes). */
+  const answering = new WeakSet<Socket>();
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -160,7 +167,17 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     routerOptions: { maxParamLength: 1024 },
     forceCloseConnections: true,
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (err.code === "ECONNRESET" || socket.destroyed) return;
+      const inFlight = answering.has(socket);
+      // A reset in the middle of a request often reads as an early end (the kernel reports the
+      // data, then EOF): both are a client gone mid-request. One in flight is counted by its route.
+      const lost = isSocketLoss(err) || err.code === "HPE_INVALID_EOF_STATE";
+      if (lost && !inFlight) metrics.countClientDisconnect("other", "request_head");
+      if (isSocketLoss(err) || socket.destroyed) return;
+      // The client broke off a request being answered (a FIN mid-body): no second answer on its connection.
+      if (inFlight) {
+        socket.destroy();
+        return;
+      }
       const answer =
         err.code === "HPE_HEADER_OVERFLOW"
           ? new HeadersTooLargeError(`request headers exceed ${MAX_HEADER_BYTES} bytes`)
@@ -268,6 +285,10 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     }
     loops.markRequest(req.headers);
     ws.handleUpgrade(req, socket, head);
+  });
+  app.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    answering.add(req.socket);
+    res.once("close", () => answering.delete(req.socket));
   });
 
   feed.start();

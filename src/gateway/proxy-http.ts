@@ -17,6 +17,13 @@
  * Otherwise, and when the second attempt fails too: 503 with Retry-After.
  * Every attempt is bounded (connect and response timeouts), so no request
  * hangs on a dead host.
+ *
+ * A client that goes away (reset, or closed before its answer finished) is
+ * counted by the stage it left in (request_body, awaiting_response,
+ * response_body), and nothing more is tried for it; a host that cuts its
+ * answer short is counted too, and fastify cuts the client's connection, so
+ * a truncated body never looks whole. (A request already sent to the host
+ * runs on until it answers or times out: reply-from has no way to cancel it.)
  */
 import type { LookupFunction } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -132,6 +139,10 @@ export async function registerHttpProxy(
     disableRequestLogging: true,
   });
 
+  /** Requests whose body has arrived (their handler runs), and those whose host broke its answer off. */
+  const handling = new WeakSet<FastifyRequest>();
+  const upstreamBroke = new WeakSet<FastifyRequest>();
+
   /** One attempt at `route`; `retried` once the route was asked again. */
   const attempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, route: CachedRoute, retried: boolean): void => {
     const method = request.method;
@@ -142,6 +153,8 @@ export async function registerHttpProxy(
     const path = q === -1 ? target.url : target.url.slice(0, q);
 
     const fail = (failure: Failure): void => {
+      // The client left (counted by watchClient): nobody is waiting for a second attempt or an error answer.
+      if (reply.raw.destroyed) return;
       if (failure.reason === "bad_request") {
         sendError(reply, new MalformedRequestError(`the request cannot be forwarded to meeting ${route.meetingId}'s host as it is: ${failure.detail}`));
         return;
@@ -192,13 +205,29 @@ export async function registerHttpProxy(
         }
         metrics.upstreamLatency.labels("ok").observe((performance.now() - started) / 1000);
         rep.header("x-convene-node", route.nodeId);
+        // The host cut its answer short: fastify destroys the client's connection (a cut body must not look whole).
+        res.stream.once("error", () => {
+          upstreamBroke.add(request);
+          metrics.countUpstreamDisconnect("proxy", "response_body");
+        });
         rep.send(res.stream);
       },
       onError: (_rep, { error }) => fail(classify(error)),
     });
   };
 
-  app.all("/meetings/*", { config: { kind: "proxy" }, logLevel: options.logLevel }, async (request, reply) => {
+  /** A response that closes before it finished lost its client, unless the host broke it off. */
+  const watchClient = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    const res = reply.raw;
+    res.once("close", () => {
+      if (res.writableFinished || upstreamBroke.has(request)) return;
+      metrics.countClientDisconnect("proxy", !handling.has(request) ? "request_body" : res.headersSent ? "response_body" : "awaiting_response");
+    });
+    done();
+  };
+
+  app.all("/meetings/*", { config: { kind: "proxy" }, logLevel: options.logLevel, onRequest: watchClient }, async (request, reply) => {
+    handling.add(request);
     const target = parseMeetingUrl(request.url);
     const found = resolver.lookup(target.meetingId, request.ip);
     const route = found instanceof Promise ? await found : found;
