@@ -280,6 +280,47 @@ describe("the gateway process under abrupt TCP behaviour", () => {
   ];
   for (const [name, run] of cases) it(name, run);
 
+  it("an oversized body (1.3 MB, with Content-Length and chunked) sent slowly by a client that reads only once it has sent it all: it reads the 413", async () => {
+    const body = Buffer.alloc(1_300_000, 0x7a);
+    const chunked = (part: Buffer): Buffer => Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from("\r\n")]);
+    for (const framing of ["content-length", "chunked"] as const) {
+      const c = await RawConnection.open(to());
+      // Like many simple clients: the whole request first, then the answer.
+      c.stopReading();
+      await c.write(requestHead("POST", "/meetings/demo/echo", framing === "chunked" ? { chunked: true } : { contentLength: body.length }));
+      for (let at = 0; at < body.length; at += 64 * 1024) {
+        const part = body.subarray(at, at + 64 * 1024);
+        await c.write(framing === "chunked" ? chunked(part) : part);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (framing === "chunked") await c.write("0\r\n\r\n");
+      c.startReading();
+      await c.until("the whole answer", (x) => x.response !== undefined || x.closed);
+      expect(c.response?.status, `${framing}: ${c.error ? `closed without an answer (${c.error})` : "no answer"}`).toBe(413);
+      expect(JSON.parse(c.response!.body.toString())).toMatchObject({ error: "body_too_large" });
+      expect(c.response!.headers.connection).toBe("close");
+      expect(await c.closedWithin(10_000), "the gateway closes the connection after a 413").toBe(true);
+    }
+    // A client that asks first (Expect: 100-continue) gets the 413 instead of a 100, before it sends anything.
+    const asking = await RawConnection.open(to());
+    await asking.write(requestHead("POST", "/meetings/demo/echo", { contentLength: body.length }).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n"));
+    await asking.until("the answer", (x) => x.response !== undefined);
+    expect(asking.received.toString("latin1")).not.toContain("100 Continue");
+    expect(asking.response!.status).toBe(413);
+    expect(JSON.parse(asking.response!.body.toString())).toMatchObject({ error: "body_too_large" });
+    asking.destroy();
+    // Within the limit, it gets its 100 and the request goes through.
+    const small = await RawConnection.open(to());
+    await small.write(requestHead("POST", "/meetings/demo/echo", { contentLength: 5 }).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n"));
+    await small.until("the 100", (x) => x.received.includes("100 Continue"));
+    await small.write("hello");
+    await small.until("the answer", (x) => x.response !== undefined);
+    expect(small.response!.status, small.response!.body.toString()).toBe(200);
+    expect(small.response!.body.toString()).toBe("5");
+    small.destroy();
+    await expectServing();
+  });
+
   it("a client that never reads an answer larger than the kernel's buffers: the meeting server is held back, the gateway keeps no copy", async () => {
     const c = await RawConnection.open(to());
     c.stopReading();

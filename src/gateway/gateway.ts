@@ -24,6 +24,7 @@ import { CreateLimiter } from "./create-limiter.js";
 import { DashboardSource } from "./dashboard-data.js";
 import { renderDashboard } from "./dashboard-page.js";
 import {
+  BodyTooLargeError,
   ExpectationFailedError,
   HeadersTooLargeError,
   MalformedRequestError,
@@ -45,6 +46,7 @@ import { type CachedRoute, type Route, RouteCache, routeJson } from "./route-cac
 import { RouteFeed } from "./route-feed.js";
 import { RouteResolver } from "./route-resolver.js";
 import { sendError, writeSocketError } from "./send-error.js";
+import { closeGracefullyAfterAnswer } from "./socket-close.js";
 import { UpstreamReporter } from "./upstream-reporter.js";
 
 declare module "fastify" {
@@ -147,8 +149,8 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   const ws: WebSocketProxy = new WebSocketProxy(resolver, reporter, metrics, log, { ...config, upstream });
   // Read before listening: a wrong certificate file stops the start.
   const ownTls = config.tls ? readTlsFiles({ cert: config.tls.cert, key: config.tls.key }, { ca: "", cert: "tlsCert (--tls-cert)", key: "tlsKey (--tls-key)" }) : undefined;
-  /** Connections with a request being answered (from its head until its response closes). */
-  const answering = new WeakSet<Socket>();
+  /** Connections with a request being answered (from its head until its response closes), and that response. */
+  const answering = new WeakMap<Socket, ServerResponse>();
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -167,14 +169,14 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     routerOptions: { maxParamLength: 1024 },
     forceCloseConnections: true,
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
-      const inFlight = answering.has(socket);
+      const inFlight = answering.get(socket);
       // A reset in the middle of a request often reads as an early end (the kernel reports the
       // data, then EOF): both are a client gone mid-request. One in flight is counted by its route.
       const lost = isSocketLoss(err) || err.code === "HPE_INVALID_EOF_STATE";
       if (lost && !inFlight) metrics.countClientDisconnect("other", "request_head");
       if (isSocketLoss(err) || socket.destroyed) return;
-      // The client broke off a request being answered (a FIN mid-body): no second answer on its connection.
-      if (inFlight) {
+      // An answer already under way on this connection cannot be followed by another.
+      if (inFlight?.headersSent) {
         socket.destroy();
         return;
       }
@@ -195,6 +197,11 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   app.setErrorHandler((err, request, reply) => {
     const e = toHttpError(err);
     if (e.status >= 500 && e.code === "internal") request.log.error({ err, url: request.url }, "request failed");
+    // Answered while the body is still arriving (413): the connection closes after the answer, in a way the client reads it.
+    if (!request.raw.complete) {
+      reply.header("connection", "close");
+      closeGracefullyAfterAnswer(request.raw.socket);
+    }
     sendError(reply, err);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -217,6 +224,20 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   app.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     const e = new ExpectationFailedError(`cannot meet "Expect: ${String(req.headers.expect).slice(0, 100)}"; only 100-continue is supported`);
     res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", connection: "close" }).end(errorBody(e.code, e.message));
+  });
+  // A client that asks before sending its body (curl does, above 1 MiB) learns at once that it is too large.
+  app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    const declared = Number(req.headers["content-length"]);
+    if (declared > config.maxBodyBytes) {
+      metrics.countRequest("proxy", 413);
+      const e = new BodyTooLargeError(`the request body of ${declared} bytes exceeds the limit of ${config.maxBodyBytes} bytes`);
+      // Should it send the body anyway (curl does after a second), it is read and dropped.
+      closeGracefullyAfterAnswer(req.socket);
+      res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", connection: "close" }).end(errorBody(e.code, e.message));
+      return;
+    }
+    res.writeContinue();
+    app.server.emit("request", req, res);
   });
   app.addHook("onResponse", (request, reply, done) => {
     metrics.countRequest(request.routeOptions.config.kind ?? "other", reply.statusCode);
@@ -287,7 +308,7 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     ws.handleUpgrade(req, socket, head);
   });
   app.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    answering.add(req.socket);
+    answering.set(req.socket, res);
     res.once("close", () => answering.delete(req.socket));
   });
 

@@ -81,6 +81,7 @@ function classify(error: Error): Failure {
       return { reason: "reset", delivered: true, detail };
     // undici refused to send the request as the client made it: nothing reached the host, which is not to blame.
     case "UND_ERR_INVALID_ARG":
+    case "UND_ERR_NOT_SUPPORTED":
       return { reason: "bad_request", delivered: false, detail: typeof cause.message === "string" ? cause.message : detail };
     case "UND_ERR_HEADERS_TIMEOUT":
     case "UND_ERR_BODY_TIMEOUT":
@@ -109,6 +110,8 @@ const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "upgrade", "
 const forwardedHeaders: NonNullable<FastifyReplyFromHooks["rewriteRequestHeaders"]> = (req, headers) => {
   const listed = String(headers["connection"] ?? "").toLowerCase().split(",").map((t) => t.trim());
   for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
+  // Met here already: the gateway answered 100 Continue and has the whole body (undici refuses the header).
+  delete headers["expect"];
   const forwardedFor = req.headers["x-forwarded-for"];
   headers["x-forwarded-for"] = forwardedFor ? `${String(forwardedFor)}, ${req.ip}` : req.ip;
   headers["x-forwarded-proto"] = req.protocol;

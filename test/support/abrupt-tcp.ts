@@ -72,10 +72,16 @@ export class RawConnection {
     return this.chunks[0] ?? Buffer.alloc(0);
   }
 
-  /** The first complete response, if it arrived. */
+  /** The first complete response but interim ones (100 Continue), if it arrived. */
   get response(): RawResponse | undefined {
-    const parsed = parseResponse(this.received, false, this.closed);
-    return parsed === undefined || parsed === "garbage" ? undefined : parsed.response;
+    let buf = this.received;
+    for (;;) {
+      const parsed = parseResponse(buf, false, this.closed);
+      if (parsed === undefined || parsed === "garbage") return undefined;
+      const { status } = parsed.response;
+      if (status >= 200 || status === 101) return parsed.response;
+      buf = buf.subarray(parsed.length);
+    }
   }
 
   /** Status of the first response once its head arrived (the body may still be coming). */
@@ -100,6 +106,11 @@ export class RawConnection {
   /** Stops reading: what the server sends piles up in its buffers and ours. */
   stopReading(): void {
     this.socket.pause();
+  }
+
+  /** Reads again after stopReading(): what piled up in the kernel arrives now. */
+  startReading(): void {
+    this.socket.resume();
   }
 
   /** TCP reset: the server gets ECONNRESET, as from a browser on a dropped network. */
