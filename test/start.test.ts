@@ -152,15 +152,18 @@ describe("supervisor", () => {
     const proc = (startedAt: number): RunningProcess =>
       ({ id: "m1", kind: "demo-server", address: "127.0.0.1:9001", args: [], logFile, startedAt, exited: true, child: { pid: nextPid++ } }) as unknown as RunningProcess;
     let current = proc(clock.now());
+    const failures: Error[] = [];
     const cluster = {
       spawn: () => {
+        const failure = failures.shift();
+        if (failure) throw failure;
         spawned.push(`at ${clock.now()}`);
         current = proc(clock.now());
         return current;
       },
     };
     const supervisor = new Supervisor(cluster, (t) => printed.push(t), { clock });
-    return { clock, printed, spawned, supervisor, current: () => current };
+    return { clock, printed, spawned, supervisor, current: () => current, failNextSpawn: (err: Error) => failures.push(err) };
   }
 
   it("restarts a child that died, printing why, the last lines of its log, and the new pid", () => {
@@ -195,6 +198,16 @@ describe("supervisor", () => {
     clock.advance(45_000);
     supervisor.watch(current(), null, "SIGKILL");
     expect(printed.at(-1)).toContain("restarting it in 0.5 s.");
+  });
+
+  it("tries again later when a child cannot even be spawned", () => {
+    const { clock, printed, supervisor, current, failNextSpawn } = setup();
+    failNextSpawn(new Error("EMFILE: too many open files"));
+    supervisor.watch(current(), null, "SIGKILL");
+    clock.advance(500);
+    expect(printed.at(-1)).toMatch(/m1 could not be started \(EMFILE: too many open files\); trying again in 1\.0 s\.$/);
+    clock.advance(1000);
+    expect(printed.at(-1)).toMatch(/m1 restarted as pid \d+/);
   });
 
   it("restarts nothing once stopped, including a restart already scheduled", () => {

@@ -55,8 +55,7 @@ export class Supervisor {
   watch(proc: RunningProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.stopped) return;
     const now = this.clock.now();
-    let backoff = this.backoffs.get(proc.id);
-    if (!backoff) this.backoffs.set(proc.id, (backoff = new RestartBackoff(this.options.policy ?? restartDefaults)));
+    const backoff = this.backoffOf(proc.id);
     const delay = backoff.next(now - proc.startedAt);
     const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
     const streak = backoff.restarts > 1 ? ` (${backoff.restarts} deaths in a row: waiting longer each time)` : "";
@@ -68,10 +67,7 @@ export class Supervisor {
     if (proc.kind === "demo-server") lines.push(`  its meetings move to the other meeting servers; reload or press "Try again" in the meeting page`);
     if (proc.kind === "member") lines.push("  the other members keep the cluster running while a majority is up");
     this.print(lines.join("\n"));
-    this.pending.set(
-      proc.id,
-      this.clock.setTimeout(() => this.restart(proc), delay),
-    );
+    this.schedule(proc, delay);
   }
 
   /** No more restarts; pending ones are cancelled. */
@@ -81,10 +77,32 @@ export class Supervisor {
     this.pending.clear();
   }
 
+  private backoffOf(id: string): RestartBackoff {
+    let backoff = this.backoffs.get(id);
+    if (!backoff) this.backoffs.set(id, (backoff = new RestartBackoff(this.options.policy ?? restartDefaults)));
+    return backoff;
+  }
+
+  private schedule(proc: RunningProcess, delay: number): void {
+    this.pending.set(
+      proc.id,
+      this.clock.setTimeout(() => this.restart(proc), delay),
+    );
+  }
+
   private restart(proc: RunningProcess): void {
     this.pending.delete(proc.id);
     if (this.stopped) return;
-    const next = this.cluster.spawn(proc);
+    let next: RunningProcess;
+    try {
+      next = this.cluster.spawn(proc);
+    } catch (err) {
+      // Not even spawned (its log file cannot be opened, say): reported, and tried again later.
+      const delay = this.backoffOf(proc.id).next(0);
+      this.print(`${clockTime(this.clock.now())}  ${proc.id} could not be started (${err instanceof Error ? err.message : String(err)}); trying again in ${seconds(delay)}.`);
+      this.schedule(proc, delay);
+      return;
+    }
     const after = proc.kind === "demo-server" ? `; it registers again as ${proc.id}` : "";
     this.print(`${clockTime(this.clock.now())}  ${proc.id} restarted as pid ${next.child.pid} on ${proc.address}${after}`);
   }
