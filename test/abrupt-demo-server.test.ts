@@ -59,13 +59,13 @@ describe("the demo meeting server process under abrupt TCP behaviour", () => {
     const member = cluster.addresses.get("n1")!;
     port = Number(member.split(":")[1]) + 5;
     cluster.start("n1");
-    await cluster.waitForLeader(30_000);
+    await cluster.waitForLeader(60_000);
     relay = await TcpRelay.start({ host: HOST, port: Number(member.split(":")[1]) });
     demo = new CliProcess("demo-server", [
       "demo-server", "--node-id", "edge-d1", "--listen", `${HOST}:${port}`, "--coordinators", relay.address,
       "--checkpoint-interval-ms", "500", "--log-level", "warn",
     ]);
-    await demo.waitForHttp(`http://${HOST}:${port}/healthz`);
+    await demo.waitForHttp(`http://${HOST}:${port}/healthz`, 60_000);
     pid = demo.pid!;
     coordinator = new CoordinatorClient(member, grpc.credentials.createInsecure());
     await unary(coordinator, "GetRoute", { meeting_id: ROOM, create: true, region: "" }, 10_000);
@@ -82,7 +82,7 @@ describe("the demo meeting server process under abrupt TCP behaviour", () => {
       answer: { path: `/meetings/${ROOM}/`, bytes: (await page.arrayBuffer()).byteLength },
       expectServing,
     };
-  }, 90_000);
+  }, 150_000);
 
   afterAll(async () => {
     coordinator?.close();

@@ -75,10 +75,10 @@ describe("the gateway process under abrupt TCP behaviour", () => {
     const base = [...cluster.addresses.values()][0]!;
     port = Number(base.split(":")[1]) + 5;
     cluster.start("n1");
-    await cluster.waitForLeader(30_000);
+    await cluster.waitForLeader(60_000);
     upstream = await MisbehavingUpstream.start("edge-up", base);
     gateway = new CliProcess("gateway", ["gateway", "--listen", `${HOST}:${port}`, "--coordinators", base, "--log-level", "warn"]);
-    await gateway.waitForHttp(`http://${HOST}:${port}/healthz`);
+    await gateway.waitForHttp(`http://${HOST}:${port}/healthz`, 60_000);
     pid = gateway.pid!;
     // Warm up: the route is cached, every code path has run once.
     for (let i = 0; i < 20; i++) {
@@ -91,7 +91,7 @@ describe("the gateway process under abrupt TCP behaviour", () => {
     ws.destroy();
     await pollUntil("the warm-up WebSocket to close", () => counter("convene_gateway_websockets_open", {}), (n) => n === 0);
     startRss = rssBytes(pid);
-  }, 90_000);
+  }, 150_000);
 
   afterAll(async () => {
     await gateway?.kill();

@@ -152,7 +152,7 @@ describe("a coordinator member process under abrupt TCP behaviour", () => {
     const address = cluster.addresses.get("n1")!;
     endpoint = { host: HOST, port: Number(address.split(":")[1]) };
     cluster.start("n1");
-    await cluster.waitForLeader(30_000);
+    await cluster.waitForLeader(60_000);
     pid = cluster.pid("n1")!;
     health = new Health(address, grpc.credentials.createInsecure());
     // A meeting with a 200 KiB checkpoint: what GetCheckpoint answers with.
@@ -166,7 +166,7 @@ describe("a coordinator member process under abrupt TCP behaviour", () => {
       node_id: "edge-node", generation: node.generation, meeting_id: BIG_MEETING, epoch: route.epoch, sequence: 1, state: Buffer.alloc(STATE_BYTES, 0x63),
     }, 10_000);
     await expectServing();
-  }, 90_000);
+  }, 150_000);
 
   afterAll(async () => {
     node?.stop();

@@ -59,7 +59,7 @@ describe("the agent sidecar process under abrupt TCP behaviour", () => {
     const member = cluster.addresses.get("n1")!;
     port = Number(member.split(":")[1]) + 5;
     cluster.start("n1");
-    await cluster.waitForLeader(30_000);
+    await cluster.waitForLeader(60_000);
     relay = await TcpRelay.start({ host: HOST, port: Number(member.split(":")[1]) });
     // A webhook receiver that resets every delivery: the sidecar retries, then gives up on that notice.
     webhook = await TcpRelay.start(undefined);
@@ -67,7 +67,7 @@ describe("the agent sidecar process under abrupt TCP behaviour", () => {
       "agent", "--coordinators", relay.address, "--node-id", "edge-s1", "--address", `${HOST}:9`, "--capacity", "100",
       "--listen", `${HOST}:${port}`, "--webhook", `http://${webhook.address}/events`, "--log-level", "warn",
     ]);
-    await sidecar.waitForHttp(`http://${HOST}:${port}/healthz`);
+    await sidecar.waitForHttp(`http://${HOST}:${port}/healthz`, 60_000);
     pid = sidecar.pid!;
     coordinator = new CoordinatorClient(member, grpc.credentials.createInsecure());
     for (const id of MEETINGS) await unary(coordinator, "GetRoute", { meeting_id: id, create: true, region: "" }, 10_000);
@@ -82,7 +82,7 @@ describe("the agent sidecar process under abrupt TCP behaviour", () => {
       answer: { path: "/meetings", bytes: (await answer.arrayBuffer()).byteLength },
       expectServing,
     };
-  }, 90_000);
+  }, 150_000);
 
   afterAll(async () => {
     coordinator?.close();
