@@ -171,9 +171,12 @@ function addDemoServer(program: Command): void {
 function addStart(program: Command): void {
   program
     .command("start")
-    .description("run the embedded default: members n1-n3, a gateway and demo servers m1, m2 (API.md)")
-    .option("--data <dir>", "where the members keep their data (default ./data)")
-    .option("--config <file>", "YAML or JSON file: dataDir, host, members, memberBasePort, gatewayPort, demoServers, demoBasePort, demoCapacity, checkpointIntervalMs, logLevel; flags override it")
+    .description("run the embedded default: members n1-n3, a gateway and demo servers m1, m2 (API.md), restarting any that dies")
+    .option("--data <dir>", "where the members keep their data and every process its log (default ./data); one run per directory")
+    .option("--gateway-port <port>", "the gateway's HTTP port (default 8080)")
+    .option("--member-ports <ports>", "the members' gRPC ports: one per member (7001,7002,7003) or a base port (default 7001)")
+    .option("--demo-ports <ports>", "the demo servers' HTTP ports: one per server (9001,9002) or a base port (default 9001)")
+    .option("--config <file>", "YAML or JSON file: dataDir, host, members, memberPorts, gatewayPort, demoServers, demoPorts, demoCapacity, checkpointIntervalMs, logLevel; flags override it")
     .action(async (_opts: unknown, command: Command) => {
       const raw = await step("start", () => configWithFlags(command, { data: "dataDir" }));
       const { runStart } = await step("start", () => import("../start/index.js"));

@@ -103,6 +103,12 @@ export class MalformedRequestError extends GatewayError {
   readonly status = 400;
 }
 
+/** The request body is larger than maxBodyBytes (fastify's own limit answers the same code). */
+export class BodyTooLargeError extends GatewayError {
+  readonly code = "body_too_large";
+  readonly status = 413;
+}
+
 /** An Expect header other than 100-continue: nothing here can meet it. */
 export class ExpectationFailedError extends GatewayError {
   readonly code = "expectation_failed";

@@ -24,6 +24,7 @@ import { CreateLimiter } from "./create-limiter.js";
 import { DashboardSource } from "./dashboard-data.js";
 import { renderDashboard } from "./dashboard-page.js";
 import {
+  BodyTooLargeError,
   ExpectationFailedError,
   HeadersTooLargeError,
   MalformedRequestError,
@@ -45,6 +46,7 @@ import { type CachedRoute, type Route, RouteCache, routeJson } from "./route-cac
 import { RouteFeed } from "./route-feed.js";
 import { RouteResolver } from "./route-resolver.js";
 import { sendError, writeSocketError } from "./send-error.js";
+import { closeGracefullyAfterAnswer } from "./socket-close.js";
 import { UpstreamReporter } from "./upstream-reporter.js";
 
 declare module "fastify" {
@@ -113,6 +115,11 @@ function sendRoute(reply: FastifyReply, route: CachedRoute): FastifyReply {
   return reply.header("content-type", "application/json; charset=utf-8").send(route.json);
 }
 
+/** The connection itself failed (the client reset it, or stopped reading until a write timed out), not the request. */
+function isSocketLoss(err: NodeJS.ErrnoException): boolean {
+  return err.code === "ECONNRESET" || err.code === "EPIPE" || err.code === "ETIMEDOUT";
+}
+
 /** Builds the gateway and listens; see the order above. */
 export async function startGateway(config: GatewayConfig, logger?: Logger): Promise<Gateway> {
   const log = (logger ?? pino({ level: config.logLevel })).child({ component: "gateway" });
@@ -142,6 +149,8 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   const ws: WebSocketProxy = new WebSocketProxy(resolver, reporter, metrics, log, { ...config, upstream });
   // Read before listening: a wrong certificate file stops the start.
   const ownTls = config.tls ? readTlsFiles({ cert: config.tls.cert, key: config.tls.key }, { ca: "", cert: "tlsCert (--tls-cert)", key: "tlsKey (--tls-key)" }) : undefined;
+  /** Connections with a request being answered (from its head until its response closes), and that response. */
+  const answering = new WeakMap<Socket, ServerResponse>();
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -160,7 +169,17 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     routerOptions: { maxParamLength: 1024 },
     forceCloseConnections: true,
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (err.code === "ECONNRESET" || socket.destroyed) return;
+      const inFlight = answering.get(socket);
+      // A reset in the middle of a request often reads as an early end (the kernel reports the
+      // data, then EOF): both are a client gone mid-request. One in flight is counted by its route.
+      const lost = isSocketLoss(err) || err.code === "HPE_INVALID_EOF_STATE";
+      if (lost && !inFlight) metrics.countClientDisconnect("other", "request_head");
+      if (isSocketLoss(err) || socket.destroyed) return;
+      // An answer already under way on this connection cannot be followed by another.
+      if (inFlight?.headersSent) {
+        socket.destroy();
+        return;
+      }
       const answer =
         err.code === "HPE_HEADER_OVERFLOW"
           ? new HeadersTooLargeError(`request headers exceed ${MAX_HEADER_BYTES} bytes`)
@@ -178,6 +197,11 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   app.setErrorHandler((err, request, reply) => {
     const e = toHttpError(err);
     if (e.status >= 500 && e.code === "internal") request.log.error({ err, url: request.url }, "request failed");
+    // Answered while the body is still arriving (413): the connection closes after the answer, in a way the client reads it.
+    if (!request.raw.complete) {
+      reply.header("connection", "close");
+      closeGracefullyAfterAnswer(request.raw.socket);
+    }
     sendError(reply, err);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -200,6 +224,20 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
   app.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     const e = new ExpectationFailedError(`cannot meet "Expect: ${String(req.headers.expect).slice(0, 100)}"; only 100-continue is supported`);
     res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", connection: "close" }).end(errorBody(e.code, e.message));
+  });
+  // A client that asks before sending its body (curl does, above 1 MiB) learns at once that it is too large.
+  app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    const declared = Number(req.headers["content-length"]);
+    if (declared > config.maxBodyBytes) {
+      metrics.countRequest("proxy", 413);
+      const e = new BodyTooLargeError(`the request body of ${declared} bytes exceeds the limit of ${config.maxBodyBytes} bytes`);
+      // Should it send the body anyway (curl does after a second), it is read and dropped.
+      closeGracefullyAfterAnswer(req.socket);
+      res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", connection: "close" }).end(errorBody(e.code, e.message));
+      return;
+    }
+    res.writeContinue();
+    app.server.emit("request", req, res);
   });
   app.addHook("onResponse", (request, reply, done) => {
     metrics.countRequest(request.routeOptions.config.kind ?? "other", reply.statusCode);
@@ -268,6 +306,10 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
     }
     loops.markRequest(req.headers);
     ws.handleUpgrade(req, socket, head);
+  });
+  app.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    answering.set(req.socket, res);
+    res.once("close", () => answering.delete(req.socket));
   });
 
   feed.start();

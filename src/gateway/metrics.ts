@@ -9,6 +9,18 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 /** Which kind of request a status is counted under. */
 export type RequestKind = "route" | "proxy" | "websocket" | "other";
 
+/**
+ * Where an exchange was when one side's connection went away (reset, or
+ * closed before the exchange was complete):
+ * - request_head: before a whole request head arrived (idle keep-alive connections included);
+ * - request_body: while a proxied request's body was arriving;
+ * - awaiting_response: the request was complete, its answer not begun;
+ * - response_body: while an answer was being relayed;
+ * - awaiting_upgrade: a WebSocket upgrade being routed or waiting for its host's 101;
+ * - upgraded: an open WebSocket (a reset; a close after the close handshake is not counted).
+ */
+export type DisconnectStage = "request_head" | "request_body" | "awaiting_response" | "response_body" | "awaiting_upgrade" | "upgraded";
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   /** Answered requests by kind, then status code. */
@@ -26,6 +38,10 @@ export class GatewayMetrics {
   readonly nodeAddressesRefused: Counter<"reason">;
   readonly loopsRefused: Counter<"mark">;
   readonly operatorPagesRefused: Counter<"page">;
+  /** Client connections lost mid-exchange, by kind (proxy, websocket, other) and stage. */
+  readonly clientDisconnects: Counter<"kind" | "stage">;
+  /** Meeting-server connections lost after their answer had begun, by kind and stage. */
+  readonly upstreamDisconnects: Counter<"kind" | "stage">;
 
   constructor(gauges: { cacheSize: () => number; openWebSockets: () => number; feedRevision: () => number }) {
     const registers = [this.registry];
@@ -104,10 +120,32 @@ export class GatewayMetrics {
       labelNames: ["page"],
       registers,
     });
+    this.clientDisconnects = new Counter({
+      name: "convene_gateway_client_disconnects_total",
+      help: "Client connections reset or closed before their exchange was complete, by kind (proxy, websocket, other) and stage",
+      labelNames: ["kind", "stage"],
+      registers,
+    });
+    this.upstreamDisconnects = new Counter({
+      name: "convene_gateway_upstream_disconnects_total",
+      help: "Meeting-server connections reset or closed after their answer had begun (mid-body, or an open WebSocket), by kind and stage",
+      labelNames: ["kind", "stage"],
+      registers,
+    });
     new Gauge({ name: "convene_gateway_route_cache_size", help: "Routes in the cache", registers, collect() { this.set(gauges.cacheSize()); } });
     new Gauge({ name: "convene_gateway_websockets_open", help: "WebSocket connections being proxied", registers, collect() { this.set(gauges.openWebSockets()); } });
     new Gauge({ name: "convene_gateway_route_feed_revision", help: "Coordinator revision the route cache is at", registers, collect() { this.set(gauges.feedRevision()); } });
     collectDefaultMetrics({ register: this.registry, prefix: "convene_gateway_" });
+  }
+
+  /** Counts a client connection lost mid-exchange (see DisconnectStage). */
+  countClientDisconnect(kind: RequestKind, stage: DisconnectStage): void {
+    this.clientDisconnects.labels(kind, stage).inc();
+  }
+
+  /** Counts a meeting-server connection lost after its answer had begun. */
+  countUpstreamDisconnect(kind: RequestKind, stage: DisconnectStage): void {
+    this.upstreamDisconnects.labels(kind, stage).inc();
   }
 
   /** Counts one answered request. */

@@ -17,6 +17,13 @@
  * Otherwise, and when the second attempt fails too: 503 with Retry-After.
  * Every attempt is bounded (connect and response timeouts), so no request
  * hangs on a dead host.
+ *
+ * A client that goes away (reset, or closed before its answer finished) is
+ * counted by the stage it left in (request_body, awaiting_response,
+ * response_body), and nothing more is tried for it; a host that cuts its
+ * answer short is counted too, and fastify cuts the client's connection, so
+ * a truncated body never looks whole. (A request already sent to the host
+ * runs on until it answers or times out: reply-from has no way to cancel it.)
  */
 import type { LookupFunction } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -74,6 +81,7 @@ function classify(error: Error): Failure {
       return { reason: "reset", delivered: true, detail };
     // undici refused to send the request as the client made it: nothing reached the host, which is not to blame.
     case "UND_ERR_INVALID_ARG":
+    case "UND_ERR_NOT_SUPPORTED":
       return { reason: "bad_request", delivered: false, detail: typeof cause.message === "string" ? cause.message : detail };
     case "UND_ERR_HEADERS_TIMEOUT":
     case "UND_ERR_BODY_TIMEOUT":
@@ -102,6 +110,8 @@ const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "upgrade", "
 const forwardedHeaders: NonNullable<FastifyReplyFromHooks["rewriteRequestHeaders"]> = (req, headers) => {
   const listed = String(headers["connection"] ?? "").toLowerCase().split(",").map((t) => t.trim());
   for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
+  // Met here already: the gateway answered 100 Continue and has the whole body (undici refuses the header).
+  delete headers["expect"];
   const forwardedFor = req.headers["x-forwarded-for"];
   headers["x-forwarded-for"] = forwardedFor ? `${String(forwardedFor)}, ${req.ip}` : req.ip;
   headers["x-forwarded-proto"] = req.protocol;
@@ -132,6 +142,10 @@ export async function registerHttpProxy(
     disableRequestLogging: true,
   });
 
+  /** Requests whose body has arrived (their handler runs), and those whose host broke its answer off. */
+  const handling = new WeakSet<FastifyRequest>();
+  const upstreamBroke = new WeakSet<FastifyRequest>();
+
   /** One attempt at `route`; `retried` once the route was asked again. */
   const attempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, route: CachedRoute, retried: boolean): void => {
     const method = request.method;
@@ -142,6 +156,8 @@ export async function registerHttpProxy(
     const path = q === -1 ? target.url : target.url.slice(0, q);
 
     const fail = (failure: Failure): void => {
+      // The client left (counted by watchClient): nobody is waiting for a second attempt or an error answer.
+      if (reply.raw.destroyed) return;
       if (failure.reason === "bad_request") {
         sendError(reply, new MalformedRequestError(`the request cannot be forwarded to meeting ${route.meetingId}'s host as it is: ${failure.detail}`));
         return;
@@ -192,13 +208,29 @@ export async function registerHttpProxy(
         }
         metrics.upstreamLatency.labels("ok").observe((performance.now() - started) / 1000);
         rep.header("x-convene-node", route.nodeId);
+        // The host cut its answer short: fastify destroys the client's connection (a cut body must not look whole).
+        res.stream.once("error", () => {
+          upstreamBroke.add(request);
+          metrics.countUpstreamDisconnect("proxy", "response_body");
+        });
         rep.send(res.stream);
       },
       onError: (_rep, { error }) => fail(classify(error)),
     });
   };
 
-  app.all("/meetings/*", { config: { kind: "proxy" }, logLevel: options.logLevel }, async (request, reply) => {
+  /** A response that closes before it finished lost its client, unless the host broke it off. */
+  const watchClient = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    const res = reply.raw;
+    res.once("close", () => {
+      if (res.writableFinished || upstreamBroke.has(request)) return;
+      metrics.countClientDisconnect("proxy", !handling.has(request) ? "request_body" : res.headersSent ? "response_body" : "awaiting_response");
+    });
+    done();
+  };
+
+  app.all("/meetings/*", { config: { kind: "proxy" }, logLevel: options.logLevel, onRequest: watchClient }, async (request, reply) => {
+    handling.add(request);
     const target = parseMeetingUrl(request.url);
     const found = resolver.lookup(target.meetingId, request.ip);
     const route = found instanceof Promise ? await found : found;

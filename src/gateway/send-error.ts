@@ -8,6 +8,7 @@ import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { FastifyReply } from "fastify";
 import { errorBody, toHttpError } from "./errors.js";
+import { closeGracefully } from "./socket-close.js";
 
 export function sendError(reply: FastifyReply, err: unknown): void {
   if (reply.sent) return;
@@ -28,9 +29,7 @@ export function socketErrorResponse(err: unknown): string {
   );
 }
 
-/** Answers on a raw socket and closes it. */
+/** Answers on a raw socket and closes it gracefully (socket-close.ts), so the client reads the answer. */
 export function writeSocketError(socket: Duplex, err: unknown): void {
-  if (socket.destroyed) return;
-  if (socket.writable) socket.end(socketErrorResponse(err));
-  else socket.destroy();
+  closeGracefully(socket, socket.writable ? socketErrorResponse(err) : undefined);
 }

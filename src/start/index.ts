@@ -1,30 +1,48 @@
 /**
  * `convene start`: three coordinator members, a gateway and two demo
- * meeting servers on localhost, as separate processes. Prints where to go,
- * reports what happens to the processes, and stops everything on Ctrl-C.
+ * meeting servers on localhost, as separate processes. In order:
+ * validate the options → take the data directory's lock (another run on it:
+ * one line, nothing started, no log touched) → check every port is free
+ * (one taken: which, for what, and the flag that moves it) → start the
+ * processes and wait until each serves → print where to go → supervise
+ * (a child that dies is restarted with backoff, printed with the last lines
+ * of its log) until Ctrl-C stops everything and releases the lock.
  */
+import { DataDirLock } from "./lock-file.js";
 import { LocalCluster, type RunningProcess } from "./local-cluster.js";
-import { validateStartConfig } from "./start-config.js";
+import { checkPortsFree } from "./port-check.js";
+import { portOwners, validateStartConfig } from "./start-config.js";
+import { Supervisor } from "./supervisor.js";
 
-export { validateStartConfig, startDefaults } from "./start-config.js";
+export { validateStartConfig, startDefaults, portOwners } from "./start-config.js";
 export type { StartConfig } from "./start-config.js";
 export { LocalCluster, clusterSpecs } from "./local-cluster.js";
+export { ClusterRunningError, PortInUseError, StartConfigError } from "./errors.js";
 
+/** Runs the cluster until SIGINT/SIGTERM, then exits; rejects (having started nothing, or stopped it) when it cannot start. */
 export async function runStart(raw: Record<string, unknown>): Promise<void> {
   const config = validateStartConfig(raw);
+  const gatewayUrl = `http://${config.host}:${config.gatewayPort}`;
+  const lock = DataDirLock.acquire(config.dataDir, `${gatewayUrl}/`);
+  try {
+    await checkPortsFree(config.host, portOwners(config));
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+
   let stopping = false;
+  let supervisor: Supervisor | undefined;
   const cluster = new LocalCluster(config, (proc, code, signal) => {
-    if (stopping) return;
-    const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
-    console.log(`${new Date().toISOString()}  ${proc.id} (pid ${proc.child.pid}) ${how}; its log: ${proc.logFile}`);
-    if (proc.kind === "demo-server") console.log(`  its meetings move to the other meeting servers; reload or press "Try again" in the meeting page`);
-    if (proc.kind === "member") console.log(`  the other members keep the cluster running while a majority is up`);
+    if (!stopping) supervisor?.watch(proc, code, signal);
   });
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    supervisor?.stop();
     console.log(`\n${signal}: stopping every process…`);
     await cluster.stop();
+    lock.release();
     console.log("stopped.");
     process.exit(0);
   };
@@ -34,16 +52,16 @@ export async function runStart(raw: Record<string, unknown>): Promise<void> {
   try {
     await cluster.start();
   } catch (err) {
-    console.error(`convene start: ${(err as Error).message}`);
     stopping = true;
     await cluster.stop(2_000);
-    process.exit(1);
+    lock.release();
+    throw err;
   }
-  printWelcome([...cluster.processes.values()], config.host, config.gatewayPort);
+  supervisor = new Supervisor(cluster, (text) => console.log(text));
+  printWelcome([...cluster.processes.values()], gatewayUrl);
 }
 
-function printWelcome(procs: RunningProcess[], host: string, gatewayPort: number): void {
-  const gateway = `http://${host}:${gatewayPort}`;
+function printWelcome(procs: RunningProcess[], gateway: string): void {
   const row = (p: RunningProcess) => `    ${p.id.padEnd(8)} ${p.address.padEnd(22)} pid ${p.child.pid}`;
   console.log(
     [
@@ -60,6 +78,7 @@ function printWelcome(procs: RunningProcess[], host: string, gatewayPort: number
       "",
       "Try a failover: open the demo meeting, send a message, `kill -9` the pid of the",
       'server named in the page header, then press "Try again" (or wait a few seconds).',
+      "A process that dies is restarted (after 0.5 s, doubling to 30 s while it keeps dying).",
       "Ctrl-C stops everything.",
       "",
     ].join("\n"),

@@ -12,6 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { memberEnvironment } from "../member/malloc-env.js";
 import { isLoopbackHost } from "../security/listen-policy.js";
 import { loadProto, lookup } from "../wire/proto.js";
+import { lastLines, renderLogLine } from "./log-tail.js";
 import type { StartConfig } from "./start-config.js";
 
 export type ProcessKind = "member" | "gateway" | "demo-server";
@@ -27,6 +28,8 @@ export interface ProcessSpec {
 export interface RunningProcess extends ProcessSpec {
   readonly child: ChildProcess;
   readonly logFile: string;
+  /** When it was spawned (Date.now()). */
+  readonly startedAt: number;
   exited: boolean;
 }
 
@@ -36,7 +39,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The processes `config` describes, in start order. */
 export function clusterSpecs(config: StartConfig): ProcessSpec[] {
-  const members = Array.from({ length: config.members }, (_, i) => ({ id: `n${i + 1}`, address: `${config.host}:${config.memberBasePort + i}` }));
+  const members = config.memberPorts.map((port, i) => ({ id: `n${i + 1}`, address: `${config.host}:${port}` }));
   const coordinators = members.map((m) => m.address).join(",");
   const peers = members.map((m) => `${m.id}=${m.address}`).join(",");
   const logLevel = ["--log-level", config.logLevel];
@@ -50,8 +53,8 @@ export function clusterSpecs(config: StartConfig): ProcessSpec[] {
   // The walkthrough's dashboard: open to whoever reaches a gateway on loopback; beyond, this host's clients only.
   const dashboardAccess = isLoopbackHost(config.host) ? "open" : "loopback";
   specs.push({ id: "gateway", kind: "gateway", address: gateway, args: ["gateway", "--listen", gateway, "--coordinators", coordinators, "--operator-pages", dashboardAccess, ...logLevel] });
-  for (let i = 0; i < config.demoServers; i++) {
-    const address = `${config.host}:${config.demoBasePort + i}`;
+  for (const [i, port] of config.demoPorts.entries()) {
+    const address = `${config.host}:${port}`;
     specs.push({
       id: `m${i + 1}`,
       kind: "demo-server",
@@ -98,7 +101,7 @@ export class LocalCluster {
     const env = spec.kind === "member" ? memberEnvironment() : process.env;
     const child = spawn(node!, [...prefix, ...spec.args], { stdio: ["ignore", fd, fd], env });
     closeSync(fd);
-    const proc: RunningProcess = { ...spec, child, logFile, exited: false };
+    const proc: RunningProcess = { ...spec, child, logFile, startedAt: Date.now(), exited: false };
     this.processes.set(spec.id, proc);
     child.on("exit", (code, signal) => {
       proc.exited = true;
@@ -117,7 +120,10 @@ export class LocalCluster {
   private async waitFor(what: string, deadline: number, ready: () => Promise<boolean>): Promise<void> {
     while (!(await ready())) {
       const dead = [...this.processes.values()].find((p) => p.exited);
-      if (dead) throw new Error(`${dead.id} exited while starting; see ${dead.logFile}`);
+      if (dead) {
+        const tail = lastLines(dead.logFile, 8).map((line) => `\n  | ${renderLogLine(line)}`).join("");
+        throw new Error(`${dead.id} exited while starting; the last lines of ${dead.logFile}:${tail}`);
+      }
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; logs are in ${this.logDir}`);
       await sleep(100);
     }

@@ -8,12 +8,18 @@
  * decode the answer's headers (that needs HPACK's Huffman table): it
  * reports which frames came back on the stream, which tells a gRPC call
  * that answered a message (DATA) from one refused with a status alone.
+ *
+ * Below rawH2Request, the frames themselves, for the member's edge test
+ * (test/abrupt-member.test.ts): a client that stops in the middle of the
+ * preface, of a frame or of a message, or stops reading while the server
+ * answers, which node:http2 (it reads its socket itself) cannot.
  */
 import { connect as connectTcp } from "node:net";
 import { connect as connectTls } from "node:tls";
+import { writeFields } from "./raw-grpc.js";
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 } as const;
+export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
 const FLAG = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 } as const;
 
 /** HPACK integer with an n-bit prefix (RFC 7541 §5.1). */
@@ -133,4 +139,59 @@ export function grpcRequestFields(path: string, authority: string, scheme: "http
     ["te", "trailers"],
     ...extra.map(([n, v]) => [n, v] as [string, string]),
   ];
+}
+
+// ---- frames for a client that misbehaves on its own schedule --------------------------------
+
+/** SETTINGS_INITIAL_WINDOW_SIZE, and the largest window HTTP/2 allows. */
+const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+const MAX_WINDOW = 2 ** 31 - 1;
+
+/**
+ * The client's opening: the preface, SETTINGS with the largest stream
+ * window, and the largest connection window; the server may then send all
+ * it has without waiting for the client, which decides alone when it reads.
+ */
+export function opening(): Buffer {
+  const setting = Buffer.alloc(6);
+  setting.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 0);
+  setting.writeUInt32BE(MAX_WINDOW, 2);
+  const increment = Buffer.alloc(4);
+  increment.writeUInt32BE(MAX_WINDOW - 65_535, 0);
+  return Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0, setting), frame(FRAME.WINDOW_UPDATE, 0, 0, increment)]);
+}
+
+/** A gRPC request's HEADERS frame on `streamId` (odd, increasing), for `path` such as /convene.v1.Coordinator/GetRoute. */
+export function grpcHeaders(streamId: number, path: string): Buffer {
+  return frame(FRAME.HEADERS, FLAG.END_HEADERS, streamId, headerBlock(grpcRequestFields(path, "member", "http", [])));
+}
+
+/** A gRPC message in one DATA frame; `declaredLength` may lie, `end: false` leaves the stream open. */
+export function grpcData(streamId: number, protobuf: Buffer, options: { end?: boolean; declaredLength?: number } = {}): Buffer {
+  const message = grpcMessage(protobuf);
+  if (options.declaredLength !== undefined) message.writeUInt32BE(options.declaredLength, 1);
+  return frame(FRAME.DATA, options.end === false ? 0 : FLAG.END_STREAM, streamId, message);
+}
+
+/** A whole unary (or server-streaming) gRPC request on `streamId`. */
+export function grpcRequest(streamId: number, path: string, protobuf: Buffer): Buffer {
+  return Buffer.concat([grpcHeaders(streamId, path), grpcData(streamId, protobuf)]);
+}
+
+/** A protobuf message of string fields only, e.g. { 1: "meeting-id" }. */
+export function stringFields(fields: Readonly<Record<number, string>>): Buffer {
+  return writeFields(Object.entries(fields).map(([field, value]) => ({ field: Number(field), wire: 2 as const, bytes: Buffer.from(value) })));
+}
+
+/** Whether the server's bytes so far hold a DATA frame on `streamId` (the stream has answered). */
+export function hasDataOn(received: Buffer, streamId: number): boolean {
+  let at = 0;
+  while (at + 9 <= received.length) {
+    const length = received.readUIntBE(at, 3);
+    const type = received[at + 3];
+    const id = received.readUInt32BE(at + 5) & 0x7fffffff;
+    if (type === FRAME.DATA && id === streamId) return true;
+    at += 9 + length;
+  }
+  return false;
 }
