@@ -84,7 +84,9 @@ export class CoordinatorApp {
       disconnectGraceMs: this.timings.disconnectGraceMs,
       checkEveryMs: 50,
       onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
-        onJudged: (judged) => this.logger.info({ ...judged, node: judged.nodeId }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
+        // A death moves meetings: worth a warning, with what the detector knew.
+        onJudged: (judged) =>
+          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
       onMassSilence: (overdue, live) =>
         overdue > 0
           ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
