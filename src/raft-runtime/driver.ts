@@ -116,6 +116,8 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private readonly clock: Scheduler;
   private readonly peers: Map<NodeId, string>;
   private ticker: TimerHandle | undefined;
+  /** Time of the last tick the core was given (see tickAsDue). */
+  private lastTickAt = 0;
   private processing = false;
   private scheduled = false;
   private stopped = false;
@@ -172,8 +174,9 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       },
     });
     for (const [id, address] of node.peers) if (id !== node.id) opts.transport.addPeer(id, address);
+    node.lastTickAt = node.clock.monotonic();
     node.ticker = node.clock.setInterval(() => {
-      node.raw.tick();
+      node.tickAsDue(1);
       node.schedule();
     }, opts.tickMs);
     node.schedule();
@@ -357,10 +360,28 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     });
   }
 
+  /**
+   * Ticks the core as often as time says, at least `min` times. The ticker
+   * fires once after this process stood still (a GC, a SIGSTOP, a starved
+   * machine), however long: counting callbacks would let a leader that
+   * slept through its lease serve lease reads, and hold on to a term it
+   * lost, as if no time had passed. So every time the loop runs it first
+   * catches up on the ticks it missed (at most two election timeouts'
+   * worth: enough to end any lease or leadership that ran out).
+   */
+  private tickAsDue(min: 0 | 1): void {
+    const now = this.clock.monotonic();
+    const due = Math.floor((now - this.lastTickAt) / this.opts.tickMs);
+    const ticks = Math.min(Math.max(due, min), 2 * this.opts.config.electionTick);
+    if (due > 0) this.lastTickAt += due * this.opts.tickMs;
+    for (let i = 0; i < ticks; i++) this.raw.tick();
+  }
+
   private async process(): Promise<void> {
     if (this.processing || this.stopped) return;
     this.processing = true;
     try {
+      this.tickAsDue(0);
       this.flushProposals();
       this.flushReads();
       while (this.raw.hasReady() && !this.stopped) {
