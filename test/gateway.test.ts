@@ -155,14 +155,15 @@ describe("gateway config, paths, cache and limits", () => {
     expect(c).toMatchObject({ coordinators: ["127.0.0.1:1", "127.0.0.1:2"], createPerMinute: 12, create: false, connectTimeoutMs: 1000, maxBodyBytes: 1048576 });
     expect(validateGatewayConfig({}).listen).toBe("127.0.0.1:8080");
     const bad: [Record<string, unknown>, string, RegExp][] = [
-      [{ listen: "8080" }, "listen", /listen must be "host:port"/],
-      [{ coordinators: [] }, "coordinators", /non-empty list/],
-      [{ coordinators: "127.0.0.1:1,127.0.0.1:1" }, "coordinators", /repeat/],
-      [{ create: "yes" }, "create", /create must be true or false, got "yes"/],
-      [{ createPerMinute: 0 }, "createPerMinute", /createPerMinute must be an integer from 1/],
-      [{ connectTimeoutMs: "soon" }, "connectTimeoutMs", /connectTimeoutMs must be an integer/],
-      [{ logLevel: "loud" }, "logLevel", /logLevel must be one of/],
-      [{ maxBodyByte: 3 }, "maxBodyByte", /not a gateway option/],
+      [{ listen: "8080" }, "listen", /^listen must be host:port with a port from 0 \(any free port\) to 65535; got "8080"$/],
+      [{ coordinators: [] }, "coordinators", /^coordinators must list the coordinator members as host:port .*; got an empty list$/],
+      [{ coordinators: "127.0.0.1:1,127.0.0.1:1" }, "coordinators", /^coordinators lists "127.0.0.1:1" twice$/],
+      [{ create: "yes" }, "create", /^create must be true or false; got "yes"$/],
+      [{ createPerMinute: 0 }, "createPerMinute", /^createPerMinute must be a whole number from 1 to 1,000,000; got 0$/],
+      [{ connectTimeoutMs: "soon" }, "connectTimeoutMs", /^connectTimeoutMs must be a whole number from 10 to 60,000; got "soon"$/],
+      [{ connectTimeoutMs: "9".repeat(10_000) }, "connectTimeoutMs", /; got "9{40}…" \(10,000 characters\)$/],
+      [{ logLevel: "loud" }, "logLevel", /^logLevel must be one of/],
+      [{ maxBodyByte: 3 }, "maxBodyByte", /^"maxBodyByte" is not a gateway option/],
     ];
     for (const [raw, field, message] of bad) {
       let err: unknown;
