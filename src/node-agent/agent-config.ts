@@ -96,7 +96,6 @@ export const agentDefaults = {
   retryMaxMs: 1000,
 } as const;
 
-export { MEETING_ID_PATTERN, NODE_ID_PATTERN } from "../wire/describe.js";
 const HOST_PORT_PATTERN = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const MAX_UINT32 = 0xffff_ffff;
