@@ -127,7 +127,7 @@ function addGateway(program: Command): void {
     .addOption(new Option("--operator-pages <access>", "who sees the dashboard and /dashboard.json").choices(["off", "loopback", "token", "open"]))
     .addOption(new Option("--metrics-access <access>", "who may read /metrics").choices(["off", "loopback", "token", "open"]))
     .addOption(new Option("--operator-token <token>", "the token of --operator-pages/--metrics-access token (better from $CONVENE_OPERATOR_TOKEN)").env("CONVENE_OPERATOR_TOKEN"))
-    .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (createPerMinute), plus connectTimeoutMs, responseTimeoutMs, maxBodyBytes; flags override it")
+    .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (createPerMinute), plus connectTimeoutMs, responseTimeoutMs, moveWaitMs, maxBodyBytes; flags override it")
     .action(async (_opts: unknown, command: Command) => {
       const { raw, names } = await step("gateway", () => configAndNames(command));
       const { validateGatewayConfig, startGateway } = await step("gateway", () => import("../gateway/index.js"));

@@ -27,6 +27,12 @@ export interface GatewayConfig {
   readonly connectTimeoutMs: number;
   /** Bound on a meeting server's response headers, and on each silence in its body. */
   readonly responseTimeoutMs: number;
+  /**
+   * How long a request whose host cannot be reached waits for the meeting to
+   * move before its 503 (src/gateway/move-watch.ts); 0: no wait. The default
+   * is the 503's Retry-After, so waiting never makes a client later.
+   */
+  readonly moveWaitMs: number;
   /** Largest request body proxied; larger ones get 413. */
   readonly maxBodyBytes: number;
   readonly logLevel: string;
@@ -70,6 +76,7 @@ export const gatewayDefaults: GatewayConfig = {
   createPerMinute: 30,
   connectTimeoutMs: 1000,
   responseTimeoutMs: 30_000,
+  moveWaitMs: 1000,
   maxBodyBytes: 1024 * 1024,
   logLevel: "info",
   security: undefined,
@@ -215,6 +222,7 @@ export function validateGatewayConfig(raw: Record<string, unknown>, names: Field
     createPerMinute: intField("createPerMinute", raw.createPerMinute ?? d.createPerMinute, 1, 1_000_000, names),
     connectTimeoutMs: intField("connectTimeoutMs", raw.connectTimeoutMs ?? d.connectTimeoutMs, 10, 60_000, names),
     responseTimeoutMs: intField("responseTimeoutMs", raw.responseTimeoutMs ?? d.responseTimeoutMs, 10, 3_600_000, names),
+    moveWaitMs: intField("moveWaitMs", raw.moveWaitMs ?? d.moveWaitMs, 0, 30_000, names),
     maxBodyBytes: intField("maxBodyBytes", raw.maxBodyBytes ?? d.maxBodyBytes, 0, 1024 * 1024 * 1024, names),
     logLevel,
     security,

@@ -81,6 +81,8 @@ export interface BatchOutcome {
 
 export class RouteCache {
   private routes = new Map<string, CachedRoute>();
+  /** Told of every route stored (a new meeting, a move, a newer epoch), after it is in the table. */
+  private readonly storedListeners: ((route: CachedRoute) => void)[] = [];
   /** The table a reset replaced, kept while chunks of that reset's revision arrive (moves, newer epochs). */
   private replaced: { revision: number; routes: Map<string, CachedRoute> } | undefined;
   private readonly recentMoves: RouteMove[] = [];
@@ -99,6 +101,11 @@ export class RouteCache {
 
   get(meetingId: string): CachedRoute | undefined {
     return this.routes.get(meetingId);
+  }
+
+  /** Calls `listener` with every route stored from now on (MoveWatch). */
+  onStored(listener: (route: CachedRoute) => void): void {
+    this.storedListeners.push(listener);
   }
 
   /** Newest first. */
@@ -177,6 +184,7 @@ export class RouteCache {
       this.recentMoves.push({ meetingId: route.meetingId, fromNode: before.nodeId, toNode: route.nodeId, epoch: route.epoch, atMs: nowMs });
       if (this.recentMoves.length > MAX_MOVES) this.recentMoves.shift();
     }
+    for (const listener of this.storedListeners) listener(entry);
     return entry;
   }
 }
