@@ -193,6 +193,6 @@ export class RouteResolver {
       throw new CoordinatorAnswerError(`the coordinator's route for meeting ${meetingId} cannot be used: ${why}`);
     }
     if (res.created === true) this.logger.debug({ meetingId, node: route.nodeId }, "meeting created");
-    return this.cache.remember(route, Date.now());
+    return this.cache.remember(route);
   }
 }
