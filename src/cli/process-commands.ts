@@ -1,7 +1,7 @@
 /**
  * The commands that run a long-lived process: a coordinator member, the
  * node agent sidecar, a gateway, a demo meeting server, and `start` (the
- * whole embedded default of API.md in one process tree).
+ * whole embedded default of docs/api.md in one process tree).
  *
  * Each reads its config file (YAML or JSON) first, lays the flags typed on
  * the command line over it, hands the result to its module's validator
@@ -173,7 +173,7 @@ function addDemoServer(program: Command): void {
 function addStart(program: Command): void {
   program
     .command("start")
-    .description("run the embedded default: members n1-n3, a gateway and demo servers m1, m2 (API.md), restarting any that dies")
+    .description("run the embedded default: members n1-n3, a gateway and demo servers m1, m2, restarting any that dies (docs/api.md, docs/architecture.md)")
     .option("--data <dir>", "where the members keep their data and every process its log (default ./data); one run per directory")
     .option("--gateway-port <port>", "the gateway's HTTP port (default 8080)")
     .option("--member-ports <ports>", "the members' gRPC ports: one per member (7001,7002,7003) or a base port (default 7001)")

@@ -32,6 +32,9 @@ Exit status: 0 done; 1 the cluster refused or could not answer
 ("convene <command>: <STATUS>: <details>" on stderr); 2 bad command line
 or config file.
 
+Reference: docs/api.md (every API, the sidecar, this command line);
+how it is built: docs/architecture.md.
+
 Examples:
   convene start
   convene status
