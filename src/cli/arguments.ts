@@ -31,6 +31,13 @@ export function nodeIdArg(value: string): string {
   return value;
 }
 
+/** A coordinator member's id (same rule as a node id, named for what it is). */
+export function memberIdArg(value: string): string {
+  const problem = idProblem("member", value);
+  if (problem) throw new InvalidValue(problem);
+  return value;
+}
+
 export function meetingIdArg(value: string): string {
   const problem = idProblem("meeting", value);
   if (problem) throw new InvalidValue(problem);

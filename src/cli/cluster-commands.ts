@@ -14,7 +14,7 @@
  *   log [--limit N]         MemberAdmin.AuditLog
  */
 import { type Command, Option } from "commander";
-import { intArg, meetingIdArg, nodeIdArg } from "./arguments.js";
+import { intArg, meetingIdArg, memberIdArg, nodeIdArg } from "./arguments.js";
 import { type ClusterClient, auditLog, listMeetings } from "./cluster-client.js";
 import { CommandError } from "./errors.js";
 import { runOperator, withClusterOptions } from "./operator.js";
@@ -118,7 +118,7 @@ export function addClusterCommands(program: Command): void {
     program
       .command("transfer-leader")
       .description("hand Raft leadership to a member (none given: the best caught-up one)")
-      .argument("[id]", "member id", nodeIdArg),
+      .argument("[id]", "member id", memberIdArg),
   ).action(async (id: string | undefined, _opts: unknown, command: Command) =>
     runOperator(command, async (client) => {
       if (id !== undefined) {
