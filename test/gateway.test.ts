@@ -85,6 +85,7 @@ class FakeMeetingServer {
   private readonly wss = new WebSocketServer({ noServer: true });
   private beat: NodeJS.Timeout | undefined;
   private watch: grpc.ClientReadableStream<{ type: number; meeting_id: string; epoch: number }> | undefined;
+  private resetNext = false;
   port = 0;
 
   constructor(
@@ -124,6 +125,11 @@ class FakeMeetingServer {
     this.server.close();
   }
 
+  /** Answers its next request by resetting the connection, and serves nothing from then on (its agent stays). */
+  resetThenStopServing(): void {
+    this.resetNext = true;
+  }
+
   /** Its HTTP side goes (connections refused) while its agent stays: the coordinator keeps routing to it. */
   stopServing(): void {
     this.server.closeAllConnections();
@@ -136,6 +142,12 @@ class FakeMeetingServer {
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.resetNext) {
+      this.resetNext = false;
+      this.stopServing();
+      req.socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -424,7 +436,11 @@ describe("gateway against three coordinator members", () => {
     });
     await until("the meeting held by m4", () => m4.held.has(meeting));
     await until("both gateways' caches", () => patient.cachedRoute(meeting)?.nodeId === "m4" && hasty.cachedRoute(meeting)?.nodeId === "m4");
-    m4.stopServing();
+    // The first request finds its connection reset (and is sent again, a GET), the second attempt is refused: it waits too.
+    m4.resetThenStopServing();
+    const settled = new Set<string>();
+    const heldGet = request(patient.address, "GET", `/meetings/${meeting}/first`).finally(() => settled.add("get"));
+    await until("m4 gone", async () => (await fetch(`http://127.0.0.1:${m4.port}/`).then(() => false, () => true)));
 
     // Refused, and the coordinator still routes to m4 (its agent is alive): the short wait ends in a 503.
     const t = Date.now();
@@ -435,16 +451,18 @@ describe("gateway against three coordinator members", () => {
     expect(Date.now() - t).toBeGreaterThanOrEqual(300);
     expect((await request(hasty.address, "GET", "/metrics")).text).toMatch(/convene_gateway_requests_total\{kind="proxy",code="503"\} [1-9]/);
 
-    // The patient gateway holds the request until the meeting moves (drain with migrate), then the new host answers.
-    let settled = false;
-    const held = request(patient.address, "POST", `/meetings/${meeting}/join`, { body: "hello" }).finally(() => (settled = true));
+    // The patient gateway holds its requests until the meeting moves (drain with migrate), then the new host answers them.
+    const heldPost = request(patient.address, "POST", `/meetings/${meeting}/join`, { body: "hello" }).finally(() => settled.add("post"));
     await sleep(500);
-    expect(settled).toBe(false);
+    expect([...settled]).toEqual([]);
     await unary(coordinator, "DrainNode", { node_id: "m4", migrate: true }, 10_000);
-    const answer = await held;
-    expect(answer.status, answer.text).toBe(200);
-    expect(answer.headers["x-convene-node"]).not.toBe("m4");
-    expect(answer.json()).toMatchObject({ method: "POST", body: "hello" });
+    const [got, posted] = await Promise.all([heldGet, heldPost]);
+    for (const answer of [got, posted]) {
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.headers["x-convene-node"]).not.toBe("m4");
+    }
+    expect(got.json()).toMatchObject({ method: "GET", url: `/meetings/${meeting}/first` });
+    expect(posted.json()).toMatchObject({ method: "POST", body: "hello" });
   });
 
   it("refuses bad input with JSON errors", async () => {

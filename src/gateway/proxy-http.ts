@@ -156,8 +156,12 @@ export async function registerHttpProxy(
   const handling = new WeakSet<FastifyRequest>();
   const upstreamBroke = new WeakSet<FastifyRequest>();
 
-  /** One attempt at `route`; `retried` once the route was asked again. */
-  const attempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, route: CachedRoute, retried: boolean): void => {
+  /**
+   * One attempt at `route`; `retried` once the route was asked again.
+   * `waited` once the request waited for a move: the attempt at the new host
+   * starts afresh (it may need the pause after a 421), but never waits again.
+   */
+  const attempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, route: CachedRoute, retried: boolean, waited = false): void => {
     const method = request.method;
     const started = performance.now();
     const body = request.body;
@@ -177,14 +181,17 @@ export async function registerHttpProxy(
       reporter.report(route, failure.detail);
       if (logger.isLevelEnabled("debug")) logger.debug({ meetingId: route.meetingId, node: route.nodeId, failure, retried }, "upstream failed");
       if (retried) {
-        sendError(reply, unavailable(route, failure, true));
+        // Sent again to the same host (a pooled connection was reset, or a 421) and now it is gone:
+        // the second attempt was safe, so is one more at the meeting's next host.
+        if (!waited && HOST_GONE.has(failure.reason) && options.moveWaitMs > 0) awaitMoveThenAttempt(request, reply, target, route, failure);
+        else sendError(reply, unavailable(route, failure, true));
         return;
       }
       Promise.resolve(resolver.reresolve(route, request.ip)).then(
         (next) => {
           const moved = !sameRoute(next, route);
           // The host is gone and the request never reached it: safe to send to wherever the meeting goes next.
-          if (!moved && HOST_GONE.has(failure.reason) && options.moveWaitMs > 0) {
+          if (!moved && !waited && HOST_GONE.has(failure.reason) && options.moveWaitMs > 0) {
             awaitMoveThenAttempt(request, reply, target, next, failure);
             return;
           }
@@ -244,7 +251,7 @@ export async function registerHttpProxy(
         return;
       }
       metrics.retries.labels("moved").inc();
-      attempt(request, reply, target, moved, true);
+      attempt(request, reply, target, moved, false, true);
     }, (err: unknown) => sendError(reply, err));
   };
 
