@@ -5,8 +5,9 @@
  * servers in this process that register, heartbeat and watch their
  * assignments over raw gRPC, and answer 421 for meetings they do not hold.
  */
+import { spawn } from "node:child_process";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, type Socket, connect } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -91,6 +92,8 @@ class FakeMeetingServer {
   constructor(
     readonly nodeId: string,
     coordinator: string,
+    /** Registers this port instead of its own HTTP server's (a host that is somewhere else). */
+    private readonly advertisedPort?: number,
   ) {
     this.client = new NodeAgentClient(coordinator, grpc.credentials.createInsecure());
     this.server.on("upgrade", (req, socket, head) => {
@@ -106,7 +109,7 @@ class FakeMeetingServer {
     await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
     this.port = (this.server.address() as AddressInfo).port;
     const r = await unary<{ generation: number; heartbeat_interval_ms: number }>(this.client, "Register", {
-      node_id: this.nodeId, address: `127.0.0.1:${this.port}`, capacity: 500, region: "", labels: {},
+      node_id: this.nodeId, address: `127.0.0.1:${this.advertisedPort ?? this.port}`, capacity: 500, region: "", labels: {},
     });
     this.beat = setInterval(() => {
       unary(this.client, "Heartbeat", { node_id: this.nodeId, generation: r.generation, active_meetings: this.held.size, load: 0 }).catch(() => undefined);
@@ -463,6 +466,40 @@ describe("gateway against three coordinator members", () => {
     }
     expect(got.json()).toMatchObject({ method: "GET", url: `/meetings/${meeting}/first` });
     expect(posted.json()).toMatchObject({ method: "POST", body: "hello" });
+  });
+
+  it("gives up a WebSocket upgrade to a host that never completes the TCP handshake after connectTimeoutMs", async () => {
+    const g = await start({ connectTimeoutMs: 300, responseTimeoutMs: 20_000 });
+    // A host whose accept queue is full: its process is stopped, so the kernel leaves further connection attempts unanswered.
+    const host = spawn(process.execPath, ["-e", "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"]);
+    const fillers: Socket[] = [];
+    const port = await new Promise<number>((resolve) => host.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+    const m5 = new FakeMeetingServer("m5", cluster.addresses.get("n2")!, port);
+    try {
+      process.kill(host.pid!, "SIGSTOP");
+      for (let i = 0; i < 4; i++) fillers.push(connect(port, "127.0.0.1").on("error", () => undefined));
+      await sleep(300);
+      await m5.start();
+      servers.push(m5);
+      const meeting = await until("a meeting on m5", async () => {
+        const r = (await request(g.address, "GET", `/route/stuck-${Math.random().toString(36).slice(2)}`)).json();
+        return r.nodeId === "m5" && (r.meetingId as string);
+      });
+      const started = Date.now();
+      const outcome = await new Promise<string>((resolve) => {
+        const ws = new WebSocket(`ws://${g.address}/meetings/${meeting}/socket`);
+        ws.on("unexpected-response", (_req, res) => resolve(`${res.statusCode}`));
+        ws.on("open", () => resolve("open"));
+        ws.on("error", () => undefined);
+      });
+      expect(outcome).toBe("503");
+      expect(Date.now() - started).toBeLessThan(5_000); // the response timeout (20 s) would be far later
+      await unary(coordinator, "DrainNode", { node_id: "m5", migrate: true }, 10_000);
+    } finally {
+      for (const f of fillers) f.destroy();
+      if (host.pid) process.kill(host.pid, "SIGCONT");
+      host.kill("SIGKILL");
+    }
   });
 
   it("refuses bad input with JSON errors", async () => {
