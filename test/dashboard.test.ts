@@ -207,7 +207,8 @@ describe("the dashboard in a real browser", () => {
     expect(failure[0]).toMatch(TIME);
     expect(failure[2]).toMatch(/^\d+(\.\d)? (ms|s)$/);
     expect(failure[3]).toMatch(/^declared dead .* after it stopped answering; 1 meeting moved to other servers$/);
-    expect(r.nodes.find((n) => n[0] === route.nodeId)![4]).toMatch(/^alive \d{2}:\d{2}:\d{2} → not answering \d{2}:\d{2}:\d{2} → dead \d{2}:\d{2}:\d{2}$/);
+    // Its recent states end in its death (a loaded machine may show an earlier false alarm, alive again, before it).
+    expect(r.nodes.find((n) => n[0] === route.nodeId)![4]).toMatch(/^alive \d{2}:\d{2}:\d{2}( → (not answering|alive) \d{2}:\d{2}:\d{2})* → not answering \d{2}:\d{2}:\d{2} → dead \d{2}:\d{2}:\d{2}$/);
     await expect.poll(async () => (await rows(page)).meetings, { timeout: 10_000 }).toEqual([["standup", other, "1 time"]]);
     expect(await page.evaluate(() => (window as unknown as { conveneDashboard: { renders: number } }).conveneDashboard.renders)).toBeGreaterThan(renders);
 
