@@ -1,28 +1,46 @@
 /**
  * Parsers for command-line arguments and option values, handed to
  * commander (`.argument(name, description, parser)`, `.option(...,
- * parser)`). Each throws commander's InvalidArgumentError, which commander
- * prints after naming the argument or option, then exits with a usage
- * error; so a bad id never costs a round trip to the cluster.
+ * parser)`). Each throws InvalidValue with the rule in words and the value
+ * cut short (describe.ts); program.ts wraps every parser of the tree so the
+ * message starts with the flag or argument (`--node must be a node id:
+ * ...`) and becomes a UsageError of the command (exit 2). So a bad id never
+ * costs a round trip to the cluster. (Commander's own refusal would echo
+ * the whole value, however long.)
  *
  * The id rules are API.md's; the server checks them too.
  */
-import { InvalidArgumentError } from "commander";
+import { HOST_PORT_RULE, describeValue, idProblem } from "../wire/describe.js";
 
-export const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
-export const MEETING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A value that broke its parser's rule; the message is the rule and the value, without the flag's name. */
+export class InvalidValue extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidValue";
+  }
+}
+
 const HOST_PORT = /^(?:[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
 
 /** The members an operator command tries, in order, when none is given. */
 export const DEFAULT_COORDINATORS: readonly string[] = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"];
 
 export function nodeIdArg(value: string): string {
-  if (!NODE_ID.test(value)) throw new InvalidArgumentError(`a node id must match ${NODE_ID.source}.`);
+  const problem = idProblem("node", value);
+  if (problem) throw new InvalidValue(problem);
+  return value;
+}
+
+/** A coordinator member's id (same rule as a node id, named for what it is). */
+export function memberIdArg(value: string): string {
+  const problem = idProblem("member", value);
+  if (problem) throw new InvalidValue(problem);
   return value;
 }
 
 export function meetingIdArg(value: string): string {
-  if (!MEETING_ID.test(value)) throw new InvalidArgumentError(`a meeting id must match ${MEETING_ID.source}.`);
+  const problem = idProblem("meeting", value);
+  if (problem) throw new InvalidValue(problem);
   return value;
 }
 
@@ -32,7 +50,7 @@ export function isHostPort(value: string): boolean {
 }
 
 export function hostPortArg(value: string): string {
-  if (!isHostPort(value)) throw new InvalidArgumentError("it must be host:port (port 0-65535).");
+  if (!isHostPort(value)) throw new InvalidValue(`must be ${HOST_PORT_RULE}; got ${describeValue(value)}`);
   return value;
 }
 
@@ -42,11 +60,12 @@ export function coordinatorsArg(value: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  if (list.length === 0) throw new InvalidArgumentError("it must list at least one host:port, comma-separated.");
+  if (list.length === 0) throw new InvalidValue("must list at least one member as host:port, comma-separated");
   for (const address of list) {
-    if (!isHostPort(address)) throw new InvalidArgumentError(`each entry must be host:port, got ${JSON.stringify(address)}.`);
+    if (!isHostPort(address)) throw new InvalidValue(`must list members as ${HOST_PORT_RULE}, comma-separated; got ${describeValue(address)}`);
   }
-  if (new Set(list).size !== list.length) throw new InvalidArgumentError("it lists an address twice.");
+  const twice = list.find((a, i) => list.indexOf(a) !== i);
+  if (twice !== undefined) throw new InvalidValue(`lists ${describeValue(twice)} twice`);
   return list;
 }
 
@@ -55,7 +74,7 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER): (value: stri
   return (value) => {
     const n = /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
     if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`it must be an integer from ${min} to ${max}.`);
+      throw new InvalidValue(`must be a whole number from ${min.toLocaleString("en-US")} to ${max.toLocaleString("en-US")}; got ${describeValue(value)}`);
     }
     return n;
   };

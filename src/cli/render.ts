@@ -194,3 +194,38 @@ export function renderMembership(done: string, s: MemberStatus): Rendered {
     json: s,
   };
 }
+
+/** DrainNode's answer: meetings moved by the call, and those still on the node. */
+export interface DrainResult {
+  moved: number;
+  stayed: number;
+}
+
+const meetingsWord = (n: number): string => `${n} meeting${n === 1 ? "" : "s"}`;
+
+/**
+ * What a drain did, from the node as it was before (`before`, ListNodes)
+ * and the counts DrainNode returned: a dead node has nothing to move (its
+ * meetings moved when it died), one already draining only moves what
+ * --migrate finds now.
+ */
+export function renderDrain(before: NodeInfo, migrate: boolean, r: DrainResult): Rendered {
+  const id = before.node_id;
+  const state = nodeStateName(before.state);
+  const json = { node_id: id, state_before: state, draining: true, migrate, moved: r.moved, stayed: r.stayed };
+  let text: string;
+  if (state === "DEAD" && r.moved === 0 && r.stayed === 0) {
+    text = `${id} is dead: its meetings moved when it was declared dead, so nothing moved now. It is marked draining, which it forgets if it registers again`;
+  } else {
+    const was = state === "DRAINING" ? `${id} was already draining` : `${id} is draining: it gets no new meetings`;
+    if (!migrate) {
+      text = `${was}; its ${meetingsWord(r.stayed)} stay until they end (--migrate moves them now)`;
+    } else if (r.moved === 0 && r.stayed === 0) {
+      text = `${was}; it held no meetings, so none moved`;
+    } else {
+      text = `${was}; moved ${meetingsWord(r.moved)} to other servers`;
+      if (r.stayed > 0) text += `; ${meetingsWord(r.stayed)} stayed: no other server has room for them`;
+    }
+  }
+  return { text: `${text}\n`, json };
+}

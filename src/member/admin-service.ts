@@ -8,19 +8,10 @@ import type { StreamReport } from "../coordinator/service/node-streams.js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
+import { HOST_PORT_RULE, describeValue as shownValue, idProblem } from "../wire/describe.js";
 import { MAX_AUDIT_PAGE, decodePageToken, encodePageToken, pageSize } from "../wire/paging.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 
-const ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/**
- * A value as a message shows it: cut short (a 1 MB id must not make a 1 MB
- * status message), then quoted, which escapes a surrogate the cut split.
- */
-function shownValue(value: unknown): string {
-  if (typeof value !== "string") return String(value);
-  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-}
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
 interface MemberRequest {
@@ -77,8 +68,9 @@ interface NodeConnectionRequest {
 const MAX_COUNTS = 1_000_000;
 
 function validNodeGeneration(nodeId: unknown, generation: unknown, where: string): void {
-  if (typeof nodeId !== "string" || !ID.test(nodeId)) {
-    throw new InvalidArgumentError(`${where}node_id must be 1 to 64 letters, digits, '.', '_' or '-', got ${shownValue(nodeId)}`);
+  const idError = idProblem("node", nodeId);
+  if (typeof nodeId !== "string" || idError) {
+    throw new InvalidArgumentError(`${where}node_id ${idError}`);
   }
   if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 1) {
     throw new InvalidArgumentError(`${where}generation must be an integer in 1..2^53-1, got ${String(generation)}`);
@@ -96,7 +88,8 @@ export function streamReportOf(req: NodeConnectionRequest, nextLegacySequence: (
     const sequence = nextLegacySequence();
     return { memberId: "", resync: false, sequence, counts: [{ nodeId: req.node_id, generation: req.generation, open: req.connected ? 1 : 0, sequence }] };
   }
-  if (!ID.test(req.member_id)) throw new InvalidArgumentError(`member_id must be 1 to 64 letters, digits, '.', '_' or '-', got ${shownValue(req.member_id)}`);
+  const memberError = idProblem("member", req.member_id);
+  if (memberError) throw new InvalidArgumentError(`member_id ${memberError}`);
   const sequence = req.sequence;
   if (!Number.isSafeInteger(sequence) || sequence < 1) throw new InvalidArgumentError(`sequence must be an integer in 1..2^53-1, got ${String(sequence)}`);
   const counts = req.counts ?? [];
@@ -129,9 +122,10 @@ export function adminServiceHandlers(
     async (call: grpc.ServerUnaryCall<MemberRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> => {
       try {
         const req = call.request;
-        if (!ID.test(req.id ?? "")) throw new InvalidArgumentError(`id must match ${ID.source}, got ${shownValue(req.id)}`);
+        const idError = idProblem("member", req.id ?? "");
+        if (idError) throw new InvalidArgumentError(`id ${idError}`);
         if (needsAddress && !HOST_PORT.test(req.address ?? "")) {
-          throw new InvalidArgumentError(`address must be host:port, got ${shownValue(req.address)}`);
+          throw new InvalidArgumentError(`address must be ${HOST_PORT_RULE}; got ${shownValue(req.address)}`);
         }
         try {
           await run(req);

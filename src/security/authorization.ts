@@ -57,7 +57,8 @@ const RULES: Readonly<Record<string, Access>> = {
   "/convene.member.v1.MemberAdmin/Promote": only("operator"),
   "/convene.member.v1.MemberAdmin/Remove": only("operator"),
   "/convene.member.v1.MemberAdmin/TransferLeadership": only("operator"),
-  "/convene.member.v1.MemberAdmin/AuditLog": only("operator"),
+  // The gateway's dashboard reads the timeline of failures and moves from it.
+  "/convene.member.v1.MemberAdmin/AuditLog": only("operator", "gateway"),
   // Internal: a member tells the leader that an agent's watch stream opened or broke.
   "/convene.member.v1.MemberAdmin/NodeConnection": only("member"),
 

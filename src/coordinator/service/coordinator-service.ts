@@ -8,7 +8,7 @@ import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { NotLeaderError } from "../../raft/errors.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { StateRole } from "../../raft/types.js";
-import type { CreateMeetingResult } from "../command-results.js";
+import type { CreateMeetingResult, DrainNodeResult } from "../command-results.js";
 import { FailedPreconditionError, NotFoundError, failureToError } from "../errors.js";
 import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } from "../ids.js";
 import { labelsToRecord } from "../labels.js";
@@ -18,6 +18,7 @@ import { MAX_MEETINGS_PAGE, decodePageToken, encodePageToken, pageSize } from ".
 import { unaryHandler } from "./handler.js";
 import type { MemberProbe } from "./member-probe.js";
 import { checkpointMessage } from "./watch-hub.js";
+import { describeValue } from "../../wire/describe.js";
 
 type Req = Record<string, unknown>;
 
@@ -101,8 +102,8 @@ export function coordinatorHandlers(deps: {
     }),
 
     DrainNode: unaryHandler<Req>(forwarder, "DrainNode", async (req) => {
-      await coordinator.propose({ type: "drainNode", nodeId: validateNodeId(req.node_id), migrate: validateBoolean(req.migrate ?? false, "migrate") });
-      return {};
+      const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId: validateNodeId(req.node_id), migrate: validateBoolean(req.migrate ?? false, "migrate") });
+      return { moved: r.moved, stayed: r.stayed };
     }),
 
     // Answered by the leader (a follower forwards), which asks every member
@@ -147,8 +148,15 @@ export function coordinatorHandlers(deps: {
           if (id !== s.id && m > best) [target, best] = [id, m];
         }
       }
-      if (!s.confState.voters.includes(target) || target === s.id) {
-        throw new FailedPreconditionError(`target_id ${JSON.stringify(target)} is not another voter of the group`);
+      if (target === "") throw new FailedPreconditionError(`there is no other voter to hand leadership to (voters: ${s.confState.voters.join(", ")})`);
+      // Already there: nothing to transfer (idempotent, like a repeated drain).
+      if (target === s.id) return { leader_id: s.id };
+      if (s.confState.learners.includes(target)) {
+        throw new FailedPreconditionError(`target_id ${target} is a learner, which cannot lead; promote it first (convene members promote ${target})`);
+      }
+      if (!s.confState.voters.includes(target)) {
+        const voters = [...s.confState.voters].sort().join(", ");
+        throw new FailedPreconditionError(`target_id ${describeValue(target)} is not a member of the group (voters: ${voters})`);
       }
       if ((s.progress.get(target)?.match ?? 0) + 1000 < s.commit) {
         throw new FailedPreconditionError(`target_id ${target} has not caught up`);
