@@ -74,6 +74,10 @@ export class CoordinatorStateMachine implements StateMachine {
     return encodeSteps(this.state);
   }
 
+  exportSteps(): Generator<void, Uint8Array, void> {
+    return encodeSteps(this.state, false);
+  }
+
   restore(data: Uint8Array): void {
     this.state = decodeState(data, this.config);
     this.notify({ kind: "restored", appliedIndex: this.state.appliedIndex });

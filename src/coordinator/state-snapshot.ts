@@ -79,9 +79,11 @@ export function encodeState(state: CoordinatorState): Uint8Array {
  * mutates in place (nodes, meetings, audit) and the list of checkpoint
  * records, which apply never mutates but replaces; later steps only read
  * those captured records, so commands applied between steps change nothing
- * in the output.
+ * in the output. With `shareWithState` (a snapshot the storage keeps) the
+ * state's checkpoints become views into the output; a backup, which leaves
+ * the process, passes false.
  */
-export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Array, void> {
+export function* encodeSteps(state: CoordinatorState, shareWithState = true): Generator<void, Uint8Array, void> {
   const body: SnapshotBody = {
     v: SNAPSHOT_VERSION,
     clockMs: state.clockMs,
@@ -130,7 +132,7 @@ export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Arra
     // Same bytes, now shared with the snapshot the storage keeps, unless a
     // later save replaced the record meanwhile. Replacing a key's value
     // keeps the map's order.
-    if (state.checkpoints.get(c.meetingId) === c) state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
+    if (shareWithState && state.checkpoints.get(c.meetingId) === c) state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
     at += c.state.length;
     if ((i + 1) % CHECKPOINTS_PER_STEP === 0) yield;
   }

@@ -5,6 +5,8 @@
  * recovered and checked before anything listens.
  */
 import { randomInt } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
@@ -18,6 +20,8 @@ import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { refuseRepeatedAuthorization } from "../security/repeated-authorization.js";
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
+import { hasClusterIdFile, readClusterId, writeClusterId } from "./cluster-identity.js";
+import { learnClusterId } from "./learn-cluster-id.js";
 import { collectGarbageSoon } from "./collect-garbage.js";
 import { watchEventLoop } from "./event-loop-watch.js";
 import { limitHeapGrowth } from "./heap-growth.js";
@@ -57,6 +61,13 @@ export class Member {
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
     // First: a wrong certificate or tokens file stops the start before the disk is touched.
     const security = loadServerSecurity(config.security, config.id, logger);
+    if (config.join && !hasClusterIdFile(config.dataDir) && !existsSync(join(config.dataDir, "CURRENT"))) {
+      // A fresh joiner: the group's identity comes from its members.
+      const learned = await learnClusterId(config.peers, config.id, security.peer);
+      mkdirSync(config.dataDir, { recursive: true });
+      writeClusterId(config.dataDir, learned);
+    }
+    const clusterId = readClusterId(config.dataDir);
     const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
     // The same port serves peers and public clients. Server-side pings every
     // 10 s (answer within 5 s) free a dead peer's stream in seconds without
@@ -78,6 +89,7 @@ export class Member {
     refuseRepeatedAuthorization(server);
     const transport = new GrpcTransport({
       selfId: config.id,
+      clusterId,
       peers: config.peers,
       server,
       logger,
@@ -129,12 +141,16 @@ export class Member {
     const kvForwarder = new LeaderForwarder(node, KvClient, config.requestTimeoutMs, security.peer);
     const adminForwarder = new LeaderForwarder(node, AdminClient, config.requestTimeoutMs, security.peer);
     if (!app) server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
-    server.addService(AdminClient.service, adminServiceHandlers(
+    server.addService(
+      AdminClient.service,
+      adminServiceHandlers({
         node,
-        adminForwarder,
-        (report) => app?.onStreamReport(report),
-        app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
-      ));
+        forwarder: adminForwarder,
+        onNodeConnection: (report) => app?.onStreamReport(report),
+        statusExtras: () => ({ cluster_id: clusterId }),
+        ...(app ? { auditLog: (limit: number) => node.read(() => app.machine.queries.auditLog(limit || undefined)), backupClusterId: clusterId } : {}),
+      }),
+    );
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.
     app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
     // Standard gRPC health checking (SERVING while this member hears a
