@@ -54,6 +54,7 @@ function addMember(program: Command): void {
     .option("--peers <list>", "founding members: id=host:port,...")
     .option("--data <dir>", "LevelDB directory")
     .option("--join", "join an existing group (added with `convene members add`) instead of founding one")
+    .option("--force-new-cluster", "recovery after losing a majority: start as the only member, keeping this member's data (README: Losing a majority)")
     .option("--tick-ms <n>", "Raft tick")
     .option("--election-ticks <n>", "election timeout, in ticks")
     .option("--heartbeat-ticks <n>", "heartbeat interval, in ticks")

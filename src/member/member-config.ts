@@ -18,6 +18,12 @@ export interface MemberConfig {
   readonly dataDir: string;
   /** Join an existing group (as a learner added by an operator) instead of founding one. */
   readonly join: boolean;
+  /**
+   * Recovery from a lost majority: start as the only member of the group,
+   * keeping this member's data (README "Losing a majority"). Done once per
+   * data directory; never without this explicit flag.
+   */
+  readonly forceNewCluster: boolean;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -85,7 +91,7 @@ const SECURITY_KEYS = ["ca", "cert", "key", "requireClientCert", "tokensFile", "
 type SecurityKey = (typeof SECURITY_KEYS)[number];
 
 export const MEMBER_CONFIG_KEYS: readonly string[] = [
-  "id", "listen", "peers", "dataDir", "join", "tickMs", "electionTicks", "heartbeatTicks",
+  "id", "listen", "peers", "dataDir", "join", "forceNewCluster", "tickMs", "electionTicks", "heartbeatTicks",
   "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", ...SECURITY_KEYS,
 ];
 
@@ -123,6 +129,10 @@ function peersOf(raw: unknown, names: FieldNames): Map<string, string> {
  */
 export function validateMemberConfig(raw: RawMemberConfig, names: FieldNames = configKeys): MemberConfig {
   const join = raw.join === true || raw.join === "true";
+  const forceNewCluster = raw.forceNewCluster === true || raw.forceNewCluster === "true";
+  if (forceNewCluster && join) {
+    throw new ConfigError(`${names("forceNewCluster")} and ${names("join")} exclude each other: a forced member keeps its own data, a joiner starts empty`);
+  }
   const missing = (["id", "listen", "dataDir"] as const).filter((f) => raw[f] === undefined || raw[f] === "").map(names);
   if (raw.peers === undefined && !join) missing.push(`${names("peers")} (or ${names("join")})`);
   if (missing.length > 0) throw new ConfigError(`${inWords(missing)} ${missing.length === 1 ? "is" : "are"} required`);
@@ -174,6 +184,7 @@ export function validateMemberConfig(raw: RawMemberConfig, names: FieldNames = c
     peers,
     dataDir,
     join,
+    forceNewCluster,
     tickMs,
     electionTicks,
     heartbeatTicks,

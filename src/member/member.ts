@@ -21,6 +21,7 @@ import { refuseRepeatedAuthorization } from "../security/repeated-authorization.
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
 import { hasClusterIdFile, readClusterId, writeClusterId } from "./cluster-identity.js";
+import { forceNewClusterOnce } from "./force-new-cluster-start.js";
 import { learnClusterId } from "./learn-cluster-id.js";
 import { collectGarbageSoon } from "./collect-garbage.js";
 import { watchEventLoop } from "./event-loop-watch.js";
@@ -68,7 +69,16 @@ export class Member {
       writeClusterId(config.dataDir, learned);
     }
     const clusterId = readClusterId(config.dataDir);
-    const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
+    // A forced member keeps its data: an empty directory must not found a group of one.
+    const storage = await LevelStorage.open(config.dataDir, config.join || config.forceNewCluster ? {} : { bootstrapVoters: [...config.peers.keys()] });
+    if (config.forceNewCluster) {
+      try {
+        await forceNewClusterOnce(storage, config.dataDir, config.id, logger);
+      } catch (err) {
+        await storage.close();
+        throw err;
+      }
+    }
     // The same port serves peers and public clients. Server-side pings every
     // 10 s (answer within 5 s) free a dead peer's stream in seconds without
     // cutting off a client whose event loop is busy for a second (the peer
