@@ -37,6 +37,7 @@ import type {
   SetLivenessCommand,
 } from "./commands.js";
 import { type CommandFailure, assertNever, failure } from "./errors.js";
+import { applySetClusterVersion } from "./apply-cluster-version.js";
 import { recordDeath } from "./flap-damping.js";
 import { labelsToString } from "./labels.js";
 import type { AssignmentEvent, MeetingRecord, NodeRecord } from "./model.js";
@@ -45,7 +46,8 @@ import type { CoordinatorState } from "./state.js";
 
 type Handled<R> = { readonly result: R | CommandFailure; readonly summary: string };
 
-export function applyCommand(state: CoordinatorState, command: Command, index: number): ApplyOutcome {
+/** `term`: the proposing leader's term as the command carries it (command version 2 on; 0 before). */
+export function applyCommand(state: CoordinatorState, command: Command, index: number, term = 0): ApplyOutcome {
   state.advanceClock(command.nowMs);
   const events: AssignmentEvent[] = [];
   const handled = dispatch(state, command, index, events);
@@ -63,6 +65,7 @@ export function applyCommand(state: CoordinatorState, command: Command, index: n
     ok: result.ok,
     code: result.ok ? "" : result.code,
     summary: result.ok ? summary : `${summary}: ${result.message}`,
+    term,
   });
   return { index, result, events };
 }
@@ -85,6 +88,8 @@ function dispatch(state: CoordinatorState, command: Command, index: number, even
       return applyDeregister(state, command, events);
     case "placeUnassigned":
       return applyPlaceUnassigned(state, events);
+    case "setClusterVersion":
+      return applySetClusterVersion(state, command);
     default:
       return assertNever(command);
   }

@@ -130,4 +130,6 @@ export interface AuditEntry {
   /** The error code of a refused command, "" when it succeeded. */
   readonly code: string;
   readonly summary: string;
+  /** The term of the leader that proposed it (from command version 2 on; 0 before). */
+  readonly term: number;
 }

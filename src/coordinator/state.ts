@@ -67,6 +67,8 @@ export interface CoordinatorQueries {
   /** The replicated clock and the last applied index. */
   readonly clockMs: number;
   readonly appliedIndex: number;
+  /** Which formats the group writes (formats.ts); raised by setClusterVersion, never lowered. */
+  readonly clusterVersion: number;
   readonly config: CoordinatorStateConfig;
 }
 
@@ -79,6 +81,7 @@ export class CoordinatorState implements CoordinatorQueries {
   /** The largest `nowMs` of any applied command: never goes backwards. */
   clockMs = 0;
   appliedIndex = 0;
+  clusterVersion = 1;
   readonly nodes = new Map<string, NodeRecord>();
   /** Last generation of each node forgotten by Deregister, so the next Register still grows it. */
   readonly retiredGenerations = new Map<string, number>();

@@ -120,6 +120,8 @@ export interface AdminServiceDeps {
   readonly auditLog?: AuditSource;
   /** This member's cluster id when it serves backups (the coordinator); undefined: Snapshot is UNIMPLEMENTED (--app kv). */
   readonly backupClusterId?: string;
+  /** Refuses (throws) a member that may not join now (the coordinator: its release must understand the cluster version). */
+  readonly checkJoiner?: (id: string, address: string) => Promise<void>;
   /** Fields Status adds to the Raft status (formats, cluster version, cluster id, metrics address). */
   readonly statusExtras?: () => Record<string, unknown>;
 }
@@ -156,7 +158,10 @@ export function adminServiceHandlers(deps: AdminServiceDeps): grpc.UntypedServic
         ? (call: grpc.ServerWritableStream<unknown, unknown>) =>
             call.emit("error", { code: 12 /* UNIMPLEMENTED */, details: "this member does not run the coordinator (--app kv): it takes no backups" })
         : snapshotHandler(node, deps.backupClusterId),
-    AddLearner: onLeader("AddLearner", true, (r) => node.addLearner(r.id, r.address)),
+    AddLearner: onLeader("AddLearner", true, async (r) => {
+      if (node.isLeader()) await deps.checkJoiner?.(r.id, r.address);
+      return node.addLearner(r.id, r.address);
+    }),
     Promote: onLeader("Promote", false, (r) => node.promote(r.id)),
     Remove: onLeader("Remove", false, (r) => node.remove(r.id)),
     TransferLeadership: onLeader("TransferLeadership", false, (r) => node.transferLeadership(r.id)),
@@ -181,7 +186,7 @@ export function adminServiceHandlers(deps: AdminServiceDeps): grpc.UntypedServic
           const page = rest.slice(0, size);
           const next = rest[size];
           callback(null, {
-            entries: page.map((e) => ({ index: e.index, kind: e.kind, now_ms: e.nowMs, ok: e.ok, code: e.code, summary: e.summary })),
+            entries: page.map((e) => ({ index: e.index, kind: e.kind, now_ms: e.nowMs, ok: e.ok, code: e.code, summary: e.summary, term: e.term })),
             next_page_token: next ? encodePageToken("audit", "", String(next.index)) : "",
           });
         },

@@ -20,6 +20,7 @@ import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { refuseRepeatedAuthorization } from "../security/repeated-authorization.js";
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
+import { ADVERTISED_FORMATS } from "./advertised-formats.js";
 import { hasClusterIdFile, readClusterId, writeClusterId } from "./cluster-identity.js";
 import { forceNewClusterOnce } from "./force-new-cluster-start.js";
 import { learnClusterId } from "./learn-cluster-id.js";
@@ -157,12 +158,13 @@ export class Member {
         node,
         forwarder: adminForwarder,
         onNodeConnection: (report) => app?.onStreamReport(report),
-        statusExtras: () => ({ cluster_id: clusterId }),
+        statusExtras: () => ({ cluster_id: clusterId, formats: ADVERTISED_FORMATS, cluster_version: app ? app.machine.queries.clusterVersion : 0 }),
+        ...(app ? { checkJoiner: (id: string, address: string) => app.checkJoiner(id, address) } : {}),
         ...(app ? { auditLog: (limit: number) => node.read(() => app.machine.queries.auditLog(limit || undefined)), backupClusterId: clusterId } : {}),
       }),
     );
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.
-    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
+    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, ADVERTISED_FORMATS, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
     const health = new HealthImplementation({ "": "NOT_SERVING" });

@@ -361,6 +361,11 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     return this.raw.raft.role === StateRole.Leader;
   }
 
+  /** The current term, without building a whole status(). */
+  get term(): number {
+    return this.raw.raft.term;
+  }
+
   /** Stops timers and transport and rejects what is pending; finishes the write in progress. */
   async stop(): Promise<void> {
     if (this.stopped) return;
