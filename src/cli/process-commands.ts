@@ -62,6 +62,7 @@ function addMember(program: Command): void {
     .option("--request-timeout-ms <n>", "deadline of a proposal")
     .option("--app <app>", "replicated application: coordinator (default) or kv")
     .option("--log-level <level>", "pino level")
+    .option("--metrics-listen <host:port>", "HTTP address of /metrics, /livez, /readyz (default 127.0.0.1:<gRPC port + 1000>; off for none)")
     .option("--cert <file>", "TLS: this member's certificate (PEM); with --key and --ca")
     .option("--key <file>", "TLS: the certificate's private key (PEM)")
     .option("--ca <file>", "TLS: the CA that signed the members' (and clients') certificates")

@@ -21,6 +21,8 @@ export type Liveness = "ALIVE" | "SUSPECT" | "DEAD";
  */
 export type NodeStatus = Liveness | "DRAINING";
 
+export const NODE_STATUSES: readonly NodeStatus[] = ["ALIVE", "SUSPECT", "DEAD", "DRAINING"];
+
 export interface NodeRecord {
   readonly id: string;
   address: string;

@@ -31,6 +31,8 @@ import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 import type { MemberConfig } from "./member-config.js";
+import { MemberMetrics } from "./member-metrics.js";
+import { type Monitoring, startMonitoring } from "./member-monitoring.js";
 import { MemberServer } from "./member-server.js";
 import { loadDefinition, loadProto, lookup } from "../wire/proto.js";
 
@@ -58,6 +60,7 @@ export class Member {
     /** The port actually bound (differs from the config when it asked for 0). */
     readonly port: number,
     private readonly app: CoordinatorApp | undefined,
+    private readonly monitoring: Monitoring,
   ) {}
 
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
@@ -112,7 +115,10 @@ export class Member {
     });
     const kv = new KvStateMachine();
     const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;
+    const metrics = new MemberMetrics();
+    let monitoring: Monitoring | undefined;
     const node = await RaftDriver.start({
+      observer: metrics.driverObserver,
       config: {
         ...defaultConfig(config.id, new SeededRandom(randomInt(2 ** 31))),
         electionTick: config.electionTicks,
@@ -158,7 +164,12 @@ export class Member {
         node,
         forwarder: adminForwarder,
         onNodeConnection: (report) => app?.onStreamReport(report),
-        statusExtras: () => ({ cluster_id: clusterId, formats: ADVERTISED_FORMATS, cluster_version: app ? app.machine.queries.clusterVersion : 0 }),
+        statusExtras: () => ({
+          cluster_id: clusterId,
+          formats: ADVERTISED_FORMATS,
+          cluster_version: app ? app.machine.queries.clusterVersion : 0,
+          metrics_address: monitoring?.address ?? "",
+        }),
         ...(app ? { checkJoiner: (id: string, address: string) => app.checkJoiner(id, address) } : {}),
         ...(app ? { auditLog: (limit: number) => node.read(() => app.machine.queries.auditLog(limit || undefined)), backupClusterId: clusterId } : {}),
       }),
@@ -178,16 +189,18 @@ export class Member {
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
+    monitoring = await startMonitoring({ config, metrics, node, app, server, peerSecurity: security.peer, clusterId, logger });
     const { tokensFile, requireClientCert } = config.security;
     logger.info(
-      { id: config.id, listen: config.listen, data: config.dataDir, status: node.status().confState, tls: security.peer.tls, requireClientCert, tokens: tokensFile !== undefined },
+      { id: config.id, listen: config.listen, data: config.dataDir, clusterId, status: node.status().confState, tls: security.peer.tls, requireClientCert, tokens: tokensFile !== undefined, metrics: monitoring.address },
       "member started",
     );
-    return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port, app);
+    return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port, app, monitoring);
   }
 
   /** Stops serving, finishes the disk write in progress, closes everything. */
   async stop(): Promise<void> {
+    await this.monitoring.close();
     this.app?.stop();
     for (const f of this.forwarders) f.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));

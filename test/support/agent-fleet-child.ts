@@ -24,7 +24,7 @@ export interface FleetSpec {
 
 export type FleetEvent =
   | { type: "registered"; nodeId: string; generation: number }
-  | { type: "reregistered"; nodeId: string; generation: number; previous: number; reason: string }
+  | { type: "reregistered"; nodeId: string; generation: number; previous: number; reason: string; atMs: number }
   | { type: "assigned"; nodeId: string; meetingId: string; epoch: number; sequence: number }
   | { type: "saved"; nodeId: string; meetingId: string; epoch: number; sequence: number; sha256: string; atMs: number };
 
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
       if (!state) return;
       emit({ type: "saved", nodeId: n.nodeId, meetingId: c.meetingId, epoch: c.epoch, sequence: c.sequence, sha256: createHash("sha256").update(state).digest("hex"), atMs: Date.now() });
     });
-    agent.on("reregistered", (r) => emit({ type: "reregistered", nodeId: n.nodeId, generation: r.generation, previous: r.previousGeneration, reason: r.reason }));
+    agent.on("reregistered", (r) => emit({ type: "reregistered", nodeId: n.nodeId, generation: r.generation, previous: r.previousGeneration, reason: r.reason, atMs: Date.now() }));
     agent.on("error", () => undefined);
     await agent.start();
     emit({ type: "registered", nodeId: n.nodeId, generation: agent.generation });

@@ -27,6 +27,7 @@ export class CreateLoad {
   readonly acked = new Map<string, number>();
   failures = 0;
   private running = true;
+  private paused = false;
   private seq = 0;
   private readonly loops: Promise<void>[] = [];
   private readonly clients = new Map<string, grpc.Client>();
@@ -50,7 +51,7 @@ export class CreateLoad {
   private async loop(): Promise<void> {
     while (this.running && this.acked.size < this.max) {
       const targets = this.targets();
-      if (targets.length === 0) {
+      if (targets.length === 0 || this.paused) {
         await sleep(50);
         continue;
       }
@@ -66,6 +67,15 @@ export class CreateLoad {
       }
       await sleep(this.pauseMs);
     }
+  }
+
+  /** No new creates until resume() (calls in flight finish). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
   }
 
   async stop(): Promise<void> {

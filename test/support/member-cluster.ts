@@ -152,6 +152,8 @@ export class MemberCluster {
       "--app",
       this.options.app ?? "kv",
       ...(opts.join ? ["--join"] : []),
+      // Any free port: the default (the gRPC port + 1000) may be another cluster's. Not for another build, which may not know the flag.
+      ...(opts.cli ? [] : ["--metrics-listen", "127.0.0.1:0"]),
       ...(this.options.snapshotEvery ? ["--snapshot-every", String(this.options.snapshotEvery)] : []),
       ...(this.options.extraArgs ?? []),
       ...(this.options.argsFor?.(id) ?? []),
@@ -261,6 +263,13 @@ export class MemberCluster {
 
   status(id: string): Promise<MemberStatus> {
     return unary<MemberStatus>(this.admin(id), "Status", {}, 1000);
+  }
+
+  /** The base URL of a running member's /metrics, /livez and /readyz. */
+  async metricsUrl(id: string): Promise<string> {
+    const address = (await this.status(id)).metrics_address;
+    if (!address) throw new Error(`${id} serves no metrics`);
+    return `http://${address}`;
   }
 
   /** Waits until a running member reports itself leader; returns its id. */

@@ -13,7 +13,9 @@ import type { Cidr } from "../../security/node-address-policy.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { type Formats, supportsVersion } from "../formats.js";
+import { logApplied } from "./applied-log.js";
 import { ClusterVersionMonitor } from "./cluster-version-monitor.js";
+import { CoordinatorStats } from "./coordinator-stats.js";
 import { CoordinatorReplica } from "./coordinator-replica.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
 import { FailureDetector } from "./failure-detector.js";
@@ -54,6 +56,8 @@ export class CoordinatorApp {
   private probe = new MemberProbe();
   private streams: StreamReporter | undefined;
   private versions: ClusterVersionMonitor | undefined;
+  /** Counts for the member's metrics (coordinator-stats.ts). */
+  readonly stats = new CoordinatorStats();
 
   constructor(
     private readonly logger: Logger,
@@ -93,7 +97,7 @@ export class CoordinatorApp {
       onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
         // A death moves meetings: worth a warning, with what the detector knew.
         onJudged: (judged) =>
-          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
+          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId, term: node.term }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
       onMassSilence: (overdue, live) =>
         overdue > 0
           ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
@@ -102,6 +106,11 @@ export class CoordinatorApp {
       this.scheduler,
     );
     this.detector = detector;
+    this.machine.subscribe((notice) => {
+      if (notice.kind !== "applied") return;
+      this.stats.noteApplied(notice.outcome, node.isLeader() ? (id) => detector.silentForMs(id) : undefined);
+      logApplied(this.logger, notice.outcome, node.term);
+    });
     node.on("leader", (change) => {
       if (change.isSelf) {
         detector.startLeading();
@@ -137,9 +146,11 @@ export class CoordinatorApp {
         timings: this.timings,
         streams: streams.local,
         addressCheck: nodeAddresses && new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }),
+        stats: this.stats,
+        logger: this.logger,
       }),
     );
-    server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats }));
+    server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats, logger: this.logger }));
     const upstreamFailed = (nodeId: string): void => {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);

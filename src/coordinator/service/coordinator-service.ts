@@ -12,6 +12,7 @@ import type { CreateMeetingResult, DrainNodeResult } from "../command-results.js
 import { FailedPreconditionError, NotFoundError, failureToError } from "../errors.js";
 import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } from "../ids.js";
 import { labelsToRecord } from "../labels.js";
+import type { Logger } from "pino";
 import type { Formats } from "../formats.js";
 import type { NodeStatus, Route } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
@@ -43,6 +44,7 @@ export function coordinatorHandlers(deps: {
   probe: MemberProbe;
   /** What this member's binary understands. */
   ownFormats: Formats;
+  logger?: Pick<Logger, "info">;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, forwarder } = deps;
   const raft: RaftDriver = coordinator.raft;
@@ -105,7 +107,10 @@ export function coordinatorHandlers(deps: {
     }),
 
     DrainNode: unaryHandler<Req>(forwarder, "DrainNode", async (req) => {
-      const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId: validateNodeId(req.node_id), migrate: validateBoolean(req.migrate ?? false, "migrate") });
+      const nodeId = validateNodeId(req.node_id);
+      const migrate = validateBoolean(req.migrate ?? false, "migrate");
+      const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId, migrate });
+      deps.logger?.info({ nodeId, migrate, moved: r.moved, stayed: r.stayed, term: raft.term }, "node draining");
       return { moved: r.moved, stayed: r.stayed };
     }),
 
