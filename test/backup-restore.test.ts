@@ -45,7 +45,7 @@ describe("convene snapshot save / status / restore", () => {
     fleet = await AgentFleet.start({
       coordinators: addresses,
       nodes: ["m1", "m2", "m3"].map((nodeId, i) => ({ nodeId, port: port + 6 + i, capacity: 100 })),
-      checkpointIntervalMs: 300,
+      checkpointIntervalMs: 1_000,
     });
     const generations = new Map(fleet.generations);
     const load = new CreateLoad(() => cluster!.running().map((id) => cluster!.addresses.get(id)!), "room", 3, 150);

@@ -38,10 +38,10 @@ describe("losing a majority: --force-new-cluster", () => {
     fleet = await AgentFleet.start({
       coordinators: ["n1", "n2", "n3"].map((id) => cluster!.addresses.get(id)!),
       nodes: ["m1", "m2", "m3"].map((nodeId, i) => ({ nodeId, port: base + 7 + i, capacity: 100 })),
-      checkpointIntervalMs: 300,
+      checkpointIntervalMs: 1_000,
     });
     const generations = new Map(fleet.generations);
-    const load = new CreateLoad(() => cluster!.running().map((id) => cluster!.addresses.get(id)!), "room", 3, 400);
+    const load = new CreateLoad(() => cluster!.running().map((id) => cluster!.addresses.get(id)!), "room", 3, 300, 20);
     await sleep(2_500);
 
     // Both followers' disks are gone for good.
