@@ -67,6 +67,21 @@ describe("formats and cluster versions", () => {
     expect(createHash("sha256").update(sm.snapshot()).digest("hex")).toBe("1c9e100c130184c21ec2dec4ba5fde093d9484605febc9ac7abb8fcba4795de9");
   });
 
+  it("at cluster version 1, a node registering again applies as the previous release applies it (no incarnations, no new tenures)", () => {
+    // The same commands through the previous release (commit 4c6fe22) gave this snapshot; its commands drop the incarnation field.
+    const sm = new CoordinatorStateMachine();
+    let index = 0;
+    const run = (c: object): void => void sm.apply(encodeCommand({ nowMs: 1_000 + index * 7, ...c } as Command), ++index);
+    const reg = (n: number, incarnation: string): void =>
+      run({ type: "register", nodeId: `m${n}`, address: `10.0.0.${n}:9000`, capacity: 5, region: "", labels: [], incarnation });
+    for (let n = 1; n <= 3; n++) reg(n, `p${n}`);
+    for (let i = 0; i < 9; i++) run({ type: "createMeeting", meetingId: `room-${i}`, region: "", requiredLabels: [] });
+    reg(2, "p2"); // the same process asks again
+    reg(3, "p3-restarted"); // a new process of a node that holds meetings
+    run({ type: "placeUnassigned" });
+    expect(createHash("sha256").update(sm.snapshot()).digest("hex")).toBe("317f1ec5708a2956085bc367e34667438c3e5d208510a2b13b0f4a8978cb6938");
+  });
+
   it("once raised, commands carry their leader's term into the audit trail and snapshots become format 3, which round-trips", () => {
     const sm = new CoordinatorStateMachine();
     sm.apply(encodeCommand({ type: "setClusterVersion", nowMs: 1, version: 2 }, { version: 2, term: 4 }), 1);

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { ApplyOutcome, CommandSuccess, CreateMeetingResult } from "../src/coordinator/command-results.js";
 import { type Command, type CommandType, encodeCommand } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
+import { NEWEST_CLUSTER_VERSION } from "../src/coordinator/formats.js";
 import { BrokenInvariantError, type CommandFailure, InvalidArgumentError, failureToError } from "../src/coordinator/errors.js";
 import {
   validateAddress,
@@ -41,6 +42,11 @@ class Harness {
 
   get q() {
     return this.sm.queries;
+  }
+
+  /** A group whose members all run this release raises the cluster version (formats.ts); what it gates needs it. */
+  raiseClusterVersion(version = NEWEST_CLUSTER_VERSION): void {
+    this.sm.apply(encodeCommand({ type: "setClusterVersion", nowMs: this.nowMs, version }, { version: 2, term: 1 }), ++this.index);
   }
 
   run(input: Input): ApplyOutcome {
@@ -448,6 +454,7 @@ describe("liveness and failover", () => {
 
   it("a node that registers again before it is declared dead keeps its meetings, each as a new tenure: epoch + 1, the last checkpoint, the old generation fenced", () => {
     const h = new Harness();
+    h.raiseClusterVersion();
     h.register("n1");
     h.create("a");
     h.create("b");
@@ -473,6 +480,7 @@ describe("liveness and failover", () => {
 
   it("a Register from the incarnation registered now is a duplicate: same generation, nothing changes; a dead or other incarnation gets a new one", () => {
     const h = new Harness();
+    h.raiseClusterVersion();
     const reg = (incarnation?: string) =>
       h.ok({ type: "register", nodeId: "n1", address: "10.0.0.1:9001", capacity: 10, region: "", labels: [], ...(incarnation ? { incarnation } : {}) }).generation;
     expect(reg("proc-a")).toBe(1);

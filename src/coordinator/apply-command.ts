@@ -97,10 +97,14 @@ function dispatch(state: CoordinatorState, command: Command, index: number, even
 
 function applyRegister(state: CoordinatorState, c: RegisterCommand, events: AssignmentEvent[]): Handled<RegisterResult> {
   const existing = state.nodes.get(c.nodeId);
+  // Incarnations and new tenures came with cluster version 2 (formats.ts):
+  // before it, members of the previous release apply this log too, and
+  // they know neither.
+  const versioned = state.clusterVersion >= 2;
   // The process registered now, alive, asks again (a retry whose first
   // answer was lost, or a late duplicate): the same generation, nothing
   // changes. A new generation here would fence the very process that asked.
-  const incarnation = c.incarnation ?? "";
+  const incarnation = versioned ? (c.incarnation ?? "") : "";
   if (existing && incarnation !== "" && existing.incarnation === incarnation && existing.liveness !== "DEAD") {
     return {
       result: { ok: true, type: "register", nodeId: c.nodeId, generation: existing.generation },
@@ -123,7 +127,7 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
     existing.incarnation = incarnation;
     existing.liveness = "ALIVE";
     existing.draining = false;
-    kept = state.retenure(c.nodeId, oldGeneration, events);
+    if (versioned) kept = state.retenure(c.nodeId, oldGeneration, events);
   } else {
     const node: NodeRecord = {
       id: c.nodeId,

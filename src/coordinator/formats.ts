@@ -43,7 +43,8 @@ export const CLUSTER_VERSIONS: readonly ClusterVersion[] = [
   {
     version: 2,
     formats: { wire: 1, command: 2, snapshot: 3 },
-    changes: "commands carry the term of the leader that proposed them (the audit trail shows it); snapshots keep the cluster version and each audit entry's term",
+    changes:
+      "commands carry the term of the leader that proposed them (the audit trail shows it); a register from the process already registered keeps its generation, and a re-registered node's meetings start a new tenure at a higher epoch; snapshots keep the cluster version, each audit entry's term and each node's incarnation",
   },
 ];
 

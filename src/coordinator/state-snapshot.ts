@@ -117,7 +117,8 @@ export function* encodeSteps(state: CoordinatorState, shareWithState = true): Ge
       n.recent.previous,
     ]),
     retired: [...state.retiredGenerations],
-    incarnations: [...state.nodes.values()].filter((n) => n.incarnation !== "").map((n) => [n.id, n.incarnation]),
+    // Format 3 on: format 2 is read by the previous release, byte for byte as it writes it.
+    ...(format >= 3 ? { incarnations: [...state.nodes.values()].filter((n) => n.incarnation !== "").map((n) => [n.id, n.incarnation] as [string, string]) } : {}),
     meetings: [...state.meetings.values()].map((m) => [m.id, m.owner, m.epoch, m.createdIndex, m.createdAtMs, m.region, m.requiredLabels]),
     checkpoints: [],
     audit: state.audit.list().map((a): AuditRow => (format >= 3 ? [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary, a.term] : [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary])),
