@@ -28,7 +28,9 @@ describe("convene snapshot save / status / restore", () => {
   let cluster: MemberCluster | undefined;
   let fleet: AgentFleet | undefined;
   const clients: grpc.Client[] = [];
+  const loads: CreateLoad[] = [];
   afterEach(async () => {
+    await Promise.all(loads.splice(0).map((l) => l.stop()));
     fleet?.kill();
     for (const c of clients) c.close();
     await cluster?.close();
@@ -49,7 +51,9 @@ describe("convene snapshot save / status / restore", () => {
     });
     const generations = new Map(fleet.generations);
     const load = new CreateLoad(() => cluster!.running().map((id) => cluster!.addresses.get(id)!), "room", 3, 150);
-    await sleep(2_500);
+    loads.push(load);
+    await load.until(40);
+    await sleep(1_000);
 
     const file = join(cluster.dir, "backups", "state.backup");
     mkdirSync(join(cluster.dir, "backups"));

@@ -41,6 +41,7 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("rolling upgrade from the previous
   let cluster: MemberCluster | undefined;
   const fleets: AgentFleet[] = [];
   const clients: grpc.Client[] = [];
+  const loads: CreateLoad[] = [];
 
   beforeAll(() => {
     previous = buildRelease();
@@ -48,6 +49,7 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("rolling upgrade from the previous
   }, 600_000);
 
   afterAll(async () => {
+    await Promise.all(loads.splice(0).map((l) => l.stop()));
     for (const f of fleets) f.kill();
     for (const c of clients) c.close();
     await cluster?.close();
@@ -81,7 +83,8 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("rolling upgrade from the previous
     };
     let victim = await startVictim();
     const load = new CreateLoad(() => c.running().map((id) => c.addresses.get(id)!), "room", 2, 600, 150);
-    await sleep(2_000);
+    loads.push(load);
+    await load.until(20);
 
     /**
      * Every member has applied the leader's commit index and all hold the same

@@ -50,7 +50,12 @@ export class CreateLoad {
 
   private async loop(): Promise<void> {
     while (this.running && this.acked.size < this.max) {
-      const targets = this.targets();
+      let targets: readonly string[];
+      try {
+        targets = this.targets();
+      } catch {
+        return; // the cluster is gone (a failed test tearing down)
+      }
       if (targets.length === 0 || this.paused) {
         await sleep(50);
         continue;
@@ -76,6 +81,15 @@ export class CreateLoad {
 
   resume(): void {
     this.paused = false;
+  }
+
+  /** Waits until at least `count` creates are acknowledged (or `timeoutMs` passes: then throws). */
+  async until(count: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.acked.size < count) {
+      if (Date.now() > deadline) throw new Error(`only ${this.acked.size} creates acknowledged within ${timeoutMs} ms (${this.failures} failed)`);
+      await sleep(50);
+    }
   }
 
   async stop(): Promise<void> {

@@ -177,7 +177,12 @@ export class CoordinatorApp {
   async checkJoiner(id: string, address: string): Promise<void> {
     const version = this.machine.queries.clusterVersion;
     if (version <= 1) return;
-    const answer = await this.probe.status(address);
+    // A joiner started a moment ago may not serve yet: a few tries, about 3 s.
+    let answer = await this.probe.status(address);
+    for (let attempt = 1; !answer && attempt < 4; attempt++) {
+      await new Promise((r) => setTimeout(r, 250));
+      answer = await this.probe.status(address);
+    }
     if (!answer) {
       throw new ConfChangeError(`${id} at ${address} does not answer: at cluster version ${version} a new member must be running (convene member --join) before it is added, so its release can be checked`);
     }
