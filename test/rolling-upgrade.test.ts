@@ -158,5 +158,15 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("rolling upgrade from the previous
     const audit = await unary<{ entries: { kind: string; term: number }[] }>(c.admin("n2"), "AuditLog", { limit: 50 }, 5_000);
     expect(audit.entries.length).toBeGreaterThan(0);
     expect(audit.entries.at(-1)!.term).toBeGreaterThan(0);
+
+    // Now the previous release may not join: it would apply the new commands as malformed ones.
+    c.addMember("n4", `127.0.0.1:${base + 9}`);
+    c.start("n4", { ...old, join: true, peers: [...IDS, "n4"] });
+    await c.waitForAll(30_000);
+    await expect(unary(c.admin("n1"), "AddLearner", { id: "n4", address: c.addresses.get("n4") }, 10_000)).rejects.toMatchObject({
+      code: 9,
+      details: expect.stringContaining("older than cluster version 2 needs"),
+    });
+    expect((await c.status("n1")).learners).toEqual([]);
   }, 600_000);
 });
