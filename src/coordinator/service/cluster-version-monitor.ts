@@ -8,6 +8,7 @@
  * older release, so nothing is raised. It never proposes a lower version.
  */
 import type { RaftDriver } from "../../raft-runtime/driver.js";
+import { type Scheduler, type TimerHandle, realScheduler } from "../../time/scheduler.js";
 import type { SetClusterVersionResult } from "../command-results.js";
 import { type Formats, highestCommonVersion } from "../formats.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
@@ -22,25 +23,29 @@ export interface ClusterVersionMonitorOptions {
   readonly ownFormats: Formats;
   readonly everyMs?: number;
   readonly log: (fields: object, message: string) => void;
+  readonly scheduler?: Scheduler;
 }
 
 export class ClusterVersionMonitor {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private checking = false;
+  private readonly scheduler: Scheduler;
 
-  constructor(private readonly options: ClusterVersionMonitorOptions) {}
+  constructor(private readonly options: ClusterVersionMonitorOptions) {
+    this.scheduler = options.scheduler ?? realScheduler;
+  }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
+    this.timer = this.scheduler.setInterval(() => {
       // A proposal that fails (leadership lost, no quorum) is tried again at the next round.
       this.check().catch(() => undefined);
     }, this.options.everyMs ?? 1_000);
-    this.timer.unref();
+    this.timer.unref?.();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.scheduler.clearInterval(this.timer);
     this.timer = undefined;
   }
 

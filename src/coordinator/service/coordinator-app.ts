@@ -27,7 +27,7 @@ import { routeFeedHandlers } from "./route-feed-service.js";
 import { type StreamReport } from "./node-streams.js";
 import { RouteLog } from "./route-log.js";
 import { StreamReporter, reportMessage } from "./stream-reporter.js";
-import { type Scheduler, realScheduler } from "../../time/scheduler.js";
+import { type Scheduler, realScheduler, sleepOn } from "../../time/scheduler.js";
 import { WatchHub } from "./watch-hub.js";
 
 export interface CoordinatorTimings {
@@ -57,13 +57,14 @@ export class CoordinatorApp {
   private streams: StreamReporter | undefined;
   private versions: ClusterVersionMonitor | undefined;
   /** Counts for the member's metrics (coordinator-stats.ts). */
-  readonly stats = new CoordinatorStats();
+  readonly stats: CoordinatorStats;
 
   constructor(
     private readonly logger: Logger,
     readonly timings: CoordinatorTimings = defaultCoordinatorTimings,
     private readonly scheduler: Scheduler = realScheduler,
   ) {
+    this.stats = new CoordinatorStats(() => scheduler.now());
     this.machine.subscribe((notice) => {
       this.watches.onNotice(notice);
       this.routes.onNotice(notice);
@@ -85,7 +86,7 @@ export class CoordinatorApp {
   ): void {
     this.probe = new MemberProbe(undefined, security);
     const coordinator = new CoordinatorReplica(node, this.machine);
-    const versions = new ClusterVersionMonitor({ coordinator, probe: this.probe, peers, ownFormats, log: (fields, message) => this.logger.info(fields, message) });
+    const versions = new ClusterVersionMonitor({ coordinator, probe: this.probe, peers, ownFormats, log: (fields, message) => this.logger.info(fields, message), scheduler: this.scheduler });
     this.versions = versions;
     const detector = new FailureDetector(
       coordinator,
@@ -180,7 +181,7 @@ export class CoordinatorApp {
     // A joiner started a moment ago may not serve yet: a few tries, about 3 s.
     let answer = await this.probe.status(address);
     for (let attempt = 1; !answer && attempt < 4; attempt++) {
-      await new Promise((r) => setTimeout(r, 250));
+      await sleepOn(this.scheduler, 250);
       answer = await this.probe.status(address);
     }
     if (!answer) {

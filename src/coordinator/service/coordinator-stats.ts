@@ -27,8 +27,10 @@ export class CoordinatorStats {
   readonly moves: Record<MoveReason, number> = { node_dead: 0, drain: 0, deregister: 0, placed_after_wait: 0 };
   /** Told each timed move's duration, in seconds (the member's histogram). */
   onMoveTimed: (seconds: number) => void = () => undefined;
-  /** Meeting id → when its node died (Date.now()), for meetings the leader is timing. */
+  /** Meeting id → when its node died (on `now`'s clock), for meetings the leader is timing. */
   private readonly dyingSince = new Map<string, number>();
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   /**
    * Called after every apply, on every member. `silentFor` is the leader's
@@ -41,7 +43,7 @@ export class CoordinatorStats {
     let dead: { nodeId: string; since: number } | undefined;
     if (silentFor && result.ok && result.type === "setLiveness" && result.changed && result.liveness === "DEAD") {
       const ago = silentFor(result.nodeId);
-      if (ago !== undefined) dead = { nodeId: result.nodeId, since: Date.now() - ago };
+      if (ago !== undefined) dead = { nodeId: result.nodeId, since: this.now() - ago };
     }
     if (!silentFor && this.dyingSince.size > 0) this.dyingSince.clear();
     if (result.ok && result.type === "endMeeting") this.dyingSince.delete(result.meetingId);
@@ -55,7 +57,7 @@ export class CoordinatorStats {
       const since = this.dyingSince.get(e.meetingId);
       if (since !== undefined) {
         this.dyingSince.delete(e.meetingId);
-        this.onMoveTimed(Math.max(0, Date.now() - since) / 1000);
+        this.onMoveTimed(Math.max(0, this.now() - since) / 1000);
       }
     }
   }
