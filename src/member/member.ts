@@ -170,8 +170,13 @@ export class Member {
           cluster_version: app ? app.machine.queries.clusterVersion : 0,
           metrics_address: monitoring?.address ?? "",
         }),
-        ...(app ? { checkJoiner: (id: string, address: string) => app.checkJoiner(id, address) } : {}),
-        ...(app ? { auditLog: (limit: number) => node.read(() => app.machine.queries.auditLog(limit || undefined)), backupClusterId: clusterId } : {}),
+        ...(app
+          ? {
+              auditLog: (limit: number) => node.read(() => app.machine.queries.auditLog(limit || undefined)),
+              backupClusterId: clusterId,
+              checkJoiner: (id: string, address: string) => app.checkJoiner(id, address),
+            }
+          : {}),
       }),
     );
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.
