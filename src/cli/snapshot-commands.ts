@@ -16,7 +16,8 @@ import type { Command } from "commander";
 import { type BackupHeader, BackupWriter, readBackup } from "../member/backup-file.js";
 import { parsePeers } from "../member/member-config.js";
 import { decodeBackupState, restoreDataDir } from "../member/restore-data-dir.js";
-import { NODE_ID, isHostPort, nodeIdArg } from "./arguments.js";
+import { isHostPort, memberIdArg } from "./arguments.js";
+import { HOST_PORT_RULE, describeValue, idProblem } from "../wire/describe.js";
 import type { ClusterClient } from "./cluster-client.js";
 import { CallError, CommandError, CommandFailed, UsageError } from "./errors.js";
 import { commandPath, runOperator, withClusterOptions } from "./operator.js";
@@ -200,7 +201,7 @@ export function addSnapshotCommands(program: Command): void {
     .description("build a new member's data directory from a backup: one group, a new cluster identity")
     .argument("<file>", "a file written by `convene snapshot save`")
     .requiredOption("--data <dir>", "the data directory to create (must not exist, or be empty)")
-    .requiredOption("--id <id>", "this member's id in the new group", nodeIdArg)
+    .requiredOption("--id <id>", "this member's id in the new group", memberIdArg)
     .requiredOption("--peers <list>", "every member of the new group: id=host:port,... (the same on each restore)")
     .option("--cluster-token <token>", "mixed into the new cluster id (the same on each restore)")
     .option("--json", "print as JSON")
@@ -212,8 +213,9 @@ export function addSnapshotCommands(program: Command): void {
         throw new UsageError(commandPath(command), `--peers: ${(err as Error).message}`, { cause: err });
       }
       for (const [id, address] of peers) {
-        if (!NODE_ID.test(id)) throw new UsageError(commandPath(command), `--peers: member id ${JSON.stringify(id.slice(0, 80))} must be 1-64 letters, digits, '.', '_' or '-'`);
-        if (!isHostPort(address)) throw new UsageError(commandPath(command), `--peers: the address of ${id} must be host:port`);
+        const problem = idProblem("member", id);
+        if (problem) throw new UsageError(commandPath(command), `--peers: each member's id ${problem}`);
+        if (!isHostPort(address)) throw new UsageError(commandPath(command), `--peers: the address of ${id} must be ${HOST_PORT_RULE}; got ${describeValue(address)}`);
       }
       if (!peers.has(opts.id)) throw new UsageError(commandPath(command), `--peers must include --id ${opts.id}`);
       await runLocal(
