@@ -12,6 +12,7 @@
  * it (or set CONVENE_PREVIOUS_RELEASE) when a release is cut.
  */
 import { execFileSync, execSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +35,13 @@ export function buildRelease(commit = PREVIOUS_RELEASE): ReleaseBuild {
   const full = execFileSync("git", ["rev-parse", `${commit}^{commit}`], { cwd: root, encoding: "utf8" }).trim();
   const dir = join(tmpdir(), `convene-release-${full.slice(0, 12)}`);
   const done = join(dir, ".built");
+  // A build that borrowed this checkout's node_modules is stale once this checkout's lock file changes.
+  const lockSha = createHash("sha256").update(readFileSync(join(root, "package-lock.json"))).digest("hex");
+  const stale = (): boolean => {
+    const [, deps] = readFileSync(done, "utf8").split("\n");
+    return deps !== "own" && deps !== lockSha;
+  };
+  if (existsSync(done) && stale()) rmSync(dir, { recursive: true, force: true });
   if (!existsSync(done)) {
     const partial = `${dir}.partial-${process.pid}`;
     rmSync(partial, { recursive: true, force: true });
@@ -43,7 +51,7 @@ export function buildRelease(commit = PREVIOUS_RELEASE): ReleaseBuild {
     if (sameLock) symlinkSync(join(root, "node_modules"), join(partial, "node_modules"), "dir");
     else execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: partial, stdio: "inherit" });
     execFileSync(process.execPath, [join(partial, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], { cwd: partial, stdio: "inherit" });
-    writeFileSync(join(partial, ".built"), `${full}\n`);
+    writeFileSync(join(partial, ".built"), `${full}\n${sameLock ? lockSha : "own"}\n`);
     // Another test process may have finished the same build meanwhile: either copy is as good.
     if (!existsSync(done)) {
       rmSync(dir, { recursive: true, force: true });
