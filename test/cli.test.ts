@@ -296,7 +296,7 @@ describe("convene CLI", () => {
     expect(gone.stderr).toMatch(/^convene route: NOT_FOUND: /);
     const log = await ok(["log", "--limit", "3"]);
     const lines = log.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^INDEX\s+TIME\s+KIND\s+OK\s+CODE\s+SUMMARY$/);
+    expect(lines[0]).toMatch(/^INDEX\s+TERM\s+TIME\s+KIND\s+OK\s+CODE\s+SUMMARY$/);
     expect(lines).toHaveLength(4);
   });
 

@@ -100,3 +100,31 @@ describe("describeValue and idProblem", () => {
     expect(idProblem(kind, value)).toBe(problem);
   });
 });
+
+describe("validateMemberConfig: the operations settings", () => {
+  const member = { id: "n1", listen: "127.0.0.1:7001", peers: "n1=127.0.0.1:7001", dataDir: "/tmp/x" };
+
+  it("serves metrics on loopback beside the gRPC port by default, or where asked, or not at all", () => {
+    expect(validateMemberConfig(member)).toMatchObject({ metricsListen: "127.0.0.1:8001", metricsListenDefaulted: true, forceNewCluster: false });
+    expect(validateMemberConfig({ ...member, listen: "127.0.0.1:0", peers: "n1=127.0.0.1:0" })).toMatchObject({ metricsListen: "127.0.0.1:0" });
+    expect(validateMemberConfig({ ...member, listen: "127.0.0.1:65000", peers: "n1=127.0.0.1:65000" })).toMatchObject({ metricsListen: undefined });
+    expect(validateMemberConfig({ ...member, metricsListen: "127.0.0.1:0" })).toMatchObject({ metricsListen: "127.0.0.1:0", metricsListenDefaulted: false });
+    expect(validateMemberConfig({ ...member, metricsListen: "off" })).toMatchObject({ metricsListen: undefined, metricsListenDefaulted: false });
+    expect(validateMemberConfig({ ...member, metricsListen: "0.0.0.0:9100", insecure: true })).toMatchObject({ metricsListen: "0.0.0.0:9100" });
+    expect(validateMemberConfig({ ...member, forceNewCluster: true })).toMatchObject({ forceNewCluster: true });
+  });
+
+  const bad: [string, Record<string, unknown>, string][] = [
+    ["metricsListen", { metricsListen: "nowhere" }, 'metricsListen must be host:port (port 0 for any free one) or "off"; got "nowhere"'],
+    ["metricsListen", { metricsListen: "127.0.0.1:70000" }, "metricsListen must be host:port"],
+    ["metricsListen beyond loopback", { metricsListen: "0.0.0.0:9100" }, "metricsListen 0.0.0.0:9100 is beyond loopback: metrics are plain HTTP without authentication; pass insecure"],
+    ["forceNewCluster with join", { forceNewCluster: true, join: true }, "forceNewCluster and join exclude each other"],
+  ];
+  for (const [field, change, messageText] of bad) {
+    it(`rejects a bad ${field}`, () => {
+      const run = () => validateMemberConfig({ ...member, ...change });
+      expect(run).toThrow(ConfigError);
+      expect(run).toThrow(messageText);
+    });
+  }
+});

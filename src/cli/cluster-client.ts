@@ -62,6 +62,19 @@ export class ClusterClient {
     throw new CallError(last.code, noMemberAnswered(failures, this.options.timeoutMs), { cause: last });
   }
 
+  /** The members this client tries, in order. */
+  get coordinators(): readonly string[] {
+    return this.options.coordinators;
+  }
+
+  /** Opens a server-streaming call of `method` on one member (the caller tries the members and reads the stream). */
+  openStream<T>(service: Service, address: string, method: string, request: object): grpc.ClientReadableStream<T> {
+    const client = this.client(service, address);
+    const fn = (client as unknown as Record<string, ((request: unknown) => grpc.ClientReadableStream<T>) | undefined>)[method];
+    if (!fn) throw new Error(`invariant: ${serviceNames[service].name} has no method ${method}`);
+    return fn.call(client, request);
+  }
+
   /** Closes every channel opened; the process can then exit. */
   close(): void {
     for (const client of this.clients.values()) client.close();

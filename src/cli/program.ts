@@ -14,6 +14,7 @@ import { UsageError } from "./errors.js";
 import { addMemberCommands } from "./member-commands.js";
 import { commandPath } from "./operator.js";
 import { addProcessCommands } from "./process-commands.js";
+import { addSnapshotCommands } from "./snapshot-commands.js";
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
@@ -41,6 +42,7 @@ Examples:
   convene route room-1 --create
   convene drain m1 --migrate
   convene members add n4 127.0.0.1:7004 && convene members promote n4
+  convene snapshot save backup.db && convene snapshot status backup.db
   convene nodes --json | jq '.nodes[].state'
   convene certs --out ./certs && CONVENE_TOKEN=$(cat certs/operator.token) convene status --ca certs/ca.crt`;
 
@@ -86,6 +88,7 @@ export function createProgram(output?: Pick<OutputConfiguration, "writeOut" | "w
   addProcessCommands(program);
   addClusterCommands(program);
   addMemberCommands(program);
+  addSnapshotCommands(program);
   addCertsCommand(program);
   program.addHelpText("after", helpFooter);
   nameParserFailures(program);

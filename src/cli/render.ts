@@ -28,6 +28,12 @@ const yesNo = (b: boolean): string => (b ? "yes" : "no");
 const time = (ms: number): string => (ms > 0 ? new Date(ms).toISOString() : "-");
 const orDash = (s: string): string => (s === "" ? "-" : s);
 
+export interface MemberFormats {
+  wire: number;
+  command: number;
+  snapshot: number;
+}
+
 export interface MemberInfo {
   id: string;
   address: string;
@@ -35,23 +41,31 @@ export interface MemberInfo {
   commit_index: number;
   applied_index: number;
   reachable: boolean;
+  /** Unset while the member does not answer (and from a release before cluster versions). */
+  formats?: MemberFormats | null;
 }
 
 export interface ClusterStatus {
   leader_id: string;
   term: number;
   members: MemberInfo[];
+  /** 0 from a release before cluster versions. */
+  cluster_version?: number;
 }
+
+/** "w1 c2 s3": the newest wire, command and snapshot formats a member understands. */
+const formatsText = (f: MemberFormats | null | undefined): string => (f ? `w${f.wire} c${f.command} s${f.snapshot}` : "-");
 
 export function renderClusterStatus(s: ClusterStatus): Rendered {
   const members = s.members.map((m) => ({ ...m, role: memberRoleName(m.role) }));
   const table = formatTable(
-    ["MEMBER", "ADDRESS", "ROLE", "COMMIT", "APPLIED", "REACHABLE"],
-    members.map((m) => [m.id, m.address, m.role, String(m.commit_index), String(m.applied_index), yesNo(m.reachable)]),
+    ["MEMBER", "ADDRESS", "ROLE", "COMMIT", "APPLIED", "REACHABLE", "FORMATS"],
+    members.map((m) => [m.id, m.address, m.role, String(m.commit_index), String(m.applied_index), yesNo(m.reachable), formatsText(m.formats)]),
   );
+  const version = s.cluster_version ? `, cluster version ${s.cluster_version}` : "";
   return {
-    text: `leader ${s.leader_id || "(none)"}, term ${s.term}\n\n${table}`,
-    json: { leader_id: s.leader_id, term: s.term, members },
+    text: `leader ${s.leader_id || "(none)"}, term ${s.term}${version}\n\n${table}`,
+    json: { leader_id: s.leader_id, term: s.term, cluster_version: s.cluster_version ?? 0, members },
   };
 }
 
@@ -150,6 +164,8 @@ export interface AuditEntry {
   ok: boolean;
   code: string;
   summary: string;
+  /** The proposing leader's term; 0 before cluster version 2. */
+  term?: number;
 }
 
 export function renderAuditLog(r: { entries: AuditEntry[] }): Rendered {
@@ -157,8 +173,8 @@ export function renderAuditLog(r: { entries: AuditEntry[] }): Rendered {
     r.entries.length === 0
       ? "the audit log is empty\n"
       : formatTable(
-          ["INDEX", "TIME", "KIND", "OK", "CODE", "SUMMARY"],
-          r.entries.map((e) => [String(e.index), time(e.now_ms), e.kind, yesNo(e.ok), orDash(e.code), e.summary]),
+          ["INDEX", "TERM", "TIME", "KIND", "OK", "CODE", "SUMMARY"],
+          r.entries.map((e) => [String(e.index), e.term ? String(e.term) : "-", time(e.now_ms), e.kind, yesNo(e.ok), orDash(e.code), e.summary]),
         );
   return { text, json: r };
 }
@@ -180,6 +196,10 @@ export interface MemberStatus {
   heap_used_bytes: number;
   heap_total_bytes: number;
   array_buffers_bytes: number;
+  cluster_id?: string;
+  formats?: MemberFormats | null;
+  cluster_version?: number;
+  metrics_address?: string;
 }
 
 /** After a membership change: what happened, then the group as it is now. */

@@ -6,6 +6,11 @@
  *   { v: 2, clockMs, appliedIndex, nodes: [...], retired: [...],
  *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...] }
  *   then every checkpoint's state, concatenated in the order of the rows.
+ *   Format 3 (cluster version 2 on, formats.ts) adds `clusterVersion` after
+ *   appliedIndex and each audit row's term. A member writes the format of
+ *   the cluster version it has applied, so every member can read it, and
+ *   reads both; a newer format stops it (NewerFormatError) rather than be
+ *   taken for a corrupt snapshot.
  * Checkpoint bytes are most of a large state (100,000 meetings × 1 KiB), so
  * they bypass msgpackr, whose shared output buffer would otherwise grow to
  * the snapshot's size and stay that big for the life of the process.
@@ -23,13 +28,15 @@
  * state-config.ts).
  */
 import { Packr } from "msgpackr";
-import { BrokenInvariantError } from "./errors.js";
+import { BrokenInvariantError, NewerFormatError } from "./errors.js";
+import { NEWEST_CLUSTER_VERSION, formatsAt } from "./formats.js";
 import type { Labels } from "./labels.js";
 import type { AuditEntry, CheckpointRecord, Liveness, MeetingRecord, NodeRecord } from "./model.js";
 import type { CoordinatorStateConfig } from "./state-config.js";
 import { CoordinatorState } from "./state.js";
 
-const SNAPSHOT_VERSION = 2;
+/** The newest snapshot format this build reads and writes; it reads every one from 2. */
+export const NEWEST_SNAPSHOT_FORMAT = 3;
 const LENGTH_BYTES = 4;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
@@ -38,12 +45,15 @@ type NodeRow = [string, string, number, string, Labels, number, Liveness, boolea
 type MeetingRow = [string, string, number, number, number, string, Labels];
 /** The state itself follows the header; the row has its length. */
 type CheckpointRow = [string, string, number, number, number, number];
-type AuditRow = [number, string, number, boolean, string, string];
+/** Format 3 adds the term; format 2's rows stop at the summary. */
+type AuditRow = [number, string, number, boolean, string, string, number?];
 
 interface SnapshotBody {
   v: number;
   clockMs: number;
   appliedIndex: number;
+  /** Format 3 on. */
+  clusterVersion?: number;
   nodes: NodeRow[];
   retired: [string, number][];
   meetings: MeetingRow[];
@@ -79,13 +89,18 @@ export function encodeState(state: CoordinatorState): Uint8Array {
  * mutates in place (nodes, meetings, audit) and the list of checkpoint
  * records, which apply never mutates but replaces; later steps only read
  * those captured records, so commands applied between steps change nothing
- * in the output.
+ * in the output. With `shareWithState` (a snapshot the storage keeps) the
+ * state's checkpoints become views into the output; a backup, which leaves
+ * the process, passes false.
  */
-export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Array, void> {
+export function* encodeSteps(state: CoordinatorState, shareWithState = true): Generator<void, Uint8Array, void> {
+  const format = formatsAt(state.clusterVersion).snapshot;
+  // Key order is part of the bytes: format 2's must stay as every older release writes it.
   const body: SnapshotBody = {
-    v: SNAPSHOT_VERSION,
+    v: format,
     clockMs: state.clockMs,
     appliedIndex: state.appliedIndex,
+    ...(format >= 3 ? { clusterVersion: state.clusterVersion } : {}),
     nodes: [...state.nodes.values()].map((n) => [
       n.id,
       n.address,
@@ -102,10 +117,11 @@ export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Arra
       n.recent.previous,
     ]),
     retired: [...state.retiredGenerations],
-    incarnations: [...state.nodes.values()].filter((n) => n.incarnation !== "").map((n) => [n.id, n.incarnation]),
+    // Format 3 on: format 2 is read by the previous release, byte for byte as it writes it.
+    ...(format >= 3 ? { incarnations: [...state.nodes.values()].filter((n) => n.incarnation !== "").map((n) => [n.id, n.incarnation] as [string, string]) } : {}),
     meetings: [...state.meetings.values()].map((m) => [m.id, m.owner, m.epoch, m.createdIndex, m.createdAtMs, m.region, m.requiredLabels]),
     checkpoints: [],
-    audit: state.audit.list().map((a) => [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary]),
+    audit: state.audit.list().map((a): AuditRow => (format >= 3 ? [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary, a.term] : [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary])),
   };
   const checkpoints = [...state.checkpoints.values()];
   let total = LENGTH_BYTES;
@@ -130,7 +146,7 @@ export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Arra
     // Same bytes, now shared with the snapshot the storage keeps, unless a
     // later save replaced the record meanwhile. Replacing a key's value
     // keeps the map's order.
-    if (state.checkpoints.get(c.meetingId) === c) state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
+    if (shareWithState && state.checkpoints.get(c.meetingId) === c) state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
     at += c.state.length;
     if ((i + 1) % CHECKPOINTS_PER_STEP === 0) yield;
   }
@@ -202,12 +218,22 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
   } catch (err) {
     throw new BrokenInvariantError(`snapshot could not be decoded (${data.length} bytes)`, { cause: err });
   }
-  if (typeof body !== "object" || body === null || body.v !== SNAPSHOT_VERSION) {
-    throw new BrokenInvariantError(`snapshot version must be ${SNAPSHOT_VERSION}`);
+  if (typeof body === "object" && body !== null && typeof body.v === "number" && body.v > NEWEST_SNAPSHOT_FORMAT) {
+    throw new NewerFormatError(`snapshot format ${body.v} is newer than this member reads (2..${NEWEST_SNAPSHOT_FORMAT}): the cluster version was raised past this release; run a newer one`);
   }
+  if (typeof body !== "object" || body === null || (body.v !== 2 && body.v !== 3)) {
+    throw new BrokenInvariantError(`snapshot version must be 2 or 3`);
+  }
+  const format = body.v;
   const state = new CoordinatorState(config);
   state.clockMs = body.clockMs;
   state.appliedIndex = body.appliedIndex;
+  if (format >= 3) {
+    const v = body.clusterVersion;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 2) throw new BrokenInvariantError(`snapshot format 3 must name a cluster version of at least 2, got ${String(v)}`);
+    if (v > NEWEST_CLUSTER_VERSION) throw new NewerFormatError(`snapshot of cluster version ${v}, newer than this member knows (1..${NEWEST_CLUSTER_VERSION}): run a newer release`);
+    state.clusterVersion = v;
+  }
   for (const row of rows(body.nodes, "nodes", 13)) state.addNode(nodeFromRow(row as NodeRow));
   for (const [id, generation] of rows(body.retired, "retired", 2)) state.retiredGenerations.set(id as string, generation as number);
   for (const [id, token] of rows(body.incarnations ?? [], "incarnations", 2)) {
@@ -231,9 +257,9 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
     state.checkpoints.set(meetingId, checkpoint);
   }
   if (at !== data.length) throw new BrokenInvariantError(`snapshot has ${data.length - at} bytes after its last checkpoint`);
-  for (const row of rows(body.audit, "audit", 6)) {
-    const [index, kind, nowMs, ok, code, summary] = row as AuditRow;
-    const entry: AuditEntry = { index, kind, nowMs, ok, code, summary };
+  for (const row of rows(body.audit, "audit", format >= 3 ? 7 : 6)) {
+    const [index, kind, nowMs, ok, code, summary, term] = row as AuditRow;
+    const entry: AuditEntry = { index, kind, nowMs, ok, code, summary, term: term ?? 0 };
     state.audit.append(entry);
   }
   state.rebuildDerived();

@@ -64,10 +64,21 @@ export interface CoordinatorQueries {
   checkSession(nodeId: string, generation: number): SessionCheck;
   /** The newest audit entries, oldest first. */
   auditLog(limit?: number): AuditEntry[];
+  /** How many of each there are, without listing them (metrics). */
+  counts(): StateCounts;
   /** The replicated clock and the last applied index. */
   readonly clockMs: number;
   readonly appliedIndex: number;
+  /** Which formats the group writes (formats.ts); raised by setClusterVersion, never lowered. */
+  readonly clusterVersion: number;
   readonly config: CoordinatorStateConfig;
+}
+
+export interface StateCounts {
+  readonly nodesByStatus: Readonly<Record<NodeStatus, number>>;
+  readonly meetings: number;
+  readonly unassigned: number;
+  readonly checkpoints: number;
 }
 
 export function nodeStatus(node: Pick<NodeRecord, "liveness" | "draining">): NodeStatus {
@@ -79,6 +90,7 @@ export class CoordinatorState implements CoordinatorQueries {
   /** The largest `nowMs` of any applied command: never goes backwards. */
   clockMs = 0;
   appliedIndex = 0;
+  clusterVersion = 1;
   readonly nodes = new Map<string, NodeRecord>();
   /** Last generation of each node forgotten by Deregister, so the next Register still grows it. */
   readonly retiredGenerations = new Map<string, number>();
@@ -161,6 +173,12 @@ export class CoordinatorState implements CoordinatorQueries {
 
   auditLog(limit?: number): AuditEntry[] {
     return this.audit.list(limit);
+  }
+
+  counts(): StateCounts {
+    const nodesByStatus: Record<NodeStatus, number> = { ALIVE: 0, SUSPECT: 0, DEAD: 0, DRAINING: 0 };
+    for (const node of this.nodes.values()) nodesByStatus[nodeStatus(node)]++;
+    return { nodesByStatus, meetings: this.meetings.size, unassigned: this.unassigned.size, checkpoints: this.checkpoints.size };
   }
 
   /** Unassigned meetings, sorted: for tests and operators. */

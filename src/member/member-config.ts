@@ -6,6 +6,7 @@
 import { ConfigError } from "../raft/errors.js";
 import { type FieldNames, HOST_PORT_RULE, configKeys, describeValue, idProblem, inWords } from "../wire/describe.js";
 import { SecurityConfigError } from "../security/errors.js";
+import { hostOfAddress, isLoopbackHost } from "../security/listen-policy.js";
 import { type Cidr, parseCidrList } from "../security/node-address-policy.js";
 import { type ServerSecuritySettings, validateServerSecurity } from "../security/server-security.js";
 
@@ -18,6 +19,12 @@ export interface MemberConfig {
   readonly dataDir: string;
   /** Join an existing group (as a learner added by an operator) instead of founding one. */
   readonly join: boolean;
+  /**
+   * Recovery from a lost majority: start as the only member of the group,
+   * keeping this member's data (README "Losing a majority"). Done once per
+   * data directory; never without this explicit flag.
+   */
+  readonly forceNewCluster: boolean;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -38,6 +45,14 @@ export interface MemberConfig {
    * does not refuse always (src/security/node-address-policy.ts).
    */
   readonly nodeAddressAllow: readonly Cidr[] | undefined;
+  /**
+   * Where the member serves /metrics, /livez and /readyz over HTTP
+   * (metrics-server.ts): host:port (port 0: any free one), undefined for
+   * none ("off"). Default: 127.0.0.1 and the gRPC port + 1000.
+   */
+  readonly metricsListen: string | undefined;
+  /** Whether metricsListen is that default: a port already taken then only warns instead of stopping the start. */
+  readonly metricsListenDefaulted: boolean;
 }
 
 /** Defaults tuned for failover well under a second on a small machine. */
@@ -85,8 +100,8 @@ const SECURITY_KEYS = ["ca", "cert", "key", "requireClientCert", "tokensFile", "
 type SecurityKey = (typeof SECURITY_KEYS)[number];
 
 export const MEMBER_CONFIG_KEYS: readonly string[] = [
-  "id", "listen", "peers", "dataDir", "join", "tickMs", "electionTicks", "heartbeatTicks",
-  "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", ...SECURITY_KEYS,
+  "id", "listen", "peers", "dataDir", "join", "forceNewCluster", "tickMs", "electionTicks", "heartbeatTicks",
+  "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", "metricsListen", ...SECURITY_KEYS,
 ];
 
 /**
@@ -102,6 +117,26 @@ export function checkMemberConfigKeys(doc: Readonly<Record<string, unknown>>, pa
     }
   }
   return doc as RawMemberConfig;
+}
+
+/** The metrics address: given (or "off"), or the default beside the gRPC port. */
+function validateMetricsListen(value: unknown, listen: string, insecure: boolean, names: FieldNames): { metricsListen: string | undefined; metricsListenDefaulted: boolean } {
+  if (value === undefined) {
+    const grpcPort = Number(listen.slice(listen.lastIndexOf(":") + 1));
+    // A member on any free port (0) gets any free metrics port too.
+    const port = grpcPort === 0 ? 0 : grpcPort + 1000;
+    return port > 65_535 ? { metricsListen: undefined, metricsListenDefaulted: true } : { metricsListen: `127.0.0.1:${port}`, metricsListenDefaulted: true };
+  }
+  if (value === "off") return { metricsListen: undefined, metricsListenDefaulted: false };
+  if (typeof value !== "string" || !HOST_PORT.test(value) || Number(value.slice(value.lastIndexOf(":") + 1)) > 65_535) {
+    throw new ConfigError(`${names("metricsListen")} must be host:port (port 0 for any free one) or "off"; got ${describeValue(value)}`);
+  }
+  if (!isLoopbackHost(hostOfAddress(value)) && !insecure) {
+    throw new ConfigError(
+      `${names("metricsListen")} ${value} is beyond loopback: metrics are plain HTTP without authentication; pass ${names("insecure")} to serve them there anyway (behind a firewall), or keep them on 127.0.0.1`,
+    );
+  }
+  return { metricsListen: value, metricsListenDefaulted: false };
 }
 
 function validateApp(value: unknown, names: FieldNames): "coordinator" | "kv" {
@@ -123,6 +158,10 @@ function peersOf(raw: unknown, names: FieldNames): Map<string, string> {
  */
 export function validateMemberConfig(raw: RawMemberConfig, names: FieldNames = configKeys): MemberConfig {
   const join = raw.join === true || raw.join === "true";
+  const forceNewCluster = raw.forceNewCluster === true || raw.forceNewCluster === "true";
+  if (forceNewCluster && join) {
+    throw new ConfigError(`${names("forceNewCluster")} and ${names("join")} exclude each other: a forced member keeps its own data, a joiner starts empty`);
+  }
   const missing = (["id", "listen", "dataDir"] as const).filter((f) => raw[f] === undefined || raw[f] === "").map(names);
   if (raw.peers === undefined && !join) missing.push(`${names("peers")} (or ${names("join")})`);
   if (missing.length > 0) throw new ConfigError(`${inWords(missing)} ${missing.length === 1 ? "is" : "are"} required`);
@@ -174,6 +213,7 @@ export function validateMemberConfig(raw: RawMemberConfig, names: FieldNames = c
     peers,
     dataDir,
     join,
+    forceNewCluster,
     tickMs,
     electionTicks,
     heartbeatTicks,
@@ -183,5 +223,6 @@ export function validateMemberConfig(raw: RawMemberConfig, names: FieldNames = c
     app: validateApp(raw.app, names),
     security,
     nodeAddressAllow,
+    ...validateMetricsListen(raw.metricsListen, listen, security.insecure, names),
   };
 }

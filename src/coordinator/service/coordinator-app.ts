@@ -7,11 +7,15 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { loadProto, lookup } from "../../wire/proto.js";
-import { NotLeaderError } from "../../raft/errors.js";
+import { ConfChangeError, NotLeaderError } from "../../raft/errors.js";
 import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.js";
 import type { Cidr } from "../../security/node-address-policy.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
+import { type Formats, supportsVersion } from "../formats.js";
+import { logApplied } from "./applied-log.js";
+import { ClusterVersionMonitor } from "./cluster-version-monitor.js";
+import { CoordinatorStats } from "./coordinator-stats.js";
 import { CoordinatorReplica } from "./coordinator-replica.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
 import { FailureDetector } from "./failure-detector.js";
@@ -23,7 +27,7 @@ import { routeFeedHandlers } from "./route-feed-service.js";
 import { type StreamReport } from "./node-streams.js";
 import { RouteLog } from "./route-log.js";
 import { StreamReporter, reportMessage } from "./stream-reporter.js";
-import { type Scheduler, realScheduler } from "../../time/scheduler.js";
+import { type Scheduler, realScheduler, sleepOn } from "../../time/scheduler.js";
 import { WatchHub } from "./watch-hub.js";
 
 export interface CoordinatorTimings {
@@ -51,12 +55,16 @@ export class CoordinatorApp {
   private placer: NodeJS.Timeout | undefined;
   private probe = new MemberProbe();
   private streams: StreamReporter | undefined;
+  private versions: ClusterVersionMonitor | undefined;
+  /** Counts for the member's metrics (coordinator-stats.ts). */
+  readonly stats: CoordinatorStats;
 
   constructor(
     private readonly logger: Logger,
     readonly timings: CoordinatorTimings = defaultCoordinatorTimings,
     private readonly scheduler: Scheduler = realScheduler,
   ) {
+    this.stats = new CoordinatorStats(() => scheduler.now());
     this.machine.subscribe((notice) => {
       this.watches.onNotice(notice);
       this.routes.onNotice(notice);
@@ -69,6 +77,8 @@ export class CoordinatorApp {
     server: grpc.Server,
     peers: () => ReadonlyMap<string, string>,
     requestTimeoutMs: number,
+    /** What this member's binary understands: its part in the cluster version. */
+    ownFormats: Formats,
     /** How this member calls the others (forwarding, status probes): TLS credentials and the member token. */
     security: ClientSecurity = PLAINTEXT,
     /** What Register accepts as a node's address (node-address-check.ts): this member's listen address and its allow list. */
@@ -76,6 +86,8 @@ export class CoordinatorApp {
   ): void {
     this.probe = new MemberProbe(undefined, security);
     const coordinator = new CoordinatorReplica(node, this.machine);
+    const versions = new ClusterVersionMonitor({ coordinator, probe: this.probe, peers, ownFormats, log: (fields, message) => this.logger.info(fields, message), scheduler: this.scheduler });
+    this.versions = versions;
     const detector = new FailureDetector(
       coordinator,
       {
@@ -86,7 +98,7 @@ export class CoordinatorApp {
       onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
         // A death moves meetings: worth a warning, with what the detector knew.
         onJudged: (judged) =>
-          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
+          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId, term: node.term }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
       onMassSilence: (overdue, live) =>
         overdue > 0
           ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
@@ -95,8 +107,24 @@ export class CoordinatorApp {
       this.scheduler,
     );
     this.detector = detector;
-    node.on("leader", (change) => (change.isSelf ? detector.startLeading() : detector.stopLeading()));
-    if (node.isLeader()) detector.startLeading();
+    this.machine.subscribe((notice) => {
+      if (notice.kind !== "applied") return;
+      this.stats.noteApplied(notice.outcome, node.isLeader() ? (id) => detector.silentForMs(id) : undefined);
+      logApplied(this.logger, notice.outcome, node.term);
+    });
+    node.on("leader", (change) => {
+      if (change.isSelf) {
+        detector.startLeading();
+        versions.start();
+      } else {
+        detector.stopLeading();
+        versions.stop();
+      }
+    });
+    if (node.isLeader()) {
+      detector.startLeading();
+      versions.start();
+    }
     const pkg = loadProto("convene.proto");
     const NodeAgent = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
     const Coordinator = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
@@ -119,9 +147,11 @@ export class CoordinatorApp {
         timings: this.timings,
         streams: streams.local,
         addressCheck: nodeAddresses && new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }),
+        stats: this.stats,
+        logger: this.logger,
       }),
     );
-    server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }));
+    server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats, logger: this.logger }));
     const upstreamFailed = (nodeId: string): void => {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
@@ -140,10 +170,34 @@ export class CoordinatorApp {
     this.detector?.streamsReported(report);
   }
 
+  /**
+   * Before a member is added: at a cluster version above the baseline, it
+   * must already run (README: start it first) a release that understands
+   * that version, or it would apply the log differently from the others.
+   */
+  async checkJoiner(id: string, address: string): Promise<void> {
+    const version = this.machine.queries.clusterVersion;
+    if (version <= 1) return;
+    // A joiner started a moment ago may not serve yet: a few tries, about 3 s.
+    let answer = await this.probe.status(address);
+    for (let attempt = 1; !answer && attempt < 4; attempt++) {
+      await sleepOn(this.scheduler, 250);
+      answer = await this.probe.status(address);
+    }
+    if (!answer) {
+      throw new ConfChangeError(`${id} at ${address} does not answer: at cluster version ${version} a new member must be running (convene member --join) before it is added, so its release can be checked`);
+    }
+    if (!supportsVersion(answer.formats, version)) {
+      const f = answer.formats;
+      throw new ConfChangeError(`${id} at ${address} understands formats wire ${f.wire}, command ${f.command}, snapshot ${f.snapshot}, older than cluster version ${version} needs: run a newer release on it`);
+    }
+  }
+
   stop(): void {
     this.streams?.stop();
     clearInterval(this.placer);
     this.detector?.stopLeading();
+    this.versions?.stop();
     for (const f of this.forwarders) f.close();
     this.probe.close();
   }

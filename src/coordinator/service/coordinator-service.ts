@@ -12,6 +12,8 @@ import type { CreateMeetingResult, DrainNodeResult } from "../command-results.js
 import { FailedPreconditionError, NotFoundError, failureToError } from "../errors.js";
 import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } from "../ids.js";
 import { labelsToRecord } from "../labels.js";
+import type { Logger } from "pino";
+import type { Formats } from "../formats.js";
 import type { NodeStatus, Route } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import { MAX_MEETINGS_PAGE, decodePageToken, encodePageToken, pageSize } from "../../wire/paging.js";
@@ -40,6 +42,9 @@ export function coordinatorHandlers(deps: {
   /** Member addresses, for ClusterStatus. */
   peers: () => ReadonlyMap<string, string>;
   probe: MemberProbe;
+  /** What this member's binary understands. */
+  ownFormats: Formats;
+  logger?: Pick<Logger, "info">;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, forwarder } = deps;
   const raft: RaftDriver = coordinator.raft;
@@ -102,7 +107,10 @@ export function coordinatorHandlers(deps: {
     }),
 
     DrainNode: unaryHandler<Req>(forwarder, "DrainNode", async (req) => {
-      const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId: validateNodeId(req.node_id), migrate: validateBoolean(req.migrate ?? false, "migrate") });
+      const nodeId = validateNodeId(req.node_id);
+      const migrate = validateBoolean(req.migrate ?? false, "migrate");
+      const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId, migrate });
+      deps.logger?.info({ nodeId, migrate, moved: r.moved, stayed: r.stayed, term: raft.term }, "node draining");
       return { moved: r.moved, stayed: r.stayed };
     }),
 
@@ -115,11 +123,12 @@ export function coordinatorHandlers(deps: {
       const ids = [...new Set([...s.confState.voters, ...s.confState.learners])].sort();
       const answers = await Promise.all(ids.map((id) => {
         const address = peers.get(id);
-        return id === s.id || !address ? undefined : deps.probe.indexes(address);
+        return id === s.id || !address ? undefined : deps.probe.status(address);
       }));
       return {
         leader_id: s.lead,
         term: s.term,
+        cluster_version: coordinator.local().clusterVersion,
         members: ids.map((id, i) => {
           const learner = s.confState.learners.includes(id);
           const self = id === s.id;
@@ -131,6 +140,7 @@ export function coordinatorHandlers(deps: {
             commit_index: self ? s.commit : (answer?.commitIndex ?? 0),
             applied_index: self ? s.applied : (answer?.appliedIndex ?? 0),
             reachable: self || answer !== undefined,
+            ...(self ? { formats: deps.ownFormats } : answer ? { formats: answer.formats } : {}),
           };
         }),
       };
