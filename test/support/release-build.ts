@@ -30,9 +30,32 @@ export interface ReleaseBuild {
   readonly cli: readonly string[];
 }
 
+/**
+ * The commit's full name. A shallow clone may lack it: its history is
+ * fetched from origin once, and if the commit is still missing the error
+ * says what the test needs.
+ */
+function resolveCommit(commit: string): string {
+  const revParse = (): string => execFileSync("git", ["rev-parse", "--verify", "--quiet", `${commit}^{commit}`], { cwd: root, encoding: "utf8" }).trim();
+  try {
+    return revParse();
+  } catch {
+    const shallow = execFileSync("git", ["rev-parse", "--is-shallow-repository"], { cwd: root, encoding: "utf8" }).trim() === "true";
+    if (shallow) {
+      try {
+        execFileSync("git", ["fetch", "--quiet", "--unshallow", "origin"], { cwd: root, stdio: "inherit" });
+        return revParse();
+      } catch {
+        // Reported below with what to do.
+      }
+    }
+    throw new Error(`the previous release ${commit} is not in this clone's history${shallow ? " (a shallow clone whose origin could not deepen it)" : ""}: the rolling upgrade test builds it; clone with full history or set CONVENE_PREVIOUS_RELEASE`);
+  }
+}
+
 /** Builds (or reuses) the release at `commit`. Takes a minute the first time. */
 export function buildRelease(commit = PREVIOUS_RELEASE): ReleaseBuild {
-  const full = execFileSync("git", ["rev-parse", `${commit}^{commit}`], { cwd: root, encoding: "utf8" }).trim();
+  const full = resolveCommit(commit);
   const dir = join(tmpdir(), `convene-release-${full.slice(0, 12)}`);
   const done = join(dir, ".built");
   // A build that borrowed this checkout's node_modules is stale once this checkout's lock file changes.
