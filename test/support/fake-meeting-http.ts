@@ -16,6 +16,7 @@ export function meetingOf(url: string | undefined): string {
 export class FakeMeetingHttp {
   private readonly server = http.createServer((req, res) => this.onRequest(req, res));
   private readonly wss = new WebSocketServer({ noServer: true });
+  private resetNext = false;
 
   constructor(
     private readonly nodeId: string,
@@ -44,7 +45,18 @@ export class FakeMeetingHttp {
     this.server.close();
   }
 
+  /** Answers its next request by resetting the connection, and serves nothing from then on. */
+  resetThenClose(): void {
+    this.resetNext = true;
+  }
+
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.resetNext) {
+      this.resetNext = false;
+      this.close();
+      req.socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {

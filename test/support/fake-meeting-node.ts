@@ -163,7 +163,7 @@ export type ChildMessage =
   | { kind: "failed"; message: string };
 
 /** Commands to fake-meeting-nodes-child.ts. */
-export type ChildCommand = { cmd: "die" | "closeHttp"; nodeId: string; id: number };
+export type ChildCommand = { cmd: "die" | "closeHttp" | "resetThenStopServing"; nodeId: string; id: number };
 
 /**
  * Several FakeMeetingNodes in a child process (fake-meeting-nodes-child.ts),
@@ -263,6 +263,11 @@ export class FakeMeetingNodes {
   /** Its HTTP side stops (connections refused, open ones cut) while it goes on heartbeating and watching. */
   closeHttp(nodeId: string): Promise<void> {
     return this.command("closeHttp", nodeId);
+  }
+
+  /** Its HTTP side answers its next request by resetting the connection, and serves nothing from then on (its agent stays). */
+  resetThenStopServing(nodeId: string): Promise<void> {
+    return this.command("resetThenStopServing", nodeId);
   }
 
   private command(cmd: ChildCommand["cmd"], nodeId: string): Promise<void> {

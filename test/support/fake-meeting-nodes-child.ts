@@ -9,8 +9,8 @@
  * Run by FakeMeetingNodes (fake-meeting-node.ts), with an IPC channel:
  *   node --import tsx fake-meeting-nodes-child.ts '<json: FakeNodeSpec[]>'
  * Sends "registered" per node, then "ready"; then every assignment event,
- * every heartbeat it sent late and every heartbeat refused; obeys "die"
- * and "closeHttp". Exits when its parent goes away.
+ * every heartbeat it sent late and every heartbeat refused; obeys "die",
+ * "closeHttp" and "resetThenStopServing". Exits when its parent goes away.
  */
 import { type ChildCommand, type ChildMessage, FakeMeetingNode, type FakeNodeSpec } from "./fake-meeting-node.js";
 import { FakeMeetingHttp } from "./fake-meeting-http.js";
@@ -25,7 +25,8 @@ const nodes = new Map<string, { node: FakeMeetingNode; http: FakeMeetingHttp | u
 process.on("disconnect", () => process.exit(0));
 process.on("message", (c: ChildCommand) => {
   const entry = nodes.get(c.nodeId);
-  if (entry) {
+  if (entry && c.cmd === "resetThenStopServing") entry.http?.resetThenClose();
+  else if (entry) {
     entry.http?.close();
     if (c.cmd === "die") entry.node.die();
   }
