@@ -2,7 +2,7 @@
  * The Raft driver (RaftDriver) over its in-memory twins: MemoryTransport on a
  * MemoryHub and MemoryDurableStorage. Real timers, small tick.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { KvStateMachine, encodeKvCommand } from "../src/member/kv-state-machine.js";
 import { defaultConfig } from "../src/raft/config.js";
 import { NotLeaderError, ProposalDroppedError, RaftTimeoutError } from "../src/raft/errors.js";
@@ -13,7 +13,6 @@ import { SeededRandom } from "../src/raft/random.js";
 
 const ids = ["n1", "n2", "n3"];
 const peers = new Map(ids.map((id) => [id, `${id}.test:7000`]));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Started {
   hub: MemoryHub;
@@ -50,14 +49,15 @@ async function startGroup(options: { snapshotEvery?: number; requestTimeoutMs?: 
   return { hub, nodes, machines };
 }
 
-async function leaderOf(g: Started, timeoutMs = 5000): Promise<RaftDriver> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const leader = [...g.nodes.values()].find((n) => n.isLeader());
-    if (leader) return leader;
-    await sleep(5);
-  }
-  throw new Error("no leader");
+function leaderOf(g: Started, timeoutMs = 5000): Promise<RaftDriver> {
+  return vi.waitFor(
+    () => {
+      const leader = [...g.nodes.values()].find((n) => n.isLeader());
+      if (!leader) throw new Error(`no leader within ${timeoutMs} ms`);
+      return leader;
+    },
+    { timeout: timeoutMs, interval: 5 },
+  );
 }
 
 const put = (key: string, value: string) => encodeKvCommand({ op: "put", key, value });
@@ -177,9 +177,7 @@ describe("RaftDriver driver", () => {
     });
     running.push(n4);
     await leader.addLearner("n4", "n4.test:7000");
-    const deadline = Date.now() + 5000;
-    while (kv.get("a") !== "1" && Date.now() < deadline) await sleep(10);
-    expect(kv.get("a")).toBe("1");
+    await vi.waitFor(() => expect(kv.get("a")).toBe("1"), { timeout: 5000, interval: 10 });
     await leader.promote("n4");
     const removed = ids.find((id) => id !== leader.id)!;
     await leader.remove(removed);
