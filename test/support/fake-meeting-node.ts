@@ -45,6 +45,8 @@ export interface FakeNodeObserver {
   onLate?(gapMs: number): void;
   /** The coordinator refused a heartbeat: the node was declared dead or fenced. */
   onRefused?(details: string): void;
+  /** A heartbeat was just sent. */
+  onBeat?(): void;
 }
 
 /** Register is retried on these (no leader for a moment, a member restarting): a real agent does the same. */
@@ -77,8 +79,13 @@ export class FakeMeetingNode {
     return heldBy(this.events);
   }
 
-  /** Registers (retrying while the coordinator has no leader, for up to `timeoutMs`); with `alive`, heartbeats and watches from then on. */
-  async start(alive: boolean, timeoutMs = 30_000): Promise<void> {
+  /**
+   * Registers (retrying while the coordinator has no leader, for up to
+   * `timeoutMs`); with `alive`, heartbeats and watches from then on: twice
+   * as often as asked, or with `exactInterval` exactly as often (the
+   * slowest node that is still on time).
+   */
+  async start(alive: boolean, timeoutMs = 30_000, exactInterval = false): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let r: { generation: number; heartbeat_interval_ms: number; lease_ttl_ms: number };
     for (;;) {
@@ -97,14 +104,16 @@ export class FakeMeetingNode {
     this.heartbeatIntervalMs = r.heartbeat_interval_ms;
     this.leaseTtlMs = r.lease_ttl_ms;
     if (!alive) return;
-    // Twice as often as asked: a heartbeat that is a little late, or lost
-    // in a leader change, must not make the node look silent.
-    const period = Math.max(50, Math.floor(r.heartbeat_interval_ms / 2));
+    // Twice as often as asked, unless told otherwise: a heartbeat that is a
+    // little late, or lost in a leader change, must not make the node look
+    // silent.
+    const period = exactInterval ? r.heartbeat_interval_ms : Math.max(50, Math.floor(r.heartbeat_interval_ms / 2));
     let last = performance.now();
     this.beat = setInterval(() => {
       const now = performance.now();
-      if (now - last > 2 * period) this.observer.onLate?.(Math.round(now - last));
+      if (now - last > period + 250) this.observer.onLate?.(Math.round(now - last));
       last = now;
+      this.observer.onBeat?.();
       unary(this.client, "Heartbeat", { node_id: this.nodeId, generation: this.generation, active_meetings: this.held().size, load: 0 }, 2_000).catch(
         (err: grpc.ServiceError) => {
           if (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.NOT_FOUND) this.observer.onRefused?.(err.details);
@@ -150,6 +159,10 @@ export interface FakeNodeSpec {
   readonly alive: boolean;
   /** Serve HTTP and WebSocket as a meeting server does (fake-meeting-http.ts). */
   readonly http?: boolean;
+  /** Heartbeat exactly every interval asked (the slowest node still on time), not twice as often. */
+  readonly exactInterval?: boolean;
+  /** Tell the parent of every heartbeat sent (FakeMeetingNodes.nextBeat). */
+  readonly announceBeats?: boolean;
 }
 
 /** Messages from fake-meeting-nodes-child.ts. */
@@ -159,6 +172,7 @@ export type ChildMessage =
   | { kind: "event"; nodeId: string; event: AssignmentEvent }
   | { kind: "late"; nodeId: string; gapMs: number }
   | { kind: "refused"; nodeId: string; details: string }
+  | { kind: "beat"; nodeId: string }
   | { kind: "done"; id: number }
   | { kind: "failed"; message: string };
 
@@ -180,6 +194,7 @@ export class FakeMeetingNodes {
   private readonly refused = new Map<string, string>();
   private readonly intervals = new Map<string, { heartbeatIntervalMs: number; leaseTtlMs: number }>();
   private readonly pending = new Map<number, () => void>();
+  private readonly beatWaiters = new Map<string, (() => void)[]>();
   private readonly child: ChildProcess;
   private output = "";
   private ready = false;
@@ -230,6 +245,10 @@ export class FakeMeetingNodes {
       case "refused":
         if (!this.refused.has(m.nodeId)) this.refused.set(m.nodeId, m.details);
         break;
+      case "beat":
+        for (const wake of this.beatWaiters.get(m.nodeId) ?? []) wake();
+        this.beatWaiters.delete(m.nodeId);
+        break;
       case "done":
         this.pending.get(m.id)?.();
         this.pending.delete(m.id);
@@ -253,6 +272,11 @@ export class FakeMeetingNodes {
 
   held(nodeId: string): Map<string, number> {
     return heldBy(this.events(nodeId));
+  }
+
+  /** Resolves when `nodeId` (started with announceBeats) has just sent a heartbeat. */
+  nextBeat(nodeId: string): Promise<void> {
+    return new Promise((resolve) => this.beatWaiters.set(nodeId, [...(this.beatWaiters.get(nodeId) ?? []), resolve]));
   }
 
   /** Like kill -9 of that one server: heartbeats stop, its stream breaks, its HTTP side (if any) refuses connections. */

@@ -9,8 +9,9 @@
  * Run by FakeMeetingNodes (fake-meeting-node.ts), with an IPC channel:
  *   node --import tsx fake-meeting-nodes-child.ts '<json: FakeNodeSpec[]>'
  * Sends "registered" per node, then "ready"; then every assignment event,
- * every heartbeat it sent late and every heartbeat refused; obeys "die",
- * "closeHttp" and "resetThenStopServing". Exits when its parent goes away.
+ * every heartbeat it sent late and every heartbeat refused (and every
+ * heartbeat, when asked); obeys "die", "closeHttp" and
+ * "resetThenStopServing". Exits when its parent goes away.
  */
 import { type ChildCommand, type ChildMessage, FakeMeetingNode, type FakeNodeSpec } from "./fake-meeting-node.js";
 import { FakeMeetingHttp } from "./fake-meeting-http.js";
@@ -42,9 +43,10 @@ try {
       onEvent: (event) => send({ kind: "event", nodeId: s.nodeId, event }),
       onLate: (gapMs) => send({ kind: "late", nodeId: s.nodeId, gapMs }),
       onRefused: (details) => send({ kind: "refused", nodeId: s.nodeId, details }),
+      ...(s.announceBeats ? { onBeat: () => send({ kind: "beat", nodeId: s.nodeId }) } : {}),
     });
     nodes.set(s.nodeId, { node: fake, http });
-    await fake.start(s.alive);
+    await fake.start(s.alive, undefined, s.exactInterval);
     send({ kind: "registered", nodeId: s.nodeId, generation: fake.generation, port, heartbeatIntervalMs: fake.heartbeatIntervalMs, leaseTtlMs: fake.leaseTtlMs });
   }
   send({ kind: "ready" });
