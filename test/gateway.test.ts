@@ -483,9 +483,11 @@ describe("gateway against three coordinator members", () => {
     expect(page.text).toContain("Coordinator members");
     expect(page.text).toContain("m2");
     // The dashboard is gathered at most every 500 ms however many browsers
-    // poll (dashboard-data.ts), so an answer may hold data gathered before
-    // m1's meetings moved in the test before, less than 500 ms ago on a
-    // quiet machine. Only data gathered since this test began is judged.
+    // poll (dashboard-data.ts), and dated by when the gather began: an
+    // answer may hold a gather from before m1 was declared dead (the 503
+    // test), when the tests since took less than 500 ms (a quiet machine,
+    // or a run of a few tests with -t). Only data gathered since this test
+    // began is judged.
     const dashboard = async () => (await request(a.address, "GET", "/dashboard.json")).json();
     const data = await until("dashboard data gathered since this test began", async () => {
       const d = await dashboard();
