@@ -388,6 +388,7 @@ describe("gateway against three coordinator members", () => {
 
     // The patient gateway holds its requests until the meeting moves (drain with migrate), then the new host answers them.
     const heldPost = request(patient.address, "POST", `/meetings/${meeting}/join`, { body: "hello" }).finally(() => settled.add("post"));
+    // That neither is answered while the meeting stays is the point: half a second passes.
     await sleep(500);
     expect([...settled]).toEqual([]);
     await unary(coordinator, "DrainNode", { node_id: "m4", migrate: true }, 10_000);
@@ -405,11 +406,13 @@ describe("gateway against three coordinator members", () => {
     // A host whose accept queue is full: its process is stopped, so the kernel leaves further connection attempts unanswered.
     const host = spawn(process.execPath, ["-e", "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"]);
     const fillers: Socket[] = [];
+    let filled = 0;
     const port = await new Promise<number>((resolve) => host.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
     try {
       process.kill(host.pid!, "SIGSTOP");
-      for (let i = 0; i < 4; i++) fillers.push(connect(port, "127.0.0.1").on("error", () => undefined));
-      await sleep(300);
+      for (let i = 0; i < 4; i++) fillers.push(connect(port, "127.0.0.1").on("connect", () => filled++).on("error", () => undefined));
+      // Linux queues backlog + 1 connections the process has not accepted; the others are left unanswered.
+      await until("the host's accept queue full (two connections)", () => filled >= 2);
       // m5's agent, registered with the stuck host's address.
       moreFakes.push(await FakeMeetingNodes.start([{ nodeId: "m5", coordinator: cluster.addresses.get("n2")!, port, capacity: 500, alive: true }]));
       const meeting = await until("a meeting on m5", async () => {
