@@ -279,7 +279,7 @@ describe("GrpcTransport", () => {
       slowest = Math.max(slowest, performance.now() - sentAt);
       await sleep(10);
     }
-    expect(n1!.seen.unreachable).toContain("n3");
+    await until(() => n1!.seen.unreachable.includes("n3"), 5000, "n3 reported unreachable");
     expect(n1!.seen.unreachable).not.toContain("n2");
     expect(slowest).toBeLessThan(500); // blocking would take the 1-2 s it needs to give up on a peer
     n1!.transport.send([snap("n1", "n3", 1000)]);
