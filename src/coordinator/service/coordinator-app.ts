@@ -16,9 +16,8 @@ import { type Formats, supportsVersion } from "../formats.js";
 import { logApplied } from "./applied-log.js";
 import { ClusterVersionMonitor } from "./cluster-version-monitor.js";
 import { CoordinatorStats } from "./coordinator-stats.js";
-import { CoordinatorReplica } from "./coordinator-replica.js";
+import { CoordinatorCore } from "./coordinator-core.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
-import { FailureDetector } from "./failure-detector.js";
 import { MemberProbe } from "./member-probe.js";
 import { NodeAddressCheck } from "./node-address-check.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
@@ -26,7 +25,7 @@ import { withRouteEncoders } from "./route-codec.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
 import { type StreamReport } from "./node-streams.js";
 import { RouteLog } from "./route-log.js";
-import { StreamReporter, reportMessage } from "./stream-reporter.js";
+import { reportMessage } from "./stream-reporter.js";
 import { type Scheduler, realScheduler, sleepOn } from "../../time/scheduler.js";
 import { WatchHub } from "./watch-hub.js";
 
@@ -48,13 +47,11 @@ export const defaultCoordinatorTimings: CoordinatorTimings = {
 
 export class CoordinatorApp {
   readonly machine = new CoordinatorStateMachine();
-  private detector: FailureDetector | undefined;
+  private core: CoordinatorCore | undefined;
   private readonly watches = new WatchHub();
   private readonly routes = new RouteLog(() => this.machine.queries);
   private readonly forwarders: LeaderForwarder[] = [];
-  private placer: NodeJS.Timeout | undefined;
   private probe = new MemberProbe();
-  private streams: StreamReporter | undefined;
   private versions: ClusterVersionMonitor | undefined;
   /** Counts for the member's metrics (coordinator-stats.ts). */
   readonly stats: CoordinatorStats;
@@ -85,46 +82,6 @@ export class CoordinatorApp {
     nodeAddresses: { readonly listen: string; readonly allow?: readonly Cidr[] } | undefined = undefined,
   ): void {
     this.probe = new MemberProbe(undefined, security);
-    const coordinator = new CoordinatorReplica(node, this.machine);
-    const versions = new ClusterVersionMonitor({ coordinator, probe: this.probe, peers, ownFormats, log: (fields, message) => this.logger.info(fields, message), scheduler: this.scheduler });
-    this.versions = versions;
-    const detector = new FailureDetector(
-      coordinator,
-      {
-      leaseTtlMs: this.timings.leaseTtlMs,
-      heartbeatIntervalMs: this.timings.heartbeatIntervalMs,
-      disconnectGraceMs: this.timings.disconnectGraceMs,
-      checkEveryMs: 50,
-      onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
-        // A death moves meetings: worth a warning, with what the detector knew.
-        onJudged: (judged) =>
-          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId, term: node.term }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
-      onMassSilence: (overdue, live) =>
-        overdue > 0
-          ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
-          : this.logger.info({ live }, "nodes are heard again; leases count again"),
-      },
-      this.scheduler,
-    );
-    this.detector = detector;
-    this.machine.subscribe((notice) => {
-      if (notice.kind !== "applied") return;
-      this.stats.noteApplied(notice.outcome, node.isLeader() ? (id) => detector.silentForMs(id) : undefined);
-      logApplied(this.logger, notice.outcome, node.term);
-    });
-    node.on("leader", (change) => {
-      if (change.isSelf) {
-        detector.startLeading();
-        versions.start();
-      } else {
-        detector.stopLeading();
-        versions.stop();
-      }
-    });
-    if (node.isLeader()) {
-      detector.startLeading();
-      versions.start();
-    }
     const pkg = loadProto("convene.proto");
     const NodeAgent = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
     const Coordinator = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
@@ -135,39 +92,42 @@ export class CoordinatorApp {
     const RouteFeed = lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed");
     const routeForwarder = new LeaderForwarder(node, RouteFeed, requestTimeoutMs, security);
     this.forwarders.push(agentForwarder, coordinatorForwarder, adminForwarder, routeForwarder);
-    const streams = new StreamReporter(node, detector, (report) => adminForwarder.forward("NodeConnection", reportMessage(report)), this.scheduler);
-    this.streams = streams;
-    server.addService(
-      NodeAgent.service,
-      nodeAgentHandlers({
-        coordinator,
-        detector,
-        watches: this.watches,
-        forwarder: agentForwarder,
-        timings: this.timings,
-        streams: streams.local,
-        addressCheck: nodeAddresses && new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }),
-        stats: this.stats,
-        logger: this.logger,
-      }),
-    );
+    const core = new CoordinatorCore({
+      raft: node,
+      machine: this.machine,
+      watches: this.watches,
+      timings: this.timings,
+      scheduler: this.scheduler,
+      forwardStreamReport: (report) => adminForwarder.forward("NodeConnection", reportMessage(report)),
+      stats: this.stats,
+      logger: this.logger,
+      ...(nodeAddresses
+        ? { addressCheck: new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }) }
+        : {}),
+    });
+    this.core = core;
+    const { replica: coordinator, detector } = core;
+    const versions = new ClusterVersionMonitor({ coordinator, probe: this.probe, peers, ownFormats, log: (fields, message) => this.logger.info(fields, message), scheduler: this.scheduler });
+    this.versions = versions;
+    this.machine.subscribe((notice) => {
+      if (notice.kind !== "applied") return;
+      this.stats.noteApplied(notice.outcome, node.isLeader() ? (id) => detector.silentForMs(id) : undefined);
+      logApplied(this.logger, notice.outcome, node.term);
+    });
+    node.on("leader", (change) => (change.isSelf ? versions.start() : versions.stop()));
+    if (node.isLeader()) versions.start();
+    server.addService(NodeAgent.service, nodeAgentHandlers(core.agents, agentForwarder));
     server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats, logger: this.logger }));
     const upstreamFailed = (nodeId: string): void => {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
     };
     server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader: () => node.status().lead !== "" }));
-    // Meetings left waiting for room are placed as soon as room returns.
-    this.placer = setInterval(() => {
-      if (node.isLeader() && this.machine.unassignedMeetings().length > 0) {
-        coordinator.propose({ type: "placeUnassigned" }).catch(() => undefined);
-      }
-    }, 500);
   }
 
   /** A member (or this one) reports the watch streams it holds to the leader's detector. */
   onStreamReport(report: StreamReport): void {
-    this.detector?.streamsReported(report);
+    this.core?.onStreamReport(report);
   }
 
   /**
@@ -194,9 +154,7 @@ export class CoordinatorApp {
   }
 
   stop(): void {
-    this.streams?.stop();
-    clearInterval(this.placer);
-    this.detector?.stopLeading();
+    this.core?.stop();
     this.versions?.stop();
     for (const f of this.forwarders) f.close();
     this.probe.close();

@@ -11,6 +11,7 @@ import { formatsAt } from "../formats.js";
 import type { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { failureToError } from "../errors.js";
 import type { CoordinatorQueries } from "../state.js";
+import { type Scheduler, realScheduler } from "../../time/scheduler.js";
 
 /** A command as the services build it: the leader stamps nowMs. */
 export type Proposal = Command extends infer C ? (C extends Command ? Omit<C, "nowMs"> : never) : never;
@@ -19,6 +20,8 @@ export class CoordinatorReplica {
   constructor(
     readonly raft: RaftDriver,
     readonly machine: CoordinatorStateMachine,
+    /** The leader's clock that stamps commands (virtual time in the simulation). */
+    private readonly clock: Pick<Scheduler, "now"> = realScheduler,
   ) {}
 
   /**
@@ -27,7 +30,7 @@ export class CoordinatorReplica {
    * rejects with its CoordinatorError (INVALID_ARGUMENT, NOT_FOUND, ...).
    */
   async propose<T extends CommandSuccess>(proposal: Proposal): Promise<T> {
-    const command = { ...proposal, nowMs: Date.now() } as Command;
+    const command = { ...proposal, nowMs: this.clock.now() } as Command;
     const outcome = (await this.raft.propose(encodeCommand(command, this.stampFor(command)))) as ApplyOutcome;
     if (!outcome.result.ok) throw failureToError(outcome.result);
     return outcome.result as T;

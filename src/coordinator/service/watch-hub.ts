@@ -11,10 +11,17 @@ import * as grpc from "@grpc/grpc-js";
 import type { StateMachineNotice } from "../coordinator-state-machine.js";
 import type { AssignmentEvent, CheckpointView } from "../model.js";
 
+/** Where a watch stream's messages go: the gRPC call, or the simulation's twin of it. */
+export interface WatchSink {
+  write(message: Record<string, unknown>): void;
+  /** Ends the stream with a status (the agent registers again on FAILED_PRECONDITION). */
+  end(code: grpc.status, details: string): void;
+}
+
 export interface WatchStream {
   readonly nodeId: string;
   readonly generation: number;
-  readonly call: grpc.ServerWritableStream<unknown, unknown>;
+  readonly sink: WatchSink;
 }
 
 export const ASSIGNMENT_TYPE = { ASSIGNED: 1, REVOKED: 2 } as const;
@@ -44,6 +51,11 @@ export function endStream(call: grpc.ServerWritableStream<unknown, unknown>, cod
   call.emit("error", { code, details });
 }
 
+/** A gRPC server stream as a WatchSink. */
+export function callSink(call: grpc.ServerWritableStream<unknown, unknown>): WatchSink {
+  return { write: (message) => void call.write(message), end: (code, details) => endStream(call, code, details) };
+}
+
 export class WatchHub {
   private readonly byNode = new Map<string, Set<WatchStream>>();
 
@@ -64,7 +76,7 @@ export class WatchHub {
     if (this.byNode.size === 0) return;
     if (notice.kind === "restored") {
       for (const set of this.byNode.values()) {
-        for (const s of set) endStream(s.call, grpc.status.UNAVAILABLE, "state replaced by a snapshot; watch again");
+        for (const s of set) s.sink.end(grpc.status.UNAVAILABLE, "state replaced by a snapshot; watch again");
       }
       this.byNode.clear();
       return;
@@ -80,7 +92,7 @@ export class WatchHub {
     if (!set) return;
     for (const s of set) {
       if (s.generation !== e.generation) continue;
-      s.call.write(eventMessage(e.type, e.meetingId, e.epoch, e.checkpoint));
+      s.sink.write(eventMessage(e.type, e.meetingId, e.epoch, e.checkpoint));
     }
   }
 
@@ -91,7 +103,7 @@ export class WatchHub {
     for (const s of [...set]) {
       if (s.generation >= current) continue;
       set.delete(s);
-      endStream(s.call, grpc.status.FAILED_PRECONDITION, `node ${nodeId} generation ${s.generation} is no longer current: register again`);
+      s.sink.end(grpc.status.FAILED_PRECONDITION, `node ${nodeId} generation ${s.generation} is no longer current: register again`);
     }
   }
 

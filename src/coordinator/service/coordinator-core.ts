@@ -1,0 +1,109 @@
+/**
+ * The coordinator's member-side core, apart from any transport: the
+ * replica (typed proposals), the leader's failure detector and the watch
+ * stream counts that feed it, the node agent calls, and the leader's
+ * placing of meetings that wait for room, wired to the Raft member's
+ * leadership. CoordinatorApp puts gRPC services around it; the
+ * whole-product simulation drives it directly, on virtual time.
+ */
+import type { Logger } from "pino";
+import type { RaftDriver } from "../../raft-runtime/driver.js";
+import type { Scheduler, TimerHandle } from "../../time/scheduler.js";
+import type { CoordinatorStateMachine } from "../coordinator-state-machine.js";
+import { CoordinatorReplica } from "./coordinator-replica.js";
+import type { CoordinatorStats } from "./coordinator-stats.js";
+import { type DetectorBugs, FailureDetector } from "./failure-detector.js";
+import { type AgentTimings, NodeAgentCore } from "./node-agent-core.js";
+import type { NodeAddressCheck } from "./node-address-check.js";
+import type { StreamReport } from "./node-streams.js";
+import { StreamReporter } from "./stream-reporter.js";
+import type { WatchHub } from "./watch-hub.js";
+
+export interface CoreTimings extends AgentTimings {
+  readonly disconnectGraceMs: number;
+}
+
+/** How often the leader places meetings left waiting for room. */
+const PLACE_EVERY_MS = 500;
+
+export class CoordinatorCore {
+  readonly replica: CoordinatorReplica;
+  readonly detector: FailureDetector;
+  readonly streams: StreamReporter;
+  readonly agents: NodeAgentCore;
+  private readonly placer: TimerHandle;
+  private readonly onLeader: (change: { isSelf: boolean }) => void;
+
+  constructor(
+    private readonly deps: {
+      raft: RaftDriver;
+      machine: CoordinatorStateMachine;
+      watches: WatchHub;
+      timings: CoreTimings;
+      scheduler: Scheduler;
+      /** Carries this member's stream counts to the leader when another member leads. */
+      forwardStreamReport: (report: StreamReport) => Promise<unknown>;
+      stats: CoordinatorStats;
+      logger: Logger;
+      addressCheck?: NodeAddressCheck;
+      /** Test-only planted bugs (the simulation's knobs); none in production. */
+      detectorBugs?: DetectorBugs;
+    },
+  ) {
+    const { raft, machine, timings, scheduler, logger } = deps;
+    this.replica = new CoordinatorReplica(raft, machine, scheduler);
+    const detector = new FailureDetector(
+      this.replica,
+      {
+        leaseTtlMs: timings.leaseTtlMs,
+        heartbeatIntervalMs: timings.heartbeatIntervalMs,
+        disconnectGraceMs: timings.disconnectGraceMs,
+        checkEveryMs: 50,
+        onError: (err) => logger.debug({ err }, "liveness proposal failed"),
+        // A death moves meetings: worth a warning, with what the detector knew.
+        onJudged: (judged) =>
+          logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId, term: raft.term }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
+        onMassSilence: (overdue, live) =>
+          overdue > 0
+            ? logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
+            : logger.info({ live }, "nodes are heard again; leases count again"),
+      },
+      scheduler,
+      deps.detectorBugs,
+    );
+    this.detector = detector;
+    this.onLeader = (change) => (change.isSelf ? detector.startLeading() : detector.stopLeading());
+    raft.on("leader", this.onLeader);
+    if (raft.isLeader()) detector.startLeading();
+    // After the detector's own leader listener: a member that starts to lead resets its detector first.
+    this.streams = new StreamReporter(raft, detector, deps.forwardStreamReport, scheduler);
+    this.agents = new NodeAgentCore({
+      coordinator: this.replica,
+      detector,
+      watches: deps.watches,
+      timings,
+      streams: this.streams.local,
+      ...(deps.addressCheck ? { addressCheck: deps.addressCheck } : {}),
+      stats: deps.stats,
+      logger,
+    });
+    // Meetings left waiting for room are placed as soon as room returns.
+    this.placer = scheduler.setInterval(() => {
+      if (raft.isLeader() && machine.unassignedMeetings().length > 0) {
+        this.replica.propose({ type: "placeUnassigned" }).catch(() => undefined);
+      }
+    }, PLACE_EVERY_MS);
+  }
+
+  /** A member (or this one) reports the watch streams it holds to the leader's detector. */
+  onStreamReport(report: StreamReport): void {
+    this.detector.streamsReported(report);
+  }
+
+  stop(): void {
+    this.streams.stop();
+    this.deps.scheduler.clearInterval(this.placer);
+    this.deps.raft.off("leader", this.onLeader);
+    this.detector.stopLeading();
+  }
+}
