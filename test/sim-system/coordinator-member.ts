@@ -1,0 +1,213 @@
+/**
+ * One simulated coordinator member: the real RaftDriver driving the real
+ * coordinator state machine, with the real CoordinatorCore around it (the
+ * leader's failure detector, watch streams and their counts, node agent
+ * calls, placing waiting meetings), on its own process clock, over the
+ * disk and Raft network twins of test/sim. A crash kills its clock and
+ * loses unsynced writes; a restart rebuilds everything from its disk.
+ * `serve` is what its gRPC services do with a call: run it here, or
+ * forward it once to the leader when this member does not lead.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { pino } from "pino";
+import type { CreateMeetingResult } from "../../src/coordinator/command-results.js";
+import type { CoordinatorStateConfig } from "../../src/coordinator/state-config.js";
+import { CoordinatorCore, type CoreTimings } from "../../src/coordinator/service/coordinator-core.js";
+import { CoordinatorStats } from "../../src/coordinator/service/coordinator-stats.js";
+import type { DetectorBugs } from "../../src/coordinator/service/failure-detector.js";
+import type { StreamReport } from "../../src/coordinator/service/node-streams.js";
+import { WatchHub } from "../../src/coordinator/service/watch-hub.js";
+import { toGrpcError } from "../../src/member/grpc-status.js";
+import { type NodeId, NotLeaderError, type RaftConfig, StateRole } from "../../src/raft/index.js";
+import { RaftDriver } from "../../src/raft-runtime/driver.js";
+import { ProcessClock } from "../../src/time/process-clock.js";
+import type { VirtualScheduler } from "../../src/time/virtual-scheduler.js";
+import { type SimNetwork, SimTransport } from "../sim/network.js";
+import type { SimDisk } from "../sim/sim-disk.js";
+import { type ApplyObserver, ObservedMachine } from "./observed-machine.js";
+import { type RpcNetwork, rpcError } from "./rpc-network.js";
+
+export type MemberMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "CreateMeeting" | "DrainNode" | "ListMeetings" | "SetClusterVersion";
+
+const silent = pino({ level: "silent" });
+
+export interface CoordinatorMemberSetup {
+  readonly world: VirtualScheduler;
+  readonly network: SimNetwork;
+  readonly rpc: RpcNetwork;
+  readonly config: (id: NodeId) => RaftConfig;
+  readonly tickMs: number;
+  readonly peers: () => ReadonlyMap<NodeId, string>;
+  readonly member: (id: NodeId) => SimCoordinatorMember | undefined;
+  readonly snapshotEvery: number;
+  readonly requestTimeoutMs: number;
+  readonly timings: CoreTimings;
+  readonly stateConfig?: Partial<CoordinatorStateConfig>;
+  readonly detectorBugs?: DetectorBugs;
+  readonly observer: ApplyObserver;
+  readonly onFatal: (id: NodeId, err: unknown) => void;
+}
+
+export class SimCoordinatorMember {
+  driver: RaftDriver | undefined;
+  clock: ProcessClock | undefined;
+  machine: ObservedMachine | undefined;
+  core: CoordinatorCore | undefined;
+  private transport: SimTransport | undefined;
+  incarnation = 0;
+  rate = 1;
+  skewMs = 0;
+  pausedUntil = 0;
+
+  constructor(
+    readonly id: NodeId,
+    readonly disk: SimDisk,
+    private readonly setup: CoordinatorMemberSetup,
+  ) {}
+
+  get up(): boolean {
+    return this.core !== undefined;
+  }
+
+  get isLeader(): boolean {
+    return this.driver?.core.raft.role === StateRole.Leader;
+  }
+
+  async start(): Promise<void> {
+    const setup = this.setup;
+    if (this.clock) this.crash();
+    const incarnation = ++this.incarnation;
+    const clock = new ProcessClock(setup.world, { rate: this.rate, skewMs: this.skewMs });
+    const machine = new ObservedMachine(this.id, setup.observer, setup.stateConfig ? { config: setup.stateConfig } : {});
+    const watches = new WatchHub();
+    machine.subscribe((notice) => watches.onNotice(notice));
+    const transport = new SimTransport(this.id, setup.network, clock);
+    this.clock = clock;
+    this.transport = transport;
+    const driver = await RaftDriver.start({
+      config: setup.config(this.id),
+      tickMs: setup.tickMs,
+      storage: this.disk.open(clock),
+      transport,
+      stateMachine: machine,
+      peers: setup.peers(),
+      snapshotEvery: setup.snapshotEvery,
+      requestTimeoutMs: setup.requestTimeoutMs,
+      scheduler: clock,
+      onFatal: (err) => setup.onFatal(this.id, err),
+    });
+    if (incarnation !== this.incarnation) return;
+    this.driver = driver;
+    this.machine = machine;
+    this.core = new CoordinatorCore({
+      raft: driver,
+      machine,
+      watches,
+      timings: setup.timings,
+      scheduler: clock,
+      forwardStreamReport: (report) => this.forwardReport(report),
+      stats: new CoordinatorStats(() => clock.now()),
+      logger: silent,
+      ...(setup.detectorBugs ? { detectorBugs: setup.detectorBugs } : {}),
+    });
+  }
+
+  crash(): void {
+    this.incarnation++;
+    this.clock?.kill();
+    void this.transport?.close();
+    this.disk.crash();
+    this.driver = undefined;
+    this.clock = undefined;
+    this.transport = undefined;
+    this.machine = undefined;
+    this.core = undefined;
+    this.pausedUntil = 0;
+    this.setup.rpc.memberCrashed(this.id);
+  }
+
+  pause(ms: number): void {
+    const clock = this.clock;
+    if (!clock || clock.isPaused) return;
+    clock.pause();
+    this.pausedUntil = this.setup.world.now() + ms;
+    this.setup.rpc.memberPaused(this.id, ms);
+    this.setup.world.setTimeout(() => {
+      if (this.clock === clock) this.pausedUntil = 0;
+      clock.resume();
+    }, ms);
+  }
+
+  resume(): void {
+    this.clock?.resume();
+    this.pausedUntil = 0;
+  }
+
+  /** The running process, for the RPC network. */
+  process(): { clock: ProcessClock; incarnation: number } | undefined {
+    return this.clock && this.core ? { clock: this.clock, incarnation: this.incarnation } : undefined;
+  }
+
+  /** A call as the member's gRPC handler runs it: here, or forwarded once to the leader (handler.ts). */
+  async serve(method: MemberMethod, req: Record<string, unknown>, forwarded = false): Promise<unknown> {
+    const core = this.core;
+    const driver = this.driver;
+    if (!core || !driver) throw rpcError(grpc.status.UNAVAILABLE, `${this.id} is not running`);
+    try {
+      return await this.run(core, method, req);
+    } catch (err) {
+      const lead = driver.core.raft.lead;
+      if (err instanceof NotLeaderError && !forwarded && lead !== "" && lead !== this.id) {
+        const leader = this.setup.member(lead);
+        return this.setup.rpc.call(this.id, lead, () => (leader ? leader.serve(method, req, true) : Promise.reject(rpcError(grpc.status.UNAVAILABLE, "no leader"))), this.setup.requestTimeoutMs);
+      }
+      throw toGrpcError(err);
+    }
+  }
+
+  private async run(core: CoordinatorCore, method: MemberMethod, req: Record<string, unknown>): Promise<unknown> {
+    switch (method) {
+      case "Register":
+        return core.agents.register(req);
+      case "Heartbeat":
+        return core.agents.heartbeat(req);
+      case "SaveCheckpoint":
+        return core.agents.saveCheckpoint(req);
+      case "Deregister":
+        return core.agents.deregister(req);
+      case "CreateMeeting": {
+        // GetRoute(create=true), as coordinator-service.ts proposes it.
+        const r = await core.replica.propose<CreateMeetingResult>({ type: "createMeeting", meetingId: String(req.meeting_id), region: "", requiredLabels: [] });
+        return { meeting_id: r.route.meetingId, node_id: r.route.nodeId, epoch: r.route.epoch, created: r.created };
+      }
+      case "DrainNode":
+        await core.replica.propose({ type: "drainNode", nodeId: String(req.node_id), migrate: req.migrate === true });
+        return {};
+      case "ListMeetings": {
+        const nodeId = String(req.node_id ?? "");
+        const routes = await core.replica.read((q) => q.listMeetings(nodeId));
+        return { meetings: routes.map((r) => ({ meeting_id: r.meetingId, node_id: r.nodeId, epoch: r.epoch })) };
+      }
+      case "SetClusterVersion":
+        await core.replica.propose({ type: "setClusterVersion", version: Number(req.version) });
+        return {};
+    }
+  }
+
+  /** MemberAdmin.NodeConnection to the leader this member knows (a follower's stream counts). */
+  private forwardReport(report: StreamReport): Promise<unknown> {
+    const lead = this.driver?.core.raft.lead ?? "";
+    if (lead === "" || lead === this.id) return Promise.reject(new Error("no leader to report to"));
+    return this.setup.rpc.call(
+      this.id,
+      lead,
+      async () => {
+        const leader = this.setup.member(lead);
+        if (!leader?.core || !leader.isLeader) throw rpcError(grpc.status.UNAVAILABLE, `${lead} does not lead`);
+        leader.core.onStreamReport(report);
+        return {};
+      },
+      this.setup.requestTimeoutMs,
+    );
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The faults of the whole-product simulation, one roll per operator tick
+ * (100 ms of virtual time): members crash, restart, pause (a stalled
+ * process; sometimes the leader at once), partitions between members
+ * (sometimes reporting the lost peers) and between meeting servers and
+ * members, message loss and delay on both networks, and meeting servers
+ * that crash, restart under the same id at once, freeze (and wake up as
+ * zombies) or are drained with their meetings moved.
+ */
+import type { SystemSimulation } from "./system-simulation.js";
+
+export class SystemFaults {
+  readonly counts: Record<string, number> = {
+    memberCrashes: 0,
+    memberPauses: 0,
+    partitions: 0,
+    serverCuts: 0,
+    serverCrashes: 0,
+    quickRestarts: 0,
+    freezes: 0,
+  };
+  /** A third of the seeds are violent: faults ten times as often. */
+  private readonly violence: number;
+
+  constructor(
+    private readonly sim: SystemSimulation,
+    private on: boolean,
+  ) {
+    const rng = sim.rng;
+    this.violence = rng.chance(0.33) ? 4 : 1;
+    if (on) {
+      sim.network.faults = {
+        dropRate: rng.next() * 0.05,
+        duplicateRate: rng.next() * 0.02,
+        maxJitterMs: rng.intBelow(10),
+        longDelayRate: rng.next() * 0.002,
+        longDelayMs: 400 + rng.intBelow(2000),
+      };
+      sim.rpc.dropRate = rng.next() * 0.03;
+      sim.rpc.maxJitterMs = rng.intBelow(15);
+    }
+  }
+
+  stop(): void {
+    this.on = false;
+  }
+
+  tick(): void {
+    if (!this.on) return;
+    const { rng, members, servers, network, rpc } = this.sim;
+    const v = this.violence;
+    const memberIds = [...members.keys()];
+    for (const m of members.values()) {
+      if (m.up && rng.chance(0.004 * v)) {
+        this.sim.trace(`${m.id} crashes`);
+        this.counts.memberCrashes!++;
+        m.crash();
+        for (const other of memberIds) if (other !== m.id && rng.chance(0.8)) network.reportDown(other, m.id);
+      } else if (!m.up && rng.chance(0.1)) {
+        this.sim.trace(`${m.id} starts`);
+        void m.start();
+      } else if (m.up && rng.chance(0.003 * v)) {
+        this.pause(m.id);
+      }
+    }
+    const leader = this.sim.leader();
+    if (leader && rng.chance(0.003 * v)) this.pause(leader.id);
+    if (rng.chance(0.004 * v)) {
+      const shuffled = [...memberIds].sort(() => rng.next() - 0.5);
+      const cut = 1 + rng.intBelow(memberIds.length - 1);
+      this.counts.partitions!++;
+      this.sim.trace(`partition ${shuffled.slice(0, cut).join(",")} | ${shuffled.slice(cut).join(",")}`);
+      network.partition(shuffled.slice(0, cut), shuffled.slice(cut), rng.chance(0.5) ? 0.7 : 0);
+    }
+    if (network.isPartitioned() && rng.chance(0.03)) network.healAll();
+    const serverIds = [...servers.keys()];
+    if (rng.chance(0.004 * v)) {
+      // A meeting server cut from one member, or from all but one.
+      const s = rng.pick(serverIds);
+      const cutFrom = rng.chance(0.5) ? [rng.pick(memberIds)] : memberIds.filter((_, i) => i !== rng.intBelow(memberIds.length));
+      this.counts.serverCuts!++;
+      this.sim.trace(`${s} cut from ${cutFrom.join(",")}`);
+      for (const m of cutFrom) rpc.cutBoth(s, m);
+    }
+    if (rpc.isCut() && rng.chance(0.03)) rpc.healAll();
+    for (const s of servers.values()) {
+      if (s.up && rng.chance(0.001 * v)) {
+        this.sim.trace(`${s.id} crashes`);
+        this.counts.serverCrashes!++;
+        s.crash();
+      } else if (!s.up && rng.chance(0.05)) {
+        this.sim.trace(`${s.id} starts`);
+        s.start();
+      } else if (s.up && rng.chance(0.001 * v)) {
+        // The quick restart: a new process under the same id before anyone noticed the old one died.
+        this.sim.trace(`${s.id} restarts at once`);
+        this.counts.quickRestarts!++;
+        s.start();
+      } else if (s.up && rng.chance(0.001 * v)) {
+        const ms = 300 + rng.intBelow(4000);
+        this.sim.trace(`${s.id} freezes for ${ms} ms`);
+        this.counts.freezes!++;
+        s.freeze(ms);
+      }
+    }
+    if (rng.chance(0.0005 * v)) {
+      const s = rng.pick(serverIds);
+      this.sim.trace(`drain ${s}`);
+      this.sim.stats.drains!++;
+      this.sim.operatorCall("DrainNode", { node_id: s, migrate: true }).catch(() => undefined);
+    }
+  }
+
+  private pause(id: string): void {
+    const m = this.sim.members.get(id)!;
+    if (!m.up || m.pausedUntil > 0) return;
+    const ms = 100 + this.sim.rng.intBelow(rngSpan(this.sim.rng.chance(0.2)));
+    this.sim.trace(`${id} pauses for ${ms} ms`);
+    this.counts.memberPauses!++;
+    m.pause(ms);
+  }
+}
+
+function rngSpan(long: boolean): number {
+  return long ? 5000 : 1000;
+}
