@@ -127,7 +127,7 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
     existing.incarnation = incarnation;
     existing.liveness = "ALIVE";
     existing.draining = false;
-    if (versioned) kept = state.retenure(c.nodeId, oldGeneration, events);
+    if (versioned && !state.config.bugs?.noNewTenure) kept = state.retenure(c.nodeId, oldGeneration, events);
   } else {
     const node: NodeRecord = {
       id: c.nodeId,
@@ -250,7 +250,7 @@ function applySaveCheckpoint(state: CoordinatorState, c: SaveCheckpointCommand):
     return refused(subject, failure("FAILED_PRECONDITION", `${c.nodeId} at epoch ${c.epoch} does not own meeting ${c.meetingId}: it ${now}`));
   }
   const stored = state.checkpoints.get(c.meetingId);
-  if (stored && c.sequence < stored.sequence) {
+  if (stored && c.sequence < stored.sequence && !state.config.bugs?.lowerSequenceAccepted) {
     return refused(subject, failure("FAILED_PRECONDITION", `sequence ${c.sequence} is lower than the stored ${stored.sequence}`));
   }
   if (stored && c.sequence === stored.sequence) {

@@ -8,6 +8,7 @@
  * message names the field and its value.
  */
 import { ConfigError } from "../raft/errors.js";
+import type { CoordinatorBugs } from "./planted-bugs.js";
 
 export interface CoordinatorStateConfig {
   /** Largest checkpoint `state` accepted, in bytes (API default 256 KiB). */
@@ -26,6 +27,8 @@ export interface CoordinatorStateConfig {
   readonly flapHoldOutMs: number;
   /** How many audit entries the state keeps (the newest). */
   readonly auditLogSize: number;
+  /** Test-only planted bugs (planted-bugs.ts); absent in production. */
+  readonly bugs?: CoordinatorBugs;
 }
 
 export function defaultStateConfig(): CoordinatorStateConfig {

@@ -233,7 +233,10 @@ export class CoordinatorState implements CoordinatorQueries {
 
   /** The node placement would choose for this meeting now, if any. */
   findNodeFor(meeting: MeetingRecord, excludeNodeId?: string): string | undefined {
-    return findPlacement(this.nodes.values(), this.placementRequest(meeting, excludeNodeId));
+    const nodes = this.config.bugs?.placeOnDrainingOrSuspect
+      ? [...this.nodes.values()].map((n) => ({ ...n, draining: false, liveness: n.liveness === "SUSPECT" ? ("ALIVE" as const) : n.liveness }))
+      : this.nodes.values();
+    return findPlacement(nodes, this.placementRequest(meeting, excludeNodeId));
   }
 
   /** ResourceExhausted's message for this meeting: why no node fits. */
@@ -247,7 +250,7 @@ export class CoordinatorState implements CoordinatorQueries {
     if (meeting.owner !== "") throw new BrokenInvariantError(`meeting ${meeting.id} is owned by ${meeting.owner}`);
     if (node.liveness === "DEAD") throw new BrokenInvariantError(`meeting ${meeting.id} assigned to dead node ${nodeId}`);
     meeting.owner = nodeId;
-    meeting.epoch++;
+    if (!(this.config.bugs?.moveWithoutEpochBump && meeting.epoch > 0)) meeting.epoch++;
     node.assigned++;
     this.ownedSetOf(nodeId).add(meeting.id);
     this.unassigned.delete(meeting.id);

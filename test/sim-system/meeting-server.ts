@@ -61,6 +61,8 @@ class Agent {
   private checkpointTimer: TimerHandle | undefined;
   private cancelWatch: (() => void) | undefined;
   private watchFailures = 0;
+  /** The member the open stream is on. */
+  private watchMember: string | undefined;
 
   constructor(
     private readonly server: SimMeetingServer,
@@ -90,6 +92,8 @@ class Agent {
     return this.setup.rpc.call(this.server.processName, to, () => member!.serve(method, req) as Promise<Record<string, unknown>>, timeoutMs).catch((err: unknown) => {
       const e = err as RpcError;
       if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.INTERNAL) this.rotate(to);
+      // As NodeAgent does: a member that lets a call time out may be frozen, so the stream moves too.
+      if (e.code === grpc.status.DEADLINE_EXCEEDED && this.watchMember === to && !this.recovering) this.openWatch();
       throw err;
     });
   }
@@ -126,6 +130,7 @@ class Agent {
     this.recovering = true;
     this.cancelWatch?.();
     this.cancelWatch = undefined;
+    this.watchMember = undefined;
     this.held.clear();
     void this.register().then(() => {
       this.recovering = false;
@@ -154,6 +159,7 @@ class Agent {
     const to = this.memberId;
     const member = this.setup.member(to);
     const openedAt = this.clock.now();
+    this.watchMember = to;
     let done = false;
     this.cancelWatch = this.setup.rpc.openStream(
       this.server.processName,
@@ -168,6 +174,7 @@ class Agent {
         end: (err) => {
           if (done) return;
           done = true;
+          if (this.watchMember === to) this.watchMember = undefined;
           if (generation !== this.generation || this.recovering) return;
           if (fenced(err)) {
             this.recover(generation);

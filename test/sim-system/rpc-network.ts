@@ -59,7 +59,10 @@ export class RpcNetwork {
   private readonly cut = new Set<string>();
   private readonly streams = new Set<Stream>();
   dropRate = 0;
+  /** Chance that a request reaches its member a second time, 0.3 to 3 s later (a retransmission); that answer goes nowhere. */
+  replayRate = 0;
   maxJitterMs = 0;
+  replays = 0;
   calls = 0;
   streamBreaks = 0;
 
@@ -140,6 +143,10 @@ export class RpcNetwork {
       if (!target) {
         this.deliver(from, 2 * this.delay(), () => settle(() => reject(rpcError(grpc.status.UNAVAILABLE, `${to} is down`))), caller.incarnation);
         return;
+      }
+      if (this.rng.chance(this.replayRate)) {
+        this.replays++;
+        this.deliver(to, 300 + this.rng.intBelow(2700), () => void serve().catch(() => undefined), undefined);
       }
       this.deliver(
         to,

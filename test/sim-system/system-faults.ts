@@ -18,6 +18,7 @@ export class SystemFaults {
     serverCrashes: 0,
     quickRestarts: 0,
     freezes: 0,
+    transfers: 0,
   };
   /** A third of the seeds are violent: faults ten times as often. */
   private readonly violence: number;
@@ -37,6 +38,7 @@ export class SystemFaults {
         longDelayMs: 400 + rng.intBelow(2000),
       };
       sim.rpc.dropRate = rng.next() * 0.03;
+      sim.rpc.replayRate = rng.next() * 0.02;
       sim.rpc.maxJitterMs = rng.intBelow(15);
     }
   }
@@ -103,7 +105,14 @@ export class SystemFaults {
         s.freeze(ms);
       }
     }
-    if (rng.chance(0.0005 * v)) {
+    if (leader && rng.chance(0.005 * v)) {
+      // A planned leadership change: leaders come and go without crashing, and often lead again later.
+      const to = rng.pick(memberIds.filter((id) => id !== leader.id));
+      this.counts.transfers!++;
+      this.sim.trace(`leadership ${leader.id} → ${to}`);
+      void leader.driver!.transferLeadership(to, 2000).catch(() => undefined);
+    }
+    if (rng.chance(0.002 * v)) {
       const s = rng.pick(serverIds);
       this.sim.trace(`drain ${s}`);
       this.sim.stats.drains!++;

@@ -13,6 +13,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { NEWEST_CLUSTER_VERSION } from "../../src/coordinator/formats.js";
+import type { CoordinatorBugs } from "../../src/coordinator/planted-bugs.js";
 import type { CoreTimings } from "../../src/coordinator/service/coordinator-core.js";
 import type { DetectorBugs } from "../../src/coordinator/service/failure-detector.js";
 import { type NodeId, SeededRandom, defaultConfig } from "../../src/raft/index.js";
@@ -32,6 +33,7 @@ export interface SystemSimOptions {
   /** Virtual ms of the faulty phase. */
   readonly faultyMs?: number;
   readonly detectorBugs?: DetectorBugs;
+  readonly stateBugs?: CoordinatorBugs;
   readonly faults?: boolean;
   readonly trace?: (line: string) => void;
 }
@@ -100,6 +102,7 @@ export class SystemSimulation {
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       timings: TIMINGS,
       ...(options.detectorBugs ? { detectorBugs: options.detectorBugs } : {}),
+      ...(options.stateBugs ? { stateConfig: { bugs: options.stateBugs } } : {}),
       observer: this.checker,
       onFatal: (id, err) => this.checker.note(`${id} stopped on a broken invariant: ${err instanceof Error ? err.message : String(err)}`),
     };
@@ -211,6 +214,7 @@ export class SystemSimulation {
         savesAcked: this.checker.savesAcked,
         rpcCalls: this.rpc.calls,
         streamBreaks: this.rpc.streamBreaks,
+        replays: this.rpc.replays,
       },
     };
   }

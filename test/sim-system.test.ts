@@ -1,0 +1,78 @@
+/**
+ * The whole-product simulation as CI runs it: seeds of 3 and 5 members,
+ * each with member crashes, pauses, partitions and leadership changes,
+ * lost, delayed and replayed calls, meeting servers cut off, crashing,
+ * restarting under the same id at once and freezing, and drains; any
+ * violation prints the command that replays it. Then each planted bug
+ * (a knob, off in production) is caught within a few seeds, so a
+ * simulation that stopped looking would fail here.
+ */
+import { describe, expect, it } from "vitest";
+import type { CoordinatorBugs } from "../src/coordinator/planted-bugs.js";
+import type { DetectorBugs } from "../src/coordinator/service/failure-detector.js";
+import { runSystemSimulation } from "./sim-system/system-simulation.js";
+
+const SEEDS = Number(process.env.SIM_SYSTEM_SEEDS ?? 60);
+const CHUNK = 20;
+
+async function failuresOf(from: number, count: number): Promise<string[]> {
+  const failures: string[] = [];
+  for (let seed = from; seed < from + count; seed++) {
+    const members = seed % 2 === 0 ? 5 : 3;
+    const r = await runSystemSimulation({ seed, members });
+    if (r.violations.length > 0) failures.push(`seed ${seed}: ${r.violations[0]} (replay: npm run sim:system -- --seed ${seed} --members ${members} --trace)`);
+  }
+  return failures;
+}
+
+/** The first seed (of `limit`) whose run reports a violation, with it. */
+async function firstCaught(bugs: { detectorBugs?: DetectorBugs; stateBugs?: CoordinatorBugs }, limit: number): Promise<string> {
+  for (let seed = 1; seed <= limit; seed++) {
+    const r = await runSystemSimulation({ seed, members: seed % 2 === 0 ? 5 : 3, ...bugs });
+    if (r.violations.length > 0) return `seed ${seed}: ${r.violations[0]}`;
+  }
+  return "not caught";
+}
+
+describe("whole-product simulation", () => {
+  for (let from = 1; from <= SEEDS; from += CHUNK) {
+    const count = Math.min(CHUNK, SEEDS - from + 1);
+    it(`seeds ${from}-${from + count - 1}: no violations`, { timeout: 600_000 }, async () => {
+      expect(await failuresOf(from, count)).toEqual([]);
+    });
+  }
+
+  it("replays a seed exactly", { timeout: 120_000 }, async () => {
+    const a = await runSystemSimulation({ seed: 4242, members: 5 });
+    const b = await runSystemSimulation({ seed: 4242, members: 5 });
+    expect(b).toEqual(a);
+  });
+
+  it("really exercises every kind of fault, move and save", { timeout: 600_000 }, async () => {
+    const totals: Record<string, number> = {};
+    for (let seed = 1; seed <= 20; seed++) {
+      const r = await runSystemSimulation({ seed, members: seed % 2 === 0 ? 5 : 3 });
+      for (const [k, v] of Object.entries(r.stats)) totals[k] = (totals[k] ?? 0) + v;
+    }
+    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays"]) {
+      expect(totals[kind], kind).toBeGreaterThan(5);
+    }
+    expect(totals.savesAcked).toBeGreaterThan(2000);
+  });
+});
+
+describe("whole-product simulation catches planted bugs", () => {
+  const knobs: [string, { detectorBugs?: DetectorBugs; stateBugs?: CoordinatorBugs }, RegExp][] = [
+    ["any stream close suspects the node", { detectorBugs: { anyStreamCloseSuspects: true } }, /declared dead while it ran/],
+    ["no fresh lease after a leader change", { detectorBugs: { noFreshLease: true } }, /declared dead while it ran/],
+    ["a move without an epoch bump", { stateBugs: { moveWithoutEpochBump: true } }, /given to .* but it was given to/],
+    ["a checkpoint with a lower sequence accepted", { stateBugs: { lowerSequenceAccepted: true } }, /stored sequence went back/],
+    ["placement on a draining or suspect node", { stateBugs: { placeOnDrainingOrSuspect: true } }, /placed on .*, which is (SUSPECT|DRAINING)/],
+    ["a restarted node's old generation left holding meetings", { stateBugs: { noNewTenure: true } }, /registered as generation .* but holds/],
+  ];
+  for (const [name, bugs, expected] of knobs) {
+    it(name, { timeout: 600_000 }, async () => {
+      expect(await firstCaught(bugs, 40)).toMatch(expected);
+    });
+  }
+});
