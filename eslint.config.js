@@ -59,7 +59,8 @@ export default tseslint.config(
     },
   },
   {
-    // Libraries other people embed: they reach the cluster through src/wire and src/security only.
+    // Libraries other people embed: they reach the cluster through src/wire and src/security only,
+    // and take time and timers from src/time (an injected Scheduler, so the simulation runs them on virtual time).
     files: ["src/node-agent/**/*.ts", "src/gateway/**/*.ts"],
     rules: {
       "no-restricted-imports": [
@@ -68,7 +69,7 @@ export default tseslint.config(
           patterns: [
             {
               group: ["../member/*", "../coordinator/*", "../coordinator/**", "../raft-runtime/*", "../raft/*", "../start/*", "../cli/*", "../demo-server/*"],
-              message: "the node agent and the gateway use src/wire (proto, metadata names, member cursor) and src/security, never server code",
+              message: "the node agent and the gateway use src/wire (proto, metadata names, member cursor), src/security and src/time, never server code",
             },
           ],
         },

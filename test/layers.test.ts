@@ -37,6 +37,8 @@ describe("layer rules", () => {
     ["src/coordinator/x.ts", 'import { pack } from "msgpackr";'],
     ["src/raft-runtime/x.ts", 'import { RawNode } from "../raft/raw-node.js";'],
     ["src/node-agent/x.ts", 'import { loadProto } from "../wire/proto.js";'],
+    ["src/gateway/x.ts", 'import { type Scheduler } from "../time/scheduler.js";'],
+    ["src/node-agent/x.ts", 'import { type Scheduler } from "../time/scheduler.js";'],
   ])("allows in %s: %s", async (file, code) => {
     expect(await problems(file, code)).toEqual([]);
   });

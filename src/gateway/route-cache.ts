@@ -66,6 +66,12 @@ export interface BatchOutcome {
   readonly invalid: readonly string[];
 }
 
+/** A bug planted on purpose, for the whole-product simulation to catch (test-only; off in production). */
+export interface RouteCacheBugs {
+  /** Feed entries and GetRoute answers are applied as they come, one older than the cached route included (out of order). */
+  readonly applyOutOfOrder?: boolean;
+}
+
 export class RouteCache {
   private routes = new Map<string, CachedRoute>();
   /** Told of every route stored (a new meeting, a move, a newer epoch), after it is in the table. */
@@ -74,6 +80,8 @@ export class RouteCache {
   private replaced: { revision: number; routes: Map<string, CachedRoute> } | undefined;
   /** The feed revision the table is at (0: nothing from the feed yet). */
   revision = 0;
+
+  constructor(private readonly bugs: RouteCacheBugs = {}) {}
 
   get size(): number {
     return this.routes.size;
@@ -96,7 +104,7 @@ export class RouteCache {
   /** Stores a GetRoute answer unless a newer epoch is cached; returns the entry now cached. */
   remember(route: Route): CachedRoute {
     const cached = this.routes.get(route.meetingId);
-    if (cached && cached.epoch > route.epoch) return cached;
+    if (cached && cached.epoch > route.epoch && !this.bugs.applyOutOfOrder) return cached;
     if (cached && sameRoute(cached, route)) return cached;
     return this.put(route);
   }
@@ -131,8 +139,8 @@ export class RouteCache {
         continue;
       }
       const current = this.routes.get(route.meetingId);
-      const before = current ?? previous?.get(route.meetingId);
-      if (current && current.epoch > route.epoch) continue;
+      const before = this.bugs.applyOutOfOrder ? undefined : (current ?? previous?.get(route.meetingId));
+      if (current && current.epoch > route.epoch && !this.bugs.applyOutOfOrder) continue;
       if (!current && before && before.epoch > route.epoch) {
         // A table from a lagging member: keep the newer route this gateway already learned.
         this.routes.set(route.meetingId, before);

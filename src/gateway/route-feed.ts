@@ -12,7 +12,8 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { ClientClosedError, type CoordinatorClient } from "./coordinator-client.js";
+import { type Scheduler, realScheduler } from "../time/scheduler.js";
+import { ClientClosedError } from "./coordinator-client.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { RouteCache, RouteChangeMessage } from "./route-cache.js";
 
@@ -20,6 +21,20 @@ interface RouteBatchMessage {
   revision?: unknown;
   reset?: unknown;
   changes?: unknown;
+}
+
+/** A WatchRoutes stream as the feed uses it (a grpc-js ClientReadableStream, or the simulation's twin). */
+export interface FeedStream {
+  // The listeners take what each event carries (a batch, an error, a status).
+  on(event: "data" | "error" | "end" | "status", listener: (...args: any[]) => void): unknown;
+  cancel(): void;
+}
+
+/** What the feed needs of the coordinator client (CoordinatorClient, or the simulation's twin). */
+export interface FeedClient {
+  openWatch(request: unknown): { stream: FeedStream; address: string };
+  rotateFrom(address: string): void;
+  sleep(ms: number): Promise<void>;
 }
 
 export const FEED_BACKOFF = { baseMs: 100, maxMs: 1000 } as const;
@@ -31,7 +46,7 @@ export const FEED_BACKOFF = { baseMs: 100, maxMs: 1000 } as const;
 export const FEED_SILENCE_MS = 3_500;
 
 export class RouteFeed {
-  private stream: grpc.ClientReadableStream<unknown> | undefined;
+  private stream: FeedStream | undefined;
   private stopped = false;
   private running: Promise<void> | undefined;
   /** When the last batch arrived (0: never); a live feed is one proof of a quorum. */
@@ -42,10 +57,13 @@ export class RouteFeed {
   member: string | undefined;
 
   constructor(
-    private readonly client: CoordinatorClient,
+    private readonly client: FeedClient,
     private readonly cache: RouteCache,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
+    /** Time and timers (virtual time in the simulation), and the backoff's jitter. */
+    private readonly scheduler: Scheduler = realScheduler,
+    private readonly random: () => number = Math.random,
   ) {}
 
   start(): void {
@@ -71,7 +89,7 @@ export class RouteFeed {
       failures = delivered ? 1 : failures + 1;
       // A feed that delivered before it broke comes back after the base delay; one that keeps failing backs off.
       const d = Math.min(FEED_BACKOFF.maxMs, FEED_BACKOFF.baseMs * 2 ** Math.min(failures - 1, 10));
-      await this.client.sleep(Math.floor(d / 2 + (Math.random() * d) / 2));
+      await this.client.sleep(Math.floor(d / 2 + (this.random() * d) / 2));
     }
   }
 
@@ -88,7 +106,7 @@ export class RouteFeed {
       const finish = (why: string, err?: unknown): void => {
         if (done) return;
         done = true;
-        clearInterval(watchdog);
+        this.scheduler.clearInterval(watchdog);
         this.stream = undefined;
         this.member = undefined;
         if (!this.stopped) {
@@ -97,14 +115,14 @@ export class RouteFeed {
         }
         resolve(delivered);
       };
-      let heardAtMs = Date.now();
-      const watchdog = setInterval(() => {
-        if (Date.now() - heardAtMs <= FEED_SILENCE_MS) return;
+      let heardAtMs = this.scheduler.now();
+      const watchdog = this.scheduler.setInterval(() => {
+        if (this.scheduler.now() - heardAtMs <= FEED_SILENCE_MS) return;
         finish(`silent for ${FEED_SILENCE_MS} ms`);
         stream.cancel();
       }, 500);
       stream.on("data", (batch: RouteBatchMessage) => {
-        heardAtMs = Date.now();
+        heardAtMs = this.scheduler.now();
         if (this.applyBatch(batch, address)) delivered = true;
       });
       stream.on("error", (err: unknown) => finish("failed", err));
@@ -121,7 +139,7 @@ export class RouteFeed {
     }
     const reset = batch.reset === true;
     const outcome = this.cache.applyBatch(revision, reset, batch.changes as RouteChangeMessage[]);
-    this.lastBatchAtMs = Date.now();
+    this.lastBatchAtMs = this.scheduler.now();
     this.batches++;
     if (reset) this.metrics.feedResets.inc();
     if (outcome.applied > 0) this.metrics.routeChangesApplied.inc(outcome.applied);

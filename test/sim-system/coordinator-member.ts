@@ -11,11 +11,14 @@
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import type { CreateMeetingResult } from "../../src/coordinator/command-results.js";
+import { failureToError } from "../../src/coordinator/errors.js";
 import type { CoordinatorStateConfig } from "../../src/coordinator/state-config.js";
 import { CoordinatorCore, type CoreTimings } from "../../src/coordinator/service/coordinator-core.js";
 import { CoordinatorStats } from "../../src/coordinator/service/coordinator-stats.js";
 import type { DetectorBugs } from "../../src/coordinator/service/failure-detector.js";
 import type { StreamReport } from "../../src/coordinator/service/node-streams.js";
+import { RouteLog } from "../../src/coordinator/service/route-log.js";
+import { watchRoutes } from "../../src/coordinator/service/route-watch.js";
 import { WatchHub } from "../../src/coordinator/service/watch-hub.js";
 import { toGrpcError } from "../../src/member/grpc-status.js";
 import { type NodeId, NotLeaderError, type RaftConfig, StateRole } from "../../src/raft/index.js";
@@ -25,9 +28,9 @@ import type { VirtualScheduler } from "../../src/time/virtual-scheduler.js";
 import { type SimNetwork, SimTransport } from "../sim/network.js";
 import type { SimDisk } from "../sim/sim-disk.js";
 import { type ApplyObserver, ObservedMachine } from "./observed-machine.js";
-import { type RpcNetwork, rpcError } from "./rpc-network.js";
+import { type RpcNetwork, type ServerSink, rpcError } from "./rpc-network.js";
 
-export type MemberMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "CreateMeeting" | "DrainNode" | "ListMeetings" | "SetClusterVersion";
+export type MemberMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "CreateMeeting" | "GetRoute" | "DrainNode" | "ListMeetings" | "SetClusterVersion";
 
 const silent = pino({ level: "silent" });
 
@@ -53,6 +56,7 @@ export class SimCoordinatorMember {
   clock: ProcessClock | undefined;
   machine: ObservedMachine | undefined;
   core: CoordinatorCore | undefined;
+  private routes: RouteLog | undefined;
   private transport: SimTransport | undefined;
   incarnation = 0;
   rate = 1;
@@ -80,7 +84,11 @@ export class SimCoordinatorMember {
     const clock = new ProcessClock(setup.world, { rate: this.rate, skewMs: this.skewMs });
     const machine = new ObservedMachine(this.id, setup.observer, setup.stateConfig ? { config: setup.stateConfig } : {});
     const watches = new WatchHub();
-    machine.subscribe((notice) => watches.onNotice(notice));
+    const routes = new RouteLog(() => machine.queries);
+    machine.subscribe((notice) => {
+      watches.onNotice(notice);
+      routes.onNotice(notice);
+    });
     const transport = new SimTransport(this.id, setup.network, clock);
     this.clock = clock;
     this.transport = transport;
@@ -99,6 +107,7 @@ export class SimCoordinatorMember {
     if (incarnation !== this.incarnation) return;
     this.driver = driver;
     this.machine = machine;
+    this.routes = routes;
     this.core = new CoordinatorCore({
       raft: driver,
       machine,
@@ -122,6 +131,7 @@ export class SimCoordinatorMember {
     this.transport = undefined;
     this.machine = undefined;
     this.core = undefined;
+    this.routes = undefined;
     this.pausedUntil = 0;
     this.setup.rpc.memberCrashed(this.id);
   }
@@ -180,6 +190,14 @@ export class SimCoordinatorMember {
         const r = await core.replica.propose<CreateMeetingResult>({ type: "createMeeting", meetingId: String(req.meeting_id), region: "", requiredLabels: [] });
         return { meeting_id: r.route.meetingId, node_id: r.route.nodeId, epoch: r.route.epoch, created: r.created };
       }
+      case "GetRoute": {
+        // GetRoute(create=false), a linearizable read on this member, as coordinator-service.ts serves it.
+        const meetingId = String(req.meeting_id);
+        const found = await core.replica.read((q) => q.getRoute(meetingId));
+        if (!found.ok) throw failureToError(found);
+        const r = found.route;
+        return { meeting_id: r.meetingId, node_id: r.nodeId, address: r.address, epoch: r.epoch };
+      }
       case "DrainNode":
         await core.replica.propose({ type: "drainNode", nodeId: String(req.node_id), migrate: req.migrate === true });
         return {};
@@ -192,6 +210,18 @@ export class SimCoordinatorMember {
         await core.replica.propose({ type: "setClusterVersion", version: Number(req.version) });
         return {};
     }
+  }
+
+  /** RouteFeed.WatchRoutes on this member, as its gRPC handler serves it. */
+  watchRoutes(fromRevision: number, sink: ServerSink): () => void {
+    const routes = this.routes;
+    const clock = this.clock;
+    const driver = this.driver;
+    if (!routes || !clock || !driver) {
+      sink.end(grpc.status.UNAVAILABLE, `${this.id} is not running`);
+      return () => undefined;
+    }
+    return watchRoutes(routes, fromRevision, { ...sink, unsentBytes: () => 0 }, clock, () => driver.core.raft.lead !== "");
   }
 
   /** MemberAdmin.NodeConnection to the leader this member knows (a follower's stream counts). */

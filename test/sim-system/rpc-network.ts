@@ -62,6 +62,8 @@ export class RpcNetwork {
   /** Chance that a request reaches its member a second time, 0.3 to 3 s later (a retransmission); that answer goes nowhere. */
   replayRate = 0;
   maxJitterMs = 0;
+  /** Chance that an answer is slow (0.1 to 1.5 s: a loaded member or link). */
+  slowAnswerRate = 0;
   replays = 0;
   calls = 0;
   streamBreaks = 0;
@@ -131,7 +133,8 @@ export class RpcNetwork {
       const deadline = caller.clock.setTimeout(() => settle(() => reject(rpcError(grpc.status.DEADLINE_EXCEEDED, `call to ${to} timed out`))), timeoutMs);
       const answer = (fn: () => void): void => {
         if (!this.connected(to, from) || this.rng.chance(this.dropRate)) return;
-        this.deliver(from, this.delay(), () => settle(fn), caller.incarnation);
+        const slow = this.rng.chance(this.slowAnswerRate) ? 100 + this.rng.intBelow(1400) : 0;
+        this.deliver(from, this.delay() + slow, () => settle(fn), caller.incarnation);
       };
       const target = this.processOf(to);
       if (!this.connected(from, to)) {

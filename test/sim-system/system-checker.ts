@@ -23,7 +23,9 @@ import type { ApplyOutcome } from "../../src/coordinator/command-results.js";
 import type { Command } from "../../src/coordinator/commands.js";
 import type { CoordinatorQueries } from "../../src/coordinator/state.js";
 import type { ApplyObserver, BeforeApply } from "./observed-machine.js";
+import type { Route } from "../../src/gateway/route-cache.js";
 import type { ServerObserver } from "./meeting-server.js";
+import type { GatewayObserver } from "./sim-gateway.js";
 
 interface Binding {
   readonly nodeId: string;
@@ -41,7 +43,7 @@ export interface LivenessWitness {
 
 const decoder = new TextDecoder();
 
-export class SystemChecker implements ApplyObserver, ServerObserver {
+export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObserver {
   readonly violations: string[] = [];
   private readonly bindings = new Map<string, Binding>();
   /** Meeting → the epochs given, in log order. */
@@ -53,6 +55,9 @@ export class SystemChecker implements ApplyObserver, ServerObserver {
   /** `${node}/${generation}` → times its heartbeats were answered. */
   private readonly beats = new Map<string, number[]>();
   private readonly judgedDead = new Set<number>();
+  /** `${gateway}#${incarnation}/${meeting}` → the newest epoch that gateway process stored. */
+  private readonly gatewayEpochs = new Map<string, number>();
+  gatewayRoutes = 0;
   applies = 0;
   deaths = 0;
   handoffs = 0;
@@ -210,6 +215,22 @@ export class SystemChecker implements ApplyObserver, ServerObserver {
     for (const x of this.epochsOf.get(meetingId) ?? []) {
       const b = this.bindings.get(`${meetingId}#${x.epoch}`)!;
       this.checkHandoff(meetingId, x.epoch, b, a);
+    }
+  }
+
+  // ---------------------------------------------------------------- gateways
+
+  gatewayStored(gatewayId: string, incarnation: number, route: Route): void {
+    this.gatewayRoutes++;
+    const key = `${gatewayId}#${incarnation}/${route.meetingId}`;
+    const newest = this.gatewayEpochs.get(key) ?? 0;
+    if (route.epoch < newest) {
+      this.note(`gateway ${gatewayId} routes ${route.meetingId} to epoch ${route.epoch} on ${route.nodeId} after its feed delivered epoch ${newest}`);
+    }
+    this.gatewayEpochs.set(key, Math.max(newest, route.epoch));
+    const b = this.bindings.get(`${route.meetingId}#${route.epoch}`);
+    if (!b || b.nodeId !== route.nodeId) {
+      this.note(`gateway ${gatewayId} routes ${route.meetingId} epoch ${route.epoch} to ${route.nodeId}, but that epoch was given to ${b ? b.nodeId : "nobody"}`);
     }
   }
 

@@ -5,7 +5,8 @@
  * (sometimes reporting the lost peers) and between meeting servers and
  * members, message loss and delay on both networks, and meeting servers
  * that crash, restart under the same id at once, freeze (and wake up as
- * zombies) or are drained with their meetings moved.
+ * zombies) or are drained with their meetings moved; gateways are cut
+ * from members and crash.
  */
 import type { SystemSimulation } from "./system-simulation.js";
 
@@ -19,6 +20,8 @@ export class SystemFaults {
     quickRestarts: 0,
     freezes: 0,
     transfers: 0,
+    gatewayCuts: 0,
+    gatewayCrashes: 0,
   };
   /** A third of the seeds are violent: faults ten times as often. */
   private readonly violence: number;
@@ -39,6 +42,7 @@ export class SystemFaults {
       };
       sim.rpc.dropRate = rng.next() * 0.03;
       sim.rpc.replayRate = rng.next() * 0.02;
+      sim.rpc.slowAnswerRate = rng.next() * 0.05;
       sim.rpc.maxJitterMs = rng.intBelow(15);
     }
   }
@@ -83,6 +87,21 @@ export class SystemFaults {
       this.counts.serverCuts!++;
       this.sim.trace(`${s} cut from ${cutFrom.join(",")}`);
       for (const m of cutFrom) rpc.cutBoth(s, m);
+    }
+    if (rng.chance(0.003 * v)) {
+      // A gateway cut from the member its feed is on, or from all but one.
+      const g = rng.pick([...this.sim.gateways.keys()]);
+      const cutFrom = rng.chance(0.5) ? [rng.pick(memberIds)] : memberIds.filter((_, i) => i !== rng.intBelow(memberIds.length));
+      this.counts.gatewayCuts!++;
+      this.sim.trace(`${g} cut from ${cutFrom.join(",")}`);
+      for (const m of cutFrom) rpc.cutBoth(g, m);
+    }
+    for (const g of this.sim.gateways.values()) {
+      if (g.up && rng.chance(0.0005 * v)) {
+        this.sim.trace(`${g.id} crashes`);
+        this.counts.gatewayCrashes!++;
+        g.crash();
+      } else if (!g.up && rng.chance(0.05)) g.start();
     }
     if (rpc.isCut() && rng.chance(0.03)) rpc.healAll();
     for (const s of servers.values()) {

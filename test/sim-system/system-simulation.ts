@@ -23,6 +23,8 @@ import { NO_FAULTS, SimNetwork } from "../sim/network.js";
 import { SimDisk } from "../sim/sim-disk.js";
 import { type CoordinatorMemberSetup, type MemberMethod, SimCoordinatorMember } from "./coordinator-member.js";
 import { SimMeetingServer } from "./meeting-server.js";
+import { SimGateway } from "./sim-gateway.js";
+import type { RouteCacheBugs } from "../../src/gateway/route-cache.js";
 import { RpcNetwork, isRpcError } from "./rpc-network.js";
 import { SystemChecker } from "./system-checker.js";
 import { SystemFaults } from "./system-faults.js";
@@ -34,6 +36,7 @@ export interface SystemSimOptions {
   readonly faultyMs?: number;
   readonly detectorBugs?: DetectorBugs;
   readonly stateBugs?: CoordinatorBugs;
+  readonly gatewayBugs?: RouteCacheBugs;
   readonly faults?: boolean;
   readonly trace?: (line: string) => void;
 }
@@ -62,6 +65,7 @@ export class SystemSimulation {
   readonly rpc: RpcNetwork;
   readonly members = new Map<NodeId, SimCoordinatorMember>();
   readonly servers = new Map<string, SimMeetingServer>();
+  readonly gateways = new Map<string, SimGateway>();
   readonly checker: SystemChecker;
   readonly faults: SystemFaults;
   private meetingSeq = 0;
@@ -75,7 +79,7 @@ export class SystemSimulation {
       this.world,
       this.rng.fork(),
       (a, b) => this.network.connected(a, b),
-      (id) => this.members.get(id)?.process() ?? this.servers.get(id)?.process(),
+      (id) => this.members.get(id)?.process() ?? this.servers.get(id)?.process() ?? this.gateways.get(id)?.process(),
       (id) => this.members.has(id),
     );
     this.checker = new SystemChecker(
@@ -132,6 +136,20 @@ export class SystemSimulation {
         }),
       );
     }
+    for (const id of ["g1", "g2"]) {
+      this.gateways.set(
+        id,
+        new SimGateway(id, {
+          world: this.world,
+          rpc: this.rpc,
+          rng: this.rng.fork(),
+          memberIds: () => ids,
+          member: (mid) => this.members.get(mid),
+          observer: this.checker,
+          ...(options.gatewayBugs ? { cacheBugs: options.gatewayBugs } : {}),
+        }),
+      );
+    }
     this.faults = new SystemFaults(this, options.faults !== false);
   }
 
@@ -164,6 +182,10 @@ export class SystemSimulation {
 
   /** The operator: raises the cluster version (as the version monitor does), then starts the servers and creates meetings. */
   private operatorTick(): void {
+    // Gateway traffic: now and then a meeting looked up with GetRoute (a miss, or a stale route).
+    for (const g of this.gateways.values()) {
+      if (g.up && this.meetingSeq > 0 && this.rng.chance(0.3)) g.lookup(`meeting-${1 + this.rng.intBelow(this.meetingSeq)}`);
+    }
     const capacity = [...this.servers.values()].reduce((n, s) => n + s.capacity, 0);
     if (this.meetingSeq < Math.floor(capacity * 0.5) && this.rng.chance(0.1)) {
       const meetingId = `meeting-${++this.meetingSeq}`;
@@ -185,6 +207,7 @@ export class SystemSimulation {
     try {
       await this.raiseClusterVersion();
       for (const s of this.servers.values()) s.start();
+      for (const g of this.gateways.values()) g.start();
       const started = this.world.now();
       operator = this.world.setInterval(() => {
         this.operatorTick();
@@ -198,6 +221,7 @@ export class SystemSimulation {
     } finally {
       this.world.clearInterval(operator);
       for (const s of this.servers.values()) s.crash();
+      for (const g of this.gateways.values()) g.crash();
       for (const m of this.members.values()) m.crash();
     }
     return {
@@ -212,6 +236,7 @@ export class SystemSimulation {
         deaths: this.checker.deaths,
         handoffs: this.checker.handoffs,
         savesAcked: this.checker.savesAcked,
+        gatewayRoutes: this.checker.gatewayRoutes,
         rpcCalls: this.rpc.calls,
         streamBreaks: this.rpc.streamBreaks,
         replays: this.rpc.replays,
@@ -249,6 +274,7 @@ export class SystemSimulation {
       if (!s.up) s.start();
       else s.thaw();
     }
+    for (const g of this.gateways.values()) if (!g.up) g.start();
     const healedAt = this.world.now();
     let problems: string[] = ["not checked yet"];
     while (this.world.now() - healedAt < LIVENESS_BOUND_MS) {
@@ -287,6 +313,12 @@ export class SystemSimulation {
       }
       const held = this.servers.get(r.nodeId)?.agent?.held.get(r.meetingId);
       if (held?.epoch !== r.epoch) problems.push(`meeting ${r.meetingId} is routed to ${r.nodeId} epoch ${r.epoch}, which holds ${held ? `epoch ${held.epoch}` : "nothing"}`);
+      for (const g of this.gateways.values()) {
+        const cached = g.cache?.get(r.meetingId);
+        if (cached?.epoch !== r.epoch || cached.nodeId !== r.nodeId) {
+          problems.push(`gateway ${g.id} routes ${r.meetingId} to ${cached ? `${cached.nodeId} epoch ${cached.epoch}` : "nowhere"}, not ${r.nodeId} epoch ${r.epoch}`);
+        }
+      }
     }
     return problems;
   }

@@ -122,7 +122,7 @@ export class CoordinatorApp {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
     };
-    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader: () => node.status().lead !== "" }));
+    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader: () => node.status().lead !== "", scheduler: this.scheduler }));
   }
 
   /** A member (or this one) reports the watch streams it holds to the leader's detector. */

@@ -14,24 +14,13 @@ import { toGrpcError } from "../../member/grpc-status.js";
 import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { InvalidArgumentError } from "../errors.js";
 import { validateNodeId } from "../ids.js";
-import type { RouteBatch, RouteChange, RouteLog } from "./route-log.js";
+import { type Scheduler, realScheduler } from "../../time/scheduler.js";
+import type { RouteLog } from "./route-log.js";
+import { type RouteSink, watchRoutes } from "./route-watch.js";
 import { unaryHandler } from "./handler.js";
 import { endStream } from "./watch-hub.js";
 
-const TABLE_CHUNK = 5_000;
-/** An empty batch this often while this member hears a leader: the watcher's proof the stream is live and current. */
-export const FEED_PROGRESS_MS = 1_000;
-const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
-
 type Req = Record<string, unknown>;
-
-function changeMessage(c: RouteChange): Record<string, unknown> {
-  return { meeting_id: c.meetingId, node_id: c.nodeId, address: c.address, epoch: c.epoch };
-}
-
-function batchMessage(revision: number, reset: boolean, changes: readonly RouteChange[]): Record<string, unknown> {
-  return { revision, reset, changes: changes.map(changeMessage) };
-}
 
 function validateRevision(value: unknown): number {
   const n = value ?? 0;
@@ -48,6 +37,8 @@ export function routeFeedHandlers(deps: {
   upstreamFailed: (nodeId: string) => void;
   /** Whether this member is in touch with a leader (a cut-off member stops vouching for its stream). */
   hasLeader: () => boolean;
+  /** The progress batches' timer (virtual time in tests). */
+  scheduler?: Scheduler;
 }): grpc.UntypedServiceImplementation {
   const { routes } = deps;
   return {
@@ -59,46 +50,14 @@ export function routeFeedHandlers(deps: {
         call.emit("error", toGrpcError(err));
         return;
       }
-      const send = (message: Record<string, unknown>): void => {
-        if (call.writableLength > MAX_UNSENT_BYTES) {
-          stop();
-          endStream(call, grpc.status.RESOURCE_EXHAUSTED, "route watcher too far behind; watch again from your last revision");
-          return;
-        }
-        call.write(message);
+      const sink: RouteSink = {
+        write: (message) => void call.write(message),
+        end: (code, details) => endStream(call, code, details),
+        unsentBytes: () => call.writableLength,
       };
-      const deliver = (batch: RouteBatch): void => {
-        if (batch.revision > from) send(batchMessage(batch.revision, false, batch.changes));
-      };
-      const unsubscribe = routes.subscribe(deliver, () => {
-        stop();
-        endStream(call, grpc.status.UNAVAILABLE, "state replaced by a snapshot; watch again");
-      });
-      // A member cut off from the others applies nothing new, so its stream
-      // would go quiet but stay open: progress batches stop with the leader,
-      // and the gateway moves on after a few seconds of silence.
-      const progress = setInterval(() => {
-        if (!deps.hasLeader()) return;
-        // Every change up to the applied index was delivered as it applied.
-        from = Math.max(from, routes.revision);
-        send(batchMessage(from, false, []));
-      }, FEED_PROGRESS_MS);
-      const stop = (): void => {
-        clearInterval(progress);
-        unsubscribe();
-      };
+      const stop = watchRoutes(routes, from, sink, deps.scheduler ?? realScheduler, deps.hasLeader);
       call.on("cancelled", stop);
       call.on("close", stop);
-      if (routes.canResumeFrom(from)) {
-        for (const batch of routes.since(from)) deliver(batch);
-        return;
-      }
-      // Too old to resume (or a first watch): the whole table, then changes.
-      const revision = routes.revision;
-      const table = routes.fullTable();
-      if (table.length === 0) send(batchMessage(revision, true, []));
-      for (let i = 0; i < table.length; i += TABLE_CHUNK) send(batchMessage(revision, i === 0, table.slice(i, i + TABLE_CHUNK)));
-      from = revision;
     },
 
     // The leader's detector judges; a follower forwards the hint to it.
