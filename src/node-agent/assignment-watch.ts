@@ -15,7 +15,9 @@
  * ever hear about the current stream.
  */
 import * as grpc from "@grpc/grpc-js";
+import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
 import type { AgentLogger } from "./agent-config.js";
+import type { AgentStream } from "./agent-link.js";
 import type { CoordinatorConnection } from "./coordinator-connection.js";
 import { type CoordinatorCallError, isFenced, toCallError } from "./errors.js";
 
@@ -37,17 +39,18 @@ const STABLE_MS = 1000;
 
 export class AssignmentWatch {
   private session = 0;
-  private stream: grpc.ClientReadableStream<unknown> | undefined;
+  private stream: AgentStream | undefined;
   private streamAddress: string | undefined;
   private generation = 0;
   private failures = 0;
-  private reopenTimer: NodeJS.Timeout | undefined;
+  private reopenTimer: TimerHandle | undefined;
 
   constructor(
     private readonly connection: CoordinatorConnection,
     private readonly nodeId: string,
     private readonly handlers: WatchHandlers,
     private readonly log: AgentLogger,
+    private readonly scheduler: Scheduler = realScheduler,
   ) {}
 
   /** The member the open stream is on, if one is open. */
@@ -73,7 +76,7 @@ export class AssignmentWatch {
   /** Cancels the stream and any pending reopen. Nothing more reaches the handlers until `open`. */
   close(): void {
     this.session += 1;
-    if (this.reopenTimer) clearTimeout(this.reopenTimer);
+    if (this.reopenTimer) this.scheduler.clearTimeout(this.reopenTimer);
     this.reopenTimer = undefined;
     const stream = this.stream;
     this.stream = undefined;
@@ -83,7 +86,7 @@ export class AssignmentWatch {
 
   private connect(): void {
     const session = ++this.session;
-    let opened: { stream: grpc.ClientReadableStream<unknown>; address: string };
+    let opened: { stream: AgentStream; address: string };
     try {
       opened = this.connection.openWatch({ node_id: this.nodeId, generation: this.generation });
     } catch (err) {
@@ -93,7 +96,7 @@ export class AssignmentWatch {
     const { stream, address } = opened;
     this.stream = stream;
     this.streamAddress = address;
-    const openedAt = Date.now();
+    const openedAt = this.scheduler.monotonic();
     let ended = false;
     const end = (err: CoordinatorCallError): void => {
       if (ended) return;
@@ -107,17 +110,17 @@ export class AssignmentWatch {
         return;
       }
       this.call(() => this.handlers.broken(session, err));
-      if (Date.now() - openedAt >= STABLE_MS) this.failures = 0;
+      if (this.scheduler.monotonic() - openedAt >= STABLE_MS) this.failures = 0;
       this.failures += 1;
       this.connection.rotateFrom(address, err.status);
       const rounds = Math.floor((this.failures - 1) / this.connection.memberCount);
       const delay = rounds === 0 ? 0 : this.connection.backoffMs(rounds);
       this.log.debug({ address, err: err.message, delay }, "assignment watch broke; reopening");
-      this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = this.scheduler.setTimeout(() => {
         this.reopenTimer = undefined;
         if (!this.connection.isClosed) this.connect();
       }, delay);
-      this.reopenTimer.unref();
+      this.reopenTimer.unref?.();
     };
     // grpc-js emits 'status' once at every end (OK, errors, cancels); 'error' also on non-OK ends,
     // and an 'error' without a listener would throw into the host, so one is always attached.

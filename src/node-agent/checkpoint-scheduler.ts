@@ -16,6 +16,7 @@
  * Owned by NodeAgent: `start` after Register, `stop` in NodeAgent.stop,
  * `flush` before a graceful Deregister.
  */
+import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
 import type { CoordinatorCallError } from "./errors.js";
 import { AgentStoppedError, HostCallbackError, MeetingNotHeldError, isFenced } from "./errors.js";
 import type { HeldMeeting, MeetingTable } from "./meeting-table.js";
@@ -43,22 +44,24 @@ export class CheckpointScheduler {
   private readonly followUps = new Map<string, Promise<number | undefined>>();
   private readonly waiting: (() => void)[] = [];
   private active = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
 
   constructor(
     private readonly target: CheckpointTarget,
     private readonly options: SchedulerOptions,
+    /** The periodic round's timer (virtual time in the simulation). */
+    private readonly clock: Scheduler = realScheduler,
   ) {}
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => this.tick(), this.options.intervalMs);
+    this.timer.unref?.();
   }
 
   /** Stops the periodic saves; saves in flight finish (or fail when the connection closes). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.clock.clearInterval(this.timer);
     this.timer = undefined;
   }
 

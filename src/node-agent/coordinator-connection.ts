@@ -16,10 +16,10 @@
  * and later call reject with AgentStoppedError.
  */
 import * as grpc from "@grpc/grpc-js";
-import { LEADER_HINT_HEADER } from "../wire/headers.js";
 import { MemberCursor } from "../wire/member-cursor.js";
-import { loadProto, lookup } from "../wire/proto.js";
-import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
+import type { ClientSecurity } from "../security/client-security.js";
+import { type Scheduler, realScheduler } from "../time/scheduler.js";
+import { type AgentLink, type AgentService, type AgentStream, GrpcAgentLink } from "./agent-link.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 
 export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "ListMeetings";
@@ -38,18 +38,6 @@ export function isRetryable(err: unknown): boolean {
   return err instanceof CoordinatorCallError && RETRYABLE.has(err.status);
 }
 
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  // A member frozen with its connections open is noticed within ~3 s even on an idle watch stream.
-  "grpc.keepalive_time_ms": 2000,
-  "grpc.keepalive_timeout_ms": 1000,
-  "grpc.keepalive_permit_without_calls": 1,
-  // gRPC's default redial backoff grows to 120 s: a restarted member would stay unused that long.
-  "grpc.initial_reconnect_backoff_ms": 100,
-  "grpc.max_reconnect_backoff_ms": 1000,
-  // This class decides where a call goes again; no hidden retries.
-  "grpc.enable_retries": 0,
-};
-
 export interface ConnectionOptions {
   readonly rpcTimeoutMs: number;
   readonly retryBaseMs: number;
@@ -62,6 +50,10 @@ export interface ConnectionOptions {
   readonly onLeaderHint?: (from: string, leader: string) => void;
   /** TLS credentials and the agent's token; default loopback plaintext. */
   readonly security?: ClientSecurity;
+  /** How calls reach a member; default gRPC (the simulation gives its network twin). */
+  readonly link?: AgentLink;
+  /** Time and timers (the backoff's sleeps); default the machine's. */
+  readonly scheduler?: Scheduler;
 }
 
 export interface UnaryOptions {
@@ -71,28 +63,16 @@ export interface UnaryOptions {
   readonly attempts?: number;
 }
 
-type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
-type UnaryFn = (req: unknown, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
-type StreamFn = (req: unknown, opts?: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
-
-type Service = "NodeAgent" | "Coordinator";
-const clientCtors = new Map<Service, grpc.ServiceClientConstructor>();
-function serviceClient(service: Service): grpc.ServiceClientConstructor {
-  let ctor = clientCtors.get(service);
-  if (!ctor) clientCtors.set(service, (ctor = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), `convene.v1.${service}`)));
-  return ctor;
-}
-
 export class CoordinatorConnection {
-  /** By service, then member address; one channel per client. */
-  private readonly clients = new Map<string, grpc.Client>();
   private readonly cursor: MemberCursor;
+  private readonly link: AgentLink;
 
   constructor(
     private readonly addresses: readonly string[],
     private readonly options: ConnectionOptions,
   ) {
-    this.cursor = new MemberCursor(addresses, options, options.random);
+    this.cursor = new MemberCursor(addresses, options, options.random, options.scheduler ?? realScheduler);
+    this.link = options.link ?? new GrpcAgentLink(options.security);
   }
 
   /** The member calls go to now. */
@@ -159,47 +139,25 @@ export class CoordinatorConnection {
   }
 
   /** Opens the WatchAssignments stream on the current member (no deadline: it stays open). */
-  openWatch(request: unknown): { stream: grpc.ClientReadableStream<unknown>; address: string } {
+  openWatch(request: unknown): { stream: AgentStream; address: string } {
     if (this.cursor.closed) throw new AgentStoppedError("WatchAssignments abandoned: the agent stopped");
     const address = this.address;
-    const client = this.client("NodeAgent", address);
-    const fn = (client as unknown as Record<string, StreamFn>)["WatchAssignments"]!;
-    return { stream: fn.call(client, request, {}), address };
+    return { stream: this.link.watch(address, request), address };
   }
 
   /** Cancels nothing by itself: callers cancel their streams. Closes every channel and wakes every sleeper. */
   close(): void {
     if (this.cursor.closed) return;
     this.cursor.close();
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
-  }
-
-  private client(service: Service, address: string): grpc.Client {
-    const key = `${service} ${address}`;
-    let c = this.clients.get(key);
-    if (!c) {
-      const Ctor = serviceClient(service);
-      c = makeClient(Ctor, address, this.options.security ?? PLAINTEXT, CHANNEL_OPTIONS);
-      this.clients.set(key, c);
-    }
-    return c;
+    this.link.close();
   }
 
   private callOnce(address: string, method: UnaryMethod, request: unknown, timeoutMs: number): Promise<unknown> {
-    const service: Service = COORDINATOR_METHODS.has(method) ? "Coordinator" : "NodeAgent";
-    const client = this.client(service, address);
-    const fn = (client as unknown as Record<string, UnaryFn>)[method];
-    if (typeof fn !== "function") return Promise.reject(new Error(`invariant: ${service} has no method ${method}`));
-    return new Promise<unknown>((resolve, reject) => {
-      const call = fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) reject(toCallError(err, method, address));
-        else resolve(res);
+    const service: AgentService = COORDINATOR_METHODS.has(method) ? "Coordinator" : "NodeAgent";
+    return this.link
+      .unary(address, service, method, request, timeoutMs, (leader) => this.followLeaderHint(address, leader))
+      .catch((err: unknown) => {
+        throw toCallError(err, method, address);
       });
-      call.on("metadata", (md: grpc.Metadata) => {
-        const leader = md.get(LEADER_HINT_HEADER)[0];
-        if (typeof leader === "string") this.followLeaderHint(address, leader);
-      });
-    });
   }
 }

@@ -5,6 +5,7 @@
  * Register (the interval may change), `beat()` for an extra beat at once,
  * `stop()` before Deregister and in stop.
  */
+import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
 import type { CoordinatorConnection } from "./coordinator-connection.js";
 import { parseHeartbeatResponse } from "./coordinator-responses.js";
 
@@ -23,7 +24,7 @@ export interface HeartbeatHost {
 }
 
 export class HeartbeatLoop {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private inFlight = false;
   private intervalMs = 0;
   private leaseTtlMs = 0;
@@ -31,6 +32,7 @@ export class HeartbeatLoop {
   constructor(
     private readonly connection: CoordinatorConnection,
     private readonly host: HeartbeatHost,
+    private readonly scheduler: Scheduler = realScheduler,
   ) {}
 
   /** (Re)starts the beats with the interval and lease of the latest Register. */
@@ -38,12 +40,12 @@ export class HeartbeatLoop {
     this.stop();
     this.intervalMs = intervalMs;
     this.leaseTtlMs = leaseTtlMs;
-    this.timer = setInterval(() => void this.beat(), intervalMs);
-    this.timer.unref();
+    this.timer = this.scheduler.setInterval(() => void this.beat(), intervalMs);
+    this.timer.unref?.();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.scheduler.clearInterval(this.timer);
     this.timer = undefined;
   }
 

@@ -52,7 +52,9 @@ import { type AgentConfig, type AgentLogger, type AgentOptions, type RawAgentOpt
 import type { AgentEvents, RegisteredInfo, RevokeReason, StopOptions } from "./agent-events.js";
 import { AssignmentWatch } from "./assignment-watch.js";
 import { CheckpointScheduler, type CheckpointTarget } from "./checkpoint-scheduler.js";
+import type { AgentLink } from "./agent-link.js";
 import { CoordinatorConnection } from "./coordinator-connection.js";
+import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
 import {
   type Checkpoint,
   parseAssignmentEvent,
@@ -82,7 +84,9 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
   private leaseMs = 0;
   private isDraining = false;
   private readonly heartbeats: HeartbeatLoop;
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: TimerHandle | undefined;
+  /** Time and timers: the machine's, or the simulation's virtual time. */
+  private readonly clock: Scheduler;
   /** Bumped when a stream opens or breaks: a sweep started under an older one gives up. */
   private sweepRound = 0;
   private recovering: Promise<void> | undefined;
@@ -96,9 +100,14 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
    */
   private readonly incarnation: string;
 
-  constructor(options: AgentOptions, internals: { readonly random?: () => number; readonly incarnation?: string } = {}) {
+  constructor(
+    options: AgentOptions,
+    /** For tests and the simulation: the jitter, this process's token, how calls travel and what time it is. */
+    internals: { readonly random?: () => number; readonly incarnation?: string; readonly link?: AgentLink; readonly scheduler?: Scheduler } = {},
+  ) {
     super();
     this.incarnation = internals.incarnation ?? randomUUID();
+    this.clock = internals.scheduler ?? realScheduler;
     this.config = validateAgentConfig(options as unknown as RawAgentOptions);
     this.log = this.config.logger ?? pino({ level: "silent" });
     this.connection = new CoordinatorConnection(this.config.coordinators, {
@@ -109,11 +118,13 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       onRotate: (from, to, status) => this.rotated(from, to, status),
       onLeaderHint: (from, leader) => this.log.debug({ from, leader }, "following the leader hint: calls go to the leader directly"),
       security: clientSecurity(this.config.tls, this.config.token),
+      ...(internals.link ? { link: internals.link } : {}),
+      scheduler: this.clock,
     });
     this.scheduler = new CheckpointScheduler(this.checkpointTarget(), {
       intervalMs: this.config.checkpointIntervalMs,
       maxInFlight: this.config.maxSavesInFlight,
-    });
+    }, this.clock);
     this.heartbeats = new HeartbeatLoop(this.connection, {
       nodeId: this.config.nodeId,
       capacity: this.config.capacity,
@@ -126,7 +137,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
         if (isFenced(err)) this.recover(`Heartbeat: ${(err as Error).message}`, generation);
         else if (!(err instanceof AgentStoppedError)) this.reportError(err);
       },
-    });
+    }, this.clock);
     this.watch = new AssignmentWatch(this.connection, this.config.nodeId, {
       opened: () => this.watchOpened(),
       event: (raw) => this.assignmentEvent(raw),
@@ -141,7 +152,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       },
       fenced: (err, generation) => this.recover(`WatchAssignments: ${err.message}`, generation),
       failed: (err) => this.reportError(err),
-    }, this.log);
+    }, this.log, this.clock);
   }
 
   /** The generation of the current registration; 0 before the first. */
@@ -327,11 +338,11 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
   }
 
   private scheduleSweep(round: number): void {
-    this.sweepTimer = setTimeout(() => {
+    this.sweepTimer = this.clock.setTimeout(() => {
       this.sweepTimer = undefined;
       void this.sweepUnannounced(round);
     }, this.hbIntervalMs);
-    this.sweepTimer.unref();
+    this.sweepTimer.unref?.();
   }
 
   /** Releases the meetings neither the stream nor a linearizable ListMeetings says this node still owns. */
@@ -358,7 +369,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
   }
 
   private clearSweep(): void {
-    clearTimeout(this.sweepTimer);
+    this.clock.clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
     this.sweepRound++;
   }

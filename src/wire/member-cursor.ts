@@ -6,6 +6,7 @@
  * backoff between full rounds, and sleeps that end early when the client
  * closes.
  */
+import { type Scheduler, realScheduler } from "../time/scheduler.js";
 export interface BackoffOptions {
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
@@ -20,6 +21,8 @@ export class MemberCursor {
     readonly addresses: readonly string[],
     private readonly backoff: BackoffOptions,
     private readonly random: () => number = Math.random,
+    /** The sleeps' timers (virtual time in the simulation). */
+    private readonly scheduler: Pick<Scheduler, "setTimeout" | "clearTimeout"> = realScheduler,
   ) {
     if (addresses.length === 0) throw new Error("invariant: a coordinator client needs at least one member address");
     // Clients start on a random member so that many of them spread over the group.
@@ -61,13 +64,13 @@ export class MemberCursor {
     if (this.closedFlag) return Promise.reject(stopped());
     return new Promise<void>((resolve, reject) => {
       const wake = (): void => {
-        clearTimeout(timer);
+        this.scheduler.clearTimeout(timer);
         this.sleepers.delete(wake);
         if (this.closedFlag) reject(stopped());
         else resolve();
       };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
+      const timer = this.scheduler.setTimeout(wake, ms);
+      timer.unref?.();
       this.sleepers.add(wake);
     });
   }

@@ -195,7 +195,7 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
     }
     // The checkpoint it was given with, or (re-announced by a member that is behind, after it let the
     // meeting go) one it saved itself in this tenure.
-    const own = checkpoint?.state.endsWith(`/${nodeId}.${generation}@${epoch}`) === true && checkpoint.sequence > b.checkpointSequence;
+    const own = checkpoint?.state.startsWith(`${meetingId}/${nodeId}.${generation}@${epoch}#`) === true && checkpoint.sequence > b.checkpointSequence;
     if (!own && ((checkpoint?.sequence ?? 0) !== b.checkpointSequence || checkpoint?.state !== b.checkpointState)) {
       this.note(`${nodeId} received ${meetingId} epoch ${epoch} with checkpoint ${checkpoint?.sequence ?? "none"}, not the ${b.checkpointSequence} it was given with`);
     }

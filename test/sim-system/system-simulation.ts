@@ -2,7 +2,8 @@
  * The whole product in one process, on virtual time, driven by one seed:
  * three or five coordinator members (the real RaftDriver, state machine
  * and CoordinatorCore: failure detector, watch streams and their counts,
- * node agent calls), meeting servers following the agent protocol, and an
+ * node agent calls, route watches), meeting servers running the real
+ * NodeAgent, gateways running the real route cache and feed client, and an
  * operator creating meetings and draining nodes, over the disk, Raft and
  * RPC network twins. Members crash, restart and pause; the networks drop,
  * delay and partition (members from members, servers from members);
@@ -55,6 +56,7 @@ const REQUEST_TIMEOUT_MS = 2000;
 /** After the faults stop: every meeting routable and every live server ALIVE within this. */
 export const LIVENESS_BOUND_MS = 30_000;
 const OPERATOR_EVERY_MS = 100;
+const WALL_CLOCK_MS = 1_700_000_000_000;
 
 class StopAtViolation extends Error {}
 
@@ -87,7 +89,7 @@ export class SystemSimulation {
         now: () => this.world.now(),
         runningThroughout: (nodeId, generation, ms) => {
           const s = this.servers.get(nodeId);
-          return s !== undefined && s.up && !s.frozen && s.agent?.generation === generation && this.world.now() - s.quietSince >= ms;
+          return s !== undefined && s.up && !s.frozen && s.generation === generation && this.world.now() - s.quietSince >= ms;
         },
       },
       TIMINGS,
@@ -113,9 +115,11 @@ export class SystemSimulation {
     for (const id of ids) {
       const disk = new SimDisk(id, MemoryDurableStorage.bootstrap(ids), this.rng.fork(), { persisted: () => undefined });
       const m = new SimCoordinatorMember(id, disk, this.memberSetup);
+      m.skewMs = WALL_CLOCK_MS;
       if (options.faults !== false) {
         m.rate = 0.98 + 0.04 * this.rng.next();
-        m.skewMs = this.rng.intBelow(10_000) - 5_000;
+        // Wall clocks about now, a few seconds apart (virtual time itself starts at 0).
+        m.skewMs = WALL_CLOCK_MS + this.rng.intBelow(10_000) - 5_000;
       }
       this.members.set(id, m);
     }
@@ -133,6 +137,7 @@ export class SystemSimulation {
           observer: this.checker,
           checkpointEveryMs: 200 + this.rng.intBelow(400),
           rpcTimeoutMs: REQUEST_TIMEOUT_MS,
+          trace: (line) => this.trace(line),
         }),
       );
     }
@@ -301,7 +306,7 @@ export class SystemSimulation {
     const problems: string[] = [];
     for (const s of this.servers.values()) {
       const node = q.getNode(s.id);
-      const generation = s.agent?.generation ?? 0;
+      const generation = s.generation;
       if (!node || node.generation !== generation || node.liveness !== "ALIVE") {
         problems.push(`server ${s.id} (generation ${generation}) is ${node ? `${node.state} at generation ${node.generation}` : "not registered"}`);
       }
@@ -311,8 +316,8 @@ export class SystemSimulation {
         problems.push(`meeting ${r.meetingId} is unassigned`);
         continue;
       }
-      const held = this.servers.get(r.nodeId)?.agent?.held.get(r.meetingId);
-      if (held?.epoch !== r.epoch) problems.push(`meeting ${r.meetingId} is routed to ${r.nodeId} epoch ${r.epoch}, which holds ${held ? `epoch ${held.epoch}` : "nothing"}`);
+      const held = this.servers.get(r.nodeId)?.heldEpoch(r.meetingId);
+      if (held !== r.epoch) problems.push(`meeting ${r.meetingId} is routed to ${r.nodeId} epoch ${r.epoch}, which holds ${held !== undefined ? `epoch ${held}` : "nothing"}`);
       for (const g of this.gateways.values()) {
         const cached = g.cache?.get(r.meetingId);
         if (cached?.epoch !== r.epoch || cached.nodeId !== r.nodeId) {
