@@ -117,6 +117,21 @@ export class SimMeetingServer {
     clock.run(() => void agent.start().catch((err: unknown) => this.setup.trace?.(`${this.id} agent did not start: ${err instanceof Error ? err.message : String(err)}`)));
   }
 
+  /** A graceful leave: the agent saves every meeting once, deregisters, and the process exits. */
+  leave(): void {
+    const agent = this.agent;
+    const clock = this.clock;
+    if (!agent || !clock || clock.isPaused) return;
+    clock.run(() => {
+      void agent
+        .stop({ deregister: true })
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.agent === agent) this.crash();
+        });
+    });
+  }
+
   crash(): void {
     this.incarnation++;
     this.clock?.kill();

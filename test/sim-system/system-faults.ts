@@ -5,7 +5,8 @@
  * (sometimes reporting the lost peers) and between meeting servers and
  * members, message loss and delay on both networks, and meeting servers
  * that crash, restart under the same id at once, freeze (and wake up as
- * zombies) or are drained with their meetings moved; gateways are cut
+ * zombies), deregister and exit, or are drained (most with their meetings
+ * moved); gateways are cut
  * from members and crash.
  */
 import type { SystemSimulation } from "./system-simulation.js";
@@ -22,6 +23,7 @@ export class SystemFaults {
     transfers: 0,
     gatewayCuts: 0,
     gatewayCrashes: 0,
+    leaves: 0,
   };
   /** A third of the seeds are violent: faults ten times as often. */
   private readonly violence: number;
@@ -117,6 +119,10 @@ export class SystemFaults {
         this.sim.trace(`${s.id} restarts at once`);
         this.counts.quickRestarts!++;
         s.start();
+      } else if (s.up && rng.chance(0.0005 * v)) {
+        this.sim.trace(`${s.id} deregisters and exits`);
+        this.counts.leaves!++;
+        s.leave();
       } else if (s.up && rng.chance(0.001 * v)) {
         const ms = 300 + rng.intBelow(4000);
         this.sim.trace(`${s.id} freezes for ${ms} ms`);
@@ -135,7 +141,7 @@ export class SystemFaults {
       const s = rng.pick(serverIds);
       this.sim.trace(`drain ${s}`);
       this.sim.stats.drains!++;
-      this.sim.operatorCall("DrainNode", { node_id: s, migrate: true }).catch(() => undefined);
+      this.sim.operatorCall("DrainNode", { node_id: s, migrate: rng.chance(0.7) }).catch(() => undefined);
     }
   }
 

@@ -284,6 +284,8 @@ export class SystemSimulation {
     let problems: string[] = ["not checked yet"];
     while (this.world.now() - healedAt < LIVENESS_BOUND_MS) {
       await this.runUntil(this.world.now() + 250);
+      // A supervisor restarts a server that exited (one that was leaving when the faults stopped).
+      for (const s of this.servers.values()) if (!s.up) s.start();
       problems = this.convergenceProblems();
       if (problems.length === 0) break;
     }
