@@ -32,7 +32,10 @@ import {
   validateUint,
 } from "./ids.js";
 import { type Labels, validateLabels } from "./labels.js";
+import { type ReportLoadCommand, parseReportLoad } from "./load-commands.js";
 import type { Liveness } from "./model.js";
+import { MOVE_COMMAND_TYPES, type MoveCommand, isMoveCommandType, parseMoveCommand, validateNodeIdOrEmpty } from "./move-commands.js";
+import { type NodeLimits, validateLimits } from "./node-load.js";
 
 export const COMMAND_VERSION = 1;
 
@@ -47,6 +50,8 @@ export interface RegisterCommand {
   readonly labels: Labels;
   /** The registering process's token; absent when it sent none (older agents, older commands). */
   readonly incarnation?: string;
+  /** Hard load limits (node-load.ts); absent in older entries: none. */
+  readonly limits?: NodeLimits;
 }
 
 /** The leader's failure detector changes a node's liveness; DEAD moves its meetings. */
@@ -68,6 +73,10 @@ export interface CreateMeetingCommand {
   readonly region: string;
   /** Label selector the host must match (every key/value). */
   readonly requiredLabels: Labels;
+  /** No host may carry any of these key/values; absent in older entries: none. */
+  readonly excludedLabels?: Labels;
+  /** Chosen when it is eligible; "" or absent: placement decides. */
+  readonly preferredNodeId?: string;
 }
 
 export interface EndMeetingCommand {
@@ -122,7 +131,9 @@ export type Command =
   | SaveCheckpointCommand
   | DrainNodeCommand
   | DeregisterCommand
-  | PlaceUnassignedCommand;
+  | PlaceUnassignedCommand
+  | ReportLoadCommand
+  | MoveCommand;
 
 export type CommandType = Command["type"];
 
@@ -135,6 +146,8 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   "drainNode",
   "deregister",
   "placeUnassigned",
+  "reportLoad",
+  ...MOVE_COMMAND_TYPES,
 ];
 
 const LIVENESS_VALUES: readonly Liveness[] = ["ALIVE", "SUSPECT", "DEAD"];
@@ -184,6 +197,7 @@ export function parseCommand(raw: unknown): Command {
         region: validateRegion(c["region"]),
         labels: validateLabels(c["labels"]),
         ...(c["incarnation"] === undefined || c["incarnation"] === null || c["incarnation"] === "" ? {} : { incarnation: validateIncarnation(c["incarnation"]) }),
+        limits: validateLimits(c["limits"]),
       };
     case "setLiveness":
       return {
@@ -200,6 +214,8 @@ export function parseCommand(raw: unknown): Command {
         meetingId: validateMeetingId(c["meetingId"]),
         region: validateRegion(c["region"]),
         requiredLabels: validateLabels(c["requiredLabels"], "required_labels"),
+        excludedLabels: validateLabels(c["excludedLabels"], "excluded_labels"),
+        preferredNodeId: validateNodeIdOrEmpty(c["preferredNodeId"], "preferred_node_id"),
       };
     case "endMeeting":
       return { type: "endMeeting", nowMs, meetingId: validateMeetingId(c["meetingId"]) };
@@ -220,7 +236,10 @@ export function parseCommand(raw: unknown): Command {
       return { type: "deregister", nowMs, nodeId: validateNodeId(c["nodeId"]), generation: validateGeneration(c["generation"]) };
     case "placeUnassigned":
       return { type: "placeUnassigned", nowMs };
+    case "reportLoad":
+      return parseReportLoad(c, nowMs);
     default:
+      if (isMoveCommandType(type)) return parseMoveCommand(type, c, nowMs);
       throw new InvalidArgumentError(`command type must be one of ${COMMAND_TYPES.join(", ")}, got ${shown(type)}`);
   }
 }

@@ -8,6 +8,8 @@
  * message names the field and its value.
  */
 import { ConfigError } from "../raft/errors.js";
+import { InvalidArgumentError } from "./errors.js";
+import { DEFAULT_WEIGHTS, type PlacementWeights, validateWeights } from "./node-load.js";
 
 export interface CoordinatorStateConfig {
   /** Largest checkpoint `state` accepted, in bytes (API default 256 KiB). */
@@ -26,6 +28,14 @@ export interface CoordinatorStateConfig {
   readonly flapHoldOutMs: number;
   /** How many audit entries the state keeps (the newest). */
   readonly auditLogSize: number;
+  /**
+   * About how many events (WatchEvents) the state keeps, the newest; the
+   * oldest command's events go whole. A watcher further behind must start
+   * again from the oldest kept.
+   */
+  readonly eventLogSize: number;
+  /** How much each load dimension weighs in placement (node-load.ts). */
+  readonly placementWeights: PlacementWeights;
 }
 
 export function defaultStateConfig(): CoordinatorStateConfig {
@@ -36,6 +46,8 @@ export function defaultStateConfig(): CoordinatorStateConfig {
     flapWindowMs: 10 * 60_000,
     flapHoldOutMs: 5 * 60_000,
     auditLogSize: 1_000,
+    eventLogSize: 20_000,
+    placementWeights: DEFAULT_WEIGHTS,
   };
 }
 
@@ -53,5 +65,12 @@ export function validateStateConfig(c: CoordinatorStateConfig): CoordinatorState
   requireInteger("flapWindowMs", c.flapWindowMs, 1);
   requireInteger("flapHoldOutMs", c.flapHoldOutMs, 0);
   requireInteger("auditLogSize", c.auditLogSize, 0);
+  requireInteger("eventLogSize", c.eventLogSize, 1);
+  try {
+    validateWeights(c.placementWeights);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new ConfigError(err.message);
+    throw err;
+  }
   return c;
 }

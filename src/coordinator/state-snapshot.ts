@@ -3,8 +3,9 @@
  *
  * Format: [u32 big-endian header length][header][checkpoint bytes…]
  *   header (msgpackr, plain arrays so 100,000 meetings cost no key names):
- *   { v: 2, clockMs, appliedIndex, nodes: [...], retired: [...],
- *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...] }
+ *   { v: 3, clockMs, appliedIndex, nodes: [...], retired: [...],
+ *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...],
+ *     nodeExtras, meetingExtras, events, eventFloor (state-snapshot-extras.ts) }
  *   then every checkpoint's state, concatenated in the order of the rows.
  * Checkpoint bytes are most of a large state (100,000 meetings × 1 KiB), so
  * they bypass msgpackr, whose shared output buffer would otherwise grow to
@@ -20,16 +21,21 @@
  * equals `b` byte for byte and a restored state iterates exactly like the
  * original. Derived indexes are not stored; they are rebuilt and the
  * invariants checked on decode. The config is not stored (see
- * state-config.ts).
+ * state-config.ts). Version 2 snapshots (without the extras) are still read.
  */
 import { Packr } from "msgpackr";
 import { BrokenInvariantError } from "./errors.js";
 import type { Labels } from "./labels.js";
+import { NO_LABELS } from "./labels.js";
 import type { AuditEntry, CheckpointRecord, Liveness, MeetingRecord, NodeRecord } from "./model.js";
+import { NO_LIMITS, NO_LOAD } from "./node-load.js";
+import { type SnapshotExtras, captureExtras, restoreExtras } from "./state-snapshot-extras.js";
 import type { CoordinatorStateConfig } from "./state-config.js";
 import { CoordinatorState } from "./state.js";
 
-const SNAPSHOT_VERSION = 2;
+const SNAPSHOT_VERSION = 3;
+/** The version before the extras: still decoded. */
+const SNAPSHOT_VERSION_2 = 2;
 const LENGTH_BYTES = 4;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
@@ -40,7 +46,7 @@ type MeetingRow = [string, string, number, number, number, string, Labels];
 type CheckpointRow = [string, string, number, number, number, number];
 type AuditRow = [number, string, number, boolean, string, string];
 
-interface SnapshotBody {
+interface SnapshotBody extends Partial<SnapshotExtras> {
   v: number;
   clockMs: number;
   appliedIndex: number;
@@ -106,6 +112,7 @@ export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Arra
     meetings: [...state.meetings.values()].map((m) => [m.id, m.owner, m.epoch, m.createdIndex, m.createdAtMs, m.region, m.requiredLabels]),
     checkpoints: [],
     audit: state.audit.list().map((a) => [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary]),
+    ...captureExtras(state),
   };
   const checkpoints = [...state.checkpoints.values()];
   let total = LENGTH_BYTES;
@@ -151,7 +158,7 @@ function* packHeader(body: SnapshotBody): Generator<void, Buffer, void> {
   for (const [key, value] of entries) {
     // Copies: msgpackr may reuse its output buffer for the next pack.
     parts.push(Buffer.from(packr.pack(key)));
-    if (key !== "meetings" && key !== "checkpoints") {
+    if (key !== "meetings" && key !== "checkpoints" && key !== "events") {
       parts.push(Buffer.from(packr.pack(value)));
       continue;
     }
@@ -202,10 +209,11 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
   } catch (err) {
     throw new BrokenInvariantError(`snapshot could not be decoded (${data.length} bytes)`, { cause: err });
   }
-  if (typeof body !== "object" || body === null || body.v !== SNAPSHOT_VERSION) {
-    throw new BrokenInvariantError(`snapshot version must be ${SNAPSHOT_VERSION}`);
+  if (typeof body !== "object" || body === null || (body.v !== SNAPSHOT_VERSION && body.v !== SNAPSHOT_VERSION_2)) {
+    throw new BrokenInvariantError(`snapshot version must be ${SNAPSHOT_VERSION_2} or ${SNAPSHOT_VERSION}`);
   }
-  const state = new CoordinatorState(config);
+  const extras = body.v === SNAPSHOT_VERSION ? (body as SnapshotBody & SnapshotExtras) : undefined;
+  const state = new CoordinatorState(config, extras ? extras.eventFloor : body.appliedIndex);
   state.clockMs = body.clockMs;
   state.appliedIndex = body.appliedIndex;
   for (const row of rows(body.nodes, "nodes", 13)) state.addNode(nodeFromRow(row as NodeRow));
@@ -217,7 +225,17 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
   }
   for (const row of rows(body.meetings, "meetings", 7)) {
     const [id, owner, epoch, createdIndex, createdAtMs, region, requiredLabels] = row as MeetingRow;
-    const meeting: MeetingRecord = { id, owner, epoch, createdIndex, createdAtMs, region, requiredLabels: labelsFromRow(requiredLabels) };
+    const meeting: MeetingRecord = {
+      id,
+      owner,
+      epoch,
+      createdIndex,
+      createdAtMs,
+      region,
+      requiredLabels: labelsFromRow(requiredLabels),
+      excludedLabels: NO_LABELS,
+      move: undefined,
+    };
     state.meetings.set(id, meeting);
   }
   let at = LENGTH_BYTES + headerLength;
@@ -236,6 +254,7 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
     const entry: AuditEntry = { index, kind, nowMs, ok, code, summary };
     state.audit.append(entry);
   }
+  if (extras) restoreExtras(state, extras);
   state.rebuildDerived();
   state.checkInvariants();
   return state;
@@ -265,6 +284,9 @@ function nodeFromRow(row: NodeRow): NodeRecord {
     heldOutUntilMs,
     recent: { bucket, current, previous },
     assigned: 0,
+    limits: NO_LIMITS,
+    load: NO_LOAD,
+    drainDeadlineMs: 0,
   };
 }
 

@@ -161,6 +161,8 @@ export function nodeAgentHandlers(deps: {
         .then(
           (assignments) => {
             for (const a of assignments) call.write(eventMessage("ASSIGNED", a.meetingId, a.epoch, a.checkpoint));
+            // A hand-over the node may not have heard of (its stream broke): ask again.
+            for (const a of assignments) if (a.handingOver) call.write(eventMessage("HANDOVER", a.meetingId, a.epoch));
           },
           (err: unknown) => {
             const e = toGrpcError(err);
