@@ -8,6 +8,7 @@
  * The id rules are API.md's; the server checks them too.
  */
 import { InvalidArgumentError } from "commander";
+import { formatDuration, parseDuration } from "../node-agent/index.js";
 
 export const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export const MEETING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -59,4 +60,39 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER): (value: stri
     }
     return n;
   };
+}
+
+/** A parser for a duration option ("10m", "30s", "500ms", "1h", or ms) within [minMs, maxMs]. */
+export function durationArg(minMs: number, maxMs: number): (value: string) => number {
+  return (value) => {
+    const ms = parseDuration(value);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      throw new InvalidArgumentError(`it must be a duration such as 10m, 30s or 500ms, from ${formatDuration(minMs)} to ${formatDuration(maxMs)}.`);
+    }
+    return ms;
+  };
+}
+
+/** "2/s", "2" or "0.5/s" → moves per second, above 0 and at most 100. */
+export function rateArg(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(value.trim());
+  const rate = m ? Number(m[1]) : Number.NaN;
+  if (!(rate > 0 && rate <= 100)) throw new InvalidArgumentError("it must be a rate such as 2/s or 0.5/s, above 0 and at most 100/s.");
+  return rate;
+}
+
+/** A number from 0 to 1. */
+export function fractionArg(value: string): number {
+  const n = /^\d*\.?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError("it must be a number from 0 to 1.");
+  return n;
+}
+
+/** KEY=VALUE, collected over repeats into a map (commander's reducer form). */
+export function labelArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError("it must be KEY=VALUE.");
+  const key = value.slice(0, eq);
+  if (Object.prototype.hasOwnProperty.call(previous, key)) throw new InvalidArgumentError(`it names the key ${JSON.stringify(key.slice(0, 64))} twice.`);
+  return { ...previous, [key]: value.slice(eq + 1) };
 }

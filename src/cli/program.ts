@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { addAppCommands } from "./app-commands.js";
 import { addCertsCommand } from "./certs-command.js";
 import { addClusterCommands } from "./cluster-commands.js";
 import { addMemberCommands } from "./member-commands.js";
@@ -33,6 +34,10 @@ Examples:
   convene status
   convene route room-1 --create
   convene drain m1 --migrate
+  convene drain m1 --deadline 10m && convene undrain m1
+  convene move room-1 --to m2
+  convene rebalance --max-moves 20 --rate 2/s
+  convene events --follow
   convene members add n4 127.0.0.1:7004 && convene members promote n4
   convene nodes --json | jq '.nodes[].state'
   convene certs --out ./certs && CONVENE_TOKEN=$(cat certs/operator.token) convene status --ca certs/ca.crt`;
@@ -50,6 +55,7 @@ export function createProgram(): Command {
     .exitOverride();
   addProcessCommands(program);
   addClusterCommands(program);
+  addAppCommands(program);
   addMemberCommands(program);
   addCertsCommand(program);
   program.addHelpText("after", helpFooter);

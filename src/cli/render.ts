@@ -55,6 +55,13 @@ export function renderClusterStatus(s: ClusterStatus): Rendered {
   };
 }
 
+export interface LoadFiguresInfo {
+  cpu: number;
+  net_in_bytes_per_sec: number;
+  net_out_bytes_per_sec: number;
+  participants: number;
+}
+
 export interface NodeInfo {
   node_id: string;
   address: string;
@@ -64,6 +71,18 @@ export interface NodeInfo {
   state: number;
   meetings: number;
   generation: number;
+  /** Absent from members of an older version. */
+  limits?: LoadFiguresInfo | null;
+  load?: (LoadFiguresInfo & { reported_at_ms: number }) | null;
+  drain_deadline_ms?: number;
+}
+
+const megabytes = (n: number): string => `${(n / 1e6).toFixed(1)}`;
+
+/** "0.42 (max 0.80)", "-" when nothing was reported. */
+function figure(value: number, limit: number, show: (n: number) => string, reported: boolean): string {
+  if (!reported) return "-";
+  return limit > 0 ? `${show(value)}/${show(limit)}` : show(value);
 }
 
 export function renderNodes(r: { nodes: NodeInfo[] }): Rendered {
@@ -72,8 +91,25 @@ export function renderNodes(r: { nodes: NodeInfo[] }): Rendered {
     nodes.length === 0
       ? "no meeting servers registered\n"
       : formatTable(
-          ["NODE", "ADDRESS", "STATE", "MEETINGS", "REGION", "GENERATION"],
-          nodes.map((n) => [n.node_id, n.address, n.state, `${n.meetings}/${n.capacity}`, orDash(n.region), String(n.generation)]),
+          ["NODE", "ADDRESS", "STATE", "MEETINGS", "REGION", "GENERATION", "CPU", "IN MB/S", "OUT MB/S", "PEOPLE", "HANDS OVER AT"],
+          nodes.map((n) => {
+            const reported = (n.load?.reported_at_ms ?? 0) > 0;
+            const l = n.load ?? { cpu: 0, net_in_bytes_per_sec: 0, net_out_bytes_per_sec: 0, participants: 0 };
+            const lim = n.limits ?? { cpu: 0, net_in_bytes_per_sec: 0, net_out_bytes_per_sec: 0, participants: 0 };
+            return [
+              n.node_id,
+              n.address,
+              n.state,
+              `${n.meetings}/${n.capacity}`,
+              orDash(n.region),
+              String(n.generation),
+              figure(l.cpu, lim.cpu, (x) => x.toFixed(2), reported),
+              figure(l.net_in_bytes_per_sec, lim.net_in_bytes_per_sec, megabytes, reported),
+              figure(l.net_out_bytes_per_sec, lim.net_out_bytes_per_sec, megabytes, reported),
+              figure(l.participants, lim.participants, String, reported),
+              time(n.drain_deadline_ms ?? 0),
+            ];
+          }),
         );
   return { text, json: { nodes } };
 }

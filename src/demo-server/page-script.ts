@@ -13,7 +13,10 @@
  *   to the page, so a page loaded through the gateway reconnects through it
  *   and lands wherever the meeting lives now.
  * The welcome re-renders the whole history and the header's node, so after
- * a move the page shows what the new server restored.
+ * a move the page shows what the new server restored. A message the server
+ * refused because the meeting is moving (errors "moving" and "read_only"
+ * carry its text) is kept and sent again after the next welcome, so a
+ * planned move loses nothing the user typed.
  */
 export const PAGE_SCRIPT = String.raw`
 (function () {
@@ -28,7 +31,7 @@ export const PAGE_SCRIPT = String.raw`
 
   var demo = {
     state: "connecting", nodeId: boot.nodeId, pid: boot.pid, epoch: boot.epoch, meetingId: boot.meetingId,
-    name: "", connects: 0, messages: 0, lastError: ""
+    name: "", connects: 0, messages: 0, lastError: "", resent: 0
   };
   window.conveneDemo = demo;
 
@@ -37,6 +40,7 @@ export const PAGE_SCRIPT = String.raw`
   el("my-name").textContent = name;
 
   var ws = null, lastHeard = 0, pingTimer = null, watchdog = null, countdown = null;
+  var pending = [];
 
   function pickName() {
     var q = null;
@@ -144,7 +148,10 @@ export const PAGE_SCRIPT = String.raw`
       case "welcome": welcome(m); break;
       case "message": addMessage(m); scrollDown(); break;
       case "participants": renderPeople(m.participants); break;
-      case "error": notice(String(m.message || m.error)); break;
+      case "error":
+        if ((m.error === "moving" || m.error === "read_only") && typeof m.text === "string") pending.push(m.text);
+        notice(String(m.message || m.error));
+        break;
       default: break;
     }
   }
@@ -165,6 +172,12 @@ export const PAGE_SCRIPT = String.raw`
     dialog.hidden = true;
     notice("");
     setState("connected");
+    var again = pending;
+    pending = [];
+    for (var j = 0; j < again.length; j++) {
+      if (send({ type: "say", text: again[j] })) demo.resent += 1;
+      else pending.push(again[j]);
+    }
   }
 
   function addMessage(m) {

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../raft/errors.js";
+import { DEFAULT_WEIGHTS, type PlacementWeights } from "../coordinator/node-load.js";
 import { SecurityConfigError } from "../security/errors.js";
 import { type Cidr, parseCidrList } from "../security/node-address-policy.js";
 import { type ServerSecuritySettings, validateServerSecurity } from "../security/server-security.js";
@@ -38,6 +39,13 @@ export interface MemberConfig {
    * does not refuse always (src/security/node-address-policy.ts).
    */
   readonly nodeAddressAllow: readonly Cidr[] | undefined;
+  /**
+   * The coordinator's placement weights (src/coordinator/node-load.ts) and
+   * how many events it keeps (WatchEvents). They steer the replicated
+   * state: every member must run with the same values.
+   */
+  readonly placementWeights: PlacementWeights;
+  readonly eventLogSize: number;
 }
 
 /** Defaults tuned for failover well under a second on a small machine. */
@@ -94,7 +102,7 @@ type SecurityKey = (typeof SECURITY_KEYS)[number];
 export function loadConfigFile(path: string): RawMemberConfig {
   const known: readonly string[] = [
     "id", "listen", "peers", "dataDir", "join", "tickMs", "electionTicks", "heartbeatTicks",
-    "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", ...SECURITY_KEYS,
+    "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", "placementWeights", "eventLogSize", ...SECURITY_KEYS,
   ];
   let text: string;
   try {
@@ -116,6 +124,37 @@ export function loadConfigFile(path: string): RawMemberConfig {
     if (!known.includes(key)) throw new ConfigError(`config file ${path}: unknown key ${JSON.stringify(key)} (known keys: ${known.join(", ")})`);
   }
   return doc as RawMemberConfig;
+}
+
+/**
+ * Placement weights as a YAML map ({ meetings: 1, cpu: 2 }) or the flag's
+ * "meetings=1,cpu=2"; unnamed ones keep their defaults.
+ */
+function validatePlacementWeights(value: unknown): PlacementWeights {
+  if (value === undefined) return DEFAULT_WEIGHTS;
+  let entries: [string, unknown][];
+  if (typeof value === "string") {
+    entries = value.split(",").filter((p) => p.trim() !== "").map((part) => {
+      const eq = part.indexOf("=");
+      if (eq <= 0) throw new ConfigError(`placementWeights must be name=number[,name=number...], got ${JSON.stringify(part)}`);
+      return [part.slice(0, eq).trim(), Number(part.slice(eq + 1))];
+    });
+  } else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    entries = Object.entries(value);
+  } else {
+    throw new ConfigError(`placementWeights must be a map of weights, got ${JSON.stringify(value)}`);
+  }
+  const weights: Record<string, number> = { ...DEFAULT_WEIGHTS };
+  for (const [name, weight] of entries) {
+    if (!Object.prototype.hasOwnProperty.call(DEFAULT_WEIGHTS, name)) {
+      throw new ConfigError(`placementWeights: unknown weight ${JSON.stringify(name)} (known: ${Object.keys(DEFAULT_WEIGHTS).join(", ")})`);
+    }
+    if (typeof weight !== "number" || !Number.isFinite(weight) || weight < 0 || weight > 1000) {
+      throw new ConfigError(`placementWeights.${name} must be a number from 0 to 1000, got ${JSON.stringify(weight)}`);
+    }
+    weights[name] = weight;
+  }
+  return weights as unknown as PlacementWeights;
 }
 
 function validateApp(value: unknown): "coordinator" | "kv" {
@@ -185,5 +224,7 @@ export function validateMemberConfig(raw: RawMemberConfig): MemberConfig {
     app: validateApp(raw.app),
     security,
     nodeAddressAllow,
+    placementWeights: validatePlacementWeights(raw.placementWeights),
+    eventLogSize: intField("eventLogSize", raw.eventLogSize ?? 20_000, 1, 10_000_000),
   };
 }

@@ -88,7 +88,10 @@ export class Member {
       callingMember: security.callingMember,
     });
     const kv = new KvStateMachine();
-    const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;
+    const app =
+      config.app === "coordinator"
+        ? new CoordinatorApp(logger, undefined, undefined, { placementWeights: config.placementWeights, eventLogSize: config.eventLogSize })
+        : undefined;
     const node = await RaftDriver.start({
       config: {
         ...defaultConfig(config.id, new SeededRandom(randomInt(2 ** 31))),

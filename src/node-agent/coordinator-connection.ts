@@ -22,7 +22,7 @@ import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 
-export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "ListMeetings";
+export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "ListMeetings" | "HandOver" | "Drain";
 
 /**
  * ListMeetings belongs to the Coordinator service: the agent uses it (for

@@ -35,7 +35,15 @@ export class MeetingNotHeldError extends AgentError {
   }
 }
 
-/** A host callback (onAssigned, onRevoked, getState) threw or rejected. */
+/** The meeting is being handed over to another node: it takes no more checkpoints here. */
+export class MeetingMovingError extends AgentError {
+  readonly code = "MOVING";
+  constructor(readonly meetingId: string) {
+    super(`meeting ${meetingId} is being handed over to another node`);
+  }
+}
+
+/** A host callback (onAssigned, onRevoked, getState, onHandover) threw or rejected. */
 export class HostCallbackError extends AgentError {
   readonly code = "HOST_CALLBACK";
 }

@@ -6,6 +6,7 @@
  *   await agent.start();                         // resolves once registered
  *   ...
  *   await agent.stop({ deregister: true });      // graceful leave
+ *   await agent.shutdown({ deadlineMs: 60_000 }); // or: a planned stop that loses nothing
  *
  * After `start`:
  * - heartbeats every heartbeat_interval_ms (from Register) with the number
@@ -14,6 +15,10 @@
  *   onAssigned / onRevoked (MeetingTable has the epoch rules);
  * - saves each held meeting's state every checkpointIntervalMs
  *   (CheckpointScheduler), and on `saveNow`;
+ * - on HANDOVER (a planned move) asks the host's onHandover for the final
+ *   state and sends it with HandOver (hand-over.ts); the meeting is then
+ *   released with onRevoked (reason "handed-over");
+ * - heartbeats carry the host's load figures (reportLoad) when it has any;
  * - when Heartbeat or WatchAssignments answers FAILED_PRECONDITION or
  *   NOT_FOUND (stale generation, declared dead, forgotten), calls onRevoked
  *   for every held meeting, registers again (a new generation) and
@@ -48,8 +53,8 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { type AgentConfig, type AgentLogger, type AgentOptions, type RawAgentOptions, validateAgentConfig } from "./agent-config.js";
-import type { AgentEvents, RegisteredInfo, RevokeReason, StopOptions } from "./agent-events.js";
+import { type AgentConfig, type AgentLogger, type AgentOptions, type LoadSample, type RawAgentOptions, checkLoadSample, validateAgentConfig } from "./agent-config.js";
+import type { AgentEvents, RegisteredInfo, RevokeReason, ShutdownOptions, StopOptions } from "./agent-events.js";
 import { AssignmentWatch } from "./assignment-watch.js";
 import { CheckpointScheduler, type CheckpointTarget } from "./checkpoint-scheduler.js";
 import { CoordinatorConnection } from "./coordinator-connection.js";
@@ -57,11 +62,13 @@ import {
   type Checkpoint,
   parseAssignmentEvent,
   parseNextPageToken,
+  parseNodeDrainResponse,
   parseOwnedMeetings,
   parseRegisterResponse,
   parseSaveCheckpointResponse,
 } from "./coordinator-responses.js";
 import { AgentStoppedError, HostCallbackError, isFenced } from "./errors.js";
+import { type HandOverHost, handOver } from "./hand-over.js";
 import { HeartbeatLoop } from "./heartbeat-loop.js";
 import { clientSecurity } from "../security/client-security.js";
 import { pageThrough } from "../wire/paging.js";
@@ -121,6 +128,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       mayBeat: () => !this.recovering && (this.phase === "running" || this.phase === "stopping"),
       generation: () => this.gen,
       activeMeetings: () => this.table.size,
+      loadSample: () => this.loadSample(),
       answered: (leaseTtlMs, draining) => this.heartbeatAnswered(leaseTtlMs, draining),
       failed: (err, generation) => {
         if (isFenced(err)) this.recover(`Heartbeat: ${(err as Error).message}`, generation);
@@ -171,6 +179,11 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
     return this.table.epochs();
   }
 
+  /** Held meetings being handed over now (a planned move): they take no writes. */
+  meetingsHandingOver(): string[] {
+    return this.table.ids().filter((id) => this.table.get(id)?.handingOver);
+  }
+
   /**
    * Registers (trying member after member until one answers), then starts
    * heartbeats, the assignment watch and the checkpoints. Resolves once
@@ -203,7 +216,26 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
    * Deregister failed. Idempotent.
    */
   stop(options: StopOptions = {}): Promise<void> {
-    this.stopped ??= this.shutdown(options.deregister === true);
+    this.stopped ??= this.leave(options.deregister === true);
+    return this.stopped;
+  }
+
+  /**
+   * A planned stop: the node drains itself (no new meetings); meetings that
+   * end within `deadlineMs` end here; at the deadline the coordinator asks
+   * for the rest (onHandover) and moves each with its final state; then
+   * the agent deregisters and stops. Resolves once stopped. If the drain
+   * cannot be asked for (no coordinator answers) or the hand-overs do not
+   * finish within `handOverWaitMs` after the deadline, it falls back to
+   * stop({ deregister: true }), which moves what is left with a checkpoint
+   * saved just before.
+   */
+  shutdown(options: ShutdownOptions): Promise<void> {
+    if (this.stopped || this.phase !== "running") return this.stop();
+    const deadlineMs = options.deadlineMs;
+    if (!Number.isSafeInteger(deadlineMs) || deadlineMs < 0) return Promise.reject(new RangeError(`deadlineMs must be an integer of 0 or more, got ${deadlineMs}`));
+    const waitMs = options.handOverWaitMs ?? 15_000;
+    this.stopped = this.drainThenLeave(deadlineMs, waitMs);
     return this.stopped;
   }
 
@@ -213,7 +245,23 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
     return this.scheduler.saveNow(meetingId);
   }
 
-  private async shutdown(deregister: boolean): Promise<void> {
+  private async drainThenLeave(deadlineMs: number, waitMs: number): Promise<void> {
+    const until = Date.now() + deadlineMs + waitMs;
+    try {
+      const at = parseNodeDrainResponse(
+        await this.connection.unary("Drain", { node_id: this.config.nodeId, generation: this.gen, deadline_ms: deadlineMs }, { attempts: 3 * this.connection.memberCount }),
+      );
+      this.log.info({ deadlineMs, handOverAt: at, meetings: this.table.size }, "draining: meetings still here at the deadline are handed over");
+      while (this.table.size > 0 && this.phase === "running" && Date.now() < until) await this.connection.sleep(50);
+      if (this.table.size > 0) this.log.warn({ meetings: this.table.size }, "hand-overs not done in time; deregistering: the rest move with a checkpoint saved now");
+    } catch (err) {
+      if (err instanceof AgentStoppedError) return;
+      this.log.warn({ err }, "could not drain; deregistering instead");
+    }
+    await this.leave(this.phase === "running");
+  }
+
+  private async leave(deregister: boolean): Promise<void> {
     const wasRunning = this.phase === "running";
     this.phase = "stopping";
     this.scheduler.stop();
@@ -248,6 +296,12 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       region: this.config.region,
       labels: this.config.labels,
       incarnation: this.incarnation,
+      limits: {
+        cpu: this.config.limits.cpu,
+        net_in_bytes_per_sec: this.config.limits.netInBytesPerSec,
+        net_out_bytes_per_sec: this.config.limits.netOutBytesPerSec,
+        participants: this.config.limits.participants,
+      },
     };
     for (let round = 1; ; round++) {
       const raw = await this.connection.unary("Register", request, { attempts: Infinity });
@@ -383,6 +437,11 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       case "revoked":
         this.announceRevoked(outcome.meeting, "revoked");
         return;
+      case "handover":
+        this.log.info({ meetingId: outcome.meeting.meetingId, epoch: outcome.meeting.epoch }, "handing the meeting over");
+        this.emit("handover", { meetingId: outcome.meeting.meetingId, epoch: outcome.meeting.epoch });
+        void handOver(this.handOverHost(), outcome.meeting);
+        return;
       case "unchanged":
         this.log.debug({ meetingId: event.meetingId, reason: outcome.reason }, "assignment event changes nothing");
         return;
@@ -430,6 +489,42 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       saved: (meeting, sequence, bytes) => this.emit("checkpoint", { meetingId: meeting.meetingId, epoch: meeting.epoch, sequence, bytes }),
       failed: (_meetingId, err) => this.reportError(err),
     };
+  }
+
+  private handOverHost(): HandOverHost {
+    return {
+      nodeId: this.config.nodeId,
+      table: this.table,
+      scheduler: this.scheduler,
+      connection: this.connection,
+      generation: () => this.gen,
+      running: () => this.phase === "running" && !this.recovering,
+      finalState: async (meetingId, epoch) => (this.config.onHandover ? this.config.onHandover(meetingId, epoch) : this.config.getState(meetingId)),
+      handedOver: (meeting, answer) => {
+        this.log.info({ meetingId: meeting.meetingId, toNodeId: answer.toNodeId, epoch: answer.epoch, sequence: answer.sequence }, "meeting handed over");
+        this.emit("handedOver", { meetingId: meeting.meetingId, toNodeId: answer.toNodeId, epoch: answer.epoch, sequence: answer.sequence });
+        // Given back to this node (no other could take it): the stream's ASSIGNED at the new epoch restarts it here.
+        if (answer.toNodeId !== this.config.nodeId && this.table.release(meeting)) this.announceRevoked(meeting, "handed-over");
+      },
+      fenced: (meeting, err) => {
+        if (!this.table.release(meeting)) return;
+        this.log.warn({ meetingId: meeting.meetingId, err: err.message }, "hand-over refused: the meeting moved already (deadline passed) or ended");
+        this.announceRevoked(meeting, "moved");
+        void this.heartbeats.beat();
+      },
+      failed: (_meeting, err) => this.reportError(err),
+    };
+  }
+
+  /** The host's load figures, checked; a throw or a bad value sends none (and is reported). */
+  private loadSample(): Required<LoadSample> | undefined {
+    if (!this.config.reportLoad) return undefined;
+    try {
+      return checkLoadSample(this.config.reportLoad(), "reportLoad()");
+    } catch (err) {
+      this.reportError(new HostCallbackError("reportLoad() failed; this heartbeat carries no load figures", { cause: err }));
+      return undefined;
+    }
   }
 
   private registration(): RegisteredInfo {

@@ -12,11 +12,16 @@ import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.j
 import type { Cidr } from "../../security/node-address-policy.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
+import type { CoordinatorStateConfig } from "../state-config.js";
 import { CoordinatorReplica } from "./coordinator-replica.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
+import { eventFeedHandlers } from "./event-feed-service.js";
 import { FailureDetector } from "./failure-detector.js";
+import { LoadReports } from "./load-reports.js";
 import { MemberProbe } from "./member-probe.js";
 import { NodeAddressCheck } from "./node-address-check.js";
+import { moveCoordinatorHandlers, moveNodeAgentHandlers } from "./move-service.js";
+import { MoveWatchdog } from "./move-watchdog.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
 import { withRouteEncoders } from "./route-codec.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
@@ -31,6 +36,10 @@ export interface CoordinatorTimings {
   readonly leaseTtlMs: number;
   readonly disconnectGraceMs: number;
   readonly maxCheckpointBytes: number;
+  /** How long an owner has to hand a meeting over, unless MoveMeeting says otherwise. */
+  readonly moveTimeoutMs: number;
+  /** At most one reportLoad command this often (load-reports.ts). */
+  readonly loadReportMs: number;
 }
 
 export const defaultCoordinatorTimings: CoordinatorTimings = {
@@ -40,13 +49,17 @@ export const defaultCoordinatorTimings: CoordinatorTimings = {
   // switched coordinator members reconnects well within this.
   disconnectGraceMs: 300,
   maxCheckpointBytes: 256 * 1024,
+  moveTimeoutMs: 10_000,
+  loadReportMs: 2_000,
 };
 
 export class CoordinatorApp {
-  readonly machine = new CoordinatorStateMachine();
+  readonly machine: CoordinatorStateMachine;
   private detector: FailureDetector | undefined;
+  private watchdog: MoveWatchdog | undefined;
+  private loads: LoadReports | undefined;
   private readonly watches = new WatchHub();
-  private readonly routes = new RouteLog(() => this.machine.queries);
+  private readonly routes: RouteLog;
   private readonly forwarders: LeaderForwarder[] = [];
   private placer: NodeJS.Timeout | undefined;
   private probe = new MemberProbe();
@@ -56,7 +69,11 @@ export class CoordinatorApp {
     private readonly logger: Logger,
     readonly timings: CoordinatorTimings = defaultCoordinatorTimings,
     private readonly scheduler: Scheduler = realScheduler,
+    /** Must be the same on every member (state-config.ts). */
+    stateConfig: Partial<CoordinatorStateConfig> = {},
   ) {
+    this.machine = new CoordinatorStateMachine({ config: stateConfig });
+    this.routes = new RouteLog(() => this.machine.queries);
     this.machine.subscribe((notice) => {
       this.watches.onNotice(notice);
       this.routes.onNotice(notice);
@@ -95,8 +112,28 @@ export class CoordinatorApp {
       this.scheduler,
     );
     this.detector = detector;
-    node.on("leader", (change) => (change.isSelf ? detector.startLeading() : detector.stopLeading()));
-    if (node.isLeader()) detector.startLeading();
+    const watchdog = new MoveWatchdog(
+      coordinator,
+      {
+        checkEveryMs: 100,
+        moveTimeoutMs: this.timings.moveTimeoutMs,
+        onError: (err) => this.logger.debug({ err }, "move deadline proposal failed"),
+      },
+      this.scheduler,
+    );
+    this.watchdog = watchdog;
+    const loads = new LoadReports(
+      coordinator,
+      {
+        everyMs: this.timings.loadReportMs,
+        onError: (err) => this.logger.debug({ err }, "load report proposal failed"),
+      },
+      this.scheduler,
+    );
+    this.loads = loads;
+    const leading = [detector, watchdog, loads];
+    node.on("leader", (change) => leading.forEach((l) => (change.isSelf ? l.startLeading() : l.stopLeading())));
+    if (node.isLeader()) leading.forEach((l) => l.startLeading());
     const pkg = loadProto("convene.proto");
     const NodeAgent = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
     const Coordinator = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
@@ -111,22 +148,31 @@ export class CoordinatorApp {
     this.streams = streams;
     server.addService(
       NodeAgent.service,
-      nodeAgentHandlers({
-        coordinator,
-        detector,
-        watches: this.watches,
-        forwarder: agentForwarder,
-        timings: this.timings,
-        streams: streams.local,
-        addressCheck: nodeAddresses && new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }),
-      }),
+      {
+        ...nodeAgentHandlers({
+          coordinator,
+          detector,
+          loads,
+          watches: this.watches,
+          forwarder: agentForwarder,
+          timings: this.timings,
+          streams: streams.local,
+          addressCheck: nodeAddresses && new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }),
+        }),
+        ...moveNodeAgentHandlers({ coordinator, forwarder: agentForwarder, defaults: this.timings }),
+      },
     );
-    server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }));
+    const hasLeader = (): boolean => node.status().lead !== "";
+    server.addService(withRouteEncoders(Coordinator.service), {
+      ...coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }),
+      ...moveCoordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, defaults: this.timings }),
+      ...eventFeedHandlers({ machine: this.machine, hasLeader }),
+    });
     const upstreamFailed = (nodeId: string): void => {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
     };
-    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader: () => node.status().lead !== "" }));
+    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader }));
     // Meetings left waiting for room are placed as soon as room returns.
     this.placer = setInterval(() => {
       if (node.isLeader() && this.machine.unassignedMeetings().length > 0) {
@@ -144,6 +190,8 @@ export class CoordinatorApp {
     this.streams?.stop();
     clearInterval(this.placer);
     this.detector?.stopLeading();
+    this.watchdog?.stopLeading();
+    this.loads?.stopLeading();
     for (const f of this.forwarders) f.close();
     this.probe.close();
   }

@@ -9,9 +9,10 @@ import { NotLeaderError } from "../../raft/errors.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { StateRole } from "../../raft/types.js";
 import type { CreateMeetingResult } from "../command-results.js";
-import { FailedPreconditionError, NotFoundError, failureToError } from "../errors.js";
-import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } from "../ids.js";
-import { labelsToRecord } from "../labels.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, failureToError } from "../errors.js";
+import { validateBoolean, validateMeetingId, validateNodeId, validateRegion, validateUint } from "../ids.js";
+import { labelsToRecord, validateLabels } from "../labels.js";
+import { validateDuration, validateNodeIdOrEmpty } from "../move-commands.js";
 import type { NodeStatus, Route } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import { MAX_MEETINGS_PAGE, decodePageToken, encodePageToken, pageSize } from "../../wire/paging.js";
@@ -48,11 +49,15 @@ export function coordinatorHandlers(deps: {
       const meetingId = validateMeetingId(req.meeting_id);
       const create = validateBoolean(req.create ?? false, "create");
       const region = validateRegion(req.region ?? "");
+      // Placement constraints: validated always, used only by a create.
+      const requiredLabels = validateLabels(req.required_labels ?? {}, "required_labels");
+      const excludedLabels = validateLabels(req.excluded_labels ?? {}, "excluded_labels");
+      const preferredNodeId = validateNodeIdOrEmpty(req.preferred_node_id ?? "", "preferred_node_id");
       if (create) {
         // One Raft write answers both cases (create-if-absent returns an
         // existing route unchanged), and makes concurrent creates of one
         // meeting agree: a read first would cost a second round.
-        const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels: [] });
+        const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels, excludedLabels, preferredNodeId });
         return routeMessage(r.route, r.created);
       }
       const found = await coordinator.read((q) => q.getRoute(meetingId));
@@ -84,6 +89,20 @@ export function coordinatorHandlers(deps: {
           state: NODE_STATE[n.state],
           meetings: n.meetings,
           generation: n.generation,
+          limits: {
+            cpu: n.limits.cpuPermille / 1000,
+            net_in_bytes_per_sec: n.limits.netInBytesPerSec,
+            net_out_bytes_per_sec: n.limits.netOutBytesPerSec,
+            participants: n.limits.participants,
+          },
+          load: {
+            cpu: n.load.cpuPermille / 1000,
+            net_in_bytes_per_sec: n.load.netInBytesPerSec,
+            net_out_bytes_per_sec: n.load.netOutBytesPerSec,
+            participants: n.load.participants,
+            reported_at_ms: n.load.reportedAtMs,
+          },
+          drain_deadline_ms: n.drainDeadlineMs,
         })),
       };
     }),
@@ -101,7 +120,16 @@ export function coordinatorHandlers(deps: {
     }),
 
     DrainNode: unaryHandler<Req>(forwarder, "DrainNode", async (req) => {
-      await coordinator.propose({ type: "drainNode", nodeId: validateNodeId(req.node_id), migrate: validateBoolean(req.migrate ?? false, "migrate") });
+      const nodeId = validateNodeId(req.node_id);
+      const migrate = validateBoolean(req.migrate ?? false, "migrate");
+      const deadlineMs = validateUint(req.deadline_ms ?? 0, "deadline_ms");
+      if (deadlineMs === 0) {
+        await coordinator.propose({ type: "drainNode", nodeId, migrate });
+        return {};
+      }
+      // A planned drain: its meetings are handed over at the deadline, not moved now.
+      if (migrate) throw new InvalidArgumentError("deadline_ms and migrate exclude each other: migrate moves the meetings now, a deadline hands them over later");
+      await coordinator.propose({ type: "scheduleDrain", nodeId, generation: 0, afterMs: validateDuration(deadlineMs, "deadline_ms") });
       return {};
     }),
 

@@ -1,7 +1,8 @@
 /**
  * gRPC handlers of convene.v1.NodeAgent (API.md), called by meeting servers.
  * Register, SaveCheckpoint and Deregister are Raft writes on the leader;
- * Heartbeat feeds the leader's in-memory failure detector (not a write);
+ * Heartbeat feeds the leader's in-memory failure detector and load
+ * reports (not a write; load-reports.ts decides when figures are written);
  * WatchAssignments is served by whichever member the agent reached.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -25,12 +26,14 @@ import {
   validateUint,
 } from "../ids.js";
 import { validateLabels } from "../labels.js";
+import { type NodeLimits, cpuToPermille } from "../node-load.js";
 import type { CoordinatorQueries } from "../state.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import type { FailureDetector } from "./failure-detector.js";
 import type { NodeAddressCheck } from "./node-address-check.js";
 import { unaryHandler } from "./handler.js";
 import type { LocalStreams } from "./node-streams.js";
+import type { LoadReports } from "./load-reports.js";
 import { type WatchHub, type WatchStream, endStream, eventMessage } from "./watch-hub.js";
 
 export interface AgentTimings {
@@ -41,9 +44,22 @@ export interface AgentTimings {
 
 type Req = Record<string, unknown>;
 
+/** Register's limits message → NodeLimits (CPU in thousandths, rounded; a declared CPU limit must be above 0). */
+function limitsOf(raw: unknown): NodeLimits {
+  if (raw === undefined || raw === null) return { cpuPermille: 0, netInBytesPerSec: 0, netOutBytesPerSec: 0, participants: 0 };
+  const r = raw as Req;
+  return {
+    cpuPermille: cpuToPermille(r.cpu ?? 0, "limits.cpu"),
+    netInBytesPerSec: validateUint(r.net_in_bytes_per_sec ?? 0, "limits.net_in_bytes_per_sec"),
+    netOutBytesPerSec: validateUint(r.net_out_bytes_per_sec ?? 0, "limits.net_out_bytes_per_sec"),
+    participants: validateUint(r.participants ?? 0, "limits.participants"),
+  };
+}
+
 export function nodeAgentHandlers(deps: {
   coordinator: CoordinatorReplica;
   detector: FailureDetector;
+  loads: LoadReports;
   watches: WatchHub;
   forwarder: LeaderForwarder;
   timings: AgentTimings;
@@ -67,6 +83,7 @@ export function nodeAgentHandlers(deps: {
         region: validateRegion(req.region ?? ""),
         labels: validateLabels(req.labels ?? {}),
         ...(req.incarnation ? { incarnation: validateIncarnation(req.incarnation) } : {}),
+        limits: limitsOf(req.limits),
       };
       // This member's policy, here and not in apply: apply must decide alike on every member.
       await deps.addressCheck?.check(command.address);
@@ -85,10 +102,17 @@ export function nodeAgentHandlers(deps: {
       const generation = validateGeneration(req.generation);
       validateUint(req.active_meetings ?? 0, "active_meetings");
       validateLoad(req.load ?? 0);
+      const figures = {
+        cpuPermille: cpuToPermille(req.cpu ?? 0, "cpu"),
+        netInBytesPerSec: validateUint(req.net_in_bytes_per_sec ?? 0, "net_in_bytes_per_sec"),
+        netOutBytesPerSec: validateUint(req.net_out_bytes_per_sec ?? 0, "net_out_bytes_per_sec"),
+        participants: validateUint(req.participants ?? 0, "participants"),
+      };
       requireLeader();
       const check = coordinator.local().checkSession(nodeId, generation);
       if (!check.ok) throw failureToError(check);
       detector.heard(nodeId, generation);
+      deps.loads.heard({ nodeId, generation, ...figures });
       return { lease_ttl_ms: timings.leaseTtlMs, draining: check.node.draining };
     }),
 

@@ -5,9 +5,8 @@
  * answer.
  *
  * A full table is sent in chunks so no message nears the gRPC size limit;
- * only the first chunk says reset. A watcher that cannot keep up (its
- * unsent bytes pile past a bound) is ended with RESOURCE_EXHAUSTED and
- * resumes from its last revision, rather than growing this member's memory.
+ * only the first chunk says reset. Bounds on a slow watcher and the
+ * progress batches are the feed stream's (feed-stream.ts).
  */
 import * as grpc from "@grpc/grpc-js";
 import { toGrpcError } from "../../member/grpc-status.js";
@@ -15,13 +14,12 @@ import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { InvalidArgumentError } from "../errors.js";
 import { validateNodeId } from "../ids.js";
 import type { RouteBatch, RouteChange, RouteLog } from "./route-log.js";
+import { FeedStream } from "./feed-stream.js";
 import { unaryHandler } from "./handler.js";
-import { endStream } from "./watch-hub.js";
+
+export { FEED_PROGRESS_MS } from "./feed-stream.js";
 
 const TABLE_CHUNK = 5_000;
-/** An empty batch this often while this member hears a leader: the watcher's proof the stream is live and current. */
-export const FEED_PROGRESS_MS = 1_000;
-const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
 
 type Req = Record<string, unknown>;
 
@@ -59,36 +57,20 @@ export function routeFeedHandlers(deps: {
         call.emit("error", toGrpcError(err));
         return;
       }
-      const send = (message: Record<string, unknown>): void => {
-        if (call.writableLength > MAX_UNSENT_BYTES) {
-          stop();
-          endStream(call, grpc.status.RESOURCE_EXHAUSTED, "route watcher too far behind; watch again from your last revision");
-          return;
-        }
-        call.write(message);
-      };
+      const feed = new FeedStream(call as grpc.ServerWritableStream<unknown, unknown>, {
+        tooSlowMessage: "route watcher too far behind; watch again from your last revision",
+        hasLeader: deps.hasLeader,
+        progress: () => {
+          // Every change up to the applied index was delivered as it applied.
+          from = Math.max(from, routes.revision);
+          send(batchMessage(from, false, []));
+        },
+      });
+      const send = (message: Record<string, unknown>): void => feed.send(message);
       const deliver = (batch: RouteBatch): void => {
         if (batch.revision > from) send(batchMessage(batch.revision, false, batch.changes));
       };
-      const unsubscribe = routes.subscribe(deliver, () => {
-        stop();
-        endStream(call, grpc.status.UNAVAILABLE, "state replaced by a snapshot; watch again");
-      });
-      // A member cut off from the others applies nothing new, so its stream
-      // would go quiet but stay open: progress batches stop with the leader,
-      // and the gateway moves on after a few seconds of silence.
-      const progress = setInterval(() => {
-        if (!deps.hasLeader()) return;
-        // Every change up to the applied index was delivered as it applied.
-        from = Math.max(from, routes.revision);
-        send(batchMessage(from, false, []));
-      }, FEED_PROGRESS_MS);
-      const stop = (): void => {
-        clearInterval(progress);
-        unsubscribe();
-      };
-      call.on("cancelled", stop);
-      call.on("close", stop);
+      feed.whenStopped(routes.subscribe(deliver, () => feed.end(grpc.status.UNAVAILABLE, "state replaced by a snapshot; watch again")));
       if (routes.canResumeFrom(from)) {
         for (const batch of routes.since(from)) deliver(batch);
         return;
