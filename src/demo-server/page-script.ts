@@ -13,10 +13,11 @@
  *   to the page, so a page loaded through the gateway reconnects through it
  *   and lands wherever the meeting lives now.
  * The welcome re-renders the whole history and the header's node, so after
- * a move the page shows what the new server restored. A message the server
- * refused because the meeting is moving (errors "moving" and "read_only"
- * carry its text) is kept and sent again after the next welcome, so a
- * planned move loses nothing the user typed.
+ * a move the page shows what the new server restored. Each message sent
+ * is kept until the server echoes it back; whatever is not echoed when the
+ * connection ends (refused because the meeting is moving, or sent while the
+ * socket closed) is sent again after the next welcome, so a planned move
+ * loses nothing the user typed.
  */
 export const PAGE_SCRIPT = String.raw`
 (function () {
@@ -40,7 +41,7 @@ export const PAGE_SCRIPT = String.raw`
   el("my-name").textContent = name;
 
   var ws = null, lastHeard = 0, pingTimer = null, watchdog = null, countdown = null;
-  var pending = [];
+  var unacked = [];
 
   function pickName() {
     var q = null;
@@ -146,10 +147,18 @@ export const PAGE_SCRIPT = String.raw`
     if (!m || typeof m !== "object") return;
     switch (m.type) {
       case "welcome": welcome(m); break;
-      case "message": addMessage(m); scrollDown(); break;
+      case "message":
+        if (m.from === name) {
+          var k = unacked.indexOf(String(m.text));
+          if (k >= 0) unacked.splice(k, 1);
+        }
+        addMessage(m);
+        scrollDown();
+        break;
       case "participants": renderPeople(m.participants); break;
       case "error":
-        if ((m.error === "moving" || m.error === "read_only") && typeof m.text === "string") pending.push(m.text);
+        // Refused for good (not because the meeting moves): do not send it again.
+        if (m.error !== "moving" && m.error !== "read_only" && unacked.length > 0) unacked.pop();
         notice(String(m.message || m.error));
         break;
       default: break;
@@ -172,11 +181,8 @@ export const PAGE_SCRIPT = String.raw`
     dialog.hidden = true;
     notice("");
     setState("connected");
-    var again = pending;
-    pending = [];
-    for (var j = 0; j < again.length; j++) {
-      if (send({ type: "say", text: again[j] })) demo.resent += 1;
-      else pending.push(again[j]);
+    for (var j = 0; j < unacked.length; j++) {
+      if (send({ type: "say", text: unacked[j] })) demo.resent += 1;
     }
   }
 
@@ -216,7 +222,7 @@ export const PAGE_SCRIPT = String.raw`
     var t = input.value;
     if (!t.trim() || demo.state !== "connected") return;
     if (t.length > MAX_TEXT) { notice("A message may have at most " + MAX_TEXT + " characters."); return; }
-    if (send({ type: "say", text: t })) { input.value = ""; notice(""); }
+    if (send({ type: "say", text: t })) { unacked.push(t); input.value = ""; notice(""); }
   }
 
   sendBtn.addEventListener("click", sendText);
