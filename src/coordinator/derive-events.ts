@@ -7,7 +7,8 @@
  * Order within a command: the node's own event first (NODE_DEAD before the
  * moves it causes), then one event per meeting change in the order apply
  * made them:
- *   REVOKED then ASSIGNED of one meeting   MEETING_MOVED from → to
+ *   REVOKED then ASSIGNED of one meeting   MEETING_MOVED from → to (the same node when
+ *                                           it registered again and kept the meeting)
  *   REVOKED of a meeting that ended         MEETING_ENDED
  *   REVOKED alone                           MEETING_MOVED from → "" (it waits for room)
  *   ASSIGNED of the meeting created         MEETING_CREATED
@@ -22,7 +23,7 @@ import type { CoordinatorState } from "./state.js";
 
 /** What a command's events compare against: its node and its meeting as they were. */
 export interface Before {
-  readonly node?: { readonly liveness: Liveness; readonly draining: boolean; readonly drainDeadlineMs: number };
+  readonly node?: { readonly generation: number; readonly liveness: Liveness; readonly draining: boolean; readonly drainDeadlineMs: number };
   readonly move?: PendingMove;
 }
 
@@ -32,7 +33,7 @@ export function captureBefore(state: CoordinatorState, command: Command): Before
   const meetingId = "meetingId" in command ? command.meetingId : undefined;
   const move = meetingId === undefined ? undefined : state.meetings.get(meetingId)?.move;
   return {
-    ...(node ? { node: { liveness: node.liveness, draining: node.draining, drainDeadlineMs: node.drainDeadlineMs } } : {}),
+    ...(node ? { node: { generation: node.generation, liveness: node.liveness, draining: node.draining, drainDeadlineMs: node.drainDeadlineMs } } : {}),
     ...(move ? { move } : {}),
   };
 }
@@ -46,6 +47,8 @@ function moveReason(command: Command, before: Before): MoveReason {
       return "DRAIN";
     case "deregister":
       return "NODE_LEFT";
+    case "register":
+      return "NODE_REREGISTERED";
     case "completeMove":
     case "expireMove":
       return before.move?.reason ?? "PLANNED_MOVE";
@@ -110,7 +113,8 @@ function nodeEvent(state: CoordinatorState, command: Command, result: CommandRes
   const generation = node?.generation ?? ("generation" in command ? command.generation : 0);
   switch (command.type) {
     case "register":
-      return { type: "NODE_REGISTERED", nodeId, generation };
+      // A repeated Register of the registered incarnation changes nothing.
+      return before.node?.generation === generation ? undefined : { type: "NODE_REGISTERED", nodeId, generation };
     case "setLiveness":
       if (result.type !== "setLiveness" || !result.changed) return undefined;
       return { type: `NODE_${result.liveness}`, nodeId, generation };

@@ -77,9 +77,10 @@ export interface MeetingRecord {
  * (NODE_DEAD, DRAIN with migrate, NODE_LEFT by Deregister) and the
  * operator-requested ones (PLANNED_MOVE, REBALANCE, and DRAIN for a drain
  * with a deadline, whose moves are hand-overs); PLACED for a meeting that
- * waited unassigned and found room.
+ * waited unassigned and found room; NODE_REREGISTERED for a meeting kept by
+ * a node that registered again (same node, a new tenure at a new epoch).
  */
-export type MoveReason = "NODE_DEAD" | "DRAIN" | "NODE_LEFT" | "PLANNED_MOVE" | "REBALANCE" | "PLACED";
+export type MoveReason = "NODE_DEAD" | "DRAIN" | "NODE_LEFT" | "PLANNED_MOVE" | "REBALANCE" | "PLACED" | "NODE_REREGISTERED";
 
 /** The reasons a hand-over is started for. */
 export type HandOverReason = "PLANNED_MOVE" | "REBALANCE" | "DRAIN";

@@ -1,11 +1,11 @@
 /**
- * The parts of a snapshot that version 3 added to version 2: each node's
+ * The parts of a snapshot that issue 19 added, each under a key of its own: each node's
  * declared limits, reported load and drain deadline; the meetings'
  * excluded labels and moves under way (only for meetings that have
  * either, so a large state of plain meetings costs nothing more); and the
- * event log with its floor. state-snapshot.ts writes them under keys of
- * their own and reads a version 2 snapshot as having none of them (its
- * event floor is its applied index: the events before it are unknown).
+ * event log with its floor. state-snapshot.ts reads a snapshot without
+ * them (written before they existed) as having none: its event floor is
+ * its applied index, since the events before it are unknown.
  */
 import { BrokenInvariantError } from "./errors.js";
 import { type CoordinatorEvent, EVENT_TYPES, type EventType } from "./event-log.js";

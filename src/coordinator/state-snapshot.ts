@@ -3,7 +3,7 @@
  *
  * Format: [u32 big-endian header length][header][checkpoint bytes…]
  *   header (msgpackr, plain arrays so 100,000 meetings cost no key names):
- *   { v: 3, clockMs, appliedIndex, nodes: [...], retired: [...],
+ *   { v: 2, clockMs, appliedIndex, nodes: [...], retired: [...],
  *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...],
  *     nodeExtras, meetingExtras, events, eventFloor (state-snapshot-extras.ts) }
  *   then every checkpoint's state, concatenated in the order of the rows.
@@ -21,7 +21,9 @@
  * equals `b` byte for byte and a restored state iterates exactly like the
  * original. Derived indexes are not stored; they are rebuilt and the
  * invariants checked on decode. The config is not stored (see
- * state-config.ts). Version 2 snapshots (without the extras) are still read.
+ * state-config.ts). The extras are keys of their own, as the incarnations
+ * are: a snapshot without them (written before they existed) is read as
+ * having none, and a member that does not know them still reads the rest.
  */
 import { Packr } from "msgpackr";
 import { BrokenInvariantError } from "./errors.js";
@@ -33,9 +35,7 @@ import { type SnapshotExtras, captureExtras, restoreExtras } from "./state-snaps
 import type { CoordinatorStateConfig } from "./state-config.js";
 import { CoordinatorState } from "./state.js";
 
-const SNAPSHOT_VERSION = 3;
-/** The version before the extras: still decoded. */
-const SNAPSHOT_VERSION_2 = 2;
+const SNAPSHOT_VERSION = 2;
 const LENGTH_BYTES = 4;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
@@ -209,10 +209,10 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
   } catch (err) {
     throw new BrokenInvariantError(`snapshot could not be decoded (${data.length} bytes)`, { cause: err });
   }
-  if (typeof body !== "object" || body === null || (body.v !== SNAPSHOT_VERSION && body.v !== SNAPSHOT_VERSION_2)) {
-    throw new BrokenInvariantError(`snapshot version must be ${SNAPSHOT_VERSION_2} or ${SNAPSHOT_VERSION}`);
+  if (typeof body !== "object" || body === null || body.v !== SNAPSHOT_VERSION) {
+    throw new BrokenInvariantError(`snapshot version must be ${SNAPSHOT_VERSION}`);
   }
-  const extras = body.v === SNAPSHOT_VERSION ? (body as SnapshotBody & SnapshotExtras) : undefined;
+  const extras = body.nodeExtras !== undefined ? (body as SnapshotBody & SnapshotExtras) : undefined;
   const state = new CoordinatorState(config, extras ? extras.eventFloor : body.appliedIndex);
   state.clockMs = body.clockMs;
   state.appliedIndex = body.appliedIndex;

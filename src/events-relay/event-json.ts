@@ -21,7 +21,7 @@ export const EVENT_TYPE_NAMES = [
 ] as const;
 
 /** MoveReason without its REASON_ prefix; "" when unset. */
-export const MOVE_REASON_NAMES = ["", "NODE_DEAD", "DRAIN", "PLANNED_MOVE", "REBALANCE", "NODE_LEFT", "PLACED"] as const;
+export const MOVE_REASON_NAMES = ["", "NODE_DEAD", "DRAIN", "PLANNED_MOVE", "REBALANCE", "NODE_LEFT", "PLACED", "NODE_REREGISTERED"] as const;
 
 export interface EventJson {
   readonly id: string;

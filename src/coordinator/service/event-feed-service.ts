@@ -47,6 +47,7 @@ const MOVE_REASON_NUMBER: Record<MoveReason | "", number> = {
   REBALANCE: 4,
   NODE_LEFT: 5,
   PLACED: 6,
+  NODE_REREGISTERED: 7,
 };
 
 export function eventMessage(e: CoordinatorEvent): Record<string, unknown> {
