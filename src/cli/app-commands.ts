@@ -78,8 +78,9 @@ function addMove(program: Command): void {
       if (!route) throw new CommandError(`${meeting} did not move within ${Math.round(waitMs / 1000)} s; see \`convene events\` and the logs of ${started.from_node_id}`);
       const checkpoint = await client.call<{ node_id: string; sequence: number }>("coordinator", "GetCheckpoint", { meeting_id: meeting }).catch(() => undefined);
       const carried = checkpoint ? `checkpoint ${checkpoint.sequence} saved by ${checkpoint.node_id}` : "no checkpoint";
+      const stayed = route.node_id === started.from_node_id ? `; no other server could take it, so it stays on ${route.node_id} at a new epoch` : "";
       return {
-        text: `moved ${meeting} from ${started.from_node_id} to ${route.node_id} (epoch ${started.epoch} → ${route.epoch}) with ${carried}\n`,
+        text: `moved ${meeting} from ${started.from_node_id} to ${route.node_id} (epoch ${started.epoch} → ${route.epoch}) with ${carried}${stayed}\n`,
         json: { ...started, to_node_id: route.node_id, new_epoch: route.epoch, checkpoint_sequence: checkpoint?.sequence ?? 0 },
       };
     }),
@@ -169,14 +170,26 @@ function addEvents(program: Command): void {
     const { coordinators, security, flags } = clusterAccess(command);
     const watcher = new EventWatcher({ coordinators, security, fromIndex: opts.from });
     if (opts.follow) stopOnSignals(async () => watcher.stop());
+    // Without --follow: done at the first progress mark; none within the bound means no member hears a leader.
+    const boundMs = 5_000 + coordinators.length * flags.timeoutMs;
+    let caughtUp = false;
+    const giveUp = opts.follow ? undefined : setTimeout(() => watcher.stop(), boundMs);
     try {
       await watcher.run(async (batch) => {
         for (const e of batch.events) process.stdout.write(`${flags.json ? JSON.stringify(e) : describeEvent(e)}\n`);
         // A progress mark: everything kept has been printed.
-        if (batch.events.length === 0 && !opts.follow) watcher.stop();
+        if (batch.events.length === 0 && !opts.follow) {
+          caughtUp = true;
+          watcher.stop();
+        }
       });
     } catch (err) {
       throw watchFailure("events", err);
+    } finally {
+      clearTimeout(giveUp);
+    }
+    if (!opts.follow && !caughtUp) {
+      throw new CommandFailed("events", EXIT_FAILED, `no member said it was up to date within ${Math.round(boundMs / 1000)} s (is there a quorum?); printed up to index ${watcher.index}`);
     }
   });
 }
