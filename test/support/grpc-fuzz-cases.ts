@@ -108,6 +108,23 @@ function figureChecks(f: Req, prefix: string): [boolean, string][] {
   ];
 }
 
+/** A member's report of its open watch streams (src/member/admin-service.ts), checked field by field in its order. */
+function judgeStreamReport(r: Req): Verdict {
+  if (!matches(r.member_id, NODE_ID)) return reject([IA], ["member_id"]);
+  if (!isSafeUint(r.sequence, 1)) return reject([IA], ["sequence"]);
+  const counts = (r.counts ?? []) as Req[];
+  for (const [i, c] of counts.entries()) {
+    const bad = invalid([
+      [matches(c.node_id, NODE_ID), `counts[${i}].node_id`],
+      [isSafeUint(c.generation, 1), `counts[${i}].generation`],
+      [isSafeUint(c.sequence, 1) && (c.sequence as number) <= (r.sequence as number), `counts[${i}].sequence`],
+    ]);
+    if (bad.length > 0) return reject([IA], bad);
+  }
+  // A well-formed report could change what the leader's detector believes: not sent.
+  return UNSAFE;
+}
+
 /**
  * HandOver: fenced as SaveCheckpoint, and the fixture has no hand-over
  * under way, so whatever gets past the size and the fields is refused.
@@ -303,6 +320,8 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
       if (!matches(r.id, NODE_ID)) return reject([IA], ["id"]);
       return members.has(r.id as string) ? UNSAFE : reject([FP]);
     case "convene.member.v1.MemberAdmin/NodeConnection": {
+      // A report of stream counts from a member (member_id set), else the older single open/close.
+      if (typeof r.member_id === "string" && r.member_id !== "") return judgeStreamReport(r);
       const bad = invalid([
         [matches(r.node_id, NODE_ID), "node_id"],
         [isSafeUint(r.generation, 1), "generation"],
