@@ -62,7 +62,6 @@ import {
   type Checkpoint,
   parseAssignmentEvent,
   parseNextPageToken,
-  parseNodeDrainResponse,
   parseOwnedMeetings,
   parseRegisterResponse,
   parseSaveCheckpointResponse,
@@ -70,6 +69,7 @@ import {
 import { AgentStoppedError, HostCallbackError, isFenced } from "./errors.js";
 import { type HandOverHost, handOver } from "./hand-over.js";
 import { HeartbeatLoop } from "./heartbeat-loop.js";
+import { drainAndWait } from "./planned-stop.js";
 import { clientSecurity } from "../security/client-security.js";
 import { pageThrough } from "../wire/paging.js";
 import { type HeldMeeting, MeetingTable } from "./meeting-table.js";
@@ -246,19 +246,15 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
   }
 
   private async drainThenLeave(deadlineMs: number, waitMs: number): Promise<void> {
-    const until = Date.now() + deadlineMs + waitMs;
-    try {
-      const at = parseNodeDrainResponse(
-        await this.connection.unary("Drain", { node_id: this.config.nodeId, generation: this.gen, deadline_ms: deadlineMs }, { attempts: 3 * this.connection.memberCount }),
-      );
-      this.log.info({ deadlineMs, handOverAt: at, meetings: this.table.size }, "draining: meetings still here at the deadline are handed over");
-      while (this.table.size > 0 && this.phase === "running" && Date.now() < until) await this.connection.sleep(50);
-      if (this.table.size > 0) this.log.warn({ meetings: this.table.size }, "hand-overs not done in time; deregistering: the rest move with a checkpoint saved now");
-    } catch (err) {
-      if (err instanceof AgentStoppedError) return;
-      this.log.warn({ err }, "could not drain; deregistering instead");
-    }
-    await this.leave(this.phase === "running");
+    const host = {
+      nodeId: this.config.nodeId,
+      connection: this.connection,
+      log: this.log,
+      generation: () => this.gen,
+      held: () => this.table.size,
+      running: () => this.phase === "running",
+    };
+    if (await drainAndWait(host, deadlineMs, waitMs)) await this.leave(this.phase === "running");
   }
 
   private async leave(deregister: boolean): Promise<void> {
