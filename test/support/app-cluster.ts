@@ -140,6 +140,8 @@ export class AppCluster {
       address: `127.0.0.1:${this.nextPort++}`,
       capacity: 20,
       checkpointIntervalMs: 200,
+      // Each call's deadline: a loaded test machine commits a checkpoint in more than the default second at times.
+      rpcTimeoutMs: 5_000,
       ...host.callbacks(),
       ...extra,
     });
