@@ -4,17 +4,20 @@
  * servers played by raw gRPC clients (Register, Heartbeat, WatchAssignments).
  */
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../src/cli/run.js";
 import { loadProto, lookup } from "../src/wire/proto.js";
 import { MemberCluster, basePort, unary } from "./support/member-cluster.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const pkg = loadProto("convene.proto");
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
+const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
 
 interface Run {
   code: number | null;
@@ -58,6 +61,60 @@ class FakeServer {
     this.client.close();
   }
 }
+
+/** `convene ARGS` run in this process (src/cli/run.ts): its exit code and what it printed. */
+async function inProcess(args: readonly string[]): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const code = await runCli(args, { writeOut: (t) => (stdout += t), writeErr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+/** Anything that reads like a regular expression: what users must never be shown. */
+const REGEX_LIKE = /\^|\$\W|\{\d+,\d+\}|\[A-Z/;
+
+describe("convene's messages for a newcomer's mistakes", () => {
+  const dir = mkdtempSync(join(tmpdir(), "convene-cli-messages-"));
+  const badListen = join(dir, "gateway.yaml");
+  writeFileSync(badListen, "listen: nope\n");
+  const longId = "x".repeat(10_000);
+  const table: [string, string[], number, string][] = [
+    ["member without flags names every required flag", ["member"], 2, "convene member: --id, --listen, --data and --peers (or --join) are required\n"],
+    [
+      "member whose peers leave it out names --peers and --join",
+      ["member", "--id", "n1", "--listen", "127.0.0.1:1", "--data", join(dir, "n1"), "--peers", "n2=127.0.0.1:2"],
+      2,
+      "convene member: --peers must include this member (n1=127.0.0.1:1) to found a group: every founding member as id=host:port, comma-separated; or pass --join to join an existing group\n",
+    ],
+    ["member with a bad flag value names the flag", ["member", "--id", "a b", "--listen", "127.0.0.1:1", "--data", "d", "--join"], 2, '--id must be a member id: 1 to 64 letters, digits, ".", "_" or "-"; got "a b" (a space is not allowed)'],
+    ["a member id is called a member id", ["members", "promote", "n/4"], 2, 'convene members promote: ID must be a member id: 1 to 64 letters, digits, ".", "_" or "-"; got "n/4" ("/" is not allowed)\n'],
+    ["agent without flags names every required flag", ["agent"], 2, "convene agent: --coordinators, --node-id, --address and --capacity are required (convene agent --help lists every flag"],
+    ["demo-server without --node-id", ["demo-server"], 2, "convene demo-server: --node-id is required"],
+    ["gateway with a bad --listen", ["gateway", "--listen", "nope"], 2, 'convene gateway: --listen must be host:port with a port from 0 (any free port) to 65535; got "nope"'],
+    ["a bad value from a config file is named as the file's key", ["gateway", "--config", badListen], 2, `convene gateway: listen in ${badListen} must be host:port`],
+    ["a missing config file says why", ["gateway", "--config", "/nonexistent.yaml"], 2, "convene gateway: config file /nonexistent.yaml cannot be read: there is no such file\n"],
+    ["a missing member config file says why", ["member", "--config", "/nonexistent.yaml"], 2, "convene member: config file /nonexistent.yaml cannot be read: there is no such file\n"],
+    ["a config path that is a directory says so", ["demo-server", "--config", dir], 2, "cannot be read: it is a directory, not a file"],
+    ["an id rule is said in words", ["meetings", "--node", "a/b"], 2, 'convene meetings: --node must be a node id: 1 to 64 letters, digits, ".", "_" or "-"; got "a/b" ("/" is not allowed)\n'],
+    ["a 10,000-character id is not echoed", ["route", longId], 2, `convene route: MEETING must be a meeting id: 1 to 128 letters, digits, ".", "_", ":" or "-"; got "${"x".repeat(40)}…" (10,000 characters), longer than 128\n`],
+    ["a number rule names the flag", ["log", "--limit", "many"], 2, 'convene log: --limit must be a whole number from 0 to 4,294,967,295; got "many"\n'],
+    [
+      "status with no cluster says no member answered and how to start one",
+      ["status", "--coordinators", "127.0.0.1:1,127.0.0.1:2"],
+      1,
+      "convene status: UNAVAILABLE: no coordinator member answered at the addresses tried (127.0.0.1:1 and 127.0.0.1:2: connection refused: nothing listens there). " +
+        "Start a local cluster with `convene start`",
+    ],
+  ];
+  it.each(table)("%s", async (_what, args, code, message) => {
+    const r = await inProcess(args);
+    expect(r.code).toBe(code);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toMatch(REGEX_LIKE);
+    expect(r.stderr).not.toContain("Resolution note");
+    expect(r.stderr.length).toBeLessThan(600);
+  });
+});
 
 describe("convene CLI", () => {
   const cluster = new MemberCluster(["n1", "n2", "n3"], undefined, { app: "coordinator" });
@@ -145,7 +202,7 @@ describe("convene CLI", () => {
     expect(cp).toMatchObject({ meeting_id: "room-1", node_id: owner.nodeId, epoch: 1, sequence: 1, size_bytes: 5 });
     expect(cp).not.toHaveProperty("state");
 
-    expect(await ok(["drain", owner.nodeId, "--migrate"])).toContain(`${owner.nodeId} is draining`);
+    expect(await ok(["drain", owner.nodeId, "--migrate"])).toBe(`${owner.nodeId} is draining: it gets no new meetings; moved 1 meeting to other servers\n`);
     const [nodes, meetings] = await Promise.all([ok(["nodes", "--json"]), ok(["meetings", "--json"])]);
     expect((JSON.parse(nodes) as { nodes: { node_id: string; state: string }[] }).nodes.find((n) => n.node_id === owner.nodeId)!.state).toBe("DRAINING");
     expect((JSON.parse(meetings) as { meetings: unknown[] }).meetings).toContainEqual(expect.objectContaining({ meeting_id: "room-1", node_id: other.nodeId, epoch: 2 }));
@@ -171,13 +228,65 @@ describe("convene CLI", () => {
     expect(bogus.code).toBe(2);
     expect(bogus.stderr).toContain("unknown command 'bogus'");
     expect(badId.code).toBe(2);
-    expect(badId.stderr).toContain("argument 'meeting'");
+    expect(badId.stderr).toContain("convene route: MEETING must be a meeting id");
     expect(badLimit.code).toBe(2);
     expect(badLimit.stderr).toContain("--limit");
     expect(notFound.code).toBe(1);
     expect(notFound.stderr).toMatch(/^convene route: NOT_FOUND: .+/);
     expect(removeUnknown.code).toBe(1);
     expect(removeUnknown.stderr).toMatch(/^convene members remove: n9 is not a member of the group \(voters: n1, n2, n3; learners: none\)/);
+  });
+
+  it("meetings --node and drain of an unknown node say it is unknown (exit 1), and change nothing", async () => {
+    const flags = ["--coordinators", coordinators];
+    const [meetings, drain] = await Promise.all([inProcess(["meetings", "--node", "nosuch", ...flags]), inProcess(["drain", "nosuch", "--migrate", ...flags])]);
+    expect(meetings).toEqual({ code: 1, stdout: "", stderr: "convene meetings: no meeting server nosuch is registered (registered: m1, m2)\n" });
+    expect(drain).toEqual({ code: 1, stdout: "", stderr: "convene drain: no meeting server nosuch is registered (registered: m1, m2)\n" });
+  });
+
+  it("drain says what happened: a dead server has nothing to move, a draining one is already draining", async () => {
+    const flags = ["--coordinators", coordinators];
+    const port = basePort();
+    const dead = new FakeServer("m3", cluster.addresses.get("n1")!, port + 2);
+    const idle = new FakeServer("m4", cluster.addresses.get("n1")!, port + 3);
+    await dead.start();
+    await idle.start();
+    servers.push(idle);
+    dead.stop();
+    const stateOf = async (id: string) =>
+      (JSON.parse((await inProcess(["nodes", "--json", ...flags])).stdout) as { nodes: { node_id: string; state: string }[] }).nodes.find((n) => n.node_id === id)?.state;
+    await expect.poll(() => stateOf("m3"), { timeout: 20_000, interval: 200 }).toBe("DEAD");
+
+    const onDead = await inProcess(["drain", "m3", "--migrate", ...flags]);
+    expect(onDead).toMatchObject({ code: 0, stderr: "" });
+    expect(onDead.stdout).toBe("m3 is dead: its meetings moved when it was declared dead, so nothing moved now. It is marked draining, which it forgets if it registers again\n");
+    expect(onDead.stdout).not.toContain("moving");
+
+    expect((await inProcess(["drain", "m4", ...flags])).stdout).toBe("m4 is draining: it gets no new meetings; its 0 meetings stay until they end (--migrate moves them now)\n");
+    expect((await inProcess(["drain", "m4", "--migrate", ...flags])).stdout).toBe("m4 was already draining; it held no meetings, so none moved\n");
+    const json = JSON.parse((await inProcess(["drain", "m4", "--migrate", "--json", ...flags])).stdout) as Record<string, unknown>;
+    expect(json).toEqual({ node_id: "m4", state_before: "DRAINING", draining: true, migrate: true, moved: 0, stayed: 0 });
+  });
+
+  it("transfer-leader to the current leader and to an unknown id say different things", async () => {
+    const flags = ["--coordinators", coordinators];
+    const { leader_id: leader } = JSON.parse(await ok(["status", "--json"])) as { leader_id: string };
+    expect(await inProcess(["transfer-leader", leader, ...flags])).toEqual({ code: 0, stdout: `${leader} is the leader already; nothing to do\n`, stderr: "" });
+    expect(await inProcess(["transfer-leader", "n9", ...flags])).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "convene transfer-leader: n9 is not a member of the group (members: n1, n2, n3); nothing changed\n",
+    });
+    // The service itself (through a follower, which forwards) tells the two apart too.
+    const follower = ["n1", "n2", "n3"].find((id) => id !== leader)!;
+    const client = new CoordinatorClient(cluster.addresses.get(follower)!, grpc.credentials.createInsecure());
+    try {
+      expect(await unary(client, "TransferLeadership", { target_id: leader })).toEqual({ leader_id: leader });
+      const refused = await unary(client, "TransferLeadership", { target_id: "n9" }).then(() => undefined, (e: grpc.ServiceError) => e);
+      expect(refused).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: 'target_id "n9" is not a member of the group (voters: n1, n2, n3)' });
+    } finally {
+      client.close();
+    }
   });
 
   it("end removes a meeting; log shows the audit trail", async () => {
@@ -188,7 +297,7 @@ describe("convene CLI", () => {
     expect(gone.stderr).toMatch(/^convene route: NOT_FOUND: /);
     const log = await ok(["log", "--limit", "3"]);
     const lines = log.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^INDEX\s+TIME\s+KIND\s+OK\s+CODE\s+SUMMARY$/);
+    expect(lines[0]).toMatch(/^INDEX\s+TERM\s+TIME\s+KIND\s+OK\s+CODE\s+SUMMARY$/);
     expect(lines).toHaveLength(4);
   });
 
@@ -202,6 +311,6 @@ describe("convene CLI", () => {
     expect(a.code).toBe(2);
     expect(a.stderr).toContain('unknown key "bogusKey"');
     expect(b.code).toBe(2);
-    expect(b.stderr).toContain('convene member: tickMs must be an integer from 1 to 10000, got "0"');
+    expect(b.stderr).toContain('convene member: --tick-ms must be a whole number from 1 to 10,000; got "0"');
   });
 });

@@ -372,6 +372,7 @@ describe("liveness and failover", () => {
 
   it("a node that registers again before it is declared dead keeps its meetings, each as a new tenure: epoch + 1, the last checkpoint, the old generation fenced", () => {
     const h = new Harness();
+    h.raiseClusterVersion();
     h.register("n1");
     h.create("a");
     h.create("b");
@@ -397,6 +398,7 @@ describe("liveness and failover", () => {
 
   it("a Register from the incarnation registered now is a duplicate: same generation, nothing changes; a dead or other incarnation gets a new one", () => {
     const h = new Harness();
+    h.raiseClusterVersion();
     const reg = (incarnation?: string) =>
       h.ok({ type: "register", nodeId: "n1", address: "10.0.0.1:9001", capacity: 10, region: "", labels: [], ...(incarnation ? { incarnation } : {}) }).generation;
     expect(reg("proc-a")).toBe(1);
@@ -537,14 +539,20 @@ describe("drainNode and deregister", () => {
 });
 
 describe("the state machine", () => {
-  it("refuses undecodable bytes and unknown versions as INVALID_ARGUMENT, changing nothing", () => {
+  it("refuses undecodable bytes and malformed versions as INVALID_ARGUMENT, changing nothing", () => {
     const h = new Harness();
     h.register("n1");
     const before = queriesOf(h.sm);
     const garbage = h.sm.apply(new Uint8Array([0xc1, 0xff, 0x00]), ++h.index);
     expect(garbage).toMatchObject({ result: { ok: false, code: "INVALID_ARGUMENT" }, events: [] });
-    const future = h.sm.apply(new Packr({ useRecords: false }).pack({ v: 2, type: "register" }), ++h.index);
-    expect(future.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "command version must be 1, got 2" });
+    const pack = (v: object) => new Packr({ useRecords: false }).pack(v);
+    const malformed = h.sm.apply(pack({ v: 0, type: "register" }), ++h.index);
+    expect(malformed.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "command version must be 1 or 2, got 0" });
+    const termless = h.sm.apply(pack({ v: 2, type: "register" }), ++h.index);
+    expect(termless.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "term must be an integer in 1..2^53-1, got undefined" });
+    // Version 1 knows no setClusterVersion: refused as a release before cluster versions refuses it.
+    const early = h.sm.apply(pack({ v: 1, type: "setClusterVersion", nowMs: 1, version: 2 }), ++h.index);
+    expect(early.result).toMatchObject({ ok: false, code: "INVALID_ARGUMENT", message: "command type setClusterVersion needs command version 2" });
     const after = queriesOf(h.sm);
     expect({ ...after, audit: [], appliedIndex: 0 }).toEqual({ ...before, audit: [], appliedIndex: 0 });
     expect(after.audit.at(-1)).toMatchObject({ kind: "invalid", ok: false, code: "INVALID_ARGUMENT" });

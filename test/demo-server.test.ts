@@ -130,21 +130,21 @@ describe("validateDemoServerConfig", () => {
   });
 
   it.each([
-    [{}, /nodeId is required and must match/],
-    [{ nodeId: "a b" }, /nodeId .* got "a b"/],
-    [{ nodeId: "m1", listen: "nope" }, /listen must be "host:port" with a port in 0..65535, got "nope"/],
-    [{ nodeId: "m1", listen: "127.0.0.1:70000" }, /listen must be/],
-    [{ nodeId: "m1", advertise: "127.0.0.1:0" }, /advertise must be "host:port" with a port in 1..65535/],
-    [{ nodeId: "m1", listen: "0.0.0.0:9001" }, /advertise is required when listen binds every interface/],
-    [{ nodeId: "m1", coordinators: [] }, /coordinators must be a non-empty list/],
-    [{ nodeId: "m1", coordinators: "a:1,a:1" }, /coordinators must not repeat an address, got "a:1" twice/],
-    [{ nodeId: "m1", coordinators: ["x"] }, /coordinators must be "host:port"/],
-    [{ nodeId: "m1", capacity: 0 }, /capacity must be an integer from 1 to 4294967295, got 0/],
-    [{ nodeId: "m1", capacity: "ten" }, /capacity must be an integer .* got "ten"/],
-    [{ nodeId: "m1", checkpointIntervalMs: 5 }, /checkpointIntervalMs must be an integer from 10/],
-    [{ nodeId: "m1", region: "x".repeat(65) }, /region must be a string of at most 64/],
-    [{ nodeId: "m1", logLevel: "loud" }, /logLevel must be one of/],
-    [{ nodeId: "m1", port: 1 }, /port is not a demo server config key/],
+    [{}, /^nodeId is required: the id this server registers with the coordinator$/],
+    [{ nodeId: "a b" }, /^nodeId must be a node id: 1 to 64 letters, digits, ".", "_" or "-"; got "a b" \(a space is not allowed\)$/],
+    [{ nodeId: "m1", listen: "nope" }, /^listen must be host:port with a port from 0 \(any free port\) to 65535; got "nope"$/],
+    [{ nodeId: "m1", listen: "127.0.0.1:70000" }, /^listen must be/],
+    [{ nodeId: "m1", advertise: "127.0.0.1:0" }, /^advertise must be host:port with a port from 1 to 65535/],
+    [{ nodeId: "m1", listen: "0.0.0.0:9001" }, /^advertise is required when listen binds every interface/],
+    [{ nodeId: "m1", coordinators: [] }, /^coordinators must list the coordinator members as host:port/],
+    [{ nodeId: "m1", coordinators: "a:1,a:1" }, /^coordinators lists "a:1" twice$/],
+    [{ nodeId: "m1", coordinators: ["x"] }, /^coordinators must be host:port/],
+    [{ nodeId: "m1", capacity: 0 }, /^capacity must be a whole number from 1 to 4,294,967,295; got 0$/],
+    [{ nodeId: "m1", capacity: "ten" }, /^capacity must be a whole number .*; got "ten"$/],
+    [{ nodeId: "m1", checkpointIntervalMs: 5 }, /^checkpointIntervalMs must be a whole number from 10/],
+    [{ nodeId: "m1", region: "x".repeat(65) }, /^region must be text of at most 64/],
+    [{ nodeId: "m1", logLevel: "loud" }, /^logLevel must be one of/],
+    [{ nodeId: "m1", port: 1 }, /^"port" is not a demo server config key/],
   ])("refuses %j", (raw, message) => {
     expect(() => validateDemoServerConfig(raw)).toThrow(DemoServerConfigError);
     expect(() => validateDemoServerConfig(raw)).toThrow(message);
@@ -307,7 +307,7 @@ describe("demo server with a fake coordinator", () => {
     expect(await upgradeRefusal(`ws://${server.address}/meetings/elsewhere/ws`)).toMatchObject({ status: 421, body: { error: "not_here" } });
     const bad = await fetch(`${base}/meetings/bad%20id/`);
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ error: "invalid_meeting_id", message: expect.stringContaining("meeting id must match") });
+    expect(await bad.json()).toMatchObject({ error: "invalid_meeting_id", message: 'the meeting id in the path must be a meeting id: 1 to 128 letters, digits, ".", "_", ":" or "-"; got "bad id" (a space is not allowed)' });
     expect(await upgradeRefusal(`ws://${server.address}/meetings/bad%20id/ws`)).toMatchObject({ status: 400, body: { error: "invalid_meeting_id" } });
     expect(await upgradeRefusal(`ws://${server.address}/elsewhere`)).toMatchObject({ status: 404, body: { error: "not_found" } });
     const nf = await fetch(`${base}/nothing`);

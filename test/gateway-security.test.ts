@@ -231,7 +231,7 @@ describe("the operator pages", () => {
   it("refuses a token setting without a strong token, naming the field", () => {
     expect(() => validateGatewayConfig({ operatorPages: "token" })).toThrow("operatorPages token needs operatorToken (flag --operator-token or $CONVENE_OPERATOR_TOKEN)");
     expect(() => validateGatewayConfig({ operatorPages: "token", operatorToken: "a".repeat(30) })).toThrow(/operatorToken is too weak: its estimated strength is 141 bits .* it repeats a few characters|operatorToken is too weak/);
-    expect(() => validateGatewayConfig({ operatorPages: "public" })).toThrow("operatorPages must be one of off, loopback, token, open, got \"public\"");
+    expect(() => validateGatewayConfig({ operatorPages: "public" })).toThrow("operatorPages must be one of off, loopback, token, open; got \"public\"");
     expect(() => validateGatewayConfig({ operatorToken: token })).toThrow(/operatorToken is given but neither operatorPages nor metricsAccess is token/);
   });
 });

@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { type AgentOptions, AgentConfigError, NodeAgent, type ReregisteredInfo, type RevokedInfo, runAgentSidecar, validateAgentConfig } from "../src/node-agent/index.js";
+import { type AgentOptions, AgentConfigError, NodeAgent, type ReregisteredInfo, type RevokedInfo, agentUsage, runAgentSidecar, validateAgentConfig } from "../src/node-agent/index.js";
 import type { AgentSidecar } from "../src/node-agent/sidecar.js";
 import { MeetingTable } from "../src/node-agent/meeting-table.js";
 import { ASSIGNED, FakeCoordinator, REVOKED } from "./support/fake-coordinator.js";
@@ -83,22 +83,24 @@ describe("agent config", () => {
     getState: () => undefined,
   };
   it.each([
-    [{ coordinators: [] }, /^coordinators must be a non-empty list/],
-    [{ coordinators: ["nohost"] }, /^coordinators must hold "host:port" addresses, got "nohost"/],
-    [{ coordinators: ["a:1", "a:1"] }, /^coordinators must not repeat an address, got "a:1" twice/],
-    [{ nodeId: "bad id" }, /^nodeId must match .*, got "bad id"/],
-    [{ address: "127.0.0.1" }, /^address must be "host:port".*, got "127.0.0.1"/],
-    [{ capacity: 0 }, /^capacity must be an integer from 1 to 4294967295, got 0/],
-    [{ capacity: 1.5 }, /^capacity must be an integer .*, got 1.5/],
-    [{ region: "x".repeat(65) }, /^region must be a string of at most 64 characters/],
-    [{ labels: { "": "v" } }, /^labels keys must be 1..64 characters/],
-    [{ labels: { k: 1 } }, /^labels\["k"\] must be a string/],
-    [{ checkpointIntervalMs: 0 }, /^checkpointIntervalMs must be an integer from 10 to 3600000, got 0/],
-    [{ rpcTimeoutMs: "soon" }, /^rpcTimeoutMs must be an integer from 10 to 600000, got "soon"/],
-    [{ maxSavesInFlight: 0 }, /^maxSavesInFlight must be an integer from 1 to 1024, got 0/],
+    [{ coordinators: undefined, nodeId: undefined }, /^coordinators and nodeId are required$/],
+    [{ coordinators: [] }, /^coordinators must list the coordinator members as host:port; got an empty list/],
+    [{ coordinators: ["nohost"] }, /^coordinators must list members as host:port .*; got "nohost"/],
+    [{ coordinators: ["a:1", "a:1"] }, /^coordinators lists "a:1" twice/],
+    [{ nodeId: "bad id" }, /^nodeId must be a node id: 1 to 64 letters, digits, ".", "_" or "-"; got "bad id" \(a space is not allowed\)$/],
+    [{ nodeId: "n".repeat(10_000) }, /^nodeId must be a node id: .*; got "n{40}…" \(10,000 characters\), longer than 64$/],
+    [{ address: "127.0.0.1" }, /^address must be where this server serves meeting traffic, as host:port .*; got "127.0.0.1"/],
+    [{ capacity: 0 }, /^capacity must be a whole number from 1 to 4,294,967,295; got 0/],
+    [{ capacity: 1.5 }, /^capacity must be a whole number .*; got 1.5/],
+    [{ region: "x".repeat(65) }, /^region must be text of at most 64 characters/],
+    [{ labels: { "": "v" } }, /^labels: a label's key must be 1 to 64 characters/],
+    [{ labels: { k: 1 } }, /^labels: label "k" must be text/],
+    [{ checkpointIntervalMs: 0 }, /^checkpointIntervalMs must be a whole number from 10 to 3,600,000; got 0/],
+    [{ rpcTimeoutMs: "soon" }, /^rpcTimeoutMs must be a whole number from 10 to 600,000; got "soon"/],
+    [{ maxSavesInFlight: 0 }, /^maxSavesInFlight must be a whole number from 1 to 1,024; got 0/],
     [{ retryBaseMs: 100, retryMaxMs: 50 }, /^retryMaxMs \(50\) must not be below retryBaseMs \(100\)/],
-    [{ onAssigned: "yes" }, /^onAssigned must be a function, got "yes"/],
-    [{ getState: undefined }, /^getState must be a function, got undefined/],
+    [{ onAssigned: "yes" }, /^onAssigned must be a function; got "yes"/],
+    [{ getState: undefined }, /^getState must be a function; got nothing/],
     [{ logger: {} }, /^logger must be a pino logger/],
   ])("rejects %j", (bad, message) => {
     expect(() => validateAgentConfig({ ...base, ...bad })).toThrow(message);
@@ -397,7 +399,7 @@ describe("NodeAgent", () => {
     await waitFor("room", () => agent.meetings().has("room"));
     expect(host.errors.map((e) => e.message)).toEqual([
       "AssignmentEvent.type must be ASSIGNED (1), REVOKED (2) or HANDOVER (3), got 7",
-      'AssignmentEvent.meeting_id must match ^[A-Za-z0-9._:-]{1,128}$, got "bad id!"',
+      'AssignmentEvent.meeting_id must be a meeting id: 1 to 128 letters, digits, ".", "_", ":" or "-"; got "bad id!" (a space is not allowed)',
       "AssignmentEvent.epoch must be an integer in 1..2^53-1, got 0",
       'AssignmentEvent.checkpoint.meeting_id must be "room", got "other"',
       'onAssigned("room") threw',
@@ -458,11 +460,22 @@ describe("agent sidecar", () => {
     const list = await fetch(`${url}/meetings`);
     expect(await list.json()).toEqual({ nodeId: "s1", generation: 1, meetings: [{ meetingId: "room-1", epoch: 1, handingOver: false }] });
 
+    // A host that polls instead of taking the webhook reads the restored checkpoint.
+    const restored = await fetch(`${url}/meetings/room-1/state`);
+    expect(restored.status).toBe(200);
+    expect(restored.headers.get("x-convene-state-source")).toBe("checkpoint");
+    expect(restored.headers.get("x-convene-sequence")).toBe("3");
+    expect(restored.headers.get("x-convene-epoch")).toBe("1");
+    expect(Buffer.from(await restored.arrayBuffer()).toString()).toBe("restored");
+
     const early = await fetch(`${url}/meetings/room-1/checkpoint`, { method: "POST" });
     expect(early.status).toBe(409);
     expect(await early.json()).toMatchObject({ error: "no_state" });
 
     expect((await fetch(`${url}/meetings/room-1/state`, { method: "PUT", body: "live state" })).status).toBe(204);
+    const afterPut = await fetch(`${url}/meetings/room-1/state`);
+    expect(afterPut.headers.get("x-convene-state-source")).toBe("put");
+    expect(Buffer.from(await afterPut.arrayBuffer()).toString()).toBe("live state");
     const saved = await fetch(`${url}/meetings/room-1/checkpoint`, { method: "POST" });
     expect(saved.status).toBe(200);
     expect(await saved.json()).toEqual({ meetingId: "room-1", sequence: 4 });
@@ -472,7 +485,10 @@ describe("agent sidecar", () => {
     expect(notHeld.status).toBe(404);
     expect(await notHeld.json()).toMatchObject({ error: "not_held" });
     expect((await fetch(`${url}/meetings/bad%20id/checkpoint`, { method: "POST" })).status).toBe(400);
-    expect((await fetch(`${url}/meetings/room-1/state`)).status).toBe(405);
+    const badMethod = await fetch(`${url}/meetings/room-1/state`, { method: "DELETE" });
+    expect(badMethod.status).toBe(405);
+    expect(badMethod.headers.get("allow")).toBe("GET, PUT");
+    expect(await (await fetch(`${url}/meetings/other/state`)).json()).toMatchObject({ error: "not_held" });
     expect((await fetch(`${url}/nowhere`)).status).toBe(404);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
@@ -484,6 +500,10 @@ describe("agent sidecar", () => {
     // Graceful leave: the last PUT state is saved, Deregister sent, and the host told before stop resolves.
     fake.assign("room-2", "s1");
     await waitFor("room-2", () => notices.length === 3);
+    // Nothing PUT and no checkpoint: nothing to read.
+    const none = await fetch(`${url}/meetings/room-2/state`);
+    expect(none.status).toBe(404);
+    expect(await none.json()).toMatchObject({ error: "no_state" });
     expect((await fetch(`${url}/meetings/room-2/state`, { method: "PUT", body: "last words" })).status).toBe(204);
     await sidecar.stop({ deregister: true });
     expect(fake.checkpoints.get("room-2")!.state.toString()).toBe("last words");
@@ -491,13 +511,38 @@ describe("agent sidecar", () => {
     expect(notices[3]).toEqual({ type: "revoked", meetingId: "room-2", epoch: 1, checkpoint: null });
   });
 
-  it("rejects bad flags naming the field", async () => {
-    await expect(runAgentSidecar(["--coordinators", "127.0.0.1:7001", "--node-id", "s1", "--address", "127.0.0.1:9002", "--capacity", "0"], { handleSignals: false })).rejects.toThrow(
-      /^capacity must be an integer from 1 to 4294967295, got "0"/,
-    );
-    await expect(
-      runAgentSidecar(["--coordinators", "127.0.0.1:7001", "--node-id", "s1", "--address", "127.0.0.1:9002", "--capacity", "2", "--listen", "0.0.0.0:7400"], { handleSignals: false }),
-    ).rejects.toThrow(/^listen must be a loopback "host:port"/);
+  it("rejects bad flags naming the flag", async () => {
+    const required = ["--coordinators", "127.0.0.1:7001", "--node-id", "s1", "--address", "127.0.0.1:9002"];
+    const bad: [string[], string][] = [
+      [[], "--coordinators, --node-id, --address and --capacity are required"],
+      [["--node-id", "s1", "--capacity", "2"], "--coordinators and --address are required"],
+      [[...required, "--capacity", "0"], '--capacity must be a whole number from 1 to 4,294,967,295; got "0"'],
+      [[...required, "--capacity", "2", "--listen", "0.0.0.0:7400"], "--listen must be a loopback host:port"],
+      [[...required, "--capacity", "2", "--webhook", "ftp://x"], '--webhook must be an http:// or https:// URL; got "ftp://x"'],
+      [["--coordinators", "127.0.0.1:7001", "--node-id", "x".repeat(10_000), "--address", "127.0.0.1:9002", "--capacity", "2"], '(10,000 characters), longer than 64'],
+      [[...required, "--capacity", "2", "--label", "novalue"], '--label must be KEY=VALUE; got "novalue"'],
+    ];
+    for (const [flags, message] of bad) {
+      const err = await runAgentSidecar(flags, { handleSignals: false }).then(() => undefined, (e: unknown) => e);
+      expect(err, flags.join(" ")).toBeInstanceOf(AgentConfigError);
+      expect((err as Error).message).toContain(message);
+      expect((err as Error).message.length).toBeLessThan(300);
+    }
     await expect(runAgentSidecar(["--bogus"], { handleSignals: false })).rejects.toThrow(AgentConfigError);
+  });
+
+  it("--help tells a host how to integrate: the HTTP API, the default listen address, the webhook body, what --address is", () => {
+    for (const part of [
+      "GET  /meetings ",
+      "GET  /meetings/{id}/state",
+      "PUT  /meetings/{id}/state",
+      "POST /meetings/{id}/checkpoint",
+      "GET  /healthz",
+      "default 127.0.0.1:7400",
+      '{"type":"assigned","meetingId":"room-1","epoch":2,"checkpoint":',
+      "--address HOST:PORT      where the meeting server itself serves meeting HTTP and WebSocket",
+    ]) {
+      expect(agentUsage).toContain(part);
+    }
   });
 });

@@ -40,6 +40,7 @@ describe("authorization table", () => {
     ["/convene.v1.Coordinator/ListMeetings", gateway, false],
     ["/convene.v1.NodeAgent/Heartbeat", gateway, false],
     ["/convene.member.v1.MemberAdmin/AddLearner", gateway, false],
+    ["/convene.member.v1.MemberAdmin/AuditLog", gateway, true],
     ["/convene.v1.Coordinator/DrainNode", operator, true],
     ["/convene.v1.Coordinator/TransferLeadership", operator, true],
     ["/convene.v1.Coordinator/EndMeeting", operator, true],

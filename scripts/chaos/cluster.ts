@@ -107,6 +107,8 @@ export class ChaosCluster {
       ...this.node(),
       "src/cli.ts", "member", "--id", id, "--listen", this.network.listenAddress(m.slot), "--peers", peers,
       "--data", m.dataDir, "--log-level", "warn", ...(m.joined ? ["--join"] : []), ...this.security.memberFlags(id, m.slot),
+      // Any free port: the default (gRPC port + 1000) may be another test's.
+      "--metrics-listen", "127.0.0.1:0",
     ];
     m.child = this.processes.spawn(`member ${id}`, command, join(this.logDir, `${id}.log`), memberEnvironment());
     return m.child;

@@ -1,29 +1,47 @@
 /**
  * Parsers for command-line arguments and option values, handed to
  * commander (`.argument(name, description, parser)`, `.option(...,
- * parser)`). Each throws commander's InvalidArgumentError, which commander
- * prints after naming the argument or option, then exits with a usage
- * error; so a bad id never costs a round trip to the cluster.
+ * parser)`). Each throws InvalidValue with the rule in words and the value
+ * cut short (describe.ts); program.ts wraps every parser of the tree so the
+ * message starts with the flag or argument (`--node must be a node id:
+ * ...`) and becomes a UsageError of the command (exit 2). So a bad id never
+ * costs a round trip to the cluster. (Commander's own refusal would echo
+ * the whole value, however long.)
  *
  * The id rules are API.md's; the server checks them too.
  */
-import { InvalidArgumentError } from "commander";
 import { formatDuration, parseDuration } from "../node-agent/index.js";
+import { HOST_PORT_RULE, describeValue, idProblem } from "../wire/describe.js";
 
-export const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
-export const MEETING_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A value that broke its parser's rule; the message is the rule and the value, without the flag's name. */
+export class InvalidValue extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidValue";
+  }
+}
+
 const HOST_PORT = /^(?:[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
 
 /** The members an operator command tries, in order, when none is given. */
 export const DEFAULT_COORDINATORS: readonly string[] = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"];
 
 export function nodeIdArg(value: string): string {
-  if (!NODE_ID.test(value)) throw new InvalidArgumentError(`a node id must match ${NODE_ID.source}.`);
+  const problem = idProblem("node", value);
+  if (problem) throw new InvalidValue(problem);
+  return value;
+}
+
+/** A coordinator member's id (same rule as a node id, named for what it is). */
+export function memberIdArg(value: string): string {
+  const problem = idProblem("member", value);
+  if (problem) throw new InvalidValue(problem);
   return value;
 }
 
 export function meetingIdArg(value: string): string {
-  if (!MEETING_ID.test(value)) throw new InvalidArgumentError(`a meeting id must match ${MEETING_ID.source}.`);
+  const problem = idProblem("meeting", value);
+  if (problem) throw new InvalidValue(problem);
   return value;
 }
 
@@ -33,7 +51,7 @@ export function isHostPort(value: string): boolean {
 }
 
 export function hostPortArg(value: string): string {
-  if (!isHostPort(value)) throw new InvalidArgumentError("it must be host:port (port 0-65535).");
+  if (!isHostPort(value)) throw new InvalidValue(`must be ${HOST_PORT_RULE}; got ${describeValue(value)}`);
   return value;
 }
 
@@ -43,11 +61,12 @@ export function coordinatorsArg(value: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  if (list.length === 0) throw new InvalidArgumentError("it must list at least one host:port, comma-separated.");
+  if (list.length === 0) throw new InvalidValue("must list at least one member as host:port, comma-separated");
   for (const address of list) {
-    if (!isHostPort(address)) throw new InvalidArgumentError(`each entry must be host:port, got ${JSON.stringify(address)}.`);
+    if (!isHostPort(address)) throw new InvalidValue(`must list members as ${HOST_PORT_RULE}, comma-separated; got ${describeValue(address)}`);
   }
-  if (new Set(list).size !== list.length) throw new InvalidArgumentError("it lists an address twice.");
+  const twice = list.find((a, i) => list.indexOf(a) !== i);
+  if (twice !== undefined) throw new InvalidValue(`lists ${describeValue(twice)} twice`);
   return list;
 }
 
@@ -56,7 +75,7 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER): (value: stri
   return (value) => {
     const n = /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
     if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`it must be an integer from ${min} to ${max}.`);
+      throw new InvalidValue(`must be a whole number from ${min.toLocaleString("en-US")} to ${max.toLocaleString("en-US")}; got ${describeValue(value)}`);
     }
     return n;
   };
@@ -67,7 +86,7 @@ export function durationArg(minMs: number, maxMs: number): (value: string) => nu
   return (value) => {
     const ms = parseDuration(value);
     if (ms === undefined || ms < minMs || ms > maxMs) {
-      throw new InvalidArgumentError(`it must be a duration such as 10m, 30s or 500ms, from ${formatDuration(minMs)} to ${formatDuration(maxMs)}.`);
+      throw new InvalidValue(`must be a duration such as 10m, 30s or 500ms, from ${formatDuration(minMs)} to ${formatDuration(maxMs)}; got ${describeValue(value)}`);
     }
     return ms;
   };
@@ -77,22 +96,22 @@ export function durationArg(minMs: number, maxMs: number): (value: string) => nu
 export function rateArg(value: string): number {
   const m = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(value.trim());
   const rate = m ? Number(m[1]) : Number.NaN;
-  if (!(rate > 0 && rate <= 100)) throw new InvalidArgumentError("it must be a rate such as 2/s or 0.5/s, above 0 and at most 100/s.");
+  if (!(rate > 0 && rate <= 100)) throw new InvalidValue(`must be a rate such as 2/s or 0.5/s, above 0 and at most 100/s; got ${describeValue(value)}`);
   return rate;
 }
 
 /** A number from 0 to 1. */
 export function fractionArg(value: string): number {
   const n = /^\d*\.?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError("it must be a number from 0 to 1.");
+  if (!(n >= 0 && n <= 1)) throw new InvalidValue(`must be a number from 0 to 1; got ${describeValue(value)}`);
   return n;
 }
 
 /** KEY=VALUE, collected over repeats into a map (commander's reducer form). */
 export function labelArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf("=");
-  if (eq <= 0) throw new InvalidArgumentError("it must be KEY=VALUE.");
+  if (eq <= 0) throw new InvalidValue(`must be KEY=VALUE; got ${describeValue(value)}`);
   const key = value.slice(0, eq);
-  if (Object.prototype.hasOwnProperty.call(previous, key)) throw new InvalidArgumentError(`it names the key ${JSON.stringify(key.slice(0, 64))} twice.`);
+  if (Object.prototype.hasOwnProperty.call(previous, key)) throw new InvalidValue(`names the key ${describeValue(key)} twice`);
   return { ...previous, [key]: value.slice(eq + 1) };
 }

@@ -15,6 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { pageThrough } from "../wire/paging.js";
 import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
+import { inWords } from "../wire/describe.js";
 import { CallError } from "./errors.js";
 
 export type Service = "coordinator" | "admin";
@@ -47,20 +48,31 @@ export class ClusterClient {
 
   /** Calls `method` on the first member that answers; rejects with CallError. */
   async call<T>(service: Service, method: string, request: object): Promise<T> {
-    let last: grpc.ServiceError | undefined;
-    const tried: string[] = [];
+    const failures: { address: string; error: grpc.ServiceError }[] = [];
     for (const address of this.options.coordinators) {
-      tried.push(address);
       try {
         return (await this.callOne(service, address, method, request)) as T;
       } catch (err) {
         const e = err as grpc.ServiceError;
         if (!TRY_NEXT.has(e.code)) throw new CallError(e.code, e.details || e.message, { cause: err });
-        last = e;
+        failures.push({ address, error: e });
       }
     }
-    const details = last!.details || last!.message;
-    throw new CallError(last!.code, tried.length > 1 ? `${details} (tried ${tried.join(", ")})` : details, { cause: last });
+    const last = failures.at(-1)!.error;
+    throw new CallError(last.code, noMemberAnswered(failures, this.options.timeoutMs), { cause: last });
+  }
+
+  /** The members this client tries, in order. */
+  get coordinators(): readonly string[] {
+    return this.options.coordinators;
+  }
+
+  /** Opens a server-streaming call of `method` on one member (the caller tries the members and reads the stream). */
+  openStream<T>(service: Service, address: string, method: string, request: object): grpc.ClientReadableStream<T> {
+    const client = this.client(service, address);
+    const fn = (client as unknown as Record<string, ((request: unknown) => grpc.ClientReadableStream<T>) | undefined>)[method];
+    if (!fn) throw new Error(`invariant: ${serviceNames[service].name} has no method ${method}`);
+    return fn.call(client, request);
   }
 
   /** Closes every channel opened; the process can then exit. */
@@ -105,4 +117,49 @@ export function auditLog<E>(client: ClusterClient, limit: number, pageSize = 0):
     const r = await client.call<{ entries?: E[]; next_page_token?: string }>("admin", "AuditLog", { limit, page_size: pageSize, page_token: pageToken });
     return { items: r.entries ?? [], nextPageToken: r.next_page_token };
   });
+}
+
+/** Why one member did not answer, in words. */
+function whyNoAnswer(error: grpc.ServiceError, timeoutMs: number): { reason: string; unreachable: boolean } {
+  if (error.code === grpc.status.DEADLINE_EXCEEDED) return { reason: `no answer within ${timeoutMs} ms`, unreachable: true };
+  const details = error.details || error.message;
+  // grpc-js's own text when no connection could be made: "No connection established. Last error: Error: connect ECONNREFUSED ...".
+  const code = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)\b/.exec(details)?.[1];
+  const known: Record<string, string> = {
+    ECONNREFUSED: "connection refused: nothing listens there",
+    ECONNRESET: "the connection was reset",
+    ETIMEDOUT: "the connection timed out",
+    EHOSTUNREACH: "the host is unreachable",
+    ENETUNREACH: "the network is unreachable",
+    ENOTFOUND: "the host name is unknown",
+    EAI_AGAIN: "the host name could not be resolved",
+  };
+  if (code) return { reason: known[code]!, unreachable: true };
+  if (/^No connection established|Name resolution failed|Connection dropped/.test(details)) {
+    return { reason: details.replace(/\s*Resolution note:\s*$/, "").replace(/^No connection established\.\s*/, "no connection: "), unreachable: true };
+  }
+  // The member answered, but cannot serve the call now (no quorum, no leader).
+  return { reason: details, unreachable: false };
+}
+
+/**
+ * The message when every member failed with UNAVAILABLE or a timeout:
+ * which addresses were tried and why each did not answer, grouped, and,
+ * when none could even be reached, how to start a cluster or point at one.
+ */
+export function noMemberAnswered(failures: readonly { address: string; error: grpc.ServiceError }[], timeoutMs: number): string {
+  const byReason = new Map<string, string[]>();
+  let reachable = false;
+  for (const { address, error } of failures) {
+    const { reason, unreachable } = whyNoAnswer(error, timeoutMs);
+    reachable ||= !unreachable;
+    byReason.set(reason, [...(byReason.get(reason) ?? []), address]);
+  }
+  const reasons = [...byReason].map(([reason, addresses]) => `${inWords(addresses)}: ${reason}`).join("; ");
+  if (reachable) return `no coordinator member could answer (${reasons})`;
+  return (
+    `no coordinator member answered at the addresses tried (${reasons}). ` +
+    "Start a local cluster with `convene start` (`npm start` in a clone of the repository), " +
+    "or name running members with --coordinators host:port,... (or $CONVENE_COORDINATORS)"
+  );
 }

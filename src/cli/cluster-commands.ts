@@ -14,23 +14,34 @@
  *   log [--limit N]         MemberAdmin.AuditLog
  */
 import { type Command, Option } from "commander";
-import { durationArg, intArg, labelArg, meetingIdArg, nodeIdArg } from "./arguments.js";
-import { auditLog, listMeetings } from "./cluster-client.js";
-import { formatDuration } from "../node-agent/index.js";
+import { durationArg, intArg, labelArg, meetingIdArg, memberIdArg, nodeIdArg } from "./arguments.js";
+import { type ClusterClient, auditLog, listMeetings } from "./cluster-client.js";
+import { CommandError } from "./errors.js";
 import { runOperator, withClusterOptions } from "./operator.js";
 import {
   type AuditEntry,
   type Checkpoint,
   type ClusterStatus,
+  type DrainResult,
   type NodeInfo,
   type Route,
   renderAuditLog,
   renderCheckpoint,
   renderClusterStatus,
+  renderDrain,
   renderMeetings,
   renderNodes,
   renderRoute,
 } from "./render.js";
+
+/** The node as ListNodes has it; a CommandError naming the registered ones when it is not there. */
+async function knownNode(client: ClusterClient, nodeId: string): Promise<NodeInfo> {
+  const { nodes } = await client.call<{ nodes: NodeInfo[] }>("coordinator", "ListNodes", {});
+  const node = nodes.find((n) => n.node_id === nodeId);
+  if (node) return node;
+  const known = nodes.map((n) => n.node_id).sort();
+  throw new CommandError(`no meeting server ${nodeId} is registered (registered: ${known.length === 0 ? "none" : known.join(", ")})`);
+}
 
 export function addClusterCommands(program: Command): void {
   withClusterOptions(program.command("status").description("the coordinator group: leader, term, each member's role and progress")).action(
@@ -49,9 +60,13 @@ export function addClusterCommands(program: Command): void {
       .description("meetings and where each lives")
       .option("--node <id>", "only the meetings on this meeting server", nodeIdArg),
   ).action(async (opts: { node?: string }, command: Command) =>
-    runOperator(command, async (client) =>
-      renderMeetings({ meetings: await listMeetings<Route>(client, opts.node ?? "") }, opts.node ?? ""),
-    ),
+    runOperator(command, async (client) => {
+      const node = opts.node ?? "";
+      const meetings = await listMeetings<Route>(client, node);
+      // The filter of an unknown node matches nothing; say so rather than "no meetings".
+      if (node !== "" && meetings.length === 0) await knownNode(client, node);
+      return renderMeetings({ meetings }, node);
+    }),
   );
 
   withClusterOptions(
@@ -115,14 +130,10 @@ export function addClusterCommands(program: Command): void {
       ),
   ).action(async (node: string, opts: { migrate?: boolean; deadline?: number }, command: Command) =>
     runOperator(command, async (client) => {
+      const before = await knownNode(client, node);
       const migrate = opts.migrate === true;
-      await client.call("coordinator", "DrainNode", { node_id: node, migrate, deadline_ms: opts.deadline ?? 0 });
-      const text = migrate
-        ? `${node} is draining; its meetings are moving to other nodes\n`
-        : opts.deadline !== undefined
-          ? `${node} is draining: no new meetings; in ${formatDuration(opts.deadline)} the meetings still there are handed over (\`convene undrain ${node}\` puts it back)\n`
-          : `${node} is draining: it gets no new meetings; its meetings stay until they end (--migrate moves them)\n`;
-      return { text, json: { node_id: node, draining: true, migrate, deadline_ms: opts.deadline ?? 0 } };
+      const r = await client.call<DrainResult>("coordinator", "DrainNode", { node_id: node, migrate, deadline_ms: opts.deadline ?? 0 });
+      return renderDrain(before, migrate, r, opts.deadline ?? 0);
     }),
   );
 
@@ -130,11 +141,18 @@ export function addClusterCommands(program: Command): void {
     program
       .command("transfer-leader")
       .description("hand Raft leadership to a member (none given: the best caught-up one)")
-      .argument("[id]", "member id", nodeIdArg),
+      .argument("[id]", "member id", memberIdArg),
   ).action(async (id: string | undefined, _opts: unknown, command: Command) =>
     runOperator(command, async (client) => {
+      if (id !== undefined) {
+        const status = await client.call<ClusterStatus>("coordinator", "ClusterStatus", {});
+        if (status.leader_id === id) return { text: `${id} is the leader already; nothing to do\n`, json: { leader_id: id, changed: false } };
+        if (!status.members.some((m) => m.id === id)) {
+          throw new CommandError(`${id} is not a member of the group (members: ${status.members.map((m) => m.id).sort().join(", ")}); nothing changed`);
+        }
+      }
       const r = await client.call<{ leader_id: string }>("coordinator", "TransferLeadership", { target_id: id ?? "" });
-      return { text: `leader is now ${r.leader_id}\n`, json: r };
+      return { text: `leader is now ${r.leader_id}\n`, json: { ...r, changed: true } };
     }),
   );
 

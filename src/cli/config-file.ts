@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import type { Command } from "commander";
+import type { FieldNames } from "../wire/describe.js";
 
 export type RawConfig = Record<string, unknown>;
 
@@ -20,13 +21,29 @@ export class ConfigFileError extends Error {
   }
 }
 
+const READ_FAILURES: Record<string, string> = {
+  ENOENT: "there is no such file",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "it is a directory, not a file",
+  ENOTDIR: "a part of the path is not a directory",
+  ELOOP: "its symbolic links loop",
+  ENAMETOOLONG: "the path is too long",
+};
+
+/** Why a file could not be read, in words ("there is no such file"). */
+export function readFailure(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return (typeof code === "string" ? READ_FAILURES[code] : undefined) ?? (err instanceof Error ? err.message : String(err));
+}
+
 /** Reads a YAML (or JSON) mapping; an empty file is an empty config. */
 export function readConfigFile(path: string): RawConfig {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigFileError(`config file ${path} cannot be read: ${(err as Error).message}`, { cause: err });
+    throw new ConfigFileError(`config file ${path} cannot be read: ${readFailure(err)}`, { cause: err });
   }
   let doc: unknown;
   try {
@@ -63,6 +80,33 @@ export function flagsOf(command: Command, rename: Readonly<Record<string, string
 
 /** `--config FILE` when given, with the typed flags laid over it. */
 export function configWithFlags(command: Command, rename: Readonly<Record<string, string>> = {}): RawConfig {
+  return configAndNames(command, rename).raw;
+}
+
+/** configWithFlags, and the FieldNames that name each field as the operator gave it (fieldNamer). */
+export function configAndNames(command: Command, rename: Readonly<Record<string, string>> = {}): { raw: RawConfig; names: FieldNames } {
   const path = command.opts<{ config?: string }>().config;
-  return { ...(path === undefined ? {} : readConfigFile(path)), ...flagsOf(command, rename) };
+  const fromFile = path === undefined ? {} : readConfigFile(path);
+  return { raw: { ...fromFile, ...flagsOf(command, rename) }, names: fieldNamer(command, rename, fromFile) };
+}
+
+/**
+ * How the validators name a field to the operator who ran `command`: the
+ * flag (`--node-id`) when it was typed or when the field has no value at
+ * all, `nodeId in FILE` when the value came from the config file, the key
+ * itself for a field that has no flag. `rename` maps option names to
+ * config keys as in flagsOf.
+ */
+export function fieldNamer(command: Command, rename: Readonly<Record<string, string>> = {}, fromFile: RawConfig = {}): FieldNames {
+  const path = command.opts<{ config?: string }>().config;
+  const flags = new Map<string, string>();
+  const typed = new Set(Object.keys(flagsOf(command, rename)));
+  for (const option of command.options) {
+    const name = option.attributeName();
+    if (option.long && name !== "config" && !option.negate) flags.set(rename[name] ?? name, option.long);
+  }
+  return (field) => {
+    if (!typed.has(field) && path !== undefined && fromFile[field] !== undefined) return `${field} in ${path}`;
+    return flags.get(field) ?? field;
+  };
 }

@@ -10,7 +10,7 @@
  * as it always had), which README.md still shows.
  */
 import type { Command } from "commander";
-import { coordinatorsArg, hostPortArg, intArg, nodeIdArg } from "./arguments.js";
+import { coordinatorsArg, hostPortArg, intArg, memberIdArg } from "./arguments.js";
 import type { ClusterClient } from "./cluster-client.js";
 import { CommandError } from "./errors.js";
 import { auditLog } from "./cluster-client.js";
@@ -48,14 +48,14 @@ export function addMemberCommands(program: Command): void {
     members
       .command("add")
       .description("add a member as a learner (start it first with `convene member --join`)")
-      .argument("<id>", "the new member's id", nodeIdArg)
+      .argument("<id>", "the new member's id", memberIdArg)
       .argument("<address>", "its host:port", hostPortArg),
   ).action(async (id: string, address: string, _opts: unknown, command: Command) => runOperator(command, (client) => addLearner(client, id, address)));
   withClusterOptions(
-    members.command("promote").description("make a caught-up learner a voter").argument("<id>", "member id", nodeIdArg),
+    members.command("promote").description("make a caught-up learner a voter").argument("<id>", "member id", memberIdArg),
   ).action(async (id: string, _opts: unknown, command: Command) => runOperator(command, (client) => promote(client, id)));
   withClusterOptions(
-    members.command("remove").description("remove a voter or learner from the group").argument("<id>", "member id", nodeIdArg),
+    members.command("remove").description("remove a voter or learner from the group").argument("<id>", "member id", memberIdArg),
   ).action(async (id: string, _opts: unknown, command: Command) => runOperator(command, (client) => remove(client, id)));
 
   addAdminAlias(program);
@@ -77,16 +77,16 @@ function addAdminAlias(program: Command): void {
         return { text: "", json: s };
       }),
   );
-  legacy(admin.command("add-learner").argument("<id>", "", nodeIdArg).argument("<address>", "", hostPortArg)).action(
+  legacy(admin.command("add-learner").argument("<id>", "", memberIdArg).argument("<address>", "", hostPortArg)).action(
     async (id: string, address: string, _opts: unknown, command: Command) => runOperator(command, (client) => addLearner(client, id, address)),
   );
-  legacy(admin.command("promote").argument("<id>", "", nodeIdArg)).action(async (id: string, _opts: unknown, command: Command) =>
+  legacy(admin.command("promote").argument("<id>", "", memberIdArg)).action(async (id: string, _opts: unknown, command: Command) =>
     runOperator(command, (client) => promote(client, id)),
   );
-  legacy(admin.command("remove").argument("<id>", "", nodeIdArg)).action(async (id: string, _opts: unknown, command: Command) =>
+  legacy(admin.command("remove").argument("<id>", "", memberIdArg)).action(async (id: string, _opts: unknown, command: Command) =>
     runOperator(command, (client) => remove(client, id)),
   );
-  legacy(admin.command("transfer").argument("<id>", "", nodeIdArg)).action(async (id: string, _opts: unknown, command: Command) =>
+  legacy(admin.command("transfer").argument("<id>", "", memberIdArg)).action(async (id: string, _opts: unknown, command: Command) =>
     runOperator(command, async (client) => {
       const s = await client.call<MemberStatus>("admin", "TransferLeadership", { id });
       return { text: "", json: s };

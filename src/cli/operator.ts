@@ -47,6 +47,13 @@ export function withClusterOptions(command: Command): Command {
     .option("--insecure", "send plaintext to members beyond loopback anyway");
 }
 
+/** Writes to the command's standard output (the process's, or a test's sink: run.ts). */
+export function writeOut(command: Command, text: string): void {
+  const write = command.configureOutput().writeOut;
+  if (write) write(text);
+  else process.stdout.write(text);
+}
+
 /** "members remove" for the command `convene members remove ...`. */
 export function commandPath(command: Command): string {
   const names: string[] = [];
@@ -75,7 +82,7 @@ export async function runOperator(command: Command, body: (client: ClusterClient
   const client = new ClusterClient({ coordinators, timeoutMs: flags.timeoutMs, security });
   try {
     const rendered = await body(client);
-    process.stdout.write(flags.json ? `${JSON.stringify(rendered.json, null, 2)}\n` : rendered.text);
+    writeOut(command, flags.json ? `${JSON.stringify(rendered.json, null, 2)}\n` : rendered.text);
   } catch (err) {
     if (err instanceof CallError || err instanceof CommandError) {
       throw new CommandFailed(commandPath(command), err.exitCode, err.message, { cause: err });

@@ -1,7 +1,7 @@
 /**
  * The commands that run a long-lived process: a coordinator member, the
  * node agent sidecar, a gateway, a demo meeting server, and `start` (the
- * whole embedded default of API.md in one process tree).
+ * whole embedded default of docs/api.md in one process tree).
  *
  * Each reads its config file (YAML or JSON) first, lays the flags typed on
  * the command line over it, hands the result to its module's validator
@@ -14,10 +14,11 @@
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { Member } from "../member/member.js";
-import { loadConfigFile, validateMemberConfig } from "../member/member-config.js";
+import { checkMemberConfigKeys, validateMemberConfig } from "../member/member-config.js";
 import { AgentConfigError, agentUsage, runAgentSidecar } from "../node-agent/index.js";
-import { ConfigFileError, configWithFlags, flagsOf } from "./config-file.js";
+import { ConfigFileError, configAndNames, configWithFlags, fieldNamer, flagsOf, readConfigFile } from "./config-file.js";
 import { CommandFailed, EXIT_FAILED, UsageError, isConfigError } from "./errors.js";
+import { writeOut } from "./operator.js";
 import { stopOnSignals } from "./signals.js";
 
 /**
@@ -53,6 +54,7 @@ function addMember(program: Command): void {
     .option("--peers <list>", "founding members: id=host:port,...")
     .option("--data <dir>", "LevelDB directory")
     .option("--join", "join an existing group (added with `convene members add`) instead of founding one")
+    .option("--force-new-cluster", "recovery after losing a majority: start as the only member, keeping this member's data (README: Losing a majority)")
     .option("--tick-ms <n>", "Raft tick")
     .option("--election-ticks <n>", "election timeout, in ticks")
     .option("--heartbeat-ticks <n>", "heartbeat interval, in ticks")
@@ -62,6 +64,7 @@ function addMember(program: Command): void {
     .option("--placement-weights <list>", "placement's weights, e.g. meetings=1,cpu=2,netIn=1,netOut=1,participants=1 (the same on every member)")
     .option("--event-log-size <n>", "events kept for WatchEvents (default 20000; the same on every member)")
     .option("--log-level <level>", "pino level")
+    .option("--metrics-listen <host:port>", "HTTP address of /metrics, /livez, /readyz (default 127.0.0.1:<gRPC port + 1000>; off for none)")
     .option("--cert <file>", "TLS: this member's certificate (PEM); with --key and --ca")
     .option("--key <file>", "TLS: the certificate's private key (PEM)")
     .option("--ca <file>", "TLS: the CA that signed the members' (and clients') certificates")
@@ -72,8 +75,9 @@ function addMember(program: Command): void {
     .option("--config <file>", "YAML or JSON file with the same fields (dataDir for --data, tokensFile for --tokens); flags override it")
     .action(async (opts: { config?: string }, command: Command) => {
       const config = await step("member", () => {
-        const fromFile = opts.config === undefined ? {} : loadConfigFile(opts.config);
-        return validateMemberConfig({ ...fromFile, ...flagsOf(command, { data: "dataDir", tokens: "tokensFile" }) });
+        const rename = { data: "dataDir", tokens: "tokensFile" };
+        const fromFile = opts.config === undefined ? {} : checkMemberConfigKeys(readConfigFile(opts.config), opts.config);
+        return validateMemberConfig({ ...fromFile, ...flagsOf(command, rename) }, fieldNamer(command, rename, fromFile));
       });
       const logger = pino({ level: config.logLevel, base: { member: config.id } });
       const member = await step("member", () => Member.start(config, logger));
@@ -91,15 +95,15 @@ function addAgent(program: Command): void {
     .allowExcessArguments()
     .passThroughOptions()
     .argument("[flags...]")
-    .action(async (flags: string[]) => {
+    .action(async (flags: string[], _opts: unknown, command: Command) => {
       if (flags.includes("--help") || flags.includes("-h")) {
-        process.stdout.write(`${agentUsage}\n`);
+        writeOut(command, `${agentUsage}\n`);
         return;
       }
       try {
         await runAgentSidecar(flags, { handleSignals: true });
       } catch (err) {
-        if (err instanceof AgentConfigError) throw new UsageError("agent", `${err.message}\n\n${agentUsage}`, { cause: err });
+        if (err instanceof AgentConfigError) throw new UsageError("agent", `${err.message} (convene agent --help lists every flag and the sidecar's HTTP API)`, { cause: err });
         throw new CommandFailed("agent", EXIT_FAILED, err instanceof Error ? err.message : String(err), { cause: err });
       }
     });
@@ -127,11 +131,11 @@ function addGateway(program: Command): void {
     .addOption(new Option("--operator-pages <access>", "who sees the dashboard and /dashboard.json").choices(["off", "loopback", "token", "open"]))
     .addOption(new Option("--metrics-access <access>", "who may read /metrics").choices(["off", "loopback", "token", "open"]))
     .addOption(new Option("--operator-token <token>", "the token of --operator-pages/--metrics-access token (better from $CONVENE_OPERATOR_TOKEN)").env("CONVENE_OPERATOR_TOKEN"))
-    .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (createPerMinute), plus connectTimeoutMs, responseTimeoutMs, maxBodyBytes; flags override it")
+    .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (createPerMinute), plus connectTimeoutMs, responseTimeoutMs, moveWaitMs, maxBodyBytes; flags override it")
     .action(async (_opts: unknown, command: Command) => {
-      const raw = await step("gateway", () => configWithFlags(command));
+      const { raw, names } = await step("gateway", () => configAndNames(command));
       const { validateGatewayConfig, startGateway } = await step("gateway", () => import("../gateway/index.js"));
-      const config = validate("gateway", () => validateGatewayConfig(raw));
+      const config = validate("gateway", () => validateGatewayConfig(raw, names));
       const gateway = await step("gateway", () => startGateway(config));
       stopOnSignals(async () => {
         await gateway.close();
@@ -160,9 +164,9 @@ function addDemoServer(program: Command): void {
     .option("--tls-key <file>", "the certificate's private key (PEM)")
     .option("--config <file>", "YAML or JSON file: the flags' names in camelCase (nodeId, checkpointIntervalMs), plus assignmentWaitMs; flags override it")
     .action(async (_opts: unknown, command: Command) => {
-      const raw = await step("demo-server", () => configWithFlags(command));
+      const { raw, names } = await step("demo-server", () => configAndNames(command));
       const { validateDemoServerConfig, startDemoServer } = await step("demo-server", () => import("../demo-server/index.js"));
-      const config = validate("demo-server", () => validateDemoServerConfig(raw));
+      const config = validate("demo-server", () => validateDemoServerConfig(raw, names));
       const server = await step("demo-server", () => startDemoServer(config));
       stopOnSignals(async () => {
         await server.close();
@@ -173,7 +177,7 @@ function addDemoServer(program: Command): void {
 function addStart(program: Command): void {
   program
     .command("start")
-    .description("run the embedded default: members n1-n3, a gateway and demo servers m1, m2 (API.md), restarting any that dies")
+    .description("run the embedded default: members n1-n3, a gateway and demo servers m1, m2, restarting any that dies (docs/api.md, docs/architecture.md)")
     .option("--data <dir>", "where the members keep their data and every process its log (default ./data); one run per directory")
     .option("--gateway-port <port>", "the gateway's HTTP port (default 8080)")
     .option("--member-ports <ports>", "the members' gRPC ports: one per member (7001,7002,7003) or a base port (default 7001)")

@@ -7,6 +7,7 @@
  * longs as Number, enums as Number, defaults filled in).
  */
 import { formatFields, formatTable } from "./table.js";
+import { formatDuration } from "../node-agent/index.js";
 
 export interface Rendered {
   readonly text: string;
@@ -28,6 +29,12 @@ const yesNo = (b: boolean): string => (b ? "yes" : "no");
 const time = (ms: number): string => (ms > 0 ? new Date(ms).toISOString() : "-");
 const orDash = (s: string): string => (s === "" ? "-" : s);
 
+export interface MemberFormats {
+  wire: number;
+  command: number;
+  snapshot: number;
+}
+
 export interface MemberInfo {
   id: string;
   address: string;
@@ -35,23 +42,31 @@ export interface MemberInfo {
   commit_index: number;
   applied_index: number;
   reachable: boolean;
+  /** Unset while the member does not answer (and from a release before cluster versions). */
+  formats?: MemberFormats | null;
 }
 
 export interface ClusterStatus {
   leader_id: string;
   term: number;
   members: MemberInfo[];
+  /** 0 from a release before cluster versions. */
+  cluster_version?: number;
 }
+
+/** "w1 c2 s3": the newest wire, command and snapshot formats a member understands. */
+const formatsText = (f: MemberFormats | null | undefined): string => (f ? `w${f.wire} c${f.command} s${f.snapshot}` : "-");
 
 export function renderClusterStatus(s: ClusterStatus): Rendered {
   const members = s.members.map((m) => ({ ...m, role: memberRoleName(m.role) }));
   const table = formatTable(
-    ["MEMBER", "ADDRESS", "ROLE", "COMMIT", "APPLIED", "REACHABLE"],
-    members.map((m) => [m.id, m.address, m.role, String(m.commit_index), String(m.applied_index), yesNo(m.reachable)]),
+    ["MEMBER", "ADDRESS", "ROLE", "COMMIT", "APPLIED", "REACHABLE", "FORMATS"],
+    members.map((m) => [m.id, m.address, m.role, String(m.commit_index), String(m.applied_index), yesNo(m.reachable), formatsText(m.formats)]),
   );
+  const version = s.cluster_version ? `, cluster version ${s.cluster_version}` : "";
   return {
-    text: `leader ${s.leader_id || "(none)"}, term ${s.term}\n\n${table}`,
-    json: { leader_id: s.leader_id, term: s.term, members },
+    text: `leader ${s.leader_id || "(none)"}, term ${s.term}${version}\n\n${table}`,
+    json: { leader_id: s.leader_id, term: s.term, cluster_version: s.cluster_version ?? 0, members },
   };
 }
 
@@ -186,6 +201,8 @@ export interface AuditEntry {
   ok: boolean;
   code: string;
   summary: string;
+  /** The proposing leader's term; 0 before cluster version 2. */
+  term?: number;
 }
 
 export function renderAuditLog(r: { entries: AuditEntry[] }): Rendered {
@@ -193,8 +210,8 @@ export function renderAuditLog(r: { entries: AuditEntry[] }): Rendered {
     r.entries.length === 0
       ? "the audit log is empty\n"
       : formatTable(
-          ["INDEX", "TIME", "KIND", "OK", "CODE", "SUMMARY"],
-          r.entries.map((e) => [String(e.index), time(e.now_ms), e.kind, yesNo(e.ok), orDash(e.code), e.summary]),
+          ["INDEX", "TERM", "TIME", "KIND", "OK", "CODE", "SUMMARY"],
+          r.entries.map((e) => [String(e.index), e.term ? String(e.term) : "-", time(e.now_ms), e.kind, yesNo(e.ok), orDash(e.code), e.summary]),
         );
   return { text, json: r };
 }
@@ -216,6 +233,10 @@ export interface MemberStatus {
   heap_used_bytes: number;
   heap_total_bytes: number;
   array_buffers_bytes: number;
+  cluster_id?: string;
+  formats?: MemberFormats | null;
+  cluster_version?: number;
+  metrics_address?: string;
 }
 
 /** After a membership change: what happened, then the group as it is now. */
@@ -229,4 +250,41 @@ export function renderMembership(done: string, s: MemberStatus): Rendered {
     ])}`,
     json: s,
   };
+}
+
+/** DrainNode's answer: meetings moved by the call, and those still on the node. */
+export interface DrainResult {
+  moved: number;
+  stayed: number;
+}
+
+const meetingsWord = (n: number): string => `${n} meeting${n === 1 ? "" : "s"}`;
+
+/**
+ * What a drain did, from the node as it was before (`before`, ListNodes)
+ * and the counts DrainNode returned: a dead node has nothing to move (its
+ * meetings moved when it died), one already draining only moves what
+ * --migrate finds now.
+ */
+export function renderDrain(before: NodeInfo, migrate: boolean, r: DrainResult, deadlineMs = 0): Rendered {
+  const id = before.node_id;
+  const state = nodeStateName(before.state);
+  const json = { node_id: id, state_before: state, draining: true, migrate, deadline_ms: deadlineMs, moved: r.moved, stayed: r.stayed };
+  let text: string;
+  if (deadlineMs > 0) {
+    text = `${id} is draining: no new meetings; in ${formatDuration(deadlineMs)} the meetings still there are handed over (\`convene undrain ${id}\` puts it back)`;
+  } else if (state === "DEAD" && r.moved === 0 && r.stayed === 0) {
+    text = `${id} is dead: its meetings moved when it was declared dead, so nothing moved now. It is marked draining, which it forgets if it registers again`;
+  } else {
+    const was = state === "DRAINING" ? `${id} was already draining` : `${id} is draining: it gets no new meetings`;
+    if (!migrate) {
+      text = `${was}; its ${meetingsWord(r.stayed)} stay until they end (--migrate moves them now)`;
+    } else if (r.moved === 0 && r.stayed === 0) {
+      text = `${was}; it held no meetings, so none moved`;
+    } else {
+      text = `${was}; moved ${meetingsWord(r.moved)} to other servers`;
+      if (r.stayed > 0) text += `; ${meetingsWord(r.stayed)} stayed: no other server has room for them`;
+    }
+  }
+  return { text: `${text}\n`, json };
 }

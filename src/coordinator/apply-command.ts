@@ -42,6 +42,7 @@ import { applyMoveCommand } from "./apply-moves.js";
 import { captureBefore, deriveEvents } from "./derive-events.js";
 import { type CommandFailure, assertNever, failure } from "./errors.js";
 import { completeEvent } from "./event-log.js";
+import { applySetClusterVersion } from "./apply-cluster-version.js";
 import { recordDeath } from "./flap-damping.js";
 import { NO_LABELS, labelsToString } from "./labels.js";
 import { applyReportLoad } from "./load-commands.js";
@@ -52,7 +53,8 @@ import type { CoordinatorState } from "./state.js";
 
 type Handled<R> = { readonly result: R | CommandFailure; readonly summary: string };
 
-export function applyCommand(state: CoordinatorState, command: Command, index: number): ApplyOutcome {
+/** `term`: the proposing leader's term as the command carries it (command version 2 on; 0 before). */
+export function applyCommand(state: CoordinatorState, command: Command, index: number, term = 0): ApplyOutcome {
   state.advanceClock(command.nowMs);
   const events: AssignmentEvent[] = [];
   const before = captureBefore(state, command);
@@ -73,6 +75,7 @@ export function applyCommand(state: CoordinatorState, command: Command, index: n
     ok: result.ok,
     code: result.ok ? "" : result.code,
     summary: result.ok ? summary : `${summary}: ${result.message}`,
+    term,
   });
   return { index, result, events };
 }
@@ -105,6 +108,8 @@ function dispatch(state: CoordinatorState, command: Command, index: number, even
     case "drainDue":
     case "undrain":
       return applyMoveCommand(state, command, events);
+    case "setClusterVersion":
+      return applySetClusterVersion(state, command);
     default:
       return assertNever(command);
   }
@@ -112,10 +117,14 @@ function dispatch(state: CoordinatorState, command: Command, index: number, even
 
 function applyRegister(state: CoordinatorState, c: RegisterCommand, events: AssignmentEvent[]): Handled<RegisterResult> {
   const existing = state.nodes.get(c.nodeId);
+  // Incarnations and new tenures came with cluster version 2 (formats.ts):
+  // before it, members of the previous release apply this log too, and
+  // they know neither.
+  const versioned = state.clusterVersion >= 2;
   // The process registered now, alive, asks again (a retry whose first
   // answer was lost, or a late duplicate): the same generation, nothing
   // changes. A new generation here would fence the very process that asked.
-  const incarnation = c.incarnation ?? "";
+  const incarnation = versioned ? (c.incarnation ?? "") : "";
   if (existing && incarnation !== "" && existing.incarnation === incarnation && existing.liveness !== "DEAD") {
     return {
       result: { ok: true, type: "register", nodeId: c.nodeId, generation: existing.generation },
@@ -138,7 +147,7 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
     existing.incarnation = incarnation;
     existing.liveness = "ALIVE";
     existing.draining = false;
-    kept = state.retenure(c.nodeId, oldGeneration, events);
+    if (versioned) kept = state.retenure(c.nodeId, oldGeneration, events);
     existing.limits = c.limits ?? NO_LIMITS;
     existing.load = NO_LOAD;
     existing.drainDeadlineMs = 0;

@@ -77,7 +77,16 @@ export interface PlaceUnassignedResult {
   readonly stillUnassigned: number;
 }
 
+export interface SetClusterVersionResult {
+  readonly ok: true;
+  readonly type: "setClusterVersion";
+  /** The cluster version now (never lower than before). */
+  readonly version: number;
+  readonly changed: boolean;
+}
+
 export type CommandSuccess =
+  | SetClusterVersionResult
   | RegisterResult
   | SetLivenessResult
   | CreateMeetingResult

@@ -1,8 +1,16 @@
 /**
  * The coordinator's commands: what the services propose through Raft and
- * every member applies. Encoded with msgpackr as `{ v: 1, type, ...fields }`;
- * `v` lets a later version add commands or fields while old entries in the
- * log still decode.
+ * every member applies. Encoded with msgpackr as `{ v, type, ...fields }`.
+ * `v` is the command version the leader wrote, chosen by the cluster
+ * version (formats.ts), so every member can read every entry:
+ *   1  `{ v: 1, type, nowMs, ...fields }`: every release before cluster versions.
+ *   2  adds `term`, the term of the leader that proposed it (the audit trail
+ *      shows it), and the setClusterVersion command.
+ * Every older version still decodes. A version newer than this build's is
+ * not a malformed command but one this member cannot apply as the others
+ * do: decoding throws NewerFormatError and the member stops (it must not
+ * diverge); that happens only when the cluster version was raised past
+ * this binary, i.e. a downgrade after the upgrade was finished.
  *
  * Every command carries `nowMs`, the proposing leader's clock read when it
  * built the command: apply never reads a clock. The state keeps the largest
@@ -15,7 +23,7 @@
  * because the bytes are all it can trust.
  */
 import { Packr } from "msgpackr";
-import { InvalidArgumentError } from "./errors.js";
+import { InvalidArgumentError, NewerFormatError } from "./errors.js";
 import {
   shown,
   validateAddress,
@@ -37,7 +45,18 @@ import type { Liveness } from "./model.js";
 import { MOVE_COMMAND_TYPES, type MoveCommand, isMoveCommandType, parseMoveCommand, validateNodeIdOrEmpty } from "./move-commands.js";
 import { type NodeLimits, validateLimits } from "./node-load.js";
 
-export const COMMAND_VERSION = 1;
+/** The newest command version this build reads and writes. */
+export const NEWEST_COMMAND_VERSION = 2;
+
+/** How the leader stamps a command beside its fields. */
+export interface CommandStamp {
+  /** The command version to write (the cluster version's). */
+  readonly version: number;
+  /** The proposing leader's term (written from version 2 on). */
+  readonly term: number;
+}
+
+const VERSION_1: CommandStamp = { version: 1, term: 0 };
 
 /** A meeting server joins (or rejoins): generation + 1, ALIVE, not draining. */
 export interface RegisterCommand {
@@ -123,7 +142,15 @@ export interface PlaceUnassignedCommand {
   readonly nowMs: number;
 }
 
+/** The leader raises the cluster version once every member understands it (formats.ts). Command version 2 on. */
+export interface SetClusterVersionCommand {
+  readonly type: "setClusterVersion";
+  readonly nowMs: number;
+  readonly version: number;
+}
+
 export type Command =
+  | SetClusterVersionCommand
   | RegisterCommand
   | SetLivenessCommand
   | CreateMeetingCommand
@@ -146,6 +173,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   "drainNode",
   "deregister",
   "placeUnassigned",
+  "setClusterVersion",
   "reportLoad",
   ...MOVE_COMMAND_TYPES,
 ];
@@ -157,21 +185,32 @@ const LIVENESS_VALUES: readonly Liveness[] = ["ALIVE", "SUSPECT", "DEAD"];
 // the log entry's buffer.
 const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
 
-/** Validates and encodes; throws InvalidArgumentError naming the bad field. */
-export function encodeCommand(command: Command): Uint8Array {
-  const checked = parseCommand({ v: COMMAND_VERSION, ...command });
-  return packr.pack({ v: COMMAND_VERSION, ...checked });
+/**
+ * Validates and encodes at `stamp.version` (version 1 unless given);
+ * throws InvalidArgumentError naming the bad field.
+ */
+export function encodeCommand(command: Command, stamp: CommandStamp = VERSION_1): Uint8Array {
+  const envelope = stamp.version >= 2 ? { v: stamp.version, term: stamp.term } : { v: stamp.version };
+  const checked = parseCommand({ ...envelope, ...command });
+  return packr.pack({ ...envelope, ...checked });
 }
 
-/** Decodes and validates an entry's bytes; throws InvalidArgumentError if they are not a command. */
+/** Decodes and validates an entry's bytes; throws InvalidArgumentError if they are not a command, NewerFormatError if too new. */
 export function decodeCommand(bytes: Uint8Array): Command {
+  return decodeStampedCommand(bytes).command;
+}
+
+/** A decoded command with its stamp (version 1 commands have term 0). */
+export function decodeStampedCommand(bytes: Uint8Array): { readonly command: Command; readonly stamp: CommandStamp } {
   let raw: unknown;
   try {
     raw = packr.unpack(bytes);
   } catch (err) {
     throw new InvalidArgumentError(`command could not be decoded (${bytes.length} bytes)`, { cause: err });
   }
-  return parseCommand(raw);
+  const command = parseCommand(raw);
+  const c = raw as Record<string, unknown>;
+  return { command, stamp: { version: c["v"] as number, term: c["v"] === 1 ? 0 : (c["term"] as number) } };
 }
 
 /**
@@ -183,7 +222,12 @@ export function parseCommand(raw: unknown): Command {
     throw new InvalidArgumentError(`command must be a map, got ${shown(raw)}`);
   }
   const c = raw as Record<string, unknown>;
-  if (c["v"] !== COMMAND_VERSION) throw new InvalidArgumentError(`command version must be ${COMMAND_VERSION}, got ${shown(c["v"])}`);
+  const version = c["v"];
+  if (typeof version === "number" && Number.isSafeInteger(version) && version > NEWEST_COMMAND_VERSION) {
+    throw new NewerFormatError(`command version ${version} is newer than this member reads (1..${NEWEST_COMMAND_VERSION}): the cluster version was raised past this release; run a newer one`);
+  }
+  if (version !== 1 && version !== 2) throw new InvalidArgumentError(`command version must be 1 or 2, got ${shown(version)}`);
+  if (version >= 2) validateUint(c["term"], "term", 1);
   const type = c["type"];
   const nowMs = validateUint(c["nowMs"], "now_ms");
   switch (type as CommandType) {
@@ -236,6 +280,10 @@ export function parseCommand(raw: unknown): Command {
       return { type: "deregister", nowMs, nodeId: validateNodeId(c["nodeId"]), generation: validateGeneration(c["generation"]) };
     case "placeUnassigned":
       return { type: "placeUnassigned", nowMs };
+    case "setClusterVersion":
+      // Unknown to version 1: a member of a release before cluster versions refuses it as it would.
+      if (version === 1) throw new InvalidArgumentError("command type setClusterVersion needs command version 2");
+      return { type: "setClusterVersion", nowMs, version: validateUint(c["version"], "version", 1) };
     case "reportLoad":
       return parseReportLoad(c, nowMs);
     default:

@@ -20,7 +20,7 @@
 import type { StateMachine } from "../raft-runtime/state-machine.js";
 import { applyCommand } from "./apply-command.js";
 import type { ApplyOutcome } from "./command-results.js";
-import { type Command, decodeCommand } from "./commands.js";
+import { type Command, type CommandStamp, decodeStampedCommand } from "./commands.js";
 import { BrokenInvariantError, InvalidArgumentError, failureOf } from "./errors.js";
 import { type CoordinatorStateConfig, defaultStateConfig, validateStateConfig } from "./state-config.js";
 import { decodeState, encodeState, encodeSteps } from "./state-snapshot.js";
@@ -54,14 +54,16 @@ export class CoordinatorStateMachine implements StateMachine {
     if (!Number.isSafeInteger(index) || index <= this.state.appliedIndex) {
       throw new BrokenInvariantError(`apply at index ${index}, but index ${this.state.appliedIndex} is already applied`);
     }
-    let decoded: Command | InvalidArgumentError;
+    let decoded: { command: Command; stamp: CommandStamp } | InvalidArgumentError;
     try {
-      decoded = decodeCommand(command);
+      decoded = decodeStampedCommand(command);
     } catch (err) {
+      // A NewerFormatError is no InvalidArgumentError: the member stops (commands.ts).
       if (!(err instanceof InvalidArgumentError)) throw err;
       decoded = err;
     }
-    const outcome = decoded instanceof InvalidArgumentError ? this.refuseUndecodable(decoded, index) : applyCommand(this.state, decoded, index);
+    const outcome =
+      decoded instanceof InvalidArgumentError ? this.refuseUndecodable(decoded, index) : applyCommand(this.state, decoded.command, index, decoded.stamp.term);
     this.notify({ kind: "applied", outcome });
     return outcome;
   }
@@ -72,6 +74,10 @@ export class CoordinatorStateMachine implements StateMachine {
 
   snapshotSteps(): Generator<void, Uint8Array, void> {
     return encodeSteps(this.state);
+  }
+
+  exportSteps(): Generator<void, Uint8Array, void> {
+    return encodeSteps(this.state, false);
   }
 
   restore(data: Uint8Array): void {
@@ -99,7 +105,7 @@ export class CoordinatorStateMachine implements StateMachine {
     // Nothing changed; the entry is still recorded for operators.
     const result = failureOf(err);
     this.state.appliedIndex = index;
-    this.state.audit.append({ index, kind: "invalid", nowMs: this.state.clockMs, ok: false, code: result.code, summary: result.message });
+    this.state.audit.append({ index, kind: "invalid", nowMs: this.state.clockMs, ok: false, code: result.code, summary: result.message, term: 0 });
     return { index, result, events: [] };
   }
 

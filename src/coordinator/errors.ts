@@ -89,6 +89,19 @@ export class BrokenInvariantError extends Error {
   }
 }
 
+/**
+ * An entry or snapshot in a format newer than this build reads: written
+ * because the cluster version was raised past this release (a downgrade
+ * after an upgrade was finished). A broken invariant: the member stops
+ * rather than apply the log differently from the others.
+ */
+export class NewerFormatError extends BrokenInvariantError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "NewerFormatError";
+  }
+}
+
 /** For exhaustive switches: the compiler proves this is unreachable. */
 export function assertNever(value: never): never {
   throw new BrokenInvariantError(`unexpected value ${JSON.stringify(value)}`);

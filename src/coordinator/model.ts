@@ -22,6 +22,8 @@ export type Liveness = "ALIVE" | "SUSPECT" | "DEAD";
  */
 export type NodeStatus = Liveness | "DRAINING";
 
+export const NODE_STATUSES: readonly NodeStatus[] = ["ALIVE", "SUSPECT", "DEAD", "DRAINING"];
+
 export interface NodeRecord {
   readonly id: string;
   address: string;
@@ -181,4 +183,6 @@ export interface AuditEntry {
   /** The error code of a refused command, "" when it succeeded. */
   readonly code: string;
   readonly summary: string;
+  /** The term of the leader that proposed it (from command version 2 on; 0 before). */
+  readonly term: number;
 }

@@ -4,9 +4,19 @@
  * Format: [u32 big-endian header length][header][checkpoint bytes…]
  *   header (msgpackr, plain arrays so 100,000 meetings cost no key names):
  *   { v: 2, clockMs, appliedIndex, nodes: [...], retired: [...],
- *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...],
- *     nodeExtras, meetingExtras, events, eventFloor (state-snapshot-extras.ts) }
+ *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...] }
  *   then every checkpoint's state, concatenated in the order of the rows.
+ *   Format 3 (cluster version 2 on, formats.ts) adds `clusterVersion` after
+ *   appliedIndex, `incarnations` and each audit row's term. Format 4
+ *   (cluster version 3 on) adds, after the audit, each node's limits, load
+ *   and drain deadline, the meetings' excluded labels and hand-overs under
+ *   way, and the event log with its floor (state-snapshot-extras.ts). A
+ *   member writes the format of the cluster version it has applied, so
+ *   every member can read it, and reads every older one; a newer format
+ *   stops it (NewerFormatError) rather than be taken for a corrupt
+ *   snapshot. A state read from a format before 4 has no limits, load,
+ *   hand-overs or excluded labels (none can exist before cluster version 3)
+ *   and knows no event before its applied index.
  * Checkpoint bytes are most of a large state (100,000 meetings × 1 KiB), so
  * they bypass msgpackr, whose shared output buffer would otherwise grow to
  * the snapshot's size and stay that big for the life of the process.
@@ -21,12 +31,11 @@
  * equals `b` byte for byte and a restored state iterates exactly like the
  * original. Derived indexes are not stored; they are rebuilt and the
  * invariants checked on decode. The config is not stored (see
- * state-config.ts). The extras are keys of their own, as the incarnations
- * are: a snapshot without them (written before they existed) is read as
- * having none, and a member that does not know them still reads the rest.
+ * state-config.ts).
  */
 import { Packr } from "msgpackr";
-import { BrokenInvariantError } from "./errors.js";
+import { BrokenInvariantError, NewerFormatError } from "./errors.js";
+import { CLUSTER_VERSIONS, NEWEST_CLUSTER_VERSION, formatsAt } from "./formats.js";
 import type { Labels } from "./labels.js";
 import { NO_LABELS } from "./labels.js";
 import type { AuditEntry, CheckpointRecord, Liveness, MeetingRecord, NodeRecord } from "./model.js";
@@ -35,7 +44,8 @@ import { type SnapshotExtras, captureExtras, restoreExtras } from "./state-snaps
 import type { CoordinatorStateConfig } from "./state-config.js";
 import { CoordinatorState } from "./state.js";
 
-const SNAPSHOT_VERSION = 2;
+/** The newest snapshot format this build reads and writes; it reads every one from 2. */
+export const NEWEST_SNAPSHOT_FORMAT = 4;
 const LENGTH_BYTES = 4;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
@@ -44,12 +54,15 @@ type NodeRow = [string, string, number, string, Labels, number, Liveness, boolea
 type MeetingRow = [string, string, number, number, number, string, Labels];
 /** The state itself follows the header; the row has its length. */
 type CheckpointRow = [string, string, number, number, number, number];
-type AuditRow = [number, string, number, boolean, string, string];
+/** Format 3 adds the term; format 2's rows stop at the summary. */
+type AuditRow = [number, string, number, boolean, string, string, number?];
 
 interface SnapshotBody extends Partial<SnapshotExtras> {
   v: number;
   clockMs: number;
   appliedIndex: number;
+  /** Format 3 on. */
+  clusterVersion?: number;
   nodes: NodeRow[];
   retired: [string, number][];
   meetings: MeetingRow[];
@@ -85,13 +98,18 @@ export function encodeState(state: CoordinatorState): Uint8Array {
  * mutates in place (nodes, meetings, audit) and the list of checkpoint
  * records, which apply never mutates but replaces; later steps only read
  * those captured records, so commands applied between steps change nothing
- * in the output.
+ * in the output. With `shareWithState` (a snapshot the storage keeps) the
+ * state's checkpoints become views into the output; a backup, which leaves
+ * the process, passes false.
  */
-export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Array, void> {
+export function* encodeSteps(state: CoordinatorState, shareWithState = true): Generator<void, Uint8Array, void> {
+  const format = formatsAt(state.clusterVersion).snapshot;
+  // Key order is part of the bytes: format 2's must stay as every older release writes it.
   const body: SnapshotBody = {
-    v: SNAPSHOT_VERSION,
+    v: format,
     clockMs: state.clockMs,
     appliedIndex: state.appliedIndex,
+    ...(format >= 3 ? { clusterVersion: state.clusterVersion } : {}),
     nodes: [...state.nodes.values()].map((n) => [
       n.id,
       n.address,
@@ -108,11 +126,13 @@ export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Arra
       n.recent.previous,
     ]),
     retired: [...state.retiredGenerations],
-    incarnations: [...state.nodes.values()].filter((n) => n.incarnation !== "").map((n) => [n.id, n.incarnation]),
+    // Format 3 on: format 2 is read by the previous release, byte for byte as it writes it.
+    ...(format >= 3 ? { incarnations: [...state.nodes.values()].filter((n) => n.incarnation !== "").map((n) => [n.id, n.incarnation] as [string, string]) } : {}),
     meetings: [...state.meetings.values()].map((m) => [m.id, m.owner, m.epoch, m.createdIndex, m.createdAtMs, m.region, m.requiredLabels]),
     checkpoints: [],
-    audit: state.audit.list().map((a) => [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary]),
-    ...captureExtras(state),
+    audit: state.audit.list().map((a): AuditRow => (format >= 3 ? [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary, a.term] : [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary])),
+    // Format 4 on: format 3 is read by members of cluster version 2, byte for byte as they write it.
+    ...(format >= 4 ? captureExtras(state) : {}),
   };
   const checkpoints = [...state.checkpoints.values()];
   let total = LENGTH_BYTES;
@@ -137,7 +157,7 @@ export function* encodeSteps(state: CoordinatorState): Generator<void, Uint8Arra
     // Same bytes, now shared with the snapshot the storage keeps, unless a
     // later save replaced the record meanwhile. Replacing a key's value
     // keeps the map's order.
-    if (state.checkpoints.get(c.meetingId) === c) state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
+    if (shareWithState && state.checkpoints.get(c.meetingId) === c) state.checkpoints.set(c.meetingId, { ...c, state: out.subarray(at, at + c.state.length) });
     at += c.state.length;
     if ((i + 1) % CHECKPOINTS_PER_STEP === 0) yield;
   }
@@ -209,13 +229,30 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
   } catch (err) {
     throw new BrokenInvariantError(`snapshot could not be decoded (${data.length} bytes)`, { cause: err });
   }
-  if (typeof body !== "object" || body === null || body.v !== SNAPSHOT_VERSION) {
-    throw new BrokenInvariantError(`snapshot version must be ${SNAPSHOT_VERSION}`);
+  if (typeof body === "object" && body !== null && typeof body.v === "number" && body.v > NEWEST_SNAPSHOT_FORMAT) {
+    throw new NewerFormatError(`snapshot format ${body.v} is newer than this member reads (2..${NEWEST_SNAPSHOT_FORMAT}): the cluster version was raised past this release; run a newer one`);
   }
-  const extras = body.nodeExtras !== undefined ? (body as SnapshotBody & SnapshotExtras) : undefined;
+  if (typeof body !== "object" || body === null || (body.v !== 2 && body.v !== 3 && body.v !== 4)) {
+    throw new BrokenInvariantError(`snapshot version must be 2, 3 or 4`);
+  }
+  const format = body.v;
+  // Before format 4 no event log was kept: the state knows none before its applied index.
+  const extras = format >= 4 ? (body as SnapshotBody & SnapshotExtras) : undefined;
+  if (extras && !(Number.isSafeInteger(extras.eventFloor) && extras.eventFloor >= 0 && extras.eventFloor <= body.appliedIndex)) {
+    throw new BrokenInvariantError(`snapshot format 4 must name an event floor from 0 to its applied index, got ${String(extras.eventFloor)}`);
+  }
   const state = new CoordinatorState(config, extras ? extras.eventFloor : body.appliedIndex);
   state.clockMs = body.clockMs;
   state.appliedIndex = body.appliedIndex;
+  if (format >= 3) {
+    const v = body.clusterVersion;
+    const lowest = lowestVersionWriting(format);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < lowest) {
+      throw new BrokenInvariantError(`snapshot format ${format} must name a cluster version of at least ${lowest}, got ${String(v)}`);
+    }
+    if (v > NEWEST_CLUSTER_VERSION) throw new NewerFormatError(`snapshot of cluster version ${v}, newer than this member knows (1..${NEWEST_CLUSTER_VERSION}): run a newer release`);
+    state.clusterVersion = v;
+  }
   for (const row of rows(body.nodes, "nodes", 13)) state.addNode(nodeFromRow(row as NodeRow));
   for (const [id, generation] of rows(body.retired, "retired", 2)) state.retiredGenerations.set(id as string, generation as number);
   for (const [id, token] of rows(body.incarnations ?? [], "incarnations", 2)) {
@@ -249,15 +286,22 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
     state.checkpoints.set(meetingId, checkpoint);
   }
   if (at !== data.length) throw new BrokenInvariantError(`snapshot has ${data.length - at} bytes after its last checkpoint`);
-  for (const row of rows(body.audit, "audit", 6)) {
-    const [index, kind, nowMs, ok, code, summary] = row as AuditRow;
-    const entry: AuditEntry = { index, kind, nowMs, ok, code, summary };
+  for (const row of rows(body.audit, "audit", format >= 3 ? 7 : 6)) {
+    const [index, kind, nowMs, ok, code, summary, term] = row as AuditRow;
+    const entry: AuditEntry = { index, kind, nowMs, ok, code, summary, term: term ?? 0 };
     state.audit.append(entry);
   }
   if (extras) restoreExtras(state, extras);
   state.rebuildDerived();
   state.checkInvariants();
   return state;
+}
+
+/** The first cluster version that writes snapshot format `format`. */
+function lowestVersionWriting(format: number): number {
+  const row = CLUSTER_VERSIONS.find((v) => v.formats.snapshot === format);
+  if (!row) throw new BrokenInvariantError(`no cluster version writes snapshot format ${format}`);
+  return row.version;
 }
 
 function rows(list: unknown, field: string, width: number): unknown[][] {

@@ -86,10 +86,21 @@ export interface CoordinatorQueries {
   dueDrains(nowMs: number): string[];
   /** The hand-overs a rebalance command would start now (rebalance.ts). */
   planRebalance(options: RebalanceOptions): PlannedMove[];
+  /** How many of each there are, without listing them (metrics). */
+  counts(): StateCounts;
   /** The replicated clock and the last applied index. */
   readonly clockMs: number;
   readonly appliedIndex: number;
+  /** Which formats the group writes (formats.ts); raised by setClusterVersion, never lowered. */
+  readonly clusterVersion: number;
   readonly config: CoordinatorStateConfig;
+}
+
+export interface StateCounts {
+  readonly nodesByStatus: Readonly<Record<NodeStatus, number>>;
+  readonly meetings: number;
+  readonly unassigned: number;
+  readonly checkpoints: number;
 }
 
 export function nodeStatus(node: Pick<NodeRecord, "liveness" | "draining">): NodeStatus {
@@ -101,6 +112,7 @@ export class CoordinatorState implements CoordinatorQueries {
   /** The largest `nowMs` of any applied command: never goes backwards. */
   clockMs = 0;
   appliedIndex = 0;
+  clusterVersion = 1;
   readonly nodes = new Map<string, NodeRecord>();
   /** Last generation of each node forgotten by Deregister, so the next Register still grows it. */
   readonly retiredGenerations = new Map<string, number>();
@@ -223,6 +235,12 @@ export class CoordinatorState implements CoordinatorQueries {
 
   planRebalance(options: RebalanceOptions): PlannedMove[] {
     return planRebalance(this, options);
+  }
+
+  counts(): StateCounts {
+    const nodesByStatus: Record<NodeStatus, number> = { ALIVE: 0, SUSPECT: 0, DEAD: 0, DRAINING: 0 };
+    for (const node of this.nodes.values()) nodesByStatus[nodeStatus(node)]++;
+    return { nodesByStatus, meetings: this.meetings.size, unassigned: this.unassigned.size, checkpoints: this.checkpoints.size };
   }
 
   /** Unassigned meetings, sorted: for tests and operators. */

@@ -3,11 +3,13 @@
  * `validateDemoServerConfig`, which `startDemoServer`'s caller (the CLI, a
  * test) runs first. Raw values may come from CLI flags, so numbers may be
  * numeric strings and `coordinators` a comma-separated string. Each broken
- * rule throws a DemoServerConfigError naming the key, the rule and the value:
- *   capacity must be an integer from 1 to 4294967295, got "0"
+ * rule throws a DemoServerConfigError naming the key, the rule in words and
+ * the value (src/wire/describe.ts):
+ *   capacity must be a whole number from 1 to 4,294,967,295; got "0"
  */
 import { CLIENT_SECURITY_KEYS, type ClientSecuritySettings, optionalClientSecurity } from "../security/client-security.js";
 import { SecurityConfigError } from "../security/errors.js";
+import { type FieldNames, configKeys, describeValue as shown, idProblem, missingFields } from "../wire/describe.js";
 import { DemoServerConfigError } from "./errors.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -48,7 +50,6 @@ export const demoServerDefaults = {
   logLevel: "info",
 } as const;
 
-const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const HOST_PORT_PATTERN = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -59,40 +60,33 @@ const KEYS = [
 const MAX_UINT32 = 0xffff_ffff;
 const MAX_REGION_CHARS = 64;
 
-/** The value as it appears in a message: quoted, and cut short when long. */
-function shown(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
-
-function hostPort(key: string, value: unknown, allowPortZero: boolean): string {
+function hostPort(key: string, value: unknown, allowPortZero: boolean, names: FieldNames): string {
   const match = typeof value === "string" ? HOST_PORT_PATTERN.exec(value) : null;
   const port = match ? Number(match[1]) : -1;
   if (!match || port > 65535 || port < (allowPortZero ? 0 : 1)) {
-    throw new DemoServerConfigError(`${key} must be "host:port" with a port in ${allowPortZero ? 0 : 1}..65535, got ${shown(value)}`);
+    const ports = allowPortZero ? "a port from 0 (any free port) to 65535" : "a port from 1 to 65535";
+    throw new DemoServerConfigError(`${names(key)} must be host:port with ${ports}; got ${shown(value)}`);
   }
   return value as string;
 }
 
-function integer(key: string, value: unknown, min: number, max: number): number {
+function integer(key: string, value: unknown, min: number, max: number, names: FieldNames): number {
   const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
   if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-    throw new DemoServerConfigError(`${key} must be an integer from ${min} to ${max}, got ${shown(value)}`);
+    throw new DemoServerConfigError(`${names(key)} must be a whole number from ${min} to ${max.toLocaleString("en-US")}; got ${shown(value)}`);
   }
   return n;
 }
 
-function coordinatorList(value: unknown): string[] {
+function coordinatorList(value: unknown, names: FieldNames): string[] {
   const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter((s) => s !== "") : value;
   if (!Array.isArray(list) || list.length === 0) {
-    throw new DemoServerConfigError(`coordinators must be a non-empty list (or comma-separated string) of "host:port", got ${shown(value)}`);
+    throw new DemoServerConfigError(`${names("coordinators")} must list the coordinator members as host:port (a list, or comma-separated); got ${shown(value)}`);
   }
   const seen = new Set<string>();
   for (const address of list) {
-    hostPort("coordinators", address, false);
-    if (seen.has(address as string)) throw new DemoServerConfigError(`coordinators must not repeat an address, got ${shown(address)} twice`);
+    hostPort("coordinators", address, false, names);
+    if (seen.has(address as string)) throw new DemoServerConfigError(`${names("coordinators")} lists ${shown(address)} twice`);
     seen.add(address as string);
   }
   return [...seen];
@@ -109,32 +103,37 @@ export function isWildcardHost(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "[::]";
 }
 
-/** Checks every key and fills in the defaults; absent and undefined are the same. */
-export function validateDemoServerConfig(raw: Record<string, unknown>): DemoServerConfig {
+/**
+ * Checks every key and fills in the defaults; absent and undefined are the
+ * same. `names` says how messages name a field: the config key by default;
+ * the CLI passes the flags.
+ */
+export function validateDemoServerConfig(raw: Record<string, unknown>, names: FieldNames = configKeys): DemoServerConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new DemoServerConfigError(`config must be an object, got ${shown(raw)}`);
   for (const key of Object.keys(raw)) {
     if (raw[key] !== undefined && !(KEYS as readonly string[]).includes(key)) {
-      throw new DemoServerConfigError(`${key} is not a demo server config key; known keys: ${KEYS.join(", ")}`);
+      throw new DemoServerConfigError(`${shown(key)} is not a demo server config key; known keys: ${KEYS.join(", ")}`);
     }
   }
+  const missing = missingFields(raw, ["nodeId"], names);
+  if (missing) throw new DemoServerConfigError(`${missing}: the id this server registers with the coordinator`);
   const nodeId = raw["nodeId"];
-  if (typeof nodeId !== "string" || !NODE_ID_PATTERN.test(nodeId)) {
-    throw new DemoServerConfigError(`nodeId is required and must match ${NODE_ID_PATTERN.source}, got ${shown(nodeId)}`);
-  }
-  const listen = hostPort("listen", raw["listen"] ?? demoServerDefaults.listen, true);
-  const advertise = raw["advertise"] === undefined ? undefined : hostPort("advertise", raw["advertise"], false);
+  const idError = idProblem("node", nodeId);
+  if (typeof nodeId !== "string" || idError) throw new DemoServerConfigError(`${names("nodeId")} ${idError}`);
+  const listen = hostPort("listen", raw["listen"] ?? demoServerDefaults.listen, true, names);
+  const advertise = raw["advertise"] === undefined ? undefined : hostPort("advertise", raw["advertise"], false, names);
   if (advertise === undefined && isWildcardHost(hostOf(listen))) {
-    throw new DemoServerConfigError(`advertise is required when listen binds every interface (${shown(listen)}): gateways must be told an address they can reach`);
+    throw new DemoServerConfigError(`${names("advertise")} is required when ${names("listen")} binds every interface (${shown(listen)}): gateways must be told an address they can reach`);
   }
   const region = raw["region"] ?? demoServerDefaults.region;
   if (typeof region !== "string" || region.length > MAX_REGION_CHARS || CONTROL_CHARS.test(region)) {
-    throw new DemoServerConfigError(`region must be a string of at most ${MAX_REGION_CHARS} characters without control characters, got ${shown(region)}`);
+    throw new DemoServerConfigError(`${names("region")} must be text of at most ${MAX_REGION_CHARS} characters without control characters; got ${shown(region)}`);
   }
   const logLevel = raw["logLevel"] ?? demoServerDefaults.logLevel;
   if (typeof logLevel !== "string" || !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new DemoServerConfigError(`logLevel must be one of ${LOG_LEVELS.join(", ")}, got ${shown(logLevel)}`);
+    throw new DemoServerConfigError(`${names("logLevel")} must be one of ${LOG_LEVELS.join(", ")}; got ${shown(logLevel)}`);
   }
-  const coordinators = coordinatorList(raw["coordinators"] ?? demoServerDefaults.coordinators);
+  const coordinators = coordinatorList(raw["coordinators"] ?? demoServerDefaults.coordinators, names);
   let security: ClientSecuritySettings | undefined;
   try {
     security = optionalClientSecurity(raw, coordinators);
@@ -148,10 +147,10 @@ export function validateDemoServerConfig(raw: Record<string, unknown>): DemoServ
     listen,
     advertise,
     coordinators,
-    capacity: integer("capacity", raw["capacity"] ?? demoServerDefaults.capacity, 1, MAX_UINT32),
+    capacity: integer("capacity", raw["capacity"] ?? demoServerDefaults.capacity, 1, MAX_UINT32, names),
     region,
-    checkpointIntervalMs: integer("checkpointIntervalMs", raw["checkpointIntervalMs"] ?? demoServerDefaults.checkpointIntervalMs, 10, 3_600_000),
-    assignmentWaitMs: integer("assignmentWaitMs", raw["assignmentWaitMs"] ?? demoServerDefaults.assignmentWaitMs, 0, 30_000),
+    checkpointIntervalMs: integer("checkpointIntervalMs", raw["checkpointIntervalMs"] ?? demoServerDefaults.checkpointIntervalMs, 10, 3_600_000, names),
+    assignmentWaitMs: integer("assignmentWaitMs", raw["assignmentWaitMs"] ?? demoServerDefaults.assignmentWaitMs, 0, 30_000, names),
     logLevel: logLevel as LogLevel,
     ...(security ? { security } : {}),
     ...(tls ? { tls } : {}),

@@ -10,7 +10,8 @@
  *   /meetings/{id}/state   state  → the room as JSON (tests, debugging)
  *   /meetings/{id}/...     other  → 404
  */
-export const MEETING_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+import { idProblem } from "../wire/describe.js";
+
 
 export type MeetingTarget =
   | { readonly kind: "bare" | "page" | "ws" | "state" | "other"; readonly meetingId: string; readonly query: string }
@@ -33,10 +34,8 @@ export function parseMeetingPath(url: string): MeetingTarget | undefined {
   } catch {
     return { kind: "bad-id", message: "meeting id is not valid percent-encoding" };
   }
-  if (!MEETING_ID_PATTERN.test(meetingId)) {
-    const shown = JSON.stringify(meetingId.length > 80 ? `${meetingId.slice(0, 80)}…` : meetingId);
-    return { kind: "bad-id", message: `meeting id must match ${MEETING_ID_PATTERN.source}, got ${shown}` };
-  }
+  const problem = idProblem("meeting", meetingId);
+  if (problem) return { kind: "bad-id", message: `the meeting id in the path ${problem}` };
   if (slash < 0) return { kind: "bare", meetingId, query };
   const sub = rest.slice(slash + 1);
   const kind = sub === "" ? "page" : sub === "ws" ? "ws" : sub === "state" ? "state" : "other";

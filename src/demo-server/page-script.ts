@@ -6,14 +6,19 @@
  *
  * Connection life (window.conveneDemo.state mirrors it for tests):
  *   connecting ─ welcome ─> connected ─ close / error / 5 s silence ─> disconnected
- *   disconnected: #retry-dialog shows; after a lost connection the retry
- *   runs after a 2 s countdown, after a failed attempt (e.g. 503 from the
- *   gateway while the meeting moves) every 1 s; "Try again" retries now.
- *   The dialog stays until a welcome arrives. The WebSocket URL is relative
- *   to the page, so a page loaded through the gateway reconnects through it
- *   and lands wherever the meeting lives now.
+ *   disconnected: the page asks for the meeting's state (GET ./state, a
+ *   plain request, so the gateway can hold it until the meeting has moved,
+ *   and a refusal carries its status and Retry-After, which a failed
+ *   WebSocket hides) at once, then after a backoff of 250 ms doubling to
+ *   8 s, and never sooner than a Retry-After says. Once ./state answers,
+ *   it opens the WebSocket again. The WebSocket URL is relative to the
+ *   page, so a page loaded through the gateway reconnects through it and
+ *   lands wherever the meeting lives now.
+ *   #retry-dialog shows only when the reconnect takes longer than
+ *   DIALOG_AFTER_MS; "Try again" asks at once. It stays until a welcome.
  * The welcome re-renders the whole history and the header's node, so after
- * a move the page shows what the new server restored. Each message sent
+ * a move the page shows what the new server restored, and says so
+ * ("Moved to m1, history restored (3 messages)."). Each message sent
  * is kept until the server echoes it back; whatever is not echoed when the
  * connection ends (refused because the meeting is moving, or sent while the
  * socket closed) is sent again after the next welcome, so a planned move
@@ -22,7 +27,8 @@
 export const PAGE_SCRIPT = String.raw`
 (function () {
   "use strict";
-  var PING_MS = 2000, SILENCE_MS = 5000, CONNECT_TIMEOUT_MS = 5000, FIRST_RETRY_S = 2, NEXT_RETRY_S = 1;
+  var PING_MS = 2000, SILENCE_MS = 5000, CONNECT_TIMEOUT_MS = 5000, PROBE_TIMEOUT_MS = 5000;
+  var FIRST_BACKOFF_MS = 250, MAX_BACKOFF_MS = 8000, DIALOG_AFTER_MS = 1500;
   var MAX_NAME = 40, MAX_TEXT = 2000;
   var boot = JSON.parse(document.getElementById("boot").textContent);
   function el(id) { return document.getElementById(id); }
@@ -32,7 +38,11 @@ export const PAGE_SCRIPT = String.raw`
 
   var demo = {
     state: "connecting", nodeId: boot.nodeId, pid: boot.pid, epoch: boot.epoch, meetingId: boot.meetingId,
-    name: "", connects: 0, messages: 0, lastError: "", resent: 0
+    name: "", connects: 0, messages: 0, lastError: "", resent: 0,
+    // Reconnect attempts since the connection was lost: { at, status, retryAfterMs, nextInMs }.
+    attempts: [], nextRetryAt: 0, lostAt: 0, lastReconnectMs: 0,
+    // When the last reconnect passed each step (Date.now()), for the browser benchmark.
+    steps: { lost: 0, asked: 0, answered: 0, opened: 0, welcomed: 0 }
   };
   window.conveneDemo = demo;
 
@@ -40,7 +50,8 @@ export const PAGE_SCRIPT = String.raw`
   demo.name = name;
   el("my-name").textContent = name;
 
-  var ws = null, lastHeard = 0, pingTimer = null, watchdog = null, countdown = null;
+  var ws = null, lastHeard = 0, pingTimer = null, watchdog = null, countdown = null, retryTimer = null, dialogTimer = null;
+  var probing = null, failures = 0, nodeBeforeLoss = "";
   var unacked = [];
 
   function pickName() {
@@ -85,7 +96,9 @@ export const PAGE_SCRIPT = String.raw`
 
   function stopCountdown() {
     clearInterval(countdown);
+    clearTimeout(retryTimer);
     countdown = null;
+    retryTimer = null;
   }
 
   function connect() {
@@ -104,6 +117,7 @@ export const PAGE_SCRIPT = String.raw`
     sock.onopen = function () {
       if (ws !== sock) return;
       lastHeard = Date.now();
+      demo.steps.opened = lastHeard;
       send({ type: "join", name: name });
     };
     sock.onmessage = function (ev) {
@@ -128,19 +142,89 @@ export const PAGE_SCRIPT = String.raw`
     teardown();
     demo.lastError = why;
     setState("disconnected");
-    dialog.hidden = false;
-    scheduleRetry(wasConnected ? FIRST_RETRY_S : NEXT_RETRY_S);
+    if (dialogTimer === null && dialog.hidden) {
+      dialogTimer = setTimeout(function () { if (demo.state !== "connected") dialog.hidden = false; }, DIALOG_AFTER_MS);
+    }
+    if (wasConnected) {
+      // A new outage: start the backoff over, ask at once.
+      nodeBeforeLoss = demo.nodeId;
+      demo.lostAt = Date.now();
+      demo.steps = { lost: demo.lostAt, asked: 0, answered: 0, opened: 0, welcomed: 0 };
+      demo.attempts = [];
+      failures = 0;
+      notice("The meeting server stopped responding; reconnecting\u2026");
+      retryNow();
+      return;
+    }
+    failures += 1;
+    scheduleRetry(backoffMs(), 0);
   }
 
-  function scheduleRetry(seconds) {
+  /** The next wait: 250 ms doubling to 8 s, jittered by up to a fifth so many pages do not come back in step. */
+  function backoffMs() {
+    var base = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * Math.pow(2, Math.max(0, failures - 1)));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  /** Retry-After in ms (delta-seconds or an HTTP date), 0 when absent or unreadable. */
+  function retryAfterMs(res) {
+    var v = res && res.headers ? res.headers.get("retry-after") : null;
+    if (!v) return 0;
+    if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+    var at = Date.parse(v);
+    return isNaN(at) ? 0 : Math.max(0, at - Date.now());
+  }
+
+  function scheduleRetry(waitMs, retryAfter) {
     stopCountdown();
-    var left = seconds;
-    countdownEl.textContent = "Trying again in " + left + " s\u2026";
-    countdown = setInterval(function () {
-      left -= 1;
-      if (left <= 0) { connect(); return; }
-      countdownEl.textContent = "Trying again in " + left + " s\u2026";
-    }, 1000);
+    var due = Date.now() + waitMs;
+    demo.nextRetryAt = due;
+    var show = function () {
+      var left = Math.ceil((due - Date.now()) / 1000);
+      countdownEl.textContent = left >= 1 ? "Trying again in " + left + " s\u2026" : "Reconnecting\u2026";
+    };
+    show();
+    countdown = setInterval(show, 250);
+    retryTimer = setTimeout(retryNow, waitMs);
+    if (demo.attempts.length > 0) demo.attempts[demo.attempts.length - 1].nextInMs = waitMs;
+    if (retryAfter > 0) demo.lastError += " (retry after " + Math.round(retryAfter / 1000) + " s)";
+  }
+
+  /**
+   * One reconnect attempt: asks the meeting's state over plain HTTP first.
+   * Through the gateway this waits while the meeting moves, and a refusal
+   * says when to come back (Retry-After); only then the WebSocket.
+   */
+  function retryNow() {
+    stopCountdown();
+    if (probing) return;
+    countdownEl.textContent = "Reconnecting\u2026";
+    var attempt = { at: Date.now(), status: 0, retryAfterMs: 0, nextInMs: 0 };
+    demo.steps.asked = attempt.at;
+    demo.attempts.push(attempt);
+    var ctl = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = setTimeout(function () { if (ctl) ctl.abort(); }, PROBE_TIMEOUT_MS);
+    probing = fetch("state", { cache: "no-store", headers: { accept: "application/json" }, signal: ctl ? ctl.signal : undefined })
+      .then(function (res) {
+        attempt.status = res.status;
+        demo.steps.answered = Date.now();
+        if (res.ok) return true;
+        failures += 1;
+        attempt.retryAfterMs = retryAfterMs(res);
+        demo.lastError = "the gateway answered " + res.status;
+        scheduleRetry(Math.max(backoffMs(), attempt.retryAfterMs), attempt.retryAfterMs);
+        return false;
+      }, function (e) {
+        failures += 1;
+        demo.lastError = "cannot reach the meeting (" + (e && e.name === "AbortError" ? "no answer" : "network error") + ")";
+        scheduleRetry(backoffMs(), 0);
+        return false;
+      })
+      .then(function (reachable) {
+        clearTimeout(timer);
+        probing = null;
+        if (reachable && demo.state !== "connected") connect();
+      });
   }
 
   function handle(m) {
@@ -178,8 +262,19 @@ export const PAGE_SCRIPT = String.raw`
     scrollDown();
     renderPeople(m.participants);
     stopCountdown();
+    clearTimeout(dialogTimer);
+    dialogTimer = null;
     dialog.hidden = true;
-    notice("");
+    if (demo.lostAt > 0) {
+      demo.steps.welcomed = Date.now();
+      demo.lastReconnectMs = demo.steps.welcomed - demo.lostAt;
+      demo.lostAt = 0;
+      var count = history.length + (history.length === 1 ? " message" : " messages");
+      if (nodeBeforeLoss && nodeBeforeLoss !== demo.nodeId) notice("Moved to " + demo.nodeId + ", history restored (" + count + ").");
+      else notice("Reconnected to " + demo.nodeId + " (" + count + ").");
+    } else {
+      notice("");
+    }
     setState("connected");
     for (var j = 0; j < unacked.length; j++) {
       if (send({ type: "say", text: unacked[j] })) demo.resent += 1;
@@ -229,7 +324,7 @@ export const PAGE_SCRIPT = String.raw`
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); sendText(); }
   });
-  retryBtn.addEventListener("click", function () { connect(); });
+  retryBtn.addEventListener("click", function () { retryNow(); });
 
   connect();
 })();

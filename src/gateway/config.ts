@@ -3,14 +3,15 @@
  * `startGateway`'s callers (the CLI, tests, the benchmark) run first. Raw
  * values may come from flags, so numbers and booleans are accepted as
  * strings too. Each broken rule throws a GatewayConfigError naming the field,
- * the rule and the value:
- *   createPerMinute must be an integer from 1 to 1000000, got "lots"
+ * the rule in words and the value (src/wire/describe.ts):
+ *   createPerMinute must be a whole number from 1 to 1,000,000; got "lots"
  */
 import { CLIENT_SECURITY_KEYS, type ClientSecuritySettings, optionalClientSecurity } from "../security/client-security.js";
 import { SecurityConfigError } from "../security/errors.js";
 import { type Cidr, parseCidrList } from "../security/node-address-policy.js";
 import { TOKEN_RULE, tokenWeakness } from "../security/token-strength.js";
 import { isWellFormedToken } from "../security/tokens.js";
+import { type FieldNames, HOST_PORT_RULE, configKeys, describeValue as shown } from "../wire/describe.js";
 import { GatewayConfigError } from "./errors.js";
 
 export interface GatewayConfig {
@@ -26,6 +27,12 @@ export interface GatewayConfig {
   readonly connectTimeoutMs: number;
   /** Bound on a meeting server's response headers, and on each silence in its body. */
   readonly responseTimeoutMs: number;
+  /**
+   * How long a request whose host cannot be reached waits for the meeting to
+   * move before its 503 (src/gateway/move-watch.ts); 0: no wait. The default
+   * is the 503's Retry-After, so waiting never makes a client later.
+   */
+  readonly moveWaitMs: number;
   /** Largest request body proxied; larger ones get 413. */
   readonly maxBodyBytes: number;
   readonly logLevel: string;
@@ -69,6 +76,7 @@ export const gatewayDefaults: GatewayConfig = {
   createPerMinute: 30,
   connectTimeoutMs: 1000,
   responseTimeoutMs: 30_000,
+  moveWaitMs: 1000,
   maxBodyBytes: 1024 * 1024,
   logLevel: "info",
   security: undefined,
@@ -86,14 +94,6 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 const KNOWN_KEYS = new Set([...Object.keys(gatewayDefaults).filter((k) => k !== "security" && k !== "tls"), "tlsCert", "tlsKey", ...CLIENT_SECURITY_KEYS]);
 const GATEWAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** The value as it appears in a message: quoted, and cut short when long. */
-function shown(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
-
 /** "host:port" with a port in 1..65535 (0 too when `allowPortZero`, for the listener). */
 export function isHostPort(value: unknown, allowPortZero = false): value is string {
   if (typeof value !== "string") return false;
@@ -103,43 +103,44 @@ export function isHostPort(value: unknown, allowPortZero = false): value is stri
   return port <= 65535 && (port >= 1 || allowPortZero);
 }
 
-function intField(field: string, value: unknown, min: number, max: number): number {
+function intField(field: string, value: unknown, min: number, max: number, names: FieldNames): number {
   const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
   if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-    throw new GatewayConfigError(field, `${field} must be an integer from ${min} to ${max}, got ${shown(value)}`);
+    throw new GatewayConfigError(field, `${names(field)} must be a whole number from ${min} to ${max.toLocaleString("en-US")}; got ${shown(value)}`);
   }
   return n;
 }
 
-function boolField(field: string, value: unknown): boolean {
+function boolField(field: string, value: unknown, names: FieldNames): boolean {
   if (typeof value === "boolean") return value;
   if (value === "true") return true;
   if (value === "false") return false;
-  throw new GatewayConfigError(field, `${field} must be true or false, got ${shown(value)}`);
+  throw new GatewayConfigError(field, `${names(field)} must be true or false; got ${shown(value)}`);
 }
 
-function coordinatorsField(value: unknown): string[] {
+function coordinatorsField(value: unknown, names: FieldNames): string[] {
   const list = typeof value === "string" ? value.split(",").map((s) => s.trim()).filter((s) => s !== "") : value;
+  const name = names("coordinators");
   if (!Array.isArray(list) || list.length === 0) {
-    throw new GatewayConfigError("coordinators", `coordinators must be a non-empty list of "host:port" (array or comma-separated), got ${shown(value)}`);
+    throw new GatewayConfigError("coordinators", `${name} must list the coordinator members as host:port (a list, or comma-separated); got ${shown(value)}`);
   }
   const seen = new Set<string>();
   for (const address of list) {
-    if (!isHostPort(address)) throw new GatewayConfigError("coordinators", `coordinators must hold "host:port" addresses, got ${shown(address)}`);
-    if (seen.has(address)) throw new GatewayConfigError("coordinators", `coordinators must not repeat an address, got ${shown(address)} twice`);
+    if (!isHostPort(address)) throw new GatewayConfigError("coordinators", `${name} must list members as ${HOST_PORT_RULE}; got ${shown(address)}`);
+    if (seen.has(address)) throw new GatewayConfigError("coordinators", `${name} lists ${shown(address)} twice`);
     seen.add(address);
   }
   return [...seen];
 }
 
-function accessField(field: string, value: unknown): PageAccess {
+function accessField(field: string, value: unknown, names: FieldNames): PageAccess {
   if (typeof value === "string" && (PAGE_ACCESS as readonly string[]).includes(value)) return value as PageAccess;
-  throw new GatewayConfigError(field, `${field} must be one of ${PAGE_ACCESS.join(", ")}, got ${shown(value)}`);
+  throw new GatewayConfigError(field, `${names(field)} must be one of ${PAGE_ACCESS.join(", ")}; got ${shown(value)}`);
 }
 
-function pathField(field: string, value: unknown): string | undefined {
+function pathField(field: string, value: unknown, names: FieldNames): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || value === "") throw new GatewayConfigError(field, `${field} must be a file path, got ${shown(value)}`);
+  if (typeof value !== "string" || value === "") throw new GatewayConfigError(field, `${names(field)} must be a file path; got ${shown(value)}`);
   return value;
 }
 
@@ -154,9 +155,9 @@ function asGatewayError<T>(field: string, run: () => T): T {
 }
 
 /** The operator pages' settings: who may see them, and the token when one is needed. */
-function operatorAccess(raw: Record<string, unknown>): Pick<GatewayConfig, "operatorPages" | "metricsAccess" | "operatorToken"> {
-  const operatorPages = accessField("operatorPages", raw.operatorPages ?? gatewayDefaults.operatorPages);
-  const metricsAccess = accessField("metricsAccess", raw.metricsAccess ?? gatewayDefaults.metricsAccess);
+function operatorAccess(raw: Record<string, unknown>, names: FieldNames): Pick<GatewayConfig, "operatorPages" | "metricsAccess" | "operatorToken"> {
+  const operatorPages = accessField("operatorPages", raw.operatorPages ?? gatewayDefaults.operatorPages, names);
+  const metricsAccess = accessField("metricsAccess", raw.metricsAccess ?? gatewayDefaults.metricsAccess, names);
   let operatorToken: string | undefined;
   if (raw.operatorToken !== undefined && raw.operatorToken !== "") {
     const token = raw.operatorToken;
@@ -178,25 +179,26 @@ function operatorAccess(raw: Record<string, unknown>): Pick<GatewayConfig, "oper
 
 /**
  * Checks every field of `raw` (unknown keys too: a typo must not pass
- * silently) and fills in the defaults.
+ * silently) and fills in the defaults. `names` says how messages name a
+ * field: the config key by default; the CLI passes the flags.
  */
-export function validateGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
+export function validateGatewayConfig(raw: Record<string, unknown>, names: FieldNames = configKeys): GatewayConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new GatewayConfigError("config", `config must be an object, got ${shown(raw)}`);
   }
   for (const key of Object.keys(raw)) {
     if (!KNOWN_KEYS.has(key) && raw[key] !== undefined) {
-      throw new GatewayConfigError(key, `${key} is not a gateway option; known: ${[...KNOWN_KEYS].join(", ")}`);
+      throw new GatewayConfigError(key, `${shown(key)} is not a gateway option; known: ${[...KNOWN_KEYS].join(", ")}`);
     }
   }
   const d = gatewayDefaults;
   const listen = raw.listen ?? d.listen;
-  if (!isHostPort(listen, true)) throw new GatewayConfigError("listen", `listen must be "host:port" with a port in 0..65535, got ${shown(listen)}`);
+  if (!isHostPort(listen, true)) throw new GatewayConfigError("listen", `${names("listen")} must be host:port with a port from 0 (any free port) to 65535; got ${shown(listen)}`);
   const logLevel = raw.logLevel ?? d.logLevel;
   if (typeof logLevel !== "string" || !LOG_LEVELS.includes(logLevel)) {
-    throw new GatewayConfigError("logLevel", `logLevel must be one of ${LOG_LEVELS.join(", ")}, got ${shown(logLevel)}`);
+    throw new GatewayConfigError("logLevel", `${names("logLevel")} must be one of ${LOG_LEVELS.join(", ")}; got ${shown(logLevel)}`);
   }
-  const coordinators = coordinatorsField(raw.coordinators ?? d.coordinators);
+  const coordinators = coordinatorsField(raw.coordinators ?? d.coordinators, names);
   let security: ClientSecuritySettings | undefined;
   try {
     security = optionalClientSecurity(raw, coordinators);
@@ -206,28 +208,29 @@ export function validateGatewayConfig(raw: Record<string, unknown>): GatewayConf
   }
   const gatewayId = raw.gatewayId;
   if (gatewayId !== undefined && (typeof gatewayId !== "string" || !GATEWAY_ID.test(gatewayId))) {
-    throw new GatewayConfigError("gatewayId", `gatewayId must be 1 to 64 letters, digits, ".", "_" or "-", got ${shown(gatewayId)}`);
+    throw new GatewayConfigError("gatewayId", `${names("gatewayId")} must be 1 to 64 letters, digits, ".", "_" or "-"; got ${shown(gatewayId)}`);
   }
-  const tlsCert = pathField("tlsCert", raw.tlsCert);
-  const tlsKey = pathField("tlsKey", raw.tlsKey);
+  const tlsCert = pathField("tlsCert", raw.tlsCert, names);
+  const tlsKey = pathField("tlsKey", raw.tlsKey, names);
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     throw new GatewayConfigError(tlsCert ? "tlsKey" : "tlsCert", `${tlsCert ? "tlsCert (--tls-cert) needs tlsKey (--tls-key)" : "tlsKey (--tls-key) needs tlsCert (--tls-cert)"}: a certificate and its private key go together`);
   }
   return {
     listen,
     coordinators,
-    create: boolField("create", raw.create ?? d.create),
-    createPerMinute: intField("createPerMinute", raw.createPerMinute ?? d.createPerMinute, 1, 1_000_000),
-    connectTimeoutMs: intField("connectTimeoutMs", raw.connectTimeoutMs ?? d.connectTimeoutMs, 10, 60_000),
-    responseTimeoutMs: intField("responseTimeoutMs", raw.responseTimeoutMs ?? d.responseTimeoutMs, 10, 3_600_000),
-    maxBodyBytes: intField("maxBodyBytes", raw.maxBodyBytes ?? d.maxBodyBytes, 0, 1024 * 1024 * 1024),
+    create: boolField("create", raw.create ?? d.create, names),
+    createPerMinute: intField("createPerMinute", raw.createPerMinute ?? d.createPerMinute, 1, 1_000_000, names),
+    connectTimeoutMs: intField("connectTimeoutMs", raw.connectTimeoutMs ?? d.connectTimeoutMs, 10, 60_000, names),
+    responseTimeoutMs: intField("responseTimeoutMs", raw.responseTimeoutMs ?? d.responseTimeoutMs, 10, 3_600_000, names),
+    moveWaitMs: intField("moveWaitMs", raw.moveWaitMs ?? d.moveWaitMs, 0, 30_000, names),
+    maxBodyBytes: intField("maxBodyBytes", raw.maxBodyBytes ?? d.maxBodyBytes, 0, 1024 * 1024 * 1024, names),
     logLevel,
     security,
     nodeAddressAllow:
       raw.nodeAddressAllow === undefined ? undefined : asGatewayError("nodeAddressAllow", () => parseCidrList(raw.nodeAddressAllow, "nodeAddressAllow (--node-address-allow)")),
     gatewayId,
-    ...operatorAccess(raw),
+    ...operatorAccess(raw, names),
     tls: tlsCert !== undefined && tlsKey !== undefined ? { cert: tlsCert, key: tlsKey } : undefined,
-    nodeCa: pathField("nodeCa", raw.nodeCa),
+    nodeCa: pathField("nodeCa", raw.nodeCa, names),
   };
 }

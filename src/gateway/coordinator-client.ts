@@ -1,7 +1,7 @@
 /**
  * The gateway's client of the coordinator group: convene.v1.Coordinator
- * (GetRoute, ListNodes, ClusterStatus) and convene.routes.v1.RouteFeed, over
- * every member. Any member accepts any call (followers forward to the
+ * (GetRoute, ListNodes, ClusterStatus), convene.routes.v1.RouteFeed and
+ * MemberAdmin.AuditLog (the dashboard's timeline), over every member. Any member accepts any call (followers forward to the
  * leader), so calls go to one "current" member and move to the next when it
  * does not answer.
  *
@@ -22,7 +22,7 @@ import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
 import { CoordinatorCallError, toCallError } from "./errors.js";
 
-export type ServiceName = "Coordinator" | "RouteFeed";
+export type ServiceName = "Coordinator" | "RouteFeed" | "MemberAdmin";
 
 const RETRYABLE = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL, grpc.status.CANCELLED]);
 
@@ -65,6 +65,8 @@ function serviceCtors(): Record<ServiceName, grpc.ServiceClientConstructor> {
   ctors ??= {
     Coordinator: lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator"),
     RouteFeed: lookup<grpc.ServiceClientConstructor>(loadProto("routes.proto"), "convene.routes.v1.RouteFeed"),
+    // Only its AuditLog, for the dashboard's timeline.
+    MemberAdmin: lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin"),
   };
   return ctors;
 }

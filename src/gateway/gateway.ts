@@ -276,7 +276,7 @@ export async function startGateway(config: GatewayConfig, logger?: Logger): Prom
       feedMember: feed.member ?? null,
       openWebSockets: ws.openConnections,
     }),
-    () => cache.moves(),
+    () => cache.all(),
   );
   app.get("/dashboard.json", { onRequest: operatorGate("/dashboard.json", config.operatorPages, config.operatorToken, metrics) }, async (_request, reply) => {
     reply.header("cache-control", "no-store");

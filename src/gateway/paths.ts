@@ -6,9 +6,9 @@
  * slashes or backslashes, which servers may decode into separators after
  * the gateway chose the host.
  */
+import { describeValue, idProblem } from "../wire/describe.js";
 import { BadPathError, InvalidMeetingIdError } from "./errors.js";
 
-export const MEETING_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const MEETINGS_PREFIX = "/meetings/";
 const ROUTE_PREFIX = "/route/";
 /** Encoded "/" or "\", and a plain "\" (some servers treat it as "/"). */
@@ -22,13 +22,10 @@ export interface MeetingTarget {
 }
 
 function checkMeetingId(id: string): string {
-  if (!MEETING_ID_PATTERN.test(id)) {
-    throw new InvalidMeetingIdError(
-      `meeting id ${JSON.stringify(id.length > 140 ? `${id.slice(0, 140)}…` : id)} must match ${MEETING_ID_PATTERN.source}`,
-    );
-  }
+  const problem = idProblem("meeting", id);
+  if (problem) throw new InvalidMeetingIdError(`the meeting id in the path ${problem}`);
   // "." and ".." match the pattern but are dot segments: the URL would leave the meeting.
-  if (id === "." || id === "..") throw new BadPathError(`meeting id ${JSON.stringify(id)} is a dot segment, not a meeting`);
+  if (id === "." || id === "..") throw new BadPathError(`meeting id ${describeValue(id)} is a dot segment, not a meeting`);
   return id;
 }
 

@@ -14,6 +14,11 @@
  *   reset (a keep-alive race), or after a short pause when it answered 421
  *   (a host learns of a new meeting a moment after the coordinator commits
  *   it); never after a refusal or a timeout.
+ * When the host cannot be reached at all (refused, connect timeout,
+ * unreachable) and the coordinator still names it, the request waits up to
+ * moveWaitMs (by default the Retry-After it would get, so never longer than
+ * retrying would take) for the route feed to bring the meeting's move, then
+ * goes to the new host.
  * Otherwise, and when the second attempt fails too: 503 with Retry-After.
  * Every attempt is bounded (connect and response timeouts), so no request
  * hangs on a dead host.
@@ -40,6 +45,8 @@ import type { UpstreamReporter } from "./upstream-reporter.js";
 export interface HttpProxyOptions {
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
+  /** How long a request whose host is gone waits for the meeting's move (GatewayConfig.moveWaitMs). */
+  readonly moveWaitMs: number;
   /** Level of the proxy route's request logger (which reply-from logs through). */
   readonly logLevel: LevelWithSilent;
   /** How meeting servers are reached: scheme, the node address guard's DNS lookup, the CA of their HTTPS certificates. */
@@ -55,6 +62,9 @@ interface Failure {
 
 /** Pause before asking the same host again after a 421 while the coordinator still routes there. */
 export const MISDIRECTED_RETRY_MS = 200;
+
+/** Failures that say the host is gone, not slow: the request never reached it. */
+const HOST_GONE = new Set<Failure["reason"]>(["refused", "connect_timeout", "unreachable"]);
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
@@ -146,8 +156,12 @@ export async function registerHttpProxy(
   const handling = new WeakSet<FastifyRequest>();
   const upstreamBroke = new WeakSet<FastifyRequest>();
 
-  /** One attempt at `route`; `retried` once the route was asked again. */
-  const attempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, route: CachedRoute, retried: boolean): void => {
+  /**
+   * One attempt at `route`; `retried` once the route was asked again.
+   * `waited` once the request waited for a move: the attempt at the new host
+   * starts afresh (it may need the pause after a 421), but never waits again.
+   */
+  const attempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, route: CachedRoute, retried: boolean, waited = false): void => {
     const method = request.method;
     const started = performance.now();
     const body = request.body;
@@ -167,12 +181,20 @@ export async function registerHttpProxy(
       reporter.report(route, failure.detail);
       if (logger.isLevelEnabled("debug")) logger.debug({ meetingId: route.meetingId, node: route.nodeId, failure, retried }, "upstream failed");
       if (retried) {
-        sendError(reply, unavailable(route, failure, true));
+        // Sent again to the same host (a pooled connection was reset, or a 421) and now it is gone:
+        // the second attempt was safe, so is one more at the meeting's next host.
+        if (!waited && HOST_GONE.has(failure.reason) && options.moveWaitMs > 0) awaitMoveThenAttempt(request, reply, target, route, failure);
+        else sendError(reply, unavailable(route, failure, true));
         return;
       }
       Promise.resolve(resolver.reresolve(route, request.ip)).then(
         (next) => {
           const moved = !sameRoute(next, route);
+          // The host is gone and the request never reached it: safe to send to wherever the meeting goes next.
+          if (!moved && !waited && HOST_GONE.has(failure.reason) && options.moveWaitMs > 0) {
+            awaitMoveThenAttempt(request, reply, target, next, failure);
+            return;
+          }
           const misdirected = failure.reason === "misdirected";
           const safe = moved ? !failure.delivered || IDEMPOTENT.has(method) : misdirected || (failure.reason === "reset" && IDEMPOTENT.has(method));
           if (!safe) {
@@ -219,6 +241,20 @@ export async function registerHttpProxy(
     });
   };
 
+  /** The host is gone and the coordinator has not moved the meeting yet: wait for the move (bounded), then send the request there. */
+  const awaitMoveThenAttempt = (request: FastifyRequest, reply: FastifyReply, target: MeetingTarget, stale: CachedRoute, failure: Failure): void => {
+    resolver.awaitMove(stale, options.moveWaitMs).then((moved) => {
+      // The client may have given up meanwhile.
+      if (reply.raw.destroyed || reply.sent) return;
+      if (!moved) {
+        sendError(reply, unavailable(stale, failure, false, options.moveWaitMs));
+        return;
+      }
+      metrics.retries.labels("moved").inc();
+      attempt(request, reply, target, moved, false, true);
+    }, (err: unknown) => sendError(reply, err));
+  };
+
   /** A response that closes before it finished lost its client, unless the host broke it off. */
   const watchClient = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const res = reply.raw;
@@ -239,8 +275,10 @@ export async function registerHttpProxy(
   });
 }
 
-function unavailable(route: Route, failure: Failure, retried: boolean): UpstreamUnavailableError {
+function unavailable(route: Route, failure: Failure, retried: boolean, waitedMs = 0): UpstreamUnavailableError {
   const what = failure.reason === "misdirected" ? "does not hold it (421)" : `failed (${failure.detail})`;
-  const then = retried ? "again after its route was looked up again" : "and the coordinator has not moved it yet";
+  const then = retried
+    ? "again after its route was looked up again"
+    : `and the coordinator has not moved it${waitedMs > 0 ? ` within ${waitedMs} ms` : " yet"}`;
   return new UpstreamUnavailableError(`meeting ${route.meetingId}: its host ${route.nodeId} at ${route.address} ${what}, ${then}; retry shortly`);
 }

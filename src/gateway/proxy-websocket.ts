@@ -74,7 +74,7 @@ export class WebSocketProxy {
     options: { connectTimeoutMs: number; responseTimeoutMs: number; upstream?: { readonly scheme: "http" | "https"; readonly agent?: Agent } },
   ) {
     this.scheme = options.upstream?.scheme ?? "http";
-    this.proxy = createProxyServer({ ws: true, xfwd: true, connectTimeout: options.connectTimeoutMs, agent: options.upstream?.agent });
+    this.proxy = createProxyServer({ ws: true, xfwd: true, agent: options.upstream?.agent });
     // http-proxy-3 re-emits every client socket error here and throws it when nobody listens:
     // the loss itself is counted by the tunnel's own listeners (watchClient).
     this.proxy.on("error", (err: Error) => this.logger.debug({ err }, "proxied websocket connection failed"));
@@ -82,6 +82,13 @@ export class WebSocketProxy {
       const tunnel = this.tunnels.get(req);
       if (!tunnel) return;
       tunnel.upstreamRequest = proxyReq;
+      // A host that never completes the TCP handshake (frozen, or its packets dropped) is given up after connectTimeoutMs.
+      proxyReq.once("socket", (socket: Socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => proxyReq.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" })), options.connectTimeoutMs);
+        socket.once("connect", () => clearTimeout(timer));
+        socket.once("close", () => clearTimeout(timer));
+      });
       if (tunnel.client.destroyed) {
         proxyReq.destroy(new ClientGoneError("the client left before its upgrade was sent"));
         return;

@@ -1,7 +1,7 @@
 /**
  * The gateway's table of where meetings live: fed in order by the route
  * feed (RouteFeed.WatchRoutes batches) and, on a miss, by GetRoute answers.
- * Pure bookkeeping, no I/O and no clock of its own (callers pass `nowMs`).
+ * Pure bookkeeping: no I/O and no clock.
  *
  * Rules:
  * - A feed batch with `reset` replaces the table: with the batches of the
@@ -12,8 +12,6 @@
  * - Epochs only grow for one meeting, so an answer older than what is cached
  *   (a GetRoute that raced a move, a feed member that lags) never replaces
  *   a newer route; an equal epoch is the same placement.
- * - A change that gives a cached meeting another node is a move, kept in a
- *   short list for the dashboard.
  */
 import { isHostPort } from "./config.js";
 
@@ -27,14 +25,6 @@ export interface Route {
 /** A cached route, with its GET /route body serialised once on first use (the hot path). */
 export interface CachedRoute extends Route {
   json: string | undefined;
-}
-
-export interface RouteMove {
-  readonly meetingId: string;
-  readonly fromNode: string;
-  readonly toNode: string;
-  readonly epoch: number;
-  readonly atMs: number;
 }
 
 /** One change of a RouteBatch, as received (proto field names). */
@@ -65,9 +55,6 @@ export function routeJson(r: Route): string {
   return JSON.stringify({ meetingId: r.meetingId, nodeId: r.nodeId, address: r.address, epoch: r.epoch });
 }
 
-const MAX_MOVES = 50;
-const MAX_DROPPED = 1_000;
-
 function sameRoute(a: Route, b: Route): boolean {
   return a.epoch === b.epoch && a.nodeId === b.nodeId && a.address === b.address;
 }
@@ -81,15 +68,10 @@ export interface BatchOutcome {
 
 export class RouteCache {
   private routes = new Map<string, CachedRoute>();
+  /** Told of every route stored (a new meeting, a move, a newer epoch), after it is in the table. */
+  private readonly storedListeners: ((route: CachedRoute) => void)[] = [];
   /** The table a reset replaced, kept while chunks of that reset's revision arrive (moves, newer epochs). */
   private replaced: { revision: number; routes: Map<string, CachedRoute> } | undefined;
-  private readonly recentMoves: RouteMove[] = [];
-  /**
-   * Routes dropped as stale (their host refused), so the move that follows
-   * is still seen as a move: the new route arrives after the old one left
-   * the table. Bounded; oldest out first.
-   */
-  private readonly dropped = new Map<string, Route>();
   /** The feed revision the table is at (0: nothing from the feed yet). */
   revision = 0;
 
@@ -101,32 +83,32 @@ export class RouteCache {
     return this.routes.get(meetingId);
   }
 
-  /** Newest first. */
-  moves(): readonly RouteMove[] {
-    return [...this.recentMoves].reverse();
+  /** Calls `listener` with every route stored from now on (MoveWatch). */
+  onStored(listener: (route: CachedRoute) => void): void {
+    this.storedListeners.push(listener);
+  }
+
+  /** Every cached route (the dashboard's list of meetings). */
+  all(): IterableIterator<CachedRoute> {
+    return this.routes.values();
   }
 
   /** Stores a GetRoute answer unless a newer epoch is cached; returns the entry now cached. */
-  remember(route: Route, nowMs: number): CachedRoute {
+  remember(route: Route): CachedRoute {
     const cached = this.routes.get(route.meetingId);
     if (cached && cached.epoch > route.epoch) return cached;
     if (cached && sameRoute(cached, route)) return cached;
-    return this.put(route, cached, nowMs);
+    return this.put(route);
   }
 
   /** Drops a route found stale, unless the cache already holds another (newer) placement. */
   forget(stale: Route): void {
     const cached = this.routes.get(stale.meetingId);
-    if (cached && cached.epoch === stale.epoch && cached.nodeId === stale.nodeId) {
-      this.routes.delete(stale.meetingId);
-      this.dropped.delete(stale.meetingId);
-      this.dropped.set(stale.meetingId, cached);
-      if (this.dropped.size > MAX_DROPPED) this.dropped.delete(this.dropped.keys().next().value!);
-    }
+    if (cached && cached.epoch === stale.epoch && cached.nodeId === stale.nodeId) this.routes.delete(stale.meetingId);
   }
 
   /** Applies one feed batch in order; see the rules above. */
-  applyBatch(revision: number, reset: boolean, changes: readonly RouteChangeMessage[], nowMs: number): BatchOutcome {
+  applyBatch(revision: number, reset: boolean, changes: readonly RouteChangeMessage[]): BatchOutcome {
     const invalid: string[] = [];
     let applied = 0;
     if (reset) {
@@ -161,22 +143,17 @@ export class RouteCache {
         this.routes.set(route.meetingId, before);
         continue;
       }
-      this.put(route, before, nowMs);
+      this.put(route);
       applied++;
     }
     this.revision = revision;
     return { applied, invalid };
   }
 
-  private put(route: Route, cachedBefore: Route | undefined, nowMs: number): CachedRoute {
-    const before = cachedBefore ?? this.dropped.get(route.meetingId);
-    this.dropped.delete(route.meetingId);
+  private put(route: Route): CachedRoute {
     const entry: CachedRoute = { meetingId: route.meetingId, nodeId: route.nodeId, address: route.address, epoch: route.epoch, json: undefined };
     this.routes.set(route.meetingId, entry);
-    if (before && before.nodeId !== route.nodeId) {
-      this.recentMoves.push({ meetingId: route.meetingId, fromNode: before.nodeId, toNode: route.nodeId, epoch: route.epoch, atMs: nowMs });
-      if (this.recentMoves.length > MAX_MOVES) this.recentMoves.shift();
-    }
+    for (const listener of this.storedListeners) listener(entry);
     return entry;
   }
 }

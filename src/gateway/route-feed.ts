@@ -120,7 +120,7 @@ export class RouteFeed {
       return false;
     }
     const reset = batch.reset === true;
-    const outcome = this.cache.applyBatch(revision, reset, batch.changes as RouteChangeMessage[], Date.now());
+    const outcome = this.cache.applyBatch(revision, reset, batch.changes as RouteChangeMessage[]);
     this.lastBatchAtMs = Date.now();
     this.batches++;
     if (reset) this.metrics.feedResets.inc();

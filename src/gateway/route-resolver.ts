@@ -28,6 +28,7 @@ import {
 } from "./errors.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { NodeAddressGuard } from "./node-address-guard.js";
+import { MoveWatch } from "./move-watch.js";
 import { type CachedRoute, type Route, type RouteCache, parseRoute } from "./route-cache.js";
 
 interface Pending {
@@ -45,6 +46,7 @@ interface RouteMessage {
 
 export class RouteResolver {
   private readonly inflight = new Map<string, Pending>();
+  private readonly moves = new MoveWatch();
   /** GetRoute calls made (tests read it). */
   asked = 0;
 
@@ -59,7 +61,9 @@ export class RouteResolver {
     private readonly onQuorum: () => void,
     /** Checks a route's address before it is proxied to; none: every address. */
     private readonly guard?: NodeAddressGuard,
-  ) {}
+  ) {
+    cache.onStored((route) => this.moves.stored(route));
+  }
 
   /**
    * Where to proxy a request for `meetingId`: the cached route, or a
@@ -109,6 +113,18 @@ export class RouteResolver {
     }
     this.metrics.cacheMisses++;
     return this.ask(stale.meetingId, clientIp).then((route) => this.guarded(route));
+  }
+
+  /**
+   * After `stale`'s host could not be reached and the coordinator still
+   * routes there: the meeting's next route as the feed brings it (its host
+   * was declared dead and the meeting moved), its address checked by the
+   * guard, or undefined after `timeoutMs`. Rejects when the guard refuses it.
+   */
+  async awaitMove(stale: Route, timeoutMs: number): Promise<CachedRoute | undefined> {
+    const fresh = this.cache.get(stale.meetingId);
+    const moved = fresh && (fresh.epoch > stale.epoch || fresh.nodeId !== stale.nodeId) ? fresh : await this.moves.next(stale, timeoutMs);
+    return moved && this.guarded(moved);
   }
 
   /** Drops `stale` from the cache (its host failed) without asking again now. */
@@ -177,6 +193,6 @@ export class RouteResolver {
       throw new CoordinatorAnswerError(`the coordinator's route for meeting ${meetingId} cannot be used: ${why}`);
     }
     if (res.created === true) this.logger.debug({ meetingId, node: route.nodeId }, "meeting created");
-    return this.cache.remember(route, Date.now());
+    return this.cache.remember(route);
   }
 }

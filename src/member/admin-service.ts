@@ -8,19 +8,11 @@ import type { StreamReport } from "../coordinator/service/node-streams.js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
+import { HOST_PORT_RULE, describeValue as shownValue, idProblem } from "../wire/describe.js";
 import { MAX_AUDIT_PAGE, decodePageToken, encodePageToken, pageSize } from "../wire/paging.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
+import { snapshotHandler } from "./snapshot-service.js";
 
-const ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/**
- * A value as a message shows it: cut short (a 1 MB id must not make a 1 MB
- * status message), then quoted, which escapes a surrogate the cut split.
- */
-function shownValue(value: unknown): string {
-  if (typeof value !== "string") return String(value);
-  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-}
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
 interface MemberRequest {
@@ -28,7 +20,7 @@ interface MemberRequest {
   address: string;
 }
 
-export function statusOf(node: RaftDriver): Record<string, unknown> {
+export function statusOf(node: RaftDriver, extras: () => Record<string, unknown> = () => ({})): Record<string, unknown> {
   const s = node.status();
   const memory = process.memoryUsage();
   return {
@@ -47,6 +39,7 @@ export function statusOf(node: RaftDriver): Record<string, unknown> {
     heap_used_bytes: memory.heapUsed,
     heap_total_bytes: memory.heapTotal,
     array_buffers_bytes: memory.arrayBuffers,
+    ...extras(),
   };
 }
 
@@ -77,8 +70,9 @@ interface NodeConnectionRequest {
 const MAX_COUNTS = 1_000_000;
 
 function validNodeGeneration(nodeId: unknown, generation: unknown, where: string): void {
-  if (typeof nodeId !== "string" || !ID.test(nodeId)) {
-    throw new InvalidArgumentError(`${where}node_id must be 1 to 64 letters, digits, '.', '_' or '-', got ${shownValue(nodeId)}`);
+  const idError = idProblem("node", nodeId);
+  if (typeof nodeId !== "string" || idError) {
+    throw new InvalidArgumentError(`${where}node_id ${idError}`);
   }
   if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 1) {
     throw new InvalidArgumentError(`${where}generation must be an integer in 1..2^53-1, got ${String(generation)}`);
@@ -96,7 +90,8 @@ export function streamReportOf(req: NodeConnectionRequest, nextLegacySequence: (
     const sequence = nextLegacySequence();
     return { memberId: "", resync: false, sequence, counts: [{ nodeId: req.node_id, generation: req.generation, open: req.connected ? 1 : 0, sequence }] };
   }
-  if (!ID.test(req.member_id)) throw new InvalidArgumentError(`member_id must be 1 to 64 letters, digits, '.', '_' or '-', got ${shownValue(req.member_id)}`);
+  const memberError = idProblem("member", req.member_id);
+  if (memberError) throw new InvalidArgumentError(`member_id ${memberError}`);
   const sequence = req.sequence;
   if (!Number.isSafeInteger(sequence) || sequence < 1) throw new InvalidArgumentError(`sequence must be an integer in 1..2^53-1, got ${String(sequence)}`);
   const counts = req.counts ?? [];
@@ -118,20 +113,31 @@ export function streamReportOf(req: NodeConnectionRequest, nextLegacySequence: (
 /** Sequences of reports in the previous form, which carry none: they apply in arrival order. */
 let legacySequence = 0;
 
-export function adminServiceHandlers(
-  node: RaftDriver,
-  forwarder: LeaderForwarder,
-  onNodeConnection?: ConnectionSink,
-  auditLog?: AuditSource,
-): grpc.UntypedServiceImplementation {
+export interface AdminServiceDeps {
+  readonly node: RaftDriver;
+  readonly forwarder: LeaderForwarder;
+  readonly onNodeConnection?: ConnectionSink;
+  readonly auditLog?: AuditSource;
+  /** This member's cluster id when it serves backups (the coordinator); undefined: Snapshot is UNIMPLEMENTED (--app kv). */
+  readonly backupClusterId?: string;
+  /** Refuses (throws) a member that may not join now (the coordinator: its release must understand the cluster version). */
+  readonly checkJoiner?: (id: string, address: string) => Promise<void>;
+  /** Fields Status adds to the Raft status (formats, cluster version, cluster id, metrics address). */
+  readonly statusExtras?: () => Record<string, unknown>;
+}
+
+export function adminServiceHandlers(deps: AdminServiceDeps): grpc.UntypedServiceImplementation {
+  const { node, forwarder, onNodeConnection, auditLog } = deps;
+  const status = (): Record<string, unknown> => statusOf(node, deps.statusExtras);
   const onLeader =
     (method: string, needsAddress: boolean, run: (req: MemberRequest) => Promise<unknown>) =>
     async (call: grpc.ServerUnaryCall<MemberRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> => {
       try {
         const req = call.request;
-        if (!ID.test(req.id ?? "")) throw new InvalidArgumentError(`id must match ${ID.source}, got ${shownValue(req.id)}`);
+        const idError = idProblem("member", req.id ?? "");
+        if (idError) throw new InvalidArgumentError(`id ${idError}`);
         if (needsAddress && !HOST_PORT.test(req.address ?? "")) {
-          throw new InvalidArgumentError(`address must be host:port, got ${shownValue(req.address)}`);
+          throw new InvalidArgumentError(`address must be ${HOST_PORT_RULE}; got ${shownValue(req.address)}`);
         }
         try {
           await run(req);
@@ -140,14 +146,22 @@ export function adminServiceHandlers(
           callback(null, await forwarder.forward(method, req, call));
           return;
         }
-        callback(null, statusOf(node));
+        callback(null, status());
       } catch (err) {
         callback(toGrpcError(err));
       }
     };
   return {
-    Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, statusOf(node)),
-    AddLearner: onLeader("AddLearner", true, (r) => node.addLearner(r.id, r.address)),
+    Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, status()),
+    Snapshot:
+      deps.backupClusterId === undefined
+        ? (call: grpc.ServerWritableStream<unknown, unknown>) =>
+            call.emit("error", { code: 12 /* UNIMPLEMENTED */, details: "this member does not run the coordinator (--app kv): it takes no backups" })
+        : snapshotHandler(node, deps.backupClusterId),
+    AddLearner: onLeader("AddLearner", true, async (r) => {
+      if (node.isLeader()) await deps.checkJoiner?.(r.id, r.address);
+      return node.addLearner(r.id, r.address);
+    }),
     Promote: onLeader("Promote", false, (r) => node.promote(r.id)),
     Remove: onLeader("Remove", false, (r) => node.remove(r.id)),
     TransferLeadership: onLeader("TransferLeadership", false, (r) => node.transferLeadership(r.id)),
@@ -172,7 +186,7 @@ export function adminServiceHandlers(
           const page = rest.slice(0, size);
           const next = rest[size];
           callback(null, {
-            entries: page.map((e) => ({ index: e.index, kind: e.kind, now_ms: e.nowMs, ok: e.ok, code: e.code, summary: e.summary })),
+            entries: page.map((e) => ({ index: e.index, kind: e.kind, now_ms: e.nowMs, ok: e.ok, code: e.code, summary: e.summary, term: e.term })),
             next_page_token: next ? encodePageToken("audit", "", String(next.index)) : "",
           });
         },

@@ -56,6 +56,12 @@ function capStatus(err: unknown): unknown {
   return { code: e.code, details: wellFormed, ...(e.metadata ? { metadata: e.metadata } : {}) };
 }
 
+/** The status code of an error a handler answers with (UNKNOWN when it carries none). */
+function statusCodeOf(err: unknown): number {
+  const code = err !== null && typeof err === "object" ? (err as { code?: unknown }).code : undefined;
+  return typeof code === "number" && Number.isInteger(code) ? code : grpc.status.UNKNOWN;
+}
+
 type AnyMethod = grpc.MethodDefinition<unknown, unknown> & { requestType?: { type?: { name?: unknown } } };
 type Handler = (...args: unknown[]) => void;
 
@@ -76,20 +82,37 @@ function guardedDeserializer(method: AnyMethod): (bytes: Buffer) => unknown {
  * streaming requests arrive through the stream's push(), which is where a
  * malformed one is stopped (with every message after it: the stream ends).
  */
-function guardedHandler(method: AnyMethod, handler: Handler, self: unknown): Handler {
+function guardedHandler(method: AnyMethod, handler: Handler, self: unknown, done: (code: number) => void): Handler {
   /** Streams end with a status through an 'error' event (grpc-js's convention): its message is cut too. */
-  const capErrors = (call: NodeJS.EventEmitter): void => {
+  const capErrors = (call: NodeJS.EventEmitter, countsItsEnd: boolean): void => {
+    // A call answered through a callback (unary, client streaming) is counted there.
+    let counted = !countsItsEnd;
+    const count = (code: number): void => {
+      if (counted) return;
+      counted = true;
+      done(code);
+    };
     const emit = call.emit.bind(call);
-    call.emit = (event: string | symbol, ...args: unknown[]): boolean => (event === "error" ? emit("error", capStatus(args[0])) : emit(event, ...args));
+    call.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+      if (event === "error") {
+        count(statusCodeOf(args[0]));
+        return emit("error", capStatus(args[0]));
+      }
+      if (event === "finish") count(grpc.status.OK);
+      else if (event === "cancelled") count(grpc.status.CANCELLED);
+      return emit(event, ...args);
+    };
   };
   const capCallback =
     (callback: grpc.sendUnaryData<unknown>): grpc.sendUnaryData<unknown> =>
-    (err, ...rest) =>
+    (err, ...rest) => {
+      done(err ? statusCodeOf(err) : grpc.status.OK);
       callback(capStatus(err) as grpc.ServerErrorResponse | null, ...rest);
+    };
   if (!method.requestStream) {
     return (call, ...rest) => {
       const request = (call as { request: unknown }).request;
-      if (method.responseStream) capErrors(call as NodeJS.EventEmitter);
+      if (method.responseStream) capErrors(call as NodeJS.EventEmitter, true);
       const callback = method.responseStream ? undefined : capCallback(rest[0] as grpc.sendUnaryData<unknown>);
       if (!(request instanceof MalformedRequest)) return handler.apply(self, callback ? [call, callback] : [call, ...rest]);
       if (callback) callback(request.status);
@@ -98,7 +121,7 @@ function guardedHandler(method: AnyMethod, handler: Handler, self: unknown): Han
   }
   return (call, ...rest) => {
     const stream = call as grpc.ServerDuplexStream<unknown, unknown>;
-    capErrors(stream);
+    capErrors(stream, method.responseStream);
     // The method and this guard may both answer a client stream: the first answer counts.
     let answered = false;
     const callback = rest[0] === undefined ? undefined : capCallback(rest[0] as grpc.sendUnaryData<unknown>);
@@ -122,6 +145,9 @@ function guardedHandler(method: AnyMethod, handler: Handler, self: unknown): Han
 }
 
 export class MemberServer extends grpc.Server {
+  /** Told of every call a handler answered, with its method path and status code (the member's metrics). */
+  onCallDone: ((path: string, code: number) => void) | undefined;
+
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     const guardedService: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const guardedImplementation: grpc.UntypedServiceImplementation = {};
@@ -130,7 +156,9 @@ export class MemberServer extends grpc.Server {
       guardedService[name] = { ...method, requestDeserialize: guardedDeserializer(method) };
       // Looked up as grpc-js does: by name, then by the .proto's original name.
       const handler = (implementation[name] ?? (method.originalName ? implementation[method.originalName] : undefined)) as Handler | undefined;
-      if (handler) guardedImplementation[name] = guardedHandler(method, handler, implementation) as grpc.UntypedHandleCall;
+      const path = method.path;
+      const done = (code: number): void => this.onCallDone?.(path, code);
+      if (handler) guardedImplementation[name] = guardedHandler(method, handler, implementation, done) as grpc.UntypedHandleCall;
     }
     super.addService(guardedService, guardedImplementation);
   }

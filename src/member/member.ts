@@ -5,6 +5,8 @@
  * recovered and checked before anything listens.
  */
 import { randomInt } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
@@ -18,6 +20,10 @@ import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { refuseRepeatedAuthorization } from "../security/repeated-authorization.js";
 import { loadServerSecurity } from "../security/server-security.js";
 import { adminServiceHandlers } from "./admin-service.js";
+import { ADVERTISED_FORMATS } from "./advertised-formats.js";
+import { hasClusterIdFile, readClusterId, writeClusterId } from "./cluster-identity.js";
+import { forceNewClusterOnce } from "./force-new-cluster-start.js";
+import { learnClusterId } from "./learn-cluster-id.js";
 import { collectGarbageSoon } from "./collect-garbage.js";
 import { watchEventLoop } from "./event-loop-watch.js";
 import { limitHeapGrowth } from "./heap-growth.js";
@@ -25,6 +31,8 @@ import { KvStateMachine } from "./kv-state-machine.js";
 import { kvServiceHandlers } from "./kv-service.js";
 import { LeaderForwarder } from "./leader-forwarder.js";
 import type { MemberConfig } from "./member-config.js";
+import { MemberMetrics } from "./member-metrics.js";
+import { type Monitoring, startMonitoring } from "./member-monitoring.js";
 import { MemberServer } from "./member-server.js";
 import { loadDefinition, loadProto, lookup } from "../wire/proto.js";
 
@@ -52,12 +60,29 @@ export class Member {
     /** The port actually bound (differs from the config when it asked for 0). */
     readonly port: number,
     private readonly app: CoordinatorApp | undefined,
+    private readonly monitoring: Monitoring,
   ) {}
 
   static async start(config: MemberConfig, logger: Logger): Promise<Member> {
     // First: a wrong certificate or tokens file stops the start before the disk is touched.
     const security = loadServerSecurity(config.security, config.id, logger);
-    const storage = await LevelStorage.open(config.dataDir, config.join ? {} : { bootstrapVoters: [...config.peers.keys()] });
+    if (config.join && !hasClusterIdFile(config.dataDir) && !existsSync(join(config.dataDir, "CURRENT"))) {
+      // A fresh joiner: the group's identity comes from its members.
+      const learned = await learnClusterId(config.peers, config.id, security.peer);
+      mkdirSync(config.dataDir, { recursive: true });
+      writeClusterId(config.dataDir, learned);
+    }
+    const clusterId = readClusterId(config.dataDir);
+    // A forced member keeps its data: an empty directory must not found a group of one.
+    const storage = await LevelStorage.open(config.dataDir, config.join || config.forceNewCluster ? {} : { bootstrapVoters: [...config.peers.keys()] });
+    if (config.forceNewCluster) {
+      try {
+        await forceNewClusterOnce(storage, config.dataDir, config.id, logger);
+      } catch (err) {
+        await storage.close();
+        throw err;
+      }
+    }
     // The same port serves peers and public clients. Server-side pings every
     // 10 s (answer within 5 s) free a dead peer's stream in seconds without
     // cutting off a client whose event loop is busy for a second (the peer
@@ -78,6 +103,7 @@ export class Member {
     refuseRepeatedAuthorization(server);
     const transport = new GrpcTransport({
       selfId: config.id,
+      clusterId,
       peers: config.peers,
       server,
       logger,
@@ -92,7 +118,10 @@ export class Member {
       config.app === "coordinator"
         ? new CoordinatorApp(logger, undefined, undefined, { placementWeights: config.placementWeights, eventLogSize: config.eventLogSize })
         : undefined;
+    const metrics = new MemberMetrics();
+    let monitoring: Monitoring | undefined;
     const node = await RaftDriver.start({
+      observer: metrics.driverObserver,
       config: {
         ...defaultConfig(config.id, new SeededRandom(randomInt(2 ** 31))),
         electionTick: config.electionTicks,
@@ -132,14 +161,29 @@ export class Member {
     const kvForwarder = new LeaderForwarder(node, KvClient, config.requestTimeoutMs, security.peer);
     const adminForwarder = new LeaderForwarder(node, AdminClient, config.requestTimeoutMs, security.peer);
     if (!app) server.addService(KvClient.service, kvServiceHandlers(node, kv, kvForwarder));
-    server.addService(AdminClient.service, adminServiceHandlers(
+    server.addService(
+      AdminClient.service,
+      adminServiceHandlers({
         node,
-        adminForwarder,
-        (report) => app?.onStreamReport(report),
-        app ? (limit) => node.read(() => app.machine.queries.auditLog(limit || undefined)) : undefined,
-      ));
+        forwarder: adminForwarder,
+        onNodeConnection: (report) => app?.onStreamReport(report),
+        statusExtras: () => ({
+          cluster_id: clusterId,
+          formats: ADVERTISED_FORMATS,
+          cluster_version: app ? app.machine.queries.clusterVersion : 0,
+          metrics_address: monitoring?.address ?? "",
+        }),
+        ...(app
+          ? {
+              auditLog: (limit: number) => node.read(() => app.machine.queries.auditLog(limit || undefined)),
+              backupClusterId: clusterId,
+              checkJoiner: (id: string, address: string) => app.checkJoiner(id, address),
+            }
+          : {}),
+      }),
+    );
     // Addresses as the group knows them now: a member added at runtime is not in config.peers.
-    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
+    app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, ADVERTISED_FORMATS, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
     const health = new HealthImplementation({ "": "NOT_SERVING" });
@@ -153,16 +197,18 @@ export class Member {
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.listen, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
+    monitoring = await startMonitoring({ config, metrics, node, app, server, peerSecurity: security.peer, clusterId, logger });
     const { tokensFile, requireClientCert } = config.security;
     logger.info(
-      { id: config.id, listen: config.listen, data: config.dataDir, status: node.status().confState, tls: security.peer.tls, requireClientCert, tokens: tokensFile !== undefined },
+      { id: config.id, listen: config.listen, data: config.dataDir, clusterId, status: node.status().confState, tls: security.peer.tls, requireClientCert, tokens: tokensFile !== undefined, metrics: monitoring.address },
       "member started",
     );
-    return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port, app);
+    return new Member(config, node, kv, server, [kvForwarder, adminForwarder], port, app, monitoring);
   }
 
   /** Stops serving, finishes the disk write in progress, closes everything. */
   async stop(): Promise<void> {
+    await this.monitoring.close();
     this.app?.stop();
     for (const f of this.forwarders) f.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));

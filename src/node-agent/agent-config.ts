@@ -1,8 +1,8 @@
 /**
  * The node agent's options, their defaults, and `validateAgentConfig`, which
  * the NodeAgent constructor calls first. Each broken rule throws an
- * AgentConfigError naming the field and the value:
- *   capacity must be an integer from 1 to 4294967295, got 0
+ * AgentConfigError naming the field, the rule in words and the value:
+ *   capacity must be a whole number from 1 to 4,294,967,295; got 0
  * The limits mirror what the coordinator accepts (API.md), so a config that
  * passes here is not refused by Register later.
  */
@@ -12,6 +12,7 @@ import { SecurityConfigError } from "../security/errors.js";
 import { checkClientTransport } from "../security/listen-policy.js";
 import { type TlsMaterial, checkTlsMaterial } from "../security/tls-files.js";
 import type { Checkpoint } from "./coordinator-responses.js";
+import { type FieldNames, HOST_PORT_RULE, configKeys, describeValue, idProblem, missingFields } from "../wire/describe.js";
 import { AgentConfigError } from "./errors.js";
 
 /** The part of a pino logger the agent uses; any pino logger fits. */
@@ -128,8 +129,6 @@ export const agentDefaults = {
   retryMaxMs: 1000,
 } as const;
 
-export const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-export const MEETING_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const HOST_PORT_PATTERN = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})$/;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 const MAX_UINT32 = 0xffff_ffff;
@@ -139,12 +138,7 @@ const MAX_LABEL_KEY_CHARS = 64;
 const MAX_LABEL_VALUE_CHARS = 256;
 
 /** The value as it appears in a message: quoted, and cut short when long. */
-export function shown(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
+export const shown = describeValue;
 
 /** "host:port" with a port in 1..65535 (0 when `allowPortZero`, for listeners). */
 export function isHostPort(value: unknown, allowPortZero = false): value is string {
@@ -155,47 +149,47 @@ export function isHostPort(value: unknown, allowPortZero = false): value is stri
   return port <= 65535 && (port >= 1 || allowPortZero);
 }
 
-export function intField(field: string, value: unknown, min: number, max: number): number {
+export function intField(field: string, value: unknown, min: number, max: number, names: FieldNames = configKeys): number {
   const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
   if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-    throw new AgentConfigError(`${field} must be an integer from ${min} to ${max}, got ${shown(value)}`);
+    throw new AgentConfigError(`${names(field)} must be a whole number from ${min} to ${max.toLocaleString("en-US")}; got ${shown(value)}`);
   }
   return n;
 }
 
 function functionField<T>(field: string, value: unknown): T {
-  if (typeof value !== "function") throw new AgentConfigError(`${field} must be a function, got ${shown(value)}`);
+  if (typeof value !== "function") throw new AgentConfigError(`${field} must be a function; got ${shown(value)}`);
   return value as T;
 }
 
-function validateCoordinators(value: unknown): string[] {
+function validateCoordinators(value: unknown, names: FieldNames): string[] {
+  const name = names("coordinators");
   if (!Array.isArray(value) || value.length === 0) {
-    throw new AgentConfigError(`coordinators must be a non-empty list of "host:port", got ${shown(value)}`);
+    throw new AgentConfigError(`${name} must list the coordinator members as host:port; got ${shown(value)}`);
   }
   const seen = new Set<string>();
   for (const address of value) {
-    if (!isHostPort(address)) throw new AgentConfigError(`coordinators must hold "host:port" addresses, got ${shown(address)}`);
-    if (seen.has(address)) throw new AgentConfigError(`coordinators must not repeat an address, got ${shown(address)} twice`);
+    if (!isHostPort(address)) throw new AgentConfigError(`${name} must list members as ${HOST_PORT_RULE}; got ${shown(address)}`);
+    if (seen.has(address)) throw new AgentConfigError(`${name} lists ${shown(address)} twice`);
     seen.add(address);
   }
   return [...seen];
 }
 
-function validateLabels(value: unknown): Record<string, string> {
+function validateLabels(value: unknown, names: FieldNames): Record<string, string> {
   if (value === undefined) return {};
+  const name = names("labels");
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new AgentConfigError(`labels must be an object of string values, got ${shown(value)}`);
+    throw new AgentConfigError(`${name} must be a mapping of text values; got ${shown(value)}`);
   }
   const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.length > MAX_LABELS) throw new AgentConfigError(`labels must hold at most ${MAX_LABELS} labels, got ${entries.length}`);
+  if (entries.length > MAX_LABELS) throw new AgentConfigError(`${name}: at most ${MAX_LABELS} labels; got ${entries.length}`);
   for (const [key, val] of entries) {
     if (key.length < 1 || key.length > MAX_LABEL_KEY_CHARS || CONTROL_CHARS.test(key)) {
-      throw new AgentConfigError(`labels keys must be 1..${MAX_LABEL_KEY_CHARS} characters without control characters, got ${shown(key)}`);
+      throw new AgentConfigError(`${name}: a label's key must be 1 to ${MAX_LABEL_KEY_CHARS} characters without control characters; got ${shown(key)}`);
     }
     if (typeof val !== "string" || val.length > MAX_LABEL_VALUE_CHARS || CONTROL_CHARS.test(val)) {
-      throw new AgentConfigError(
-        `labels[${JSON.stringify(key)}] must be a string of at most ${MAX_LABEL_VALUE_CHARS} characters without control characters, got ${shown(val)}`,
-      );
+      throw new AgentConfigError(`${name}: label ${shown(key)} must be text of at most ${MAX_LABEL_VALUE_CHARS} characters without control characters; got ${shown(val)}`);
     }
   }
   return Object.fromEntries(entries) as Record<string, string>;
@@ -270,33 +264,40 @@ function validateSecurity(raw: RawAgentOptions, coordinators: readonly string[])
 /** Options as a caller may pass them (e.g. numbers from flags as strings); checked, not trusted. */
 export type RawAgentOptions = Partial<Record<keyof AgentOptions, unknown>>;
 
-/** Checks every option and fills in the defaults. Called by the NodeAgent constructor and the sidecar. */
-export function validateAgentConfig(raw: RawAgentOptions): AgentConfig {
-  if (raw === null || typeof raw !== "object") throw new AgentConfigError(`options must be an object, got ${shown(raw)}`);
-  const coordinators = validateCoordinators(raw.coordinators);
+/**
+ * Checks every option and fills in the defaults. Called by the NodeAgent
+ * constructor, and first by the sidecar with `names` that give its flags
+ * (`--node-id is required`); by default messages use the option names.
+ */
+export function validateAgentConfig(raw: RawAgentOptions, names: FieldNames = configKeys): AgentConfig {
+  if (raw === null || typeof raw !== "object") throw new AgentConfigError(`options must be an object; got ${shown(raw)}`);
+  const missing = missingFields(raw, ["coordinators", "nodeId", "address", "capacity"], names);
+  if (missing) throw new AgentConfigError(missing);
+  const coordinators = validateCoordinators(raw.coordinators, names);
   const nodeId = raw.nodeId;
-  if (typeof nodeId !== "string" || !NODE_ID_PATTERN.test(nodeId)) {
-    throw new AgentConfigError(`nodeId must match ${NODE_ID_PATTERN.source}, got ${shown(nodeId)}`);
+  const idError = idProblem("node", nodeId);
+  if (typeof nodeId !== "string" || idError) throw new AgentConfigError(`${names("nodeId")} ${idError}`);
+  if (!isHostPort(raw.address)) {
+    throw new AgentConfigError(`${names("address")} must be where this server serves meeting traffic, as ${HOST_PORT_RULE}; got ${shown(raw.address)}`);
   }
-  if (!isHostPort(raw.address)) throw new AgentConfigError(`address must be "host:port" with a port in 1..65535, got ${shown(raw.address)}`);
-  const capacity = intField("capacity", raw.capacity, 1, MAX_UINT32);
+  const capacity = intField("capacity", raw.capacity, 1, MAX_UINT32, names);
   const region = raw.region ?? "";
   if (typeof region !== "string" || region.length > MAX_REGION_CHARS || CONTROL_CHARS.test(region)) {
-    throw new AgentConfigError(`region must be a string of at most ${MAX_REGION_CHARS} characters without control characters, got ${shown(region)}`);
+    throw new AgentConfigError(`${names("region")} must be text of at most ${MAX_REGION_CHARS} characters without control characters; got ${shown(region)}`);
   }
-  const retryBaseMs = intField("retryBaseMs", raw.retryBaseMs ?? agentDefaults.retryBaseMs, 1, 60_000);
-  const retryMaxMs = intField("retryMaxMs", raw.retryMaxMs ?? agentDefaults.retryMaxMs, 1, 600_000);
-  if (retryMaxMs < retryBaseMs) throw new AgentConfigError(`retryMaxMs (${retryMaxMs}) must not be below retryBaseMs (${retryBaseMs})`);
+  const retryBaseMs = intField("retryBaseMs", raw.retryBaseMs ?? agentDefaults.retryBaseMs, 1, 60_000, names);
+  const retryMaxMs = intField("retryMaxMs", raw.retryMaxMs ?? agentDefaults.retryMaxMs, 1, 600_000, names);
+  if (retryMaxMs < retryBaseMs) throw new AgentConfigError(`${names("retryMaxMs")} (${retryMaxMs}) must not be below ${names("retryBaseMs")} (${retryBaseMs})`);
   return {
     coordinators,
     nodeId,
     address: raw.address,
     capacity,
     region,
-    labels: validateLabels(raw.labels),
-    checkpointIntervalMs: intField("checkpointIntervalMs", raw.checkpointIntervalMs ?? agentDefaults.checkpointIntervalMs, 10, 3_600_000),
-    rpcTimeoutMs: intField("rpcTimeoutMs", raw.rpcTimeoutMs ?? agentDefaults.rpcTimeoutMs, 10, 600_000),
-    maxSavesInFlight: intField("maxSavesInFlight", raw.maxSavesInFlight ?? agentDefaults.maxSavesInFlight, 1, 1024),
+    labels: validateLabels(raw.labels, names),
+    checkpointIntervalMs: intField("checkpointIntervalMs", raw.checkpointIntervalMs ?? agentDefaults.checkpointIntervalMs, 10, 3_600_000, names),
+    rpcTimeoutMs: intField("rpcTimeoutMs", raw.rpcTimeoutMs ?? agentDefaults.rpcTimeoutMs, 10, 600_000, names),
+    maxSavesInFlight: intField("maxSavesInFlight", raw.maxSavesInFlight ?? agentDefaults.maxSavesInFlight, 1, 1024, names),
     retryBaseMs,
     retryMaxMs,
     onAssigned: functionField<OnAssigned>("onAssigned", raw.onAssigned),

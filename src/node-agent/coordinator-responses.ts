@@ -7,7 +7,7 @@
  * Number and enums as Number (src/member/proto.ts), so a uint64 above 2^53
  * shows up as an unsafe number and is refused rather than rounded.
  */
-import { MEETING_ID_PATTERN, NODE_ID_PATTERN, shown } from "./agent-config.js";
+import { describeValue as shown, idProblem } from "../wire/describe.js";
 import { BadResponseError } from "./errors.js";
 
 /** A meeting's saved state, as the coordinator hands it over on assignment. */
@@ -68,8 +68,9 @@ function uint(raw: unknown, field: string, min = 0): number {
 }
 
 function meetingId(raw: unknown, field: string): string {
-  if (typeof raw !== "string" || !MEETING_ID_PATTERN.test(raw)) {
-    throw new BadResponseError(`${field} must match ${MEETING_ID_PATTERN.source}, got ${shown(raw)}`);
+  const problem = idProblem("meeting", raw);
+  if (typeof raw !== "string" || problem) {
+    throw new BadResponseError(`${field} ${problem}`);
   }
   return raw;
 }
@@ -98,9 +99,8 @@ export function parseHeartbeatResponse(raw: unknown): HeartbeatAnswer {
 export function parseHandOverResponse(raw: unknown): HandOverAnswer {
   const r = record(raw, "HandOverResponse");
   const toNodeId = r["to_node_id"];
-  if (typeof toNodeId !== "string" || !NODE_ID_PATTERN.test(toNodeId)) {
-    throw new BadResponseError(`HandOverResponse.to_node_id must match ${NODE_ID_PATTERN.source}, got ${shown(toNodeId)}`);
-  }
+  const problem = idProblem("node", toNodeId);
+  if (typeof toNodeId !== "string" || problem) throw new BadResponseError(`HandOverResponse.to_node_id ${problem}`);
   return { sequence: uint(r["sequence"], "HandOverResponse.sequence"), toNodeId, epoch: uint(r["epoch"], "HandOverResponse.epoch", 1) };
 }
 
@@ -122,8 +122,8 @@ function parseCheckpoint(raw: unknown, eventMeetingId: string): Checkpoint | und
     throw new BadResponseError(`AssignmentEvent.checkpoint.meeting_id must be ${JSON.stringify(eventMeetingId)}, got ${shown(id)}`);
   }
   const nodeId = c["node_id"];
-  if (typeof nodeId !== "string" || (nodeId !== "" && !NODE_ID_PATTERN.test(nodeId))) {
-    throw new BadResponseError(`AssignmentEvent.checkpoint.node_id must match ${NODE_ID_PATTERN.source}, got ${shown(nodeId)}`);
+  if (typeof nodeId !== "string" || (nodeId !== "" && idProblem("node", nodeId))) {
+    throw new BadResponseError(`AssignmentEvent.checkpoint.node_id ${idProblem("node", nodeId)}`);
   }
   const state = c["state"];
   if (!(state instanceof Uint8Array)) throw new BadResponseError(`AssignmentEvent.checkpoint.state must be bytes, got ${shown(state)}`);

@@ -3,6 +3,9 @@
  * in Node.js). Loopback only; no authentication beyond that.
  *
  *   GET  /meetings                    200 {"nodeId","generation","meetings":[{"meetingId","epoch","handingOver"}]}
+ *   GET  /meetings/{id}/state         200 the state as bytes: the last PUT, else the checkpoint the
+ *                                     meeting was restored from (for a host that polls instead of
+ *                                     taking the webhook); headers say which, the epoch and sequence
  *   PUT  /meetings/{id}/state         204; body (any bytes) = the state the next checkpoint saves
  *   POST /meetings/{id}/checkpoint    200 {"meetingId","sequence"}: saved now
  *   POST /meetings/{id}/handover      202 {"meetingId"}: body = the final state of a meeting being
@@ -14,7 +17,8 @@
  *   GET  /healthz                     200 while registered, else 503
  *
  * Errors are JSON {"error": "<code>", "message": "<what and why>"}:
- * 400 invalid_meeting_id, 404 not_held / not_found, 405 method_not_allowed,
+ * 400 invalid_meeting_id, 404 not_held / not_found / no_state (GET: nothing
+ * PUT and no checkpoint), 405 method_not_allowed,
  * 409 no_state (nothing PUT since the assignment), moved (the coordinator
  * refused: the meeting is no longer this node's) or moving (it is being
  * handed over: no more checkpoints here), 413 too_large, 400 bad_load,
@@ -23,15 +27,25 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
-import { MEETING_ID_PATTERN } from "./agent-config.js";
+import { idProblem } from "../wire/describe.js";
+import type { Checkpoint } from "./coordinator-responses.js";
 import { type LoadSample, checkLoadSample } from "./agent-config.js";
 import { AgentConfigError, AgentStoppedError, CoordinatorCallError, MeetingMovingError, MeetingNotHeldError } from "./errors.js";
 import type { NodeAgent } from "./node-agent.js";
 
+/** What the sidecar keeps for one held meeting, from its assignment until it is revoked. */
+export interface HeldState {
+  readonly epoch: number;
+  /** The last state the host PUT in this tenure (the sidecar's getState reads it); none yet: undefined. */
+  put: Uint8Array | undefined;
+  /** The checkpoint the meeting arrived with (a move or a restart), if any. */
+  readonly restored: Checkpoint | undefined;
+}
+
 export interface SidecarHttpDeps {
   readonly agent: NodeAgent;
-  /** meeting id → the last state PUT by the host; the sidecar's getState reads it. */
-  readonly states: Map<string, Uint8Array>;
+  /** meeting id → its held state; set on assignment, dropped on revoke. */
+  readonly held: Map<string, HeldState>;
   readonly maxStateBytes: number;
   /** Resolves the hand-over the agent waits for; false when none is pending for the meeting. */
   readonly handOver: (meetingId: string, state: Uint8Array) => boolean;
@@ -56,8 +70,25 @@ function send(res: ServerResponse, status: number, body?: unknown, headers: Reco
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers }).end(text);
 }
 
-function sendError(res: ServerResponse, e: HttpError): void {
-  send(res, e.status, { error: e.error, message: e.message }, e.status === 503 ? { "retry-after": "1" } : {});
+function sendError(res: ServerResponse, e: HttpError, headers: Record<string, string> = {}): void {
+  send(res, e.status, { error: e.error, message: e.message }, e.status === 503 ? { "retry-after": "1", ...headers } : headers);
+}
+
+/** GET /meetings/{id}/state: the last PUT, else the restored checkpoint, as the bytes themselves. */
+function sendState(res: ServerResponse, meetingId: string, held: HeldState): void {
+  const headers: Record<string, string> = { "content-type": "application/octet-stream", "cache-control": "no-store", "x-convene-epoch": String(held.epoch) };
+  if (held.put !== undefined) {
+    res.writeHead(200, { ...headers, "x-convene-state-source": "put", "content-length": String(held.put.length) }).end(held.put);
+    return;
+  }
+  const c = held.restored;
+  if (c === undefined) {
+    sendError(res, { status: 404, error: "no_state", message: `meeting ${meetingId} has no checkpoint and no state was PUT since it was assigned` });
+    return;
+  }
+  res
+    .writeHead(200, { ...headers, "x-convene-state-source": "checkpoint", "x-convene-sequence": String(c.sequence), "content-length": String(c.state.length) })
+    .end(c.state);
 }
 
 /** The HTTP answer for a failed save. */
@@ -115,7 +146,7 @@ async function handle(deps: SidecarHttpDeps, req: IncomingMessage, res: ServerRe
   const path = new URL(req.url ?? "/", "http://sidecar").pathname;
   const method = req.method ?? "GET";
   if (path === "/load") {
-    if (method !== "PUT") return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use PUT` });
+    if (method !== "PUT") return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use PUT` }, { allow: "PUT" });
     const body = await readBody(req, 4096);
     let sample: Required<LoadSample>;
     try {
@@ -146,14 +177,16 @@ async function handle(deps: SidecarHttpDeps, req: IncomingMessage, res: ServerRe
   } catch {
     meetingId = "";
   }
-  if (!MEETING_ID_PATTERN.test(meetingId)) {
-    return sendError(res, { status: 400, error: "invalid_meeting_id", message: `meeting id must match ${MEETING_ID_PATTERN.source}` });
+  const idError = idProblem("meeting", meetingId);
+  if (idError) return sendError(res, { status: 400, error: "invalid_meeting_id", message: `the meeting id in the path ${idError}` });
+  const allowed = match[2] === "state" ? ["GET", "PUT"] : ["POST"];
+  if (!allowed.includes(method)) {
+    return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use ${allowed.join(" or ")}` }, { allow: allowed.join(", ") });
   }
-  const expected = match[2] === "state" ? "PUT" : "POST";
-  if (method !== expected) return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use ${expected}` });
-  if (!agent.meetings().has(meetingId)) {
-    return sendError(res, { status: 404, error: "not_held", message: `meeting ${meetingId} is not held by node ${agent.config.nodeId}` });
-  }
+  const notHeld = (): HttpError => ({ status: 404, error: "not_held", message: `meeting ${meetingId} is not held by node ${agent.config.nodeId}` });
+  const held = agent.meetings().has(meetingId) ? deps.held.get(meetingId) : undefined;
+  if (!held) return sendError(res, notHeld());
+  if (match[2] === "state" && method === "GET") return sendState(res, meetingId, held);
   if (match[2] === "handover") {
     const body = await readBody(req, deps.maxStateBytes);
     if (body === undefined) return sendError(res, { status: 413, error: "too_large", message: `state must be at most ${deps.maxStateBytes} bytes` });
@@ -167,11 +200,9 @@ async function handle(deps: SidecarHttpDeps, req: IncomingMessage, res: ServerRe
     if (body === undefined) {
       return sendError(res, { status: 413, error: "too_large", message: `state must be at most ${deps.maxStateBytes} bytes` });
     }
-    // The meeting may have been revoked while the body arrived: keep no state for a meeting not held.
-    if (!agent.meetings().has(meetingId)) {
-      return sendError(res, { status: 404, error: "not_held", message: `meeting ${meetingId} is not held by node ${agent.config.nodeId}` });
-    }
-    deps.states.set(meetingId, body);
+    // The meeting may have been revoked (or moved away and back) while the body arrived: keep no state for another tenure.
+    if (deps.held.get(meetingId) !== held || !agent.meetings().has(meetingId)) return sendError(res, notHeld());
+    held.put = body;
     return send(res, 204);
   }
   let sequence: number | undefined;

@@ -14,6 +14,7 @@
 import { EventEmitter } from "node:events";
 import type { RaftConfig } from "../raft/config.js";
 import { decodeConfChange, encodeConfChange } from "../raft/conf-change.js";
+import type { CapturedSnapshot, DriverObserver, DriverStats, LeaderChange, ProposalFailure, SnapshotRestored, SnapshotTaken } from "./driver-events.js";
 import type { DurableStorage } from "./durable-storage.js";
 import {
   ConfChangeError,
@@ -63,6 +64,8 @@ export interface RaftDriverOptions {
   readonly requestTimeoutMs: number;
   /** Called when the loop hits a broken invariant: the member must stop. */
   readonly onFatal?: (err: unknown) => void;
+  /** Told how long each synced write and each batch of applies took (metrics); nothing else waits for it. */
+  readonly observer?: DriverObserver;
   /** Time, timers and deferred work (the machine's by default; virtual time in the simulation). */
   readonly scheduler?: Scheduler;
   /** Deliberate bugs of the driver, for proving the simulation bites. Never set in production. */
@@ -95,21 +98,9 @@ interface PendingRead {
   readonly timer: TimerHandle;
 }
 
-export interface LeaderChange {
-  readonly leaderId: NodeId;
-  readonly term: number;
-  readonly isSelf: boolean;
-}
+export type { CapturedSnapshot, DriverObserver, DriverStats, LeaderChange, ProposalFailure, SnapshotRestored, SnapshotTaken } from "./driver-events.js";
 
-/** A snapshot this member took: where, how big, and what it cost (encoding blocks the event loop). */
-export interface SnapshotTaken {
-  readonly index: number;
-  readonly bytes: number;
-  readonly encodeMs: number;
-  readonly writeMs: number;
-}
-
-export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: [number]; snapshot: [SnapshotTaken] }> {
+export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: [number]; snapshot: [SnapshotTaken]; restored: [SnapshotRestored] }> {
   readonly id: NodeId;
   private readonly raw: RawNode;
   private readonly opts: RaftDriverOptions;
@@ -138,6 +129,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private readSeq = 0;
   private lastLeader: NodeId = "";
   private idleWaiters: (() => void)[] = [];
+  readonly stats: DriverStats = { proposalsCommitted: 0, proposalsFailed: { not_leader: 0, dropped: 0, timeout: 0, stopped: 0 }, snapshotsRestored: 0 };
 
   private constructor(opts: RaftDriverOptions) {
     super();
@@ -203,12 +195,24 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   }
 
   private enqueue(data: Uint8Array, type: EntryType, timeoutMs: number): Promise<unknown> {
+    // Refused here, nothing was proposed: a follower's NotLeaderError is how callers find the leader, no failure.
     if (this.stopped) return Promise.reject(new StoppedError("member is stopped"));
     if (this.raw.raft.role !== StateRole.Leader) return Promise.reject(this.notLeader());
     return new Promise((resolve, reject) => {
       this.queuedProposals.push({ data, type, resolve, reject, timeoutMs });
       this.schedule();
     });
+  }
+
+  /** Counts a failed proposal; returns `err` for the caller to reject with. */
+  private failed<E extends Error>(why: ProposalFailure, err: E): E {
+    this.stats.proposalsFailed[why]++;
+    return err;
+  }
+
+  /** Proposals waiting to be appended or to commit. */
+  get pendingProposals(): number {
+    return this.proposalsByIndex.size + this.queuedProposals.length;
   }
 
   private notLeader(): NotLeaderError {
@@ -255,6 +259,28 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       this.queuedReads.push(read);
       this.schedule();
     });
+  }
+
+  /**
+   * The whole replicated state at a linearizable point, for a backup: after
+   * a ReadIndex round (so it holds every write acknowledged before the call),
+   * the state as applied at that moment, with its index, the term of that
+   * entry and the membership. Encoded in steps like a snapshot (the state
+   * is captured by the first step; commands applied meanwhile change
+   * nothing in the result). Nothing is written to disk.
+   */
+  async captureSnapshot(timeoutMs = this.opts.requestTimeoutMs): Promise<CapturedSnapshot> {
+    const sm = this.opts.stateMachine;
+    const at = await this.read(() => {
+      const index = this.applied;
+      const point = { index, term: this.raw.raft.log.term(index) ?? 0, confState: this.raw.raft.confState() };
+      if (!sm.exportSteps) return { ...point, data: sm.snapshot() };
+      const steps = sm.exportSteps();
+      const first = steps.next();
+      return { ...point, data: first.done ? first.value : steps };
+    }, timeoutMs);
+    const data = at.data instanceof Uint8Array ? at.data : await this.runSteps(at.data);
+    return { index: at.index, term: at.term, confState: at.confState, data };
   }
 
   private forgetRead(read: PendingRead): void {
@@ -329,6 +355,16 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     return this.raw.raft.role === StateRole.Leader;
   }
 
+  /** Milliseconds since the timer last ticked the core: more than a few election timeouts means the loop is stuck (a member's /livez). */
+  sinceLastTickMs(): number {
+    return this.clock.monotonic() - this.lastTickAt;
+  }
+
+  /** The current term, without building a whole status(). */
+  get term(): number {
+    return this.raw.raft.term;
+  }
+
   /** Stops timers and transport and rejects what is pending; finishes the write in progress. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -339,10 +375,10 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     const err = new StoppedError("member stopped");
     for (const p of this.proposalsByIndex.values()) {
       this.clock.clearTimeout(p.timer);
-      p.reject(err);
+      p.reject(this.failed("stopped", err));
     }
     this.proposalsByIndex.clear();
-    for (const q of this.queuedProposals) q.reject(err);
+    for (const q of this.queuedProposals) q.reject(this.failed("stopped", err));
     this.queuedProposals = [];
     this.failAllReads(err);
     await this.opts.transport.close();
@@ -424,7 +460,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       if (!pos) throw this.notLeader();
     } catch (err) {
       const e = err instanceof Error ? err : new ProposalDroppedError(String(err));
-      for (const g of group) g.reject(e);
+      for (const g of group) g.reject(this.failed(e instanceof NotLeaderError ? "not_leader" : "dropped", e));
       return;
     }
     const first = pos.index - group.length + 1;
@@ -432,7 +468,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       const index = first + k;
       const timer = this.clock.setTimeout(() => {
         this.proposalsByIndex.delete(index);
-        g.reject(new RaftTimeoutError(`proposal at index ${index} not applied within ${g.timeoutMs} ms; it may still commit`));
+        g.reject(this.failed("timeout", new RaftTimeoutError(`proposal at index ${index} not applied within ${g.timeoutMs} ms; it may still commit`)));
       }, g.timeoutMs);
       this.proposalsByIndex.set(index, { term: pos!.term, resolve: g.resolve, reject: g.reject, timer });
     });
@@ -455,7 +491,9 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
 
   private async handleReady(rd: Ready): Promise<void> {
     const transport = this.opts.transport;
+    const observer = this.opts.observer;
     if (rd.messages.length > 0) transport.send(rd.messages);
+    const writeStarted = this.clock.monotonic();
     const persisted =
       rd.entries.length > 0 || rd.hardState || rd.snapshot
         ? this.opts.storage.persist({
@@ -468,19 +506,25 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     // itself only once its write is done), so they apply while this
     // Ready's write is in flight: an answer never waits for the next
     // batch's write. A snapshot is restored first, so its entries wait.
-    if (!rd.snapshot) for (const e of rd.committedEntries) this.applyEntry(e);
+    if (!rd.snapshot) this.applyAll(rd.committedEntries);
     const early = this.opts.bugs?.sendBeforePersist === true;
     if (early && rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
-    await persisted;
+    if (persisted) {
+      await persisted;
+      observer?.diskWrite((this.clock.monotonic() - writeStarted) / 1000);
+    }
     if (!early && rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
     if (rd.snapshot) {
+      const restoreStarted = this.clock.monotonic();
       this.opts.stateMachine.restore(rd.snapshot.data);
       this.applied = rd.snapshot.metadata.index;
       this.snapshotIndex = rd.snapshot.metadata.index;
       this.snapshotBytes = rd.snapshot.data.length;
       this.bytesSinceSnapshot = 0;
+      this.stats.snapshotsRestored++;
+      this.emit("restored", { index: this.snapshotIndex, bytes: this.snapshotBytes, restoreMs: this.clock.monotonic() - restoreStarted });
       this.rejectProposalsUpTo(this.applied);
-      for (const e of rd.committedEntries) this.applyEntry(e);
+      this.applyAll(rd.committedEntries);
     }
     for (const rs of rd.readStates) {
       const ctx = new TextDecoder().decode(rs.requestCtx);
@@ -498,6 +542,13 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     }
   }
 
+  private applyAll(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const started = this.clock.monotonic();
+    for (const e of entries) this.applyEntry(e);
+    this.opts.observer?.applied((this.clock.monotonic() - started) / 1000, entries.length);
+  }
+
   private applyEntry(e: Entry): void {
     let result: unknown;
     if (e.type === EntryType.ConfChange) {
@@ -513,8 +564,10 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     this.proposalsByIndex.delete(e.index);
     this.clock.clearTimeout(p.timer);
     // Another leader's entry took this index: ours was overwritten.
-    if (p.term === e.term) p.resolve(result);
-    else p.reject(new ProposalDroppedError(`proposal at index ${e.index} was overwritten by term ${e.term}`));
+    if (p.term === e.term) {
+      this.stats.proposalsCommitted++;
+      p.resolve(result);
+    } else p.reject(this.failed("dropped", new ProposalDroppedError(`proposal at index ${e.index} was overwritten by term ${e.term}`)));
   }
 
   private applyConfChange(cc: ConfChange): ConfState {
@@ -534,7 +587,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       if (i > index) continue;
       this.clock.clearTimeout(p.timer);
       // Covered by a snapshot: the outcome is unknown here.
-      p.reject(new ProposalDroppedError(`proposal at index ${i} was replaced by a snapshot`));
+      p.reject(this.failed("dropped", new ProposalDroppedError(`proposal at index ${i} was replaced by a snapshot`)));
       this.proposalsByIndex.delete(i);
     }
   }

@@ -24,8 +24,14 @@ export class MessageDecodeError extends RaftError {
   readonly code = "MESSAGE_DECODE";
 }
 
-/** Bumped on any change of the tuple layouts below; a receiver refuses other versions. */
-const BATCH_FORMAT = 1;
+/**
+ * Bumped on any change of the tuple layouts below; a receiver refuses
+ * other versions. The newest a member reads is part of what it advertises
+ * for rolling upgrades (src/coordinator/formats.ts): a new layout must be
+ * sent only to peers that advertise it, and the old one still read.
+ */
+export const WIRE_FORMAT = 1;
+const BATCH_FORMAT = WIRE_FORMAT;
 const SNAPSHOT_HEADER_FORMAT = 1;
 const MESSAGE_FIELDS = 13;
 const ENTRY_FIELDS = 4;

@@ -15,6 +15,12 @@ export interface StateMachine {
    * its event loop between steps and applies later commands meanwhile.
    */
   snapshotSteps?(): Generator<void, Uint8Array, void>;
+  /**
+   * Optional: the same bytes as steps, for a copy that leaves the process
+   * (a backup): the state keeps none of its memory shared with the result,
+   * which snapshotSteps may do with the snapshot the storage keeps.
+   */
+  exportSteps?(): Generator<void, Uint8Array, void>;
   /** Replaces the whole state by a snapshot's. */
   restore(data: Uint8Array): void;
 }

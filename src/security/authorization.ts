@@ -64,7 +64,9 @@ const RULES: Readonly<Record<string, Access>> = {
   "/convene.member.v1.MemberAdmin/Promote": only("operator"),
   "/convene.member.v1.MemberAdmin/Remove": only("operator"),
   "/convene.member.v1.MemberAdmin/TransferLeadership": only("operator"),
-  "/convene.member.v1.MemberAdmin/AuditLog": only("operator"),
+  // The gateway's dashboard reads the timeline of failures and moves from it.
+  "/convene.member.v1.MemberAdmin/AuditLog": only("operator", "gateway"),
+  "/convene.member.v1.MemberAdmin/Snapshot": only("operator"),
   // Internal: a member tells the leader that an agent's watch stream opened or broke.
   "/convene.member.v1.MemberAdmin/NodeConnection": only("member"),
 

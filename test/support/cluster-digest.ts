@@ -13,6 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
+import type { CoordinatorQueries } from "../../src/coordinator/state.js";
 import { loadProto, lookup } from "../../src/wire/proto.js";
 import { unary } from "./member-cluster.js";
 
@@ -71,6 +72,29 @@ export async function stateDigest(coordinator: grpc.Client): Promise<StateDigest
       })
       .sort(byText),
     meetings: meetings.meetings.map((m) => `${m.meeting_id} on ${m.node_id} epoch ${m.epoch}`).sort(byText),
+    checkpoints: checkpoints.sort(byText),
+  };
+}
+
+/** The digest of a decoded state (a backup's), in stateDigest's terms, so the two compare. */
+export function digestOfState(state: CoordinatorQueries): StateDigest {
+  const checkpoints: string[] = [];
+  const meetings = state.listMeetings();
+  for (const m of meetings) {
+    const c = state.getCheckpoint(m.meetingId);
+    if (!c) continue;
+    const hash = createHash("sha256").update(c.state).digest("hex").slice(0, 16);
+    checkpoints.push(`${m.meetingId} seq=${c.sequence} node=${c.nodeId} epoch=${c.epoch} bytes=${c.state.length}:${hash} at=${c.savedAtMs}`);
+  }
+  return {
+    nodes: state
+      .listNodes()
+      .map((n) => {
+        const labels = [...n.labels].sort(([a], [b]) => byText(a, b)).map(([k, v]) => `${k}=${v}`).join(",");
+        return `${n.nodeId} gen=${n.generation} addr=${n.address} cap=${n.capacity} region=${n.region} labels=${labels}`;
+      })
+      .sort(byText),
+    meetings: meetings.map((m) => `${m.meetingId} on ${m.nodeId} epoch ${m.epoch}`).sort(byText),
     checkpoints: checkpoints.sort(byText),
   };
 }

@@ -340,6 +340,7 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
     case "convene.v1.Coordinator/ClusterStatus":
     case "convene.member.v1.MemberAdmin/Status":
     case "convene.member.v1.MemberAdmin/AuditLog":
+    case "convene.member.v1.MemberAdmin/Snapshot":
     case "grpc.health.v1.Health/Watch":
     case "grpc.health.v1.Health/List":
     case "grpc.reflection.v1.ServerReflection/ServerReflectionInfo":

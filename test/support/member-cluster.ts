@@ -128,12 +128,16 @@ export class MemberCluster {
     return this.options.nodeArgs ?? (process.env.CONVENE_MEMBER_NODE_ARGS ? process.env.CONVENE_MEMBER_NODE_ARGS.split(" ") : []);
   }
 
-  /** Starts (or restarts) a member; `join` members start without founding a group. */
-  start(id: string, opts: { join?: boolean; peers?: readonly string[] } = {}): void {
+  /**
+   * Starts (or restarts) a member; `join` members start without founding a
+   * group; `args` are more flags for this start only; `cli` runs another
+   * build's command line (e.g. ["/old/dist/cli.js"], run in `cwd`).
+   */
+  start(id: string, opts: { join?: boolean; peers?: readonly string[]; args?: readonly string[]; cli?: readonly string[]; cwd?: string } = {}): void {
     if (this.processes.has(id)) throw new Error(`${id} is already running`);
     const args = [
       ...this.nodeArgs(),
-      ...(this.options.compiled ? ["dist/cli.js"] : ["--import", "tsx", "src/cli.ts"]),
+      ...(opts.cli ?? (this.options.compiled ? ["dist/cli.js"] : ["--import", "tsx", "src/cli.ts"])),
       "member",
       "--id",
       id,
@@ -148,11 +152,14 @@ export class MemberCluster {
       "--app",
       this.options.app ?? "kv",
       ...(opts.join ? ["--join"] : []),
+      // Any free port: the default (the gRPC port + 1000) may be another cluster's. Not for another build, which may not know the flag.
+      ...(opts.cli ? [] : ["--metrics-listen", "127.0.0.1:0"]),
       ...(this.options.snapshotEvery ? ["--snapshot-every", String(this.options.snapshotEvery)] : []),
       ...(this.options.extraArgs ?? []),
       ...(this.options.argsFor?.(id) ?? []),
+      ...(opts.args ?? []),
     ];
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: memberEnvironment() });
+    const child = spawn(process.execPath, args, { cwd: opts.cwd ?? root, stdio: ["ignore", "pipe", "pipe"], env: memberEnvironment() });
     const log = this.logs.get(id) ?? [];
     this.logs.set(id, log);
     // CONVENE_CLUSTER_LOG_DIR keeps every member's whole log, for diagnosing a benchmark run.
@@ -193,6 +200,22 @@ export class MemberCluster {
       child.once("exit", (code) => resolve(code));
       child.kill("SIGTERM");
     });
+  }
+
+  /** Waits for a started member to exit by itself (e.g. one that refuses to start); its exit code. */
+  async waitForExit(id: string, timeoutMs = 30_000): Promise<number | null> {
+    const child = this.processes.get(id);
+    if (!child) throw new Error(`${id} was not started`);
+    const code = child.exitCode ?? (await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${id} still runs after ${timeoutMs} ms`)), timeoutMs);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    }));
+    this.processes.delete(id);
+    this.dropClients(id);
+    return code;
   }
 
   /** The OS process id of a running member. */
@@ -240,6 +263,13 @@ export class MemberCluster {
 
   status(id: string): Promise<MemberStatus> {
     return unary<MemberStatus>(this.admin(id), "Status", {}, 1000);
+  }
+
+  /** The base URL of a running member's /metrics, /livez and /readyz. */
+  async metricsUrl(id: string): Promise<string> {
+    const address = (await this.status(id)).metrics_address;
+    if (!address) throw new Error(`${id} serves no metrics`);
+    return `http://${address}`;
   }
 
   /** Waits until a running member reports itself leader; returns its id. */

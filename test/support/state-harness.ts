@@ -8,6 +8,7 @@ import type { ApplyOutcome, CommandSuccess, CreateMeetingResult } from "../../sr
 import { type Command, type CommandType, encodeCommand } from "../../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../../src/coordinator/coordinator-state-machine.js";
 import type { CommandFailure } from "../../src/coordinator/errors.js";
+import { NEWEST_CLUSTER_VERSION, formatsAt } from "../../src/coordinator/formats.js";
 import { validateLabels } from "../../src/coordinator/labels.js";
 import { NO_LIMITS, type NodeLimits } from "../../src/coordinator/node-load.js";
 import type { CoordinatorStateConfig } from "../../src/coordinator/state-config.js";
@@ -30,8 +31,15 @@ export class Harness {
     return this.sm.queries;
   }
 
+  /** A group whose members all run this release raises the cluster version (formats.ts); what it gates needs it. */
+  raiseClusterVersion(version = NEWEST_CLUSTER_VERSION): void {
+    this.sm.apply(encodeCommand({ type: "setClusterVersion", nowMs: this.nowMs, version }, { version: formatsAt(version).command, term: 1 }), ++this.index);
+  }
+
+  /** Encoded in the command version of the cluster version applied, as a leader stamps it (coordinator-replica.ts). */
   run(input: Input): ApplyOutcome {
-    const outcome = this.sm.apply(encodeCommand({ nowMs: this.nowMs, ...input } as Command), ++this.index);
+    const stamp = { version: formatsAt(this.q.clusterVersion).command, term: 1 };
+    const outcome = this.sm.apply(encodeCommand({ nowMs: this.nowMs, ...input } as Command, stamp), ++this.index);
     this.sm.checkInvariants();
     return outcome;
   }

@@ -7,12 +7,16 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { loadProto, lookup } from "../../wire/proto.js";
-import { NotLeaderError } from "../../raft/errors.js";
+import { ConfChangeError, NotLeaderError } from "../../raft/errors.js";
 import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.js";
 import type { Cidr } from "../../security/node-address-policy.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import type { CoordinatorStateConfig } from "../state-config.js";
+import { type Formats, supportsVersion } from "../formats.js";
+import { logApplied } from "./applied-log.js";
+import { ClusterVersionMonitor } from "./cluster-version-monitor.js";
+import { CoordinatorStats } from "./coordinator-stats.js";
 import { CoordinatorReplica } from "./coordinator-replica.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
 import { eventFeedHandlers } from "./event-feed-service.js";
@@ -28,7 +32,7 @@ import { routeFeedHandlers } from "./route-feed-service.js";
 import { type StreamReport } from "./node-streams.js";
 import { RouteLog } from "./route-log.js";
 import { StreamReporter, reportMessage } from "./stream-reporter.js";
-import { type Scheduler, realScheduler } from "../../time/scheduler.js";
+import { type Scheduler, realScheduler, sleepOn } from "../../time/scheduler.js";
 import { WatchHub } from "./watch-hub.js";
 
 export interface CoordinatorTimings {
@@ -64,6 +68,9 @@ export class CoordinatorApp {
   private placer: NodeJS.Timeout | undefined;
   private probe = new MemberProbe();
   private streams: StreamReporter | undefined;
+  private versions: ClusterVersionMonitor | undefined;
+  /** Counts for the member's metrics (coordinator-stats.ts). */
+  readonly stats: CoordinatorStats;
 
   constructor(
     private readonly logger: Logger,
@@ -74,6 +81,7 @@ export class CoordinatorApp {
   ) {
     this.machine = new CoordinatorStateMachine({ config: stateConfig });
     this.routes = new RouteLog(() => this.machine.queries);
+    this.stats = new CoordinatorStats(() => scheduler.now());
     this.machine.subscribe((notice) => {
       this.watches.onNotice(notice);
       this.routes.onNotice(notice);
@@ -86,6 +94,8 @@ export class CoordinatorApp {
     server: grpc.Server,
     peers: () => ReadonlyMap<string, string>,
     requestTimeoutMs: number,
+    /** What this member's binary understands: its part in the cluster version. */
+    ownFormats: Formats,
     /** How this member calls the others (forwarding, status probes): TLS credentials and the member token. */
     security: ClientSecurity = PLAINTEXT,
     /** What Register accepts as a node's address (node-address-check.ts): this member's listen address and its allow list. */
@@ -93,6 +103,8 @@ export class CoordinatorApp {
   ): void {
     this.probe = new MemberProbe(undefined, security);
     const coordinator = new CoordinatorReplica(node, this.machine);
+    const versions = new ClusterVersionMonitor({ coordinator, probe: this.probe, peers, ownFormats, log: (fields, message) => this.logger.info(fields, message), scheduler: this.scheduler });
+    this.versions = versions;
     const detector = new FailureDetector(
       coordinator,
       {
@@ -103,7 +115,7 @@ export class CoordinatorApp {
       onError: (err) => this.logger.debug({ err }, "liveness proposal failed"),
         // A death moves meetings: worth a warning, with what the detector knew.
         onJudged: (judged) =>
-          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
+          this.logger[judged.liveness === "DEAD" ? "warn" : "info"]({ ...judged, node: judged.nodeId, term: node.term }, `judged ${judged.nodeId} ${judged.liveness} (${judged.verdict})`),
       onMassSilence: (overdue, live) =>
         overdue > 0
           ? this.logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
@@ -131,7 +143,12 @@ export class CoordinatorApp {
       this.scheduler,
     );
     this.loads = loads;
-    const leading = [detector, watchdog, loads];
+    this.machine.subscribe((notice) => {
+      if (notice.kind !== "applied") return;
+      this.stats.noteApplied(notice.outcome, node.isLeader() ? (id) => detector.silentForMs(id) : undefined);
+      logApplied(this.logger, notice.outcome, node.term);
+    });
+    const leading = [detector, watchdog, loads, { startLeading: () => versions.start(), stopLeading: () => versions.stop() }];
     node.on("leader", (change) => leading.forEach((l) => (change.isSelf ? l.startLeading() : l.stopLeading())));
     if (node.isLeader()) leading.forEach((l) => l.startLeading());
     const pkg = loadProto("convene.proto");
@@ -158,13 +175,15 @@ export class CoordinatorApp {
           timings: this.timings,
           streams: streams.local,
           addressCheck: nodeAddresses && new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }),
+          stats: this.stats,
+          logger: this.logger,
         }),
         ...moveNodeAgentHandlers({ coordinator, forwarder: agentForwarder, defaults: this.timings }),
       },
     );
     const hasLeader = (): boolean => node.status().lead !== "";
     server.addService(withRouteEncoders(Coordinator.service), {
-      ...coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe }),
+      ...coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats, logger: this.logger }),
       ...moveCoordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, defaults: this.timings }),
       ...eventFeedHandlers({ machine: this.machine, hasLeader }),
     });
@@ -186,12 +205,36 @@ export class CoordinatorApp {
     this.detector?.streamsReported(report);
   }
 
+  /**
+   * Before a member is added: at a cluster version above the baseline, it
+   * must already run (README: start it first) a release that understands
+   * that version, or it would apply the log differently from the others.
+   */
+  async checkJoiner(id: string, address: string): Promise<void> {
+    const version = this.machine.queries.clusterVersion;
+    if (version <= 1) return;
+    // A joiner started a moment ago may not serve yet: a few tries, about 3 s.
+    let answer = await this.probe.status(address);
+    for (let attempt = 1; !answer && attempt < 4; attempt++) {
+      await sleepOn(this.scheduler, 250);
+      answer = await this.probe.status(address);
+    }
+    if (!answer) {
+      throw new ConfChangeError(`${id} at ${address} does not answer: at cluster version ${version} a new member must be running (convene member --join) before it is added, so its release can be checked`);
+    }
+    if (!supportsVersion(answer.formats, version)) {
+      const f = answer.formats;
+      throw new ConfChangeError(`${id} at ${address} understands formats wire ${f.wire}, command ${f.command}, snapshot ${f.snapshot}, older than cluster version ${version} needs: run a newer release on it`);
+    }
+  }
+
   stop(): void {
     this.streams?.stop();
     clearInterval(this.placer);
     this.detector?.stopLeading();
     this.watchdog?.stopLeading();
     this.loads?.stopLeading();
+    this.versions?.stop();
     for (const f of this.forwarders) f.close();
     this.probe.close();
   }

@@ -6,7 +6,8 @@
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import type { CommandSuccess } from "../command-results.js";
 import type { ApplyOutcome } from "../command-results.js";
-import { type Command, encodeCommand } from "../commands.js";
+import { type Command, type CommandStamp, encodeCommand } from "../commands.js";
+import { formatsAt } from "../formats.js";
 import type { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { failureToError } from "../errors.js";
 import type { CoordinatorQueries } from "../state.js";
@@ -27,9 +28,19 @@ export class CoordinatorReplica {
    */
   async propose<T extends CommandSuccess>(proposal: Proposal): Promise<T> {
     const command = { ...proposal, nowMs: Date.now() } as Command;
-    const outcome = (await this.raft.propose(encodeCommand(command))) as ApplyOutcome;
+    const outcome = (await this.raft.propose(encodeCommand(command, this.stampFor(command)))) as ApplyOutcome;
     if (!outcome.result.ok) throw failureToError(outcome.result);
     return outcome.result as T;
+  }
+
+  /**
+   * The command version of the cluster version applied here (formats.ts):
+   * every member reads it. Raising the cluster version is itself written
+   * in the version it raises to, which every member then understands.
+   */
+  private stampFor(command: Command): CommandStamp {
+    const version = command.type === "setClusterVersion" ? command.version : this.machine.queries.clusterVersion;
+    return { version: formatsAt(version).command, term: this.raft.term };
   }
 
   /** Runs `query` at a linearizable point (ReadIndex) on this member. */

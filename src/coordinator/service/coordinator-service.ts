@@ -8,17 +8,20 @@ import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { NotLeaderError } from "../../raft/errors.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { StateRole } from "../../raft/types.js";
-import type { CreateMeetingResult } from "../command-results.js";
+import type { CreateMeetingResult, DrainNodeResult } from "../command-results.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, failureToError } from "../errors.js";
 import { validateBoolean, validateMeetingId, validateNodeId, validateRegion, validateUint } from "../ids.js";
 import { labelsToRecord, validateLabels } from "../labels.js";
 import { validateDuration, validateNodeIdOrEmpty } from "../move-commands.js";
+import type { Logger } from "pino";
+import type { Formats } from "../formats.js";
 import type { NodeStatus, Route } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import { MAX_MEETINGS_PAGE, decodePageToken, encodePageToken, pageSize } from "../../wire/paging.js";
 import { unaryHandler } from "./handler.js";
 import type { MemberProbe } from "./member-probe.js";
 import { checkpointMessage } from "./watch-hub.js";
+import { describeValue } from "../../wire/describe.js";
 
 type Req = Record<string, unknown>;
 
@@ -40,6 +43,9 @@ export function coordinatorHandlers(deps: {
   /** Member addresses, for ClusterStatus. */
   peers: () => ReadonlyMap<string, string>;
   probe: MemberProbe;
+  /** What this member's binary understands. */
+  ownFormats: Formats;
+  logger?: Pick<Logger, "info">;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, forwarder } = deps;
   const raft: RaftDriver = coordinator.raft;
@@ -124,13 +130,15 @@ export function coordinatorHandlers(deps: {
       const migrate = validateBoolean(req.migrate ?? false, "migrate");
       const deadlineMs = validateUint(req.deadline_ms ?? 0, "deadline_ms");
       if (deadlineMs === 0) {
-        await coordinator.propose({ type: "drainNode", nodeId, migrate });
-        return {};
+        const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId, migrate });
+        deps.logger?.info({ nodeId, migrate, moved: r.moved, stayed: r.stayed, term: raft.term }, "node draining");
+        return { moved: r.moved, stayed: r.stayed };
       }
       // A planned drain: its meetings are handed over at the deadline, not moved now.
       if (migrate) throw new InvalidArgumentError("deadline_ms and migrate exclude each other: migrate moves the meetings now, a deadline hands them over later");
       await coordinator.propose({ type: "scheduleDrain", nodeId, generation: 0, afterMs: validateDuration(deadlineMs, "deadline_ms") });
-      return {};
+      deps.logger?.info({ nodeId, deadlineMs, term: raft.term }, "node draining with a deadline");
+      return { moved: 0, stayed: 0 };
     }),
 
     // Answered by the leader (a follower forwards), which asks every member
@@ -142,11 +150,12 @@ export function coordinatorHandlers(deps: {
       const ids = [...new Set([...s.confState.voters, ...s.confState.learners])].sort();
       const answers = await Promise.all(ids.map((id) => {
         const address = peers.get(id);
-        return id === s.id || !address ? undefined : deps.probe.indexes(address);
+        return id === s.id || !address ? undefined : deps.probe.status(address);
       }));
       return {
         leader_id: s.lead,
         term: s.term,
+        cluster_version: coordinator.local().clusterVersion,
         members: ids.map((id, i) => {
           const learner = s.confState.learners.includes(id);
           const self = id === s.id;
@@ -158,6 +167,7 @@ export function coordinatorHandlers(deps: {
             commit_index: self ? s.commit : (answer?.commitIndex ?? 0),
             applied_index: self ? s.applied : (answer?.appliedIndex ?? 0),
             reachable: self || answer !== undefined,
+            ...(self ? { formats: deps.ownFormats } : answer ? { formats: answer.formats } : {}),
           };
         }),
       };
@@ -175,8 +185,15 @@ export function coordinatorHandlers(deps: {
           if (id !== s.id && m > best) [target, best] = [id, m];
         }
       }
-      if (!s.confState.voters.includes(target) || target === s.id) {
-        throw new FailedPreconditionError(`target_id ${JSON.stringify(target)} is not another voter of the group`);
+      if (target === "") throw new FailedPreconditionError(`there is no other voter to hand leadership to (voters: ${s.confState.voters.join(", ")})`);
+      // Already there: nothing to transfer (idempotent, like a repeated drain).
+      if (target === s.id) return { leader_id: s.id };
+      if (s.confState.learners.includes(target)) {
+        throw new FailedPreconditionError(`target_id ${target} is a learner, which cannot lead; promote it first (convene members promote ${target})`);
+      }
+      if (!s.confState.voters.includes(target)) {
+        const voters = [...s.confState.voters].sort().join(", ");
+        throw new FailedPreconditionError(`target_id ${describeValue(target)} is not a member of the group (voters: ${voters})`);
       }
       if ((s.progress.get(target)?.match ?? 0) + 1000 < s.commit) {
         throw new FailedPreconditionError(`target_id ${target} has not caught up`);

@@ -259,6 +259,17 @@ export class FailureDetector {
     }
   }
 
+  /**
+   * How long ago `nodeId` was last known alive by this leader: since its
+   * connection broke if it did, else since its last heartbeat (undefined
+   * when this leader never heard it). Where a move's time starts.
+   */
+  silentForMs(nodeId: string): number | undefined {
+    const s = this.seen.get(nodeId);
+    if (!s) return undefined;
+    return this.scheduler.now() - (s.disconnectedAtMs ?? s.atMs);
+  }
+
   private propose(nodeId: string, generation: number, liveness: Liveness, judged?: Judgement): void {
     const key = `${nodeId}/${liveness}`;
     if (this.proposing.has(key)) return;

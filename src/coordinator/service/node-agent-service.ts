@@ -10,7 +10,7 @@ import { toGrpcError } from "../../member/grpc-status.js";
 import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { NotLeaderError } from "../../raft/errors.js";
 import type { RegisterResult, SaveCheckpointResult } from "../command-results.js";
-import { ResourceExhaustedError, failureToError } from "../errors.js";
+import { FailedPreconditionError, ResourceExhaustedError, failureToError } from "../errors.js";
 import {
   validateAddress,
   validateBytes,
@@ -28,7 +28,9 @@ import {
 import { validateLabels } from "../labels.js";
 import { type NodeLimits, cpuToPermille } from "../node-load.js";
 import type { CoordinatorQueries } from "../state.js";
+import type { Logger } from "pino";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
+import type { CoordinatorStats } from "./coordinator-stats.js";
 import type { FailureDetector } from "./failure-detector.js";
 import type { NodeAddressCheck } from "./node-address-check.js";
 import { unaryHandler } from "./handler.js";
@@ -67,6 +69,9 @@ export function nodeAgentHandlers(deps: {
   streams: LocalStreams;
   /** The node address policy, checked before Register proposes; none: syntax only. */
   addressCheck?: NodeAddressCheck;
+  /** Checkpoint saves and fenced ones, counted where the proposal ran (the leader). */
+  stats: CoordinatorStats;
+  logger: Pick<Logger, "info" | "debug" | "isLevelEnabled">;
 }): grpc.UntypedServiceImplementation {
   const { coordinator, detector, watches, forwarder, timings } = deps;
   const requireLeader = (): void => {
@@ -121,20 +126,38 @@ export function nodeAgentHandlers(deps: {
       if (state.length > timings.maxCheckpointBytes) {
         throw new ResourceExhaustedError(`state is ${state.length} bytes, over the limit of ${timings.maxCheckpointBytes}`);
       }
-      const r = await coordinator.propose<SaveCheckpointResult>({
-        type: "saveCheckpoint",
+      const save = {
+        type: "saveCheckpoint" as const,
         nodeId: validateNodeId(req.node_id),
         generation: validateGeneration(req.generation),
         meetingId: validateMeetingId(req.meeting_id),
         epoch: validateEpoch(req.epoch),
         sequence: validateSequence(req.sequence),
         state,
-      });
+      };
+      let r: SaveCheckpointResult;
+      try {
+        r = await coordinator.propose<SaveCheckpointResult>(save);
+      } catch (err) {
+        if (err instanceof FailedPreconditionError) {
+          deps.stats.fencingRefusals++;
+          const { nodeId, generation, meetingId, epoch, sequence } = save;
+          deps.logger.info({ meetingId, nodeId, generation, epoch, sequence, term: coordinator.raft.term, reason: err.message }, "checkpoint refused (fencing)");
+        }
+        throw err;
+      }
+      deps.stats.checkpointSaves++;
+      if (deps.logger.isLevelEnabled("debug")) {
+        deps.logger.debug({ meetingId: save.meetingId, nodeId: save.nodeId, epoch: save.epoch, sequence: r.sequence, bytes: state.length, term: coordinator.raft.term }, "checkpoint saved");
+      }
       return { sequence: r.sequence };
     }),
 
     Deregister: unaryHandler<Req>(forwarder, "Deregister", async (req) => {
-      await coordinator.propose({ type: "deregister", nodeId: validateNodeId(req.node_id), generation: validateGeneration(req.generation) });
+      const nodeId = validateNodeId(req.node_id);
+      const generation = validateGeneration(req.generation);
+      await coordinator.propose({ type: "deregister", nodeId, generation });
+      deps.logger.info({ nodeId, generation, term: coordinator.raft.term }, "node deregistered");
       return {};
     }),
 
