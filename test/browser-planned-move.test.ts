@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
+import { NEWEST_CLUSTER_VERSION } from "../src/coordinator/formats.js";
 import { CoordinatorClient, runConvene } from "./support/app-cluster.js";
 import { basePort, unary } from "./support/member-cluster.js";
 
@@ -52,6 +53,16 @@ describe("a planned move in a real browser", () => {
     while (!output.includes("convene is running")) {
       if (cluster.exitCode !== null || Date.now() - started > 90_000) throw new Error(`convene start did not come up:\n${output}`);
       await sleep(200);
+    }
+    // A planned move needs cluster version 3, which the new group raises by itself within a second or two.
+    const coordinator = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      while ((await unary<{ cluster_version: number }>(coordinator, "ClusterStatus", {}).catch(() => ({ cluster_version: 0 }))).cluster_version < NEWEST_CLUSTER_VERSION) {
+        if (Date.now() - started > 90_000) throw new Error(`the cluster version was not raised to ${NEWEST_CLUSTER_VERSION}:\n${output}`);
+        await sleep(200);
+      }
+    } finally {
+      coordinator.close();
     }
     browser = await chromium.launch({
       executablePath: "/usr/bin/chromium",

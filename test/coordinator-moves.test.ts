@@ -7,15 +7,33 @@
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import type { ApplyOutcome } from "../src/coordinator/command-results.js";
-import { type Command, encodeCommand } from "../src/coordinator/commands.js";
+import { type Command, type CommandStamp, encodeCommand } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
 import { type CoordinatorEvent, EventLog, completeEvent } from "../src/coordinator/event-log.js";
+import { NEWEST_CLUSTER_VERSION, formatsAt } from "../src/coordinator/formats.js";
+import type { CoordinatorStateConfig } from "../src/coordinator/state-config.js";
 import { validateLabels } from "../src/coordinator/labels.js";
 import type { LoadReport } from "../src/coordinator/load-commands.js";
 import { SeededRandom } from "../src/raft/random.js";
 import { Harness, type Input } from "./support/state-harness.js";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
+/** What a leader of a group at the newest cluster version stamps (the additions need cluster version 3). */
+const NEWEST: CommandStamp = { version: formatsAt(NEWEST_CLUSTER_VERSION).command, term: 1 };
+
+/** A state machine whose group raised the cluster version to the newest, as a group of this release does at once. */
+function newestHarness(config: Partial<CoordinatorStateConfig> = {}): Harness {
+  const h = new Harness(config);
+  h.raiseClusterVersion();
+  return h;
+}
+
+/** A state machine at the newest cluster version, fed its raise at index 1. */
+function newestMachine(config: Partial<CoordinatorStateConfig> = {}): CoordinatorStateMachine {
+  const sm = new CoordinatorStateMachine({ config });
+  sm.apply(encodeCommand({ type: "setClusterVersion", nowMs: 1, version: NEWEST_CLUSTER_VERSION }, NEWEST), 1);
+  return sm;
+}
 const text = (data: Uint8Array | undefined) => (data ? new TextDecoder().decode(data) : undefined);
 
 /** The events of the last command, as short strings. */
@@ -42,7 +60,7 @@ function load(nodeId: string, h: Harness, figures: Partial<Omit<LoadReport, "nod
 
 describe("events", () => {
   it("each change an application cares about is an event whose id is the Raft index (and a position within it)", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a");
     expect(eventsOf(h)).toEqual([`${h.index}:0 NODE_REGISTERED a`]);
     h.register("b");
@@ -63,7 +81,7 @@ describe("events", () => {
   });
 
   it("drain, undrain, deregister, and a meeting placed after waiting for room", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a", { capacity: 1 });
     h.register("b", { capacity: 1 });
     h.create("m1");
@@ -88,7 +106,7 @@ describe("events", () => {
   });
 
   it("a node that registers again keeps its meetings at new epochs (NODE_REREGISTERED); a repeated Register of the same process is no event", () => {
-    const h = new Harness();
+    const h = newestHarness();
     const register = (incarnation: string) =>
       h.ok({ type: "register", nodeId: "a", address: "10.0.0.1:9000", capacity: 10, region: "", labels: [], incarnation });
     register("process-1");
@@ -118,7 +136,7 @@ describe("events", () => {
   });
 
   it("a state machine's event log is trimmed by its config and every member holds the same", () => {
-    const h = new Harness({ eventLogSize: 3 });
+    const h = newestHarness({ eventLogSize: 3 });
     h.register("a", { capacity: 100 });
     for (let i = 0; i < 5; i++) h.create(`m${i}`);
     expect(h.q.eventsSince(0).map((e) => e.meetingId)).toEqual(["m2", "m3", "m4"]);
@@ -128,7 +146,7 @@ describe("events", () => {
 
 describe("planned moves", () => {
   function twoNodes(): Harness {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a");
     h.register("b");
     h.create("m");
@@ -177,7 +195,7 @@ describe("planned moves", () => {
       code: "FAILED_PRECONDITION",
       message: expect.stringContaining("no hand-over"),
     });
-    expect(() => encodeCommand({ type: "startMove", nowMs: 1, meetingId: "m", toNodeId: "", timeoutMs: 0 })).toThrow(/timeout_ms must be from 1/);
+    expect(() => encodeCommand({ type: "startMove", nowMs: 1, meetingId: "m", toNodeId: "", timeoutMs: 0 }, NEWEST)).toThrow(/timeout_ms must be from 1/);
   });
 
   it("the final checkpoint must be above the stored one, and too large a state is refused", () => {
@@ -191,7 +209,7 @@ describe("planned moves", () => {
   });
 
   it("a requested node that can no longer take it yields to placement; no node at all gives the meeting back to its owner, nothing lost", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a");
     h.register("b");
     h.register("c");
@@ -233,7 +251,7 @@ describe("planned moves", () => {
 
 describe("drains with a deadline", () => {
   it("no new meetings; at the deadline the remaining meetings are handed over; undrain takes new ones again", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a", { capacity: 3 });
     h.create("m1");
     h.create("m2");
@@ -260,7 +278,7 @@ describe("drains with a deadline", () => {
   });
 
   it("an agent's own drain is fenced by its generation", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a");
     h.register("a");
     expect(h.fail({ type: "scheduleDrain", nodeId: "a", generation: 1, afterMs: 0 })).toMatchObject({ code: "FAILED_PRECONDITION" });
@@ -271,7 +289,7 @@ describe("drains with a deadline", () => {
 
 describe("rebalancing", () => {
   it("moves meetings off nodes above the threshold, a few at a time, until no node is above it or a move would not help", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("hot", { capacity: 10 });
     for (let i = 0; i < 9; i++) h.create(`m${i}`);
     h.register("cold1", { capacity: 10 });
@@ -300,7 +318,7 @@ describe("rebalancing", () => {
   });
 
   it("a move is made only when it lowers the fuller of the two nodes: two nodes equally full never trade a meeting back and forth", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a", { capacity: 4 });
     h.register("b", { capacity: 4 });
     for (let i = 0; i < 6; i++) h.create(`m${i}`);
@@ -309,7 +327,7 @@ describe("rebalancing", () => {
   });
 
   it("CPU reported by heartbeats counts: a node hot by CPU is relieved, and its meetings' share of CPU goes with them", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a", { capacity: 100 });
     h.register("b", { capacity: 100 });
     for (let i = 0; i < 4; i++) h.create(`m${i}`);
@@ -322,7 +340,7 @@ describe("rebalancing", () => {
 
 describe("load reports and placement constraints", () => {
   it("reported figures steer placement, a declared limit is never passed, and figures of an old incarnation are dropped", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a", { limits: { cpuPermille: 800 } });
     h.register("b");
     expect(h.ok({ type: "reportLoad", reports: [load("a", h, { cpuPermille: 100 }), load("b", h, { cpuPermille: 500, participants: 40 })] })).toMatchObject({ written: 2, dropped: 0 });
@@ -339,7 +357,7 @@ describe("load reports and placement constraints", () => {
   });
 
   it("a preferred node is honoured when it has room; excluded labels keep a meeting off a node, on every later move too", () => {
-    const h = new Harness();
+    const h = newestHarness();
     h.register("a", { capacity: 1, labels: { tier: "gold" } });
     h.register("b", { labels: { tier: "trial" } });
     h.register("c");
@@ -350,14 +368,14 @@ describe("load reports and placement constraints", () => {
     expect(h.create("x1", { excludedLabels: { tier: "trial" } }).route.nodeId).toBe("c");
     h.kill("c");
     expect(h.q.getRoute("x1")).toMatchObject({ ok: false, code: "RESOURCE_EXHAUSTED" }); // a full, b excluded: waits
-    expect(() => encodeCommand({ type: "createMeeting", nowMs: 1, meetingId: "m", region: "", requiredLabels: [], preferredNodeId: "no good" })).toThrow(/preferred_node_id/);
-    expect(() => encodeCommand({ type: "createMeeting", nowMs: 1, meetingId: "m", region: "", requiredLabels: [], excludedLabels: validateLabels({ k: "v" }).concat([["k", "w"]]) })).toThrow(/excluded_labels/);
+    expect(() => encodeCommand({ type: "createMeeting", nowMs: 1, meetingId: "m", region: "", requiredLabels: [], preferredNodeId: "no good" }, NEWEST)).toThrow(/preferred_node_id/);
+    expect(() => encodeCommand({ type: "createMeeting", nowMs: 1, meetingId: "m", region: "", requiredLabels: [], excludedLabels: validateLabels({ k: "v" }).concat([["k", "w"]]) }, NEWEST)).toThrow(/excluded_labels/);
   });
 });
 
 describe("snapshots and determinism", () => {
   function busy(): Harness {
-    const h = new Harness({ eventLogSize: 50 });
+    const h = newestHarness({ eventLogSize: 50 });
     h.register("a", { capacity: 20, limits: { cpuPermille: 900, participants: 500 } });
     h.register("b", { capacity: 20 });
     for (let i = 0; i < 30; i++) h.create(`m${i}`, i % 3 === 0 ? { excludedLabels: { zone: "z9" } } : {});
@@ -367,7 +385,7 @@ describe("snapshots and determinism", () => {
     return h;
   }
 
-  it("round-trips every addition exactly, and a snapshot written before them still restores", () => {
+  it("round-trips every addition exactly (snapshot format 4), and a format 3 snapshot, written before them, still restores", () => {
     const h = busy();
     const snap = h.sm.snapshot();
     const restored = new CoordinatorStateMachine({ config: { eventLogSize: 50 } });
@@ -383,12 +401,17 @@ describe("snapshots and determinism", () => {
     const headerLength = buffer.readUInt32BE(0);
     const packr = new Packr({ useRecords: false, moreTypes: false });
     const body = packr.unpack(buffer.subarray(4, 4 + headerLength)) as Record<string, unknown>;
+    expect([body["v"], body["clusterVersion"]]).toEqual([4, 3]);
     for (const key of ["nodeExtras", "meetingExtras", "events", "eventFloor"]) delete body[key];
-    const header = packr.pack(body);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(header.length);
+    const withHeader = (header: Uint8Array) => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(header.length);
+      return Buffer.concat([length, header, buffer.subarray(4 + headerLength)]);
+    };
+    // Format 4 without them is damaged, not older.
+    expect(() => new CoordinatorStateMachine().restore(withHeader(packr.pack(body)))).toThrow(/snapshot/);
     const older = new CoordinatorStateMachine();
-    older.restore(Buffer.concat([length, header, buffer.subarray(4 + headerLength)]));
+    older.restore(withHeader(packr.pack({ ...body, v: 3, clusterVersion: 2 })));
     older.checkInvariants();
     expect(older.queries.listMeetings()).toEqual(h.q.listMeetings());
     // The events before such a snapshot are unknown: watchers resume from its index on.
@@ -398,14 +421,14 @@ describe("snapshots and determinism", () => {
   });
 
   it.each([1, 2, 3])("two members fed the same 1,500 random commands, moves and load reports included, agree byte for byte (seed %i)", (seed) => {
-    const a = new CoordinatorStateMachine({ config: { eventLogSize: 200 } });
-    const b = new CoordinatorStateMachine({ config: { eventLogSize: 200 } });
+    const a = newestMachine({ eventLogSize: 200 });
+    const b = newestMachine({ eventLogSize: 200 });
     const rng = new SeededRandom(seed);
     let nowMs = 1_000_000;
     const seen = new Set<string>();
-    for (let index = 1; index <= 1_500; index++) {
+    for (let index = 2; index <= 1_501; index++) {
       nowMs += rng.intBelow(800);
-      const command = encodeCommand(randomCommand(rng, a, nowMs));
+      const command = encodeCommand(randomCommand(rng, a, nowMs), NEWEST);
       const outcomes: ApplyOutcome[] = [a.apply(command, index), b.apply(command, index)];
       expect(outcomes[1]).toEqual(outcomes[0]);
       a.checkInvariants();

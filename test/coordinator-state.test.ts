@@ -547,12 +547,15 @@ describe("the state machine", () => {
     expect(garbage).toMatchObject({ result: { ok: false, code: "INVALID_ARGUMENT" }, events: [] });
     const pack = (v: object) => new Packr({ useRecords: false }).pack(v);
     const malformed = h.sm.apply(pack({ v: 0, type: "register" }), ++h.index);
-    expect(malformed.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "command version must be 1 or 2, got 0" });
+    expect(malformed.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "command version must be 1, 2 or 3, got 0" });
     const termless = h.sm.apply(pack({ v: 2, type: "register" }), ++h.index);
     expect(termless.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "term must be an integer in 1..2^53-1, got undefined" });
     // Version 1 knows no setClusterVersion: refused as a release before cluster versions refuses it.
     const early = h.sm.apply(pack({ v: 1, type: "setClusterVersion", nowMs: 1, version: 2 }), ++h.index);
     expect(early.result).toMatchObject({ ok: false, code: "INVALID_ARGUMENT", message: "command type setClusterVersion needs command version 2" });
+    // Version 2 knows no planned moves: refused as a release of cluster version 2 refuses them.
+    const move = h.sm.apply(pack({ v: 2, term: 1, type: "startMove", nowMs: 1, meetingId: "m", toNodeId: "", timeoutMs: 1_000 }), ++h.index);
+    expect(move.result).toMatchObject({ ok: false, code: "INVALID_ARGUMENT", message: "command type startMove needs command version 3" });
     const after = queriesOf(h.sm);
     expect({ ...after, audit: [], appliedIndex: 0 }).toEqual({ ...before, audit: [], appliedIndex: 0 });
     expect(after.audit.at(-1)).toMatchObject({ kind: "invalid", ok: false, code: "INVALID_ARGUMENT" });

@@ -54,6 +54,9 @@ export const CLUSTER_VERSIONS: readonly ClusterVersion[] = [
   },
 ];
 
+/** The first cluster version with planned moves, drains with a deadline, rebalancing and placement by load. */
+export const MOVES_AND_LOAD_VERSION = 3;
+
 export const NEWEST_CLUSTER_VERSION = CLUSTER_VERSIONS[CLUSTER_VERSIONS.length - 1]!.version;
 
 /** The formats written at cluster version `version`; throws RangeError for a version this build does not know. */

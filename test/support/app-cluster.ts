@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
+import { NEWEST_CLUSTER_VERSION } from "../../src/coordinator/formats.js";
 import { NodeAgent, type AgentOptions, type Checkpoint, type LoadSample } from "../../src/node-agent/index.js";
 import { loadProto, lookup } from "../../src/wire/proto.js";
 import { MemberCluster, unary } from "./member-cluster.js";
@@ -113,6 +114,8 @@ export class AppCluster {
     for (const id of ["n1", "n2", "n3"]) this.members.start(id);
     await this.members.waitForLeader(30_000);
     await this.members.waitForAll(30_000);
+    // What these tests use needs it (cluster version 3); a group of this release raises it by itself.
+    await this.members.waitForClusterVersion(NEWEST_CLUSTER_VERSION, 30_000);
   }
 
   /** A Coordinator client to one member (by id), forwarding to the leader as any caller would. */

@@ -16,8 +16,11 @@
  * A steady cluster thus writes nothing, and a busy one at most one entry
  * per interval, however many nodes it has (up to MAX_LOAD_REPORTS a
  * command; the rest wait for the next). A new leader starts with an empty
- * memory and fills it from the next heartbeats.
+ * memory and fills it from the next heartbeats. Below cluster version 3
+ * (formats.ts) nothing is written: members of the previous release do not
+ * know the command; the figures wait in memory until the version is raised.
  */
+import { MOVES_AND_LOAD_VERSION } from "../formats.js";
 import { MAX_LOAD_REPORTS, type LoadReport } from "../load-commands.js";
 import { DEFAULT_SCALES, type LoadFigures, type NodeLimits } from "../node-load.js";
 import { type Scheduler, type TimerHandle, realScheduler } from "../../time/scheduler.js";
@@ -77,6 +80,7 @@ export class LoadReports {
     if (this.proposing || this.latest.size === 0) return;
     const reports: LoadReport[] = [];
     const q = this.coordinator.local();
+    if (q.clusterVersion < MOVES_AND_LOAD_VERSION) return;
     for (const [nodeId, report] of this.latest) {
       const node = q.getNode(nodeId);
       if (!node || node.generation !== report.generation || node.liveness === "DEAD") {
