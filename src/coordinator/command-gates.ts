@@ -60,10 +60,13 @@ function clusterVersionWriting(commandVersion: number): number {
 /** Throws FailedPreconditionError when `command` needs a newer command version than `stampVersion`. */
 export function checkVersionAllows(command: Command, stampVersion: number): void {
   const needed = versionNeeded(command);
-  if (needed.version <= stampVersion) return;
-  const wanted = clusterVersionWriting(needed.version);
-  const now = clusterVersionWriting(stampVersion);
+  if (needed.version > stampVersion) requireClusterVersion(clusterVersionWriting(stampVersion), clusterVersionWriting(needed.version), needed.what);
+}
+
+/** Throws FailedPreconditionError, naming `what` and both versions, when `current` is below `needed`. */
+export function requireClusterVersion(current: number, needed: number, what: string): void {
+  if (current >= needed) return;
   throw new FailedPreconditionError(
-    `${needed.what} needs cluster version ${wanted}, and the cluster runs at cluster version ${now}: it is raised by itself once every member runs a release that understands it (convene status shows it); nothing was changed`,
+    `${what} needs cluster version ${needed}, and the cluster runs at cluster version ${current}: it is raised by itself once every member runs a release that understands it (convene status shows it); nothing was changed`,
   );
 }

@@ -8,7 +8,9 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import type { CompleteMoveResult, RebalanceResult, ScheduleDrainResult, StartMoveResult } from "../move-commands.js";
+import { requireClusterVersion } from "../command-gates.js";
 import { InvalidArgumentError, ResourceExhaustedError } from "../errors.js";
+import { MOVES_AND_LOAD_VERSION } from "../formats.js";
 import { shown, validateBytes, validateEpoch, validateGeneration, validateMeetingId, validateNodeId, validateSequence, validateUint } from "../ids.js";
 import { type PlannedMove, validateDuration, validateNodeIdOrEmpty } from "../move-commands.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
@@ -59,6 +61,8 @@ export function moveCoordinatorHandlers(deps: { coordinator: CoordinatorReplica;
     }),
 
     Rebalance: unaryHandler<Req>(forwarder, "Rebalance", async (req) => {
+      // A dry run writes nothing, but plans moves no member could make below that version.
+      requireClusterVersion(coordinator.local().clusterVersion, MOVES_AND_LOAD_VERSION, "Rebalance");
       const options = {
         maxMoves: countOr(req.max_moves, "max_moves", REBALANCE_DEFAULTS.maxMoves),
         maxInFlight: countOr(req.max_in_flight, "max_in_flight", REBALANCE_DEFAULTS.maxInFlight),
