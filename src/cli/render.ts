@@ -269,7 +269,7 @@ const meetingsWord = (n: number): string => `${n} meeting${n === 1 ? "" : "s"}`;
 export function renderDrain(before: NodeInfo, migrate: boolean, r: DrainResult, deadlineMs = 0): Rendered {
   const id = before.node_id;
   const state = nodeStateName(before.state);
-  const json = { node_id: id, state_before: state, draining: true, migrate, deadline_ms: deadlineMs, moved: r.moved, stayed: r.stayed };
+  const json = { node_id: id, state_before: state, draining: true, migrate, ...(deadlineMs > 0 ? { deadline_ms: deadlineMs } : {}), moved: r.moved, stayed: r.stayed };
   let text: string;
   if (deadlineMs > 0) {
     text = `${id} is draining: no new meetings; in ${formatDuration(deadlineMs)} the meetings still there are handed over (\`convene undrain ${id}\` puts it back)`;
