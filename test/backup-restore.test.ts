@@ -53,7 +53,8 @@ describe("convene snapshot save / status / restore", () => {
     const load = new CreateLoad(() => cluster!.running().map((id) => cluster!.addresses.get(id)!), "room", 3, 150);
     loads.push(load);
     await load.until(40);
-    await sleep(1_000);
+    // More than 20 checkpoints acknowledged before the backup begins (checked below).
+    await expect.poll(() => fleet!.saves.length, { timeout: 30_000 }).toBeGreaterThan(20);
 
     const file = join(cluster.dir, "backups", "state.backup");
     mkdirSync(join(cluster.dir, "backups"));
@@ -63,6 +64,8 @@ describe("convene snapshot save / status / restore", () => {
     expect(save.stdout).toMatch(/^saved .*: index \d+, term \d+/);
     // Atomic: nothing beside the file (no temporary left behind).
     expect(readdirSync(join(cluster.dir, "backups"))).toEqual(["state.backup"]);
+    // The load runs on for a moment after the backup (its creates must not
+    // be in the restored group); nothing is judged by how many came.
     await sleep(500);
     await load.stop();
     const acknowledgedBefore = [...load.acked.values()].filter((at) => at < startedMs).length;
@@ -80,6 +83,7 @@ describe("convene snapshot save / status / restore", () => {
 
     // The meeting servers stop saving (their heartbeats go on), then every member and every data directory is gone.
     fleet.freeze();
+    // A save begun before the freeze ends within the agents' rpcTimeoutMs (1 s), answered or not.
     await sleep(1_000);
     await Promise.all(IDS.map((id) => cluster!.kill9(id)));
     for (const id of IDS) rmSync(cluster.dataDir(id), { recursive: true, force: true });

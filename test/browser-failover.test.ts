@@ -18,15 +18,18 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
 import { type Browser, type Page, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Gateway, startGateway, validateGatewayConfig } from "../src/gateway/index.js";
-import { type DemoServer, startDemoServer, validateDemoServerConfig } from "../src/demo-server/index.js";
+import { type DemoServer, decodeRoomState, startDemoServer, validateDemoServerConfig } from "../src/demo-server/index.js";
 import { writeCerts } from "../src/security/certs.js";
-import { MemberCluster, basePort } from "./support/member-cluster.js";
+import { loadProto, lookup } from "../src/wire/proto.js";
+import { MemberCluster, basePort, unary } from "./support/member-cluster.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator");
 
 describe("the demo in a real browser", () => {
   const dir = mkdtempSync(join(tmpdir(), "convene-start-"));
@@ -86,8 +89,14 @@ describe("the demo in a real browser", () => {
       await page.click("#send");
     }
     await page.waitForFunction((n) => document.querySelectorAll("#messages .message").length >= n, sent.length, { timeout: 10_000 });
-    // Past a checkpoint interval (500 ms) and its commit.
-    await sleep(2_000);
+    // The kill comes once the coordinator holds the whole history (however late the save, on a loaded machine).
+    const coordinator = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const checkpointed = async (): Promise<string[]> => {
+      const c = await unary<{ state: Buffer }>(coordinator, "GetCheckpoint", { meeting_id: "browser-test" }, 5_000).catch(() => undefined);
+      return c ? decodeRoomState(c.state).map((m) => m.text) : [];
+    };
+    await expect.poll(checkpointed, { timeout: 20_000, interval: 100 }).toEqual(sent);
+    coordinator.close();
 
     process.kill(pid, "SIGKILL");
     const killedAt = Date.now();

@@ -1,87 +1,47 @@
 /**
  * The coordinator end to end: three real member processes on 127.0.0.1,
  * meeting servers played by raw gRPC clients (register, heartbeat, watch,
- * checkpoint) exactly as API.md has them call.
+ * checkpoint) exactly as API.md has them call. The servers heartbeat from
+ * a child process (FakeMeetingNodes): a stall of this process must not
+ * make them late, or the coordinator would rightly declare them dead.
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadProto, lookup } from "../src/wire/proto.js";
+import { FakeMeetingNodes } from "./support/fake-meeting-node.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 
 const pkg = loadProto("convene.proto");
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
 const require = createRequire(import.meta.url);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Event {
-  type: number;
-  meeting_id: string;
-  epoch: number;
-  checkpoint?: { sequence: number; state: Buffer; node_id: string; epoch: number } | null;
-}
-
-/** A meeting server as the API sees it: registers, heartbeats, watches. */
-class FakeServer {
-  generation = 0;
-  readonly events: Event[] = [];
-  private beat: NodeJS.Timeout | undefined;
-  private watch: grpc.ClientReadableStream<Event> | undefined;
-  readonly client: grpc.Client;
-
-  constructor(
-    readonly nodeId: string,
-    address: string,
-    readonly port: number,
-  ) {
-    this.client = new NodeAgentClient(address, grpc.credentials.createInsecure());
-  }
-
-  async start(): Promise<void> {
-    const r = await unary<{ generation: number; heartbeat_interval_ms: number }>(this.client, "Register", {
-      node_id: this.nodeId,
-      address: `127.0.0.1:${this.port}`,
-      capacity: 200,
-      region: "",
-      labels: {},
-    });
-    this.generation = r.generation;
-    this.beat = setInterval(() => {
-      unary(this.client, "Heartbeat", { node_id: this.nodeId, generation: this.generation, active_meetings: 0, load: 0 }).catch(() => undefined);
-    }, r.heartbeat_interval_ms);
-    const watch = (this.client as unknown as { WatchAssignments(req: unknown): grpc.ClientReadableStream<Event> }).WatchAssignments({
-      node_id: this.nodeId,
-      generation: this.generation,
-    });
-    watch.on("data", (e: Event) => this.events.push(e));
-    watch.on("error", () => undefined);
-    this.watch = watch;
-  }
-
-  /** Like kill -9 of its process: heartbeats stop, the stream breaks. */
-  die(): void {
-    clearInterval(this.beat);
-    this.watch?.cancel();
-  }
-
-  held(): Map<string, number> {
-    const m = new Map<string, number>();
-    for (const e of this.events) {
-      if (e.type === 1) m.set(e.meeting_id, e.epoch);
-      else if (m.get(e.meeting_id) === e.epoch) m.delete(e.meeting_id);
-    }
-    return m;
-  }
-}
-
 describe("coordinator over gRPC", () => {
   const cluster = new MemberCluster(["n1", "n2", "n3"], undefined, { app: "coordinator" });
   let coordinator: grpc.Client;
-  const servers: FakeServer[] = [];
+  const nodeIds = ["m1", "m2", "m3"];
+  /** m1, m2 and m3, registered with n1, n2 and n3. */
+  let fakes: FakeMeetingNodes;
+  /** A NodeAgent client on each server's own member, for the calls the test makes in its name (checkpoints, bad input). */
+  const agentClients = new Map<string, grpc.Client>();
+  /** A server as the test sees it: what it holds and was told, and a client to call in its name. */
+  const server = (nodeId: string) => ({
+    nodeId,
+    generation: fakes.generations.get(nodeId)!,
+    held: () => fakes.held(nodeId),
+    events: fakes.events(nodeId),
+    client: agentClients.get(nodeId)!,
+  });
+
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      const note = fakes?.starvation();
+      if (note) console.log(`The fake meeting servers were not punctual; this failure may say more about the machine than about the coordinator:\n${note}`);
+    });
+  });
 
   beforeAll(async () => {
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
@@ -90,15 +50,14 @@ describe("coordinator over gRPC", () => {
     // Talk to a follower on purpose: it must forward what needs the leader.
     const follower = ["n1", "n2", "n3"].find((id) => id !== leader)!;
     coordinator = new CoordinatorClient(cluster.addresses.get(follower)!, grpc.credentials.createInsecure());
-    for (const [i, id] of ["m1", "m2", "m3"].entries()) {
-      const s = new FakeServer(id, cluster.addresses.get(["n1", "n2", "n3"][i]!)!, 9100 + i);
-      await s.start();
-      servers.push(s);
-    }
-  }, 60_000);
+    const members = nodeIds.map((_, i) => cluster.addresses.get(["n1", "n2", "n3"][i]!)!);
+    fakes = await FakeMeetingNodes.start(nodeIds.map((nodeId, i) => ({ nodeId, coordinator: members[i]!, port: 9100 + i, capacity: 200, alive: true })));
+    nodeIds.forEach((nodeId, i) => agentClients.set(nodeId, new NodeAgentClient(members[i]!, grpc.credentials.createInsecure())));
+  }, 90_000);
 
   afterAll(async () => {
-    for (const s of servers) s.die();
+    fakes?.kill();
+    for (const c of agentClients.values()) c.close();
     coordinator?.close();
     await cluster.close();
   });
@@ -115,12 +74,11 @@ describe("coordinator over gRPC", () => {
     const again = await unary<{ node_id: string; epoch: number; created: boolean }>(coordinator, "GetRoute", { meeting_id: "room-7", create: true, region: "" });
     expect(again).toMatchObject({ node_id: routes[7]!.node_id, epoch: 1, created: false });
     // Each server's watch stream announced its meetings.
-    await sleep(300);
-    for (const s of servers) expect(s.held().size).toBe(counts.get(s.nodeId));
+    for (const nodeId of nodeIds) await expect.poll(() => fakes.held(nodeId).size, { timeout: 10_000 }).toBe(counts.get(nodeId));
   }, 60_000);
 
   it("a dead meeting server's meetings move with their checkpoints; its late writes are fenced", async () => {
-    const victim = servers[0]!;
+    const victim = server("m1");
     const mine = [...victim.held()].slice(0, 5);
     for (const [meetingId, epoch] of mine) {
       const r = await unary<{ sequence: number }>(victim.client, "SaveCheckpoint", {
@@ -130,22 +88,19 @@ describe("coordinator over gRPC", () => {
     }
     const count = victim.held().size;
     const killedAt = Date.now();
-    victim.die();
+    await fakes.die(victim.nodeId);
     // Every one of its meetings is routable to a live node, epoch 2.
-    let moved = 0;
-    while (Date.now() - killedAt < 10_000) {
+    const movedOff = async () => {
       const list = await unary<{ meetings: { meeting_id: string; node_id: string; epoch: number }[] }>(coordinator, "ListMeetings", { node_id: "" });
-      moved = list.meetings.filter((m) => m.epoch === 2 && m.node_id !== victim.nodeId).length;
-      if (moved === count && !list.meetings.some((m) => m.node_id === victim.nodeId)) break;
-      await sleep(50);
-    }
-    expect(moved).toBe(count);
+      return list.meetings.some((m) => m.node_id === victim.nodeId) ? -1 : list.meetings.filter((m) => m.epoch === 2).length;
+    };
+    await expect.poll(movedOff, { timeout: 10_000, interval: 50 }).toBe(count);
     expect(Date.now() - killedAt).toBeLessThan(5_000);
-    // The new owners got ASSIGNED with the checkpoint.
-    await sleep(200);
+    // The new owners got ASSIGNED with the checkpoint, on their watch streams.
+    const others = ["m2", "m3"].map(server);
     for (const [meetingId] of mine) {
-      const owner = servers.slice(1).find((s) => s.held().get(meetingId) === 2)!;
-      expect(owner).toBeDefined();
+      await expect.poll(() => others.some((s) => s.held().get(meetingId) === 2), { timeout: 10_000 }).toBe(true);
+      const owner = others.find((s) => s.held().get(meetingId) === 2)!;
       const e = owner.events.find((ev) => ev.meeting_id === meetingId && ev.epoch === 2 && ev.type === 1)!;
       expect(Buffer.from(e.checkpoint!.state).toString()).toBe(`state of ${meetingId}`);
       expect(e.checkpoint!.sequence).toBe(3);
@@ -167,7 +122,7 @@ describe("coordinator over gRPC", () => {
       details: expect.stringContaining("meeting_id"),
     });
     await expect(unary(coordinator, "GetRoute", { meeting_id: "never-created", create: false })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
-    const live = servers[1]!;
+    const live = server("m2");
     await expect(
       unary(live.client, "Register", { node_id: "x/y", address: "127.0.0.1:1", capacity: 1 }),
     ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("node_id") });
@@ -243,9 +198,7 @@ describe("coordinator over gRPC", () => {
       stream.on("error", () => undefined);
       return { batches, close: () => (stream.cancel(), client.close()) };
     };
-    const until = async (check: () => boolean) => {
-      for (const start = Date.now(); !check(); await sleep(20)) if (Date.now() - start > 10_000) throw new Error("timed out");
-    };
+    const until = (check: () => boolean) => expect.poll(check, { timeout: 10_000, interval: 20 }).toBe(true);
     const first = watch(cluster.addresses.get("n2")!, 0);
     await until(() => first.batches.length > 0);
     expect(first.batches[0]!.reset).toBe(true);

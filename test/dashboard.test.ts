@@ -22,6 +22,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Command, encodeCommand } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
 import { timelineOf } from "../src/gateway/audit-timeline.js";
+import type { CoordinatorClient as GatewayCoordinatorClient } from "../src/gateway/coordinator-client.js";
+import { DashboardSource } from "../src/gateway/dashboard-data.js";
 import { type Gateway, startGateway, validateGatewayConfig } from "../src/gateway/index.js";
 import { loadProto, lookup } from "../src/wire/proto.js";
 import { MemberCluster, basePort, unary } from "./support/member-cluster.js";
@@ -75,6 +77,34 @@ describe("the dashboard's timeline, from the audit trail", () => {
 
   it("leaves out what it does not recognise", () => {
     expect(timelineOf([{ kind: "setLiveness", ok: true, now_ms: 1, summary: "something else entirely" }, { kind: "mystery", ok: true, now_ms: 2, summary: "x" }]).events).toEqual([]);
+  });
+});
+
+describe("the dashboard's data", () => {
+  it("serves one gather to every request for maxAgeMs, dated by when it began: a reader judges only data gathered after what it waits for", async () => {
+    let state = 1; // alive
+    let listNodes = 0;
+    const client = {
+      addresses: ["127.0.0.1:1"],
+      unary: async (_service: string, method: string) => {
+        if (method === "ListNodes") {
+          listNodes++;
+          return { nodes: [{ node_id: "m1", state }] };
+        }
+        return { entries: [] };
+      },
+      callAt: async () => ({}),
+    } as unknown as GatewayCoordinatorClient;
+    const gateway = { address: "", healthy: true, createEnabled: true, cachedRoutes: 0, feedRevision: 0, feedMember: null, openWebSockets: 0 };
+    const source = new DashboardSource(client, () => gateway, () => [], 500);
+    const first = await source.get(10_000);
+    expect(first).toMatchObject({ generatedAtMs: 10_000, nodes: [{ nodeId: "m1", state: "alive" }] });
+    state = 3; // m1 is declared dead
+    // Within maxAgeMs every reader gets the gather from before the death,
+    // and can tell by its date (what test/gateway.test.ts relies on).
+    expect(await source.get(10_499)).toMatchObject({ generatedAtMs: 10_000, nodes: [{ nodeId: "m1", state: "alive" }] });
+    expect(await source.get(10_500)).toMatchObject({ generatedAtMs: 10_500, nodes: [{ nodeId: "m1", state: "dead" }] });
+    expect(listNodes).toBe(2);
   });
 });
 

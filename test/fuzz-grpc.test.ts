@@ -25,10 +25,10 @@
 import http2, { type ClientHttp2Session } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MAX_GRPC_MESSAGE_BYTES } from "../src/member/member.js";
 import { loadProto, lookup } from "../src/wire/proto.js";
-import { AuditWatcher, type StateDigest, digestDiff, memberRouteTable, stateDigest } from "./support/cluster-digest.js";
+import { AuditWatcher, type StateDigest, digestDiff, memberRouteTable, stateDigest, writeBarrier } from "./support/cluster-digest.js";
 import { FakeMeetingNodes } from "./support/fake-meeting-node.js";
 import { type FuzzWorld, type GrpcCase, type Verdict, classify, rawFrames, typedRequests } from "./support/grpc-fuzz-cases.js";
 import { memberMethods } from "./support/grpc-fuzz-methods.js";
@@ -39,7 +39,6 @@ import { NEWEST_CLUSTER_VERSION } from "../src/coordinator/formats.js";
 
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator");
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.NodeAgent");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Requests per method: typed (where the method has typed hostile values) and raw. */
 const TYPED_PER_METHOD = Number(process.env.FUZZ_GRPC_TYPED ?? 170);
@@ -106,10 +105,7 @@ describe("hostile gRPC input against three coordinator members", () => {
     ]);
     const agent = new NodeAgentClient(cluster.addresses.get("n2")!, grpc.credentials.createInsecure());
     const listNodes = () => unary<{ nodes: { node_id: string; generation: number; state: number }[] }>(coordinator, "ListNodes", {}, 5_000);
-    for (const start = Date.now(); ; await sleep(100)) {
-      if ((await listNodes()).nodes.find((n) => n.node_id === "fz-dead")?.state === 3) break;
-      if (Date.now() - start > 15_000) throw new Error("fz-dead was not declared dead");
-    }
+    await vi.waitFor(async () => expect((await listNodes()).nodes.find((n) => n.node_id === "fz-dead")?.state, "fz-dead declared dead").toBe(3), { timeout: 15_000, interval: 100 });
     // Meetings on the live nodes, most with a checkpoint at sequence 100.
     const meetings = new Map<string, { owner: string; epoch: number; sequence?: number; state?: Buffer }>();
     for (let i = 0; i < 12; i++) {
@@ -285,8 +281,8 @@ describe("hostile gRPC input against three coordinator members", () => {
       await runH2Cases(ledger);
     } finally {
       for (const client of clients) client.close();
-      // Writes refused after their Raft round are applied by now; the trail is read once more.
-      await sleep(500);
+      // Every write the run caused comes before the barrier in the log; the trail is read once more after it.
+      await writeBarrier(MEMBERS.map((id) => cluster.addresses.get(id)!), [...world.meetings.keys()][0]!);
       await audit.stop();
     }
     const elapsed = Date.now() - started;

@@ -257,7 +257,10 @@ describe("GrpcTransport", () => {
     const got = n2!.seen.messages[2]!;
     expect(sameBytes(got.snapshot!.data, sent.snapshot!.data)).toBe(true);
     expect(got.snapshot!.metadata).toEqual(sent.snapshot!.metadata);
-    await sleep(50);
+    // Once close() has resolved (and its reports, each a microtask, have
+    // run) nothing more can be reported: the one report is all there is.
+    await n1!.transport.close();
+    await turn();
     expect(n1!.seen.snapshotStatus).toHaveLength(1);
   });
 
@@ -276,7 +279,7 @@ describe("GrpcTransport", () => {
       slowest = Math.max(slowest, performance.now() - sentAt);
       await sleep(10);
     }
-    expect(n1!.seen.unreachable).toContain("n3");
+    await until(() => n1!.seen.unreachable.includes("n3"), 5000, "n3 reported unreachable");
     expect(n1!.seen.unreachable).not.toContain("n2");
     expect(slowest).toBeLessThan(500); // blocking would take the 1-2 s it needs to give up on a peer
     n1!.transport.send([snap("n1", "n3", 1000)]);
@@ -292,7 +295,10 @@ describe("GrpcTransport", () => {
       await sleep(20);
       if (performance.now() - restartedAt > 5000) throw new Error("n3 not redialled within 5 s");
     }
-    await sleep(100);
+    // Everything sent on the new connection arrives, in order, once.
+    const last = commit++;
+    n1!.transport.send([heartbeat("n1", "n3", last)]);
+    await until(() => back.seen.messages.some((m) => m.commit === last), 5000, "the last heartbeat to n3");
     const commits = back.seen.messages.map((m) => m.commit);
     expect(commits).toEqual([...commits].sort((a, b) => a - b));
     expect(new Set(commits).size).toBe(commits.length);
@@ -340,7 +346,7 @@ describe("GrpcTransport", () => {
     await turn(); // this one is on its way
     n1!.transport.send([snap("n1", "n2", 10)]); // this one has not left yet
     await n1!.transport.close();
-    await sleep(50);
+    await turn(); // its reports are microtasks queued before close() resolved; none can follow
     expect(n1!.seen.snapshotStatus).toEqual([["n2", false], ["n2", false]]);
   });
 

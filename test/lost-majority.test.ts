@@ -46,11 +46,13 @@ describe("losing a majority: --force-new-cluster", () => {
     const load = new CreateLoad(() => cluster!.running().map((id) => cluster!.addresses.get(id)!), "room", 3, 300, 20);
     loads.push(load);
     await load.until(40);
-    await sleep(1_000);
+    // Checkpoints acknowledged before the loss too, not only meetings.
+    await expect.poll(() => fleet!.saves.length, { timeout: 30_000 }).toBeGreaterThan(10);
 
     // Both followers' disks are gone for good.
     await Promise.all(lost.map((id) => cluster!.kill9(id)));
     for (const id of lost) rmSync(cluster.dataDir(id), { recursive: true, force: true });
+    // A second of the load against a leader with no quorum (nothing can be acknowledged): a phase, not a wait.
     await sleep(1_000);
     await cluster.kill9(survivor);
     const ackedBeforeLoss = load.acked.size;
@@ -75,6 +77,7 @@ describe("losing a majority: --force-new-cluster", () => {
     await load.until(ackedBeforeLoss + 20); // writes go on after the recovery
     await load.stop();
     fleet.freeze();
+    // A save begun before the freeze ends within the agents' rpcTimeoutMs (1 s), answered or not.
     await sleep(1_000);
 
     // Nothing acknowledged is lost, read through a new member.

@@ -5,7 +5,7 @@
  */
 import { appendFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type HistoryOp, checkLinearizable } from "./support/linearizability.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 
@@ -62,6 +62,16 @@ class Workload {
     }
   }
 
+  /**
+   * Lets the load run until `writes` more writes are acknowledged: a phase
+   * of a test is paced by what the cluster did, not by time (a loaded
+   * machine may acknowledge nothing in a second).
+   */
+  async progress(writes: number, timeoutMs = 60_000): Promise<void> {
+    const target = this.acked.size + writes;
+    await vi.waitFor(() => expect(this.acked.size, `acknowledged writes (waiting for ${target})`).toBeGreaterThanOrEqual(target), { timeout: timeoutMs, interval: 20 });
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
@@ -94,16 +104,16 @@ describe("member processes survive kill -9", () => {
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
     const firstLeader = await cluster.waitForLeader();
     const load = new Workload(cluster, 8);
-    await sleep(1500);
+    await load.progress(40);
     await cluster.kill9(firstLeader);
-    await sleep(1500);
+    await load.progress(40); // through the new leader
     const follower = cluster.running()[0]!;
     await cluster.kill9(follower);
-    await sleep(800);
+    await sleep(800); // one member of three: no write can be acknowledged; clients keep trying
     cluster.start(firstLeader);
     cluster.start(follower);
     await cluster.waitForLeader();
-    await sleep(1500);
+    await load.progress(40);
     await load.stop();
     expect(load.acked.size).toBeGreaterThan(100);
     await expectConverged(cluster, ["n1", "n2", "n3"], load.acked);
@@ -116,7 +126,7 @@ describe("member processes survive kill -9", () => {
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
     await cluster.waitForLeader();
     const load = new Workload(cluster, 8);
-    await sleep(2000);
+    await load.progress(100);
     await Promise.all(["n1", "n2", "n3"].map((id) => cluster!.kill9(id)));
     await load.stop();
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
@@ -129,7 +139,7 @@ describe("member processes survive kill -9", () => {
     const leader = await cluster.waitForLeader();
     const victim = ["n1", "n2", "n3"].find((id) => id !== leader)!;
     const load = new Workload(cluster, 8);
-    await sleep(1500);
+    await load.progress(40);
     await cluster.kill9(victim);
     // A write torn by a power cut: the start of a record that never finished
     // (so was never acknowledged) at the end of the newest write-ahead log,
@@ -142,7 +152,7 @@ describe("member processes survive kill -9", () => {
     torn[6] = 1; // record type FULL
     appendFileSync(newest, torn);
     cluster.start(victim);
-    await sleep(1500);
+    await load.progress(40);
     await load.stop();
     await expectConverged(cluster, ["n1", "n2", "n3"], load.acked);
   }, 90_000);
@@ -153,7 +163,7 @@ describe("member processes survive kill -9", () => {
     const leader = await cluster.waitForLeader();
     const lost = ["n1", "n2", "n3"].find((id) => id !== leader)!;
     const load = new Workload(cluster, 4);
-    await sleep(1000);
+    await load.progress(30);
     await cluster.kill9(lost); // and its disk is gone: it never comes back
     const port = Number(cluster.addresses.get("n1")!.split(":")[1]) + 5;
     cluster.addMember("n4", `127.0.0.1:${port}`);
@@ -165,7 +175,7 @@ describe("member processes survive kill -9", () => {
     expect((await cluster.status("n4")).snapshot_index).toBeGreaterThan(0);
     await unary(cluster.admin(alive[1]!), "Promote", { id: "n4", address: "" }, 5000);
     await unary(cluster.admin(alive[0]!), "Remove", { id: lost, address: "" }, 5000);
-    await sleep(1000);
+    await load.progress(30); // with the new membership
     await load.stop();
     const members = [...alive, "n4"];
     const s = await cluster.status(members[0]!);
@@ -178,11 +188,11 @@ describe("member processes survive kill -9", () => {
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
     await cluster.waitForLeader();
     const load = new Workload(cluster, 4);
-    await sleep(800);
+    await load.progress(30);
     const code = await cluster.terminate("n2");
     expect(code).toBe(0);
     cluster.start("n2");
-    await sleep(500);
+    await load.progress(20);
     await load.stop();
     await expectConverged(cluster, ["n1", "n2", "n3"], load.acked);
   }, 60_000);

@@ -4,16 +4,22 @@
  * open stays ALIVE, with its meetings where they are, while other streams
  * under its id and generation open and close on other members around its
  * heartbeats; and one that really goes away is still declared dead.
+ *
+ * The steady node heartbeats from a child process (FakeMeetingNodes), so a
+ * stall of this process cannot make it late; and "it stays alive" is
+ * checked once the leader has judged a canary whose stream closed at the
+ * same moment on the same member, so a slow leader cannot make the check
+ * pass before it was made.
  */
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadProto, lookup } from "../src/wire/proto.js";
+import { FakeMeetingNodes } from "./support/fake-meeting-node.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 
 const pkg = loadProto("convene.proto");
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Watch = grpc.ClientReadableStream<{ type: number; meeting_id: string; epoch: number }>;
 
@@ -39,6 +45,14 @@ describe("node liveness under extra streams", () => {
   const cluster = new MemberCluster(ids, undefined, { app: "coordinator" });
   const clients = new Map<string, grpc.Client>();
   let coordinator: grpc.Client;
+  let fakes: FakeMeetingNodes | undefined;
+
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      const note = fakes?.starvation();
+      if (note) console.log(`The fake meeting server was not punctual; this failure may say more about the machine than about the coordinator:\n${note}`);
+    });
+  });
 
   beforeAll(async () => {
     for (const id of ids) cluster.start(id);
@@ -49,6 +63,7 @@ describe("node liveness under extra streams", () => {
   }, 60_000);
 
   afterAll(async () => {
+    fakes?.kill();
     for (const c of clients.values()) c.close();
     coordinator?.close();
     await cluster.close();
@@ -63,37 +78,46 @@ describe("node liveness under extra streams", () => {
 
   it("a heartbeating node with its own stream open survives other streams of its id closing, on every member", async () => {
     const nodeId = "steady";
-    const home = clients.get("n1")!;
-    const reg = await unary<{ generation: number; heartbeat_interval_ms: number }>(home, "Register", {
-      node_id: nodeId,
-      address: "127.0.0.1:9301",
-      capacity: 10,
-      region: "",
-      labels: {},
-    });
-    const gen = reg.generation;
+    // Heartbeats exactly every interval asked (the slowest node still on
+    // time), with its own stream open on n1.
+    fakes = await FakeMeetingNodes.start([
+      { nodeId, coordinator: cluster.addresses.get("n1")!, port: 9301, capacity: 10, alive: true, exactInterval: true, announceBeats: true },
+    ]);
+    const steady = fakes;
+    const gen = steady.generations.get(nodeId)!;
     // The only node: the meeting goes to it.
     const route = await unary<{ node_id: string; epoch: number }>(coordinator, "GetRoute", { meeting_id: "liveness-1", create: true, region: "" });
     expect(route.node_id).toBe(nodeId);
-    const main = openWatch(home, nodeId, gen);
-    await firstEvent(main);
-    const beat = () => unary(home, "Heartbeat", { node_id: nodeId, generation: gen, active_meetings: 1, load: 0 });
-    // Each round: a heartbeat, then at once an extra stream on another
-    // member opened and cancelled, then silence until the next heartbeat
-    // (on time: within the interval). Before streams were counted per
-    // node, the cancel alone declared the node dead ~300 ms later.
+    await expect.poll(() => steady.held(nodeId).has("liveness-1"), { timeout: 10_000 }).toBe(true);
+    // Each round, on another member: an extra stream of the node and the
+    // stream of a canary (a node that registered and says nothing more),
+    // both cancelled just after one of the node's heartbeats, so the node
+    // is then silent for a whole interval. Before streams were counted per
+    // node, the cancel alone declared the node dead ~300 ms later. The
+    // canary, whose stream was its last, is declared dead once the leader
+    // has judged both closes: by then a node wrongly judged is suspect too.
     for (let round = 0; round < 6; round++) {
-      await beat();
-      const other = clients.get(ids[1 + (round % 2)]!)!;
-      const extra = openWatch(other, nodeId, gen);
-      await firstEvent(extra);
+      const member = clients.get(ids[1 + (round % 2)]!)!;
+      const canary = `canary-${round}`;
+      const reg = await unary<{ generation: number }>(member, "Register", { node_id: canary, address: `127.0.0.1:${9310 + round}`, capacity: 10, region: "", labels: {} });
+      // The least loaded node: the meeting goes to it, so its stream delivers an event.
+      const placed = await unary<{ node_id: string }>(coordinator, "GetRoute", { meeting_id: `liveness-canary-${round}`, create: true, region: "" });
+      expect(placed.node_id).toBe(canary);
+      const extra = openWatch(member, nodeId, gen);
+      const canaryStream = openWatch(member, canary, reg.generation);
+      await Promise.all([firstEvent(extra), firstEvent(canaryStream)]);
+      await steady.nextBeat(nodeId);
       extra.cancel();
-      await sleep(Math.floor(reg.heartbeat_interval_ms * 0.9));
-      expect(await nodeState(nodeId)).toEqual({ state: "ALIVE", generation: gen });
+      canaryStream.cancel();
+      await expect.poll(async () => (await nodeState(canary)).state, { timeout: 10_000, interval: 50 }).toBe("DEAD");
+      expect(await nodeState(nodeId), steady.starvation()).toEqual({ state: "ALIVE", generation: gen });
     }
+    // Not even suspected for a moment meanwhile.
+    const leader = await cluster.waitForLeader();
+    const audit = await unary<{ entries: { kind: string; summary: string }[] }>(cluster.admin(leader), "AuditLog", { limit: 0 }, 5000);
+    expect(audit.entries.filter((e) => e.kind === "setLiveness" && e.summary.startsWith(`${nodeId} `)).map((e) => e.summary), steady.starvation()).toEqual([]);
     const after = await unary<{ node_id: string; epoch: number }>(coordinator, "GetRoute", { meeting_id: "liveness-1", create: false, region: "" });
     expect(after).toMatchObject({ node_id: nodeId, epoch: route.epoch });
-    main.cancel();
   });
 
   it("a node whose last stream closes and whose heartbeats stop is declared dead within a second", async () => {

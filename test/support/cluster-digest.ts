@@ -143,6 +143,31 @@ export interface AuditEntry {
   summary: string;
 }
 
+const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator");
+
+/**
+ * A write through each member after a run, so that the trail read after
+ * it holds every write the run caused: GetRoute with create for a meeting
+ * that exists (one Raft write that changes nothing, left out by
+ * AuditWatcher.writesAfter). A member forwards writes to the leader over
+ * one connection and the leader proposes them in the order it takes them
+ * in, so a write a member had taken in before its barrier gets a lower
+ * index, and the barrier's answer comes once it is applied. A fixed wait
+ * promises nothing of the kind: on a loaded machine a write may land a
+ * second late.
+ */
+export async function writeBarrier(members: readonly string[], existingMeetingId: string): Promise<void> {
+  for (const address of members) {
+    const client = new CoordinatorClient(address, grpc.credentials.createInsecure());
+    try {
+      const r = await unary<{ created: boolean }>(client, "GetRoute", { meeting_id: existingMeetingId, create: true, region: "" }, 10_000);
+      if (r.created) throw new Error(`the write barrier created meeting ${existingMeetingId}: it must be one that exists`);
+    } finally {
+      client.close();
+    }
+  }
+}
+
 /**
  * Collects the coordinator's audit trail (MemberAdmin.AuditLog, the newest
  * 1,000 applied commands) by polling while a fuzz run goes on, so that no
@@ -167,6 +192,7 @@ export class AuditWatcher {
     return this.highest;
   }
 
+  /** Stops polling after one last poll (a linearizable read: after writeBarrier, it holds every write before the barrier). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.polling;
