@@ -98,10 +98,20 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("cluster version 3 gates planned m
     await expect(
       unary(agentClient, "Register", { node_id: "c", address: `127.0.0.1:${base + 7}`, capacity: 5, region: "", labels: {}, limits: { cpu: 0.8 } }, 10_000),
     ).rejects.toMatchObject({ code: FAILED_PRECONDITION, details: expect.stringContaining("limits declared at register needs cluster version 3") });
+    // The agent library waits for the version instead of failing its start.
+    const limited = new NodeAgent({ coordinators: addresses, nodeId: "c", address: `127.0.0.1:${base + 7}`, capacity: 5, limits: { cpu: 0.8 }, rpcTimeoutMs: 5_000, ...new TestHost().callbacks() });
+    limited.on("error", () => undefined);
+    agents.push(limited);
+    let limitedStarted: "pending" | "started" | Error = "pending";
+    const limitedStart = limited.start().then(
+      () => (limitedStarted = "started"),
+      (err: Error) => (limitedStarted = err),
+    );
     const move = await runConvene(["move", "room", "--coordinators", addresses.join(",")]);
     expect(move.code).not.toBe(0);
     expect(move.stderr).toContain("needs cluster version 3");
     expect(await snapshot()).toEqual(before);
+    expect(limitedStarted).toBe("pending");
 
     // Events are each member's own (derived as it applies): a member of this release streams them at cluster version 2.
     const stream = (client as unknown as { WatchEvents(r: unknown): grpc.ClientReadableStream<{ events: WireEvent[] }> }).WatchEvents({ from_index: 0 });
@@ -116,6 +126,9 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("cluster version 3 gates planned m
     c.start("n3");
     await c.waitForAll(30_000);
     await expect.poll(versions, { timeout: 20_000, interval: 250 }).toEqual([NEWEST_CLUSTER_VERSION, NEWEST_CLUSTER_VERSION, NEWEST_CLUSTER_VERSION]);
+    await limitedStart;
+    expect(limitedStarted).toBe("started");
+    expect((await call<{ nodes: { node_id: string }[] }>("ListNodes", {})).nodes.map((n) => n.node_id)).toContain("c");
     expect(hosts[owner === "a" ? 0 : 1]!.write("room", "just before the move")).toBe(true);
     const started = await call<{ started: boolean; to_node_id: string }>("MoveMeeting", { meeting_id: "room", to_node_id: other });
     expect(started).toMatchObject({ started: true, to_node_id: other });

@@ -84,3 +84,12 @@ export function isFenced(err: unknown): boolean {
     err instanceof CoordinatorCallError && (err.status === grpc.status.FAILED_PRECONDITION || err.status === grpc.status.NOT_FOUND)
   );
 }
+
+/**
+ * Whether the coordinator refused a call only because the group runs an
+ * older cluster version than the call needs (src/coordinator/command-gates.ts
+ * words it so): the version rises by itself, so waiting is the answer.
+ */
+export function isWaitForClusterVersion(err: unknown): boolean {
+  return err instanceof CoordinatorCallError && err.status === grpc.status.FAILED_PRECONDITION && /needs cluster version \d+, and the cluster runs at cluster version \d+/.test(err.message);
+}

@@ -66,7 +66,7 @@ import {
   parseRegisterResponse,
   parseSaveCheckpointResponse,
 } from "./coordinator-responses.js";
-import { AgentStoppedError, HostCallbackError, isFenced } from "./errors.js";
+import { AgentStoppedError, HostCallbackError, isFenced, isWaitForClusterVersion } from "./errors.js";
 import { type HandOverHost, handOver } from "./hand-over.js";
 import { HeartbeatLoop } from "./heartbeat-loop.js";
 import { drainAndWait } from "./planned-stop.js";
@@ -300,7 +300,18 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       },
     };
     for (let round = 1; ; round++) {
-      const raw = await this.connection.unary("Register", request, { attempts: Infinity });
+      let raw: unknown;
+      try {
+        raw = await this.connection.unary("Register", request, { attempts: Infinity });
+      } catch (err) {
+        // Limits need a cluster version the group raises by itself once every
+        // member runs a release that knows them (seconds after a fresh group
+        // starts; the end of a rolling upgrade): wait for it, do not fail the start.
+        if (!isWaitForClusterVersion(err)) throw err;
+        if (round === 1 || round % 10 === 0) this.log.warn({ reason: (err as Error).message }, "registering with limits waits for the cluster version that honours them");
+        await this.connection.sleep(this.connection.backoffMs(Math.min(round, 4)));
+        continue;
+      }
       try {
         const reg = parseRegisterResponse(raw, this.config.nodeId);
         if (reg.clamped) this.log.warn({ heartbeatIntervalMs: reg.heartbeatIntervalMs }, "heartbeat_interval_ms out of range; clamped");
