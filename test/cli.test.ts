@@ -174,9 +174,10 @@ describe("convene CLI", () => {
 
   it("nodes lists the meeting servers with state and meetings/capacity", async () => {
     const text = await ok(["nodes"]);
-    expect(text.split("\n")[0]).toMatch(/^NODE\s+ADDRESS\s+STATE\s+MEETINGS\s+REGION\s+GENERATION$/);
-    expect(text).toMatch(/^m1\s+127\.0\.0\.1:\d+\s+ALIVE\s+0\/10\s+-\s+\d+$/m);
-    expect(text).toMatch(/^m2\s+127\.0\.0\.1:\d+\s+ALIVE\s+0\/10\s+-\s+\d+$/m);
+    expect(text.split("\n")[0]).toMatch(/^NODE\s+ADDRESS\s+STATE\s+MEETINGS\s+REGION\s+GENERATION\s+CPU\s+IN MB\/S\s+OUT MB\/S\s+PEOPLE\s+HANDS OVER AT$/);
+    // No load figures reported, no drain deadline: dashes.
+    expect(text).toMatch(/^m1\s+127\.0\.0\.1:\d+\s+ALIVE\s+0\/10\s+-\s+\d+\s+-\s+-\s+-\s+-\s+-$/m);
+    expect(text).toMatch(/^m2\s+127\.0\.0\.1:\d+\s+ALIVE\s+0\/10\s+-\s+\d+\s+-\s+-\s+-\s+-\s+-$/m);
   });
 
   it("route --create places a meeting; route, meetings --node and checkpoint then show it; drain --migrate moves it", async () => {

@@ -1,17 +1,22 @@
 /**
  * Cluster versions (src/coordinator/formats.ts): at cluster version 1 a
- * member writes exactly what the previous release writes; once raised it
- * writes command version 2 and snapshot format 3, and reads every older
- * format; an entry or snapshot newer than the build stops the member
- * instead of being taken for a malformed one; the leader's monitor raises
- * the version only when every member (learners too) understands it.
+ * member writes exactly what the release before cluster versions writes,
+ * and at cluster version 2 exactly what the release of cluster version 2
+ * writes; once raised to 2 it writes command version 2 and snapshot format
+ * 3, once raised to 3 command version 3 and snapshot format 4 (planned
+ * moves, rebalancing, drains with a deadline, load); it reads every older
+ * format; what a version does not carry is refused (FAILED_PRECONDITION)
+ * before anything is written; an entry or snapshot newer than the build
+ * stops the member instead of being taken for a malformed one; the
+ * leader's monitor raises the version only when every member (learners
+ * too) understands it.
  */
 import { createHash } from "node:crypto";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
-import { type Command, decodeStampedCommand, encodeCommand } from "../src/coordinator/commands.js";
+import { type Command, type CommandStamp, decodeStampedCommand, encodeCommand } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
-import { NewerFormatError } from "../src/coordinator/errors.js";
+import { FailedPreconditionError, NewerFormatError } from "../src/coordinator/errors.js";
 import { BASELINE_FORMATS, type Formats, advertisedFormats, formatsAt, highestCommonVersion, supportsVersion } from "../src/coordinator/formats.js";
 import { ClusterVersionMonitor } from "../src/coordinator/service/cluster-version-monitor.js";
 import type { CoordinatorReplica } from "../src/coordinator/service/coordinator-replica.js";
@@ -21,6 +26,51 @@ import { defaultStateConfig } from "../src/coordinator/state-config.js";
 import { ADVERTISED_FORMATS } from "../src/member/advertised-formats.js";
 
 const NEW: Formats = ADVERTISED_FORMATS;
+/** What a member of the release of cluster version 2 (main at ebef576) advertises. */
+const V2_RELEASE: Formats = { wire: 1, command: 2, snapshot: 3 };
+const V2: CommandStamp = { version: 2, term: 5 };
+const V3: CommandStamp = { version: 3, term: 6 };
+
+/**
+ * The same commands as the cluster version 2 golden hashes below were
+ * computed from: the group raised to 2, then every command type of that
+ * version, with incarnations and registers again (a duplicate and a new
+ * process: the tenure rule).
+ */
+function feedV2(sm: CoordinatorStateMachine): string {
+  const h = createHash("sha256");
+  let index = 0;
+  const run = (c: object, stamp = V2): void => {
+    const bytes = encodeCommand({ nowMs: 1_000 + index * 7, ...c } as Command, stamp);
+    h.update(bytes);
+    sm.apply(bytes, ++index);
+  };
+  run({ type: "setClusterVersion", version: 2 }, { version: 2, term: 4 });
+  for (let n = 1; n <= 3; n++) {
+    run({ type: "register", nodeId: `m${n}`, address: `10.0.0.${n}:9000`, capacity: 5, region: n === 2 ? "eu" : "", labels: n === 3 ? [["zone", "b"]] : [], incarnation: `p${n}` });
+  }
+  for (let i = 0; i < 12; i++) run({ type: "createMeeting", meetingId: `room-${i}`, region: i % 3 === 0 ? "eu" : "", requiredLabels: [] });
+  for (let i = 0; i < 12; i += 2) {
+    const r = sm.queries.getRoute(`room-${i}`);
+    if (!r.ok) throw new Error("room not placed");
+    run({ type: "saveCheckpoint", nodeId: r.route.nodeId, generation: 1, meetingId: `room-${i}`, epoch: r.route.epoch, sequence: i, state: Buffer.from(`state ${i}`) });
+  }
+  run({ type: "register", nodeId: "m2", address: "10.0.0.2:9000", capacity: 5, region: "eu", labels: [], incarnation: "p2" });
+  run({ type: "register", nodeId: "m3", address: "10.0.0.3:9000", capacity: 5, region: "", labels: [["zone", "b"]], incarnation: "p3-restarted" });
+  run({ type: "setLiveness", nodeId: "m1", generation: 1, liveness: "SUSPECT" });
+  run({ type: "setLiveness", nodeId: "m1", generation: 1, liveness: "DEAD" });
+  run({ type: "drainNode", nodeId: "m2", migrate: true });
+  run({ type: "endMeeting", meetingId: "room-4" });
+  run({ type: "deregister", nodeId: "m3", generation: 2 });
+  run({ type: "placeUnassigned" });
+  return h.digest("hex");
+}
+
+const snapshotHash = (sm: CoordinatorStateMachine): string => createHash("sha256").update(sm.snapshot()).digest("hex");
+const headerOf = (bytes: Uint8Array) => {
+  const b = Buffer.from(bytes);
+  return new Packr({ useRecords: false }).unpack(b.subarray(4, 4 + b.readUInt32BE(0))) as Record<string, unknown>;
+};
 
 /** The same commands the golden hashes below were computed from. */
 function feed(sm: CoordinatorStateMachine, stamp?: { version: number; term: number }): string {
@@ -52,11 +102,15 @@ describe("formats and cluster versions", () => {
   it("a member that advertises nothing understands the baseline; the version is the highest all members understand", () => {
     expect(advertisedFormats(undefined)).toEqual(BASELINE_FORMATS);
     expect(advertisedFormats({ wire: 0, command: 0, snapshot: 0 })).toEqual(BASELINE_FORMATS);
-    expect(highestCommonVersion([NEW, NEW, NEW])).toBe(2);
+    expect(highestCommonVersion([NEW, NEW, NEW])).toBe(3);
+    expect(highestCommonVersion([NEW, V2_RELEASE, NEW])).toBe(2);
     expect(highestCommonVersion([NEW, BASELINE_FORMATS, NEW])).toBe(1);
     expect(highestCommonVersion([NEW, { ...NEW, snapshot: 2 }])).toBe(1);
+    expect(highestCommonVersion([NEW, { ...NEW, snapshot: 3 }])).toBe(2);
     expect(supportsVersion(BASELINE_FORMATS, 2)).toBe(false);
     expect(supportsVersion(NEW, 2)).toBe(true);
+    expect(supportsVersion(V2_RELEASE, 3)).toBe(false);
+    expect(supportsVersion(NEW, 3)).toBe(true);
     expect(() => formatsAt(99)).toThrow(/cluster version 99 is not one this build knows/);
   });
 
@@ -127,6 +181,98 @@ describe("formats and cluster versions", () => {
     expect(sm.queries.auditLog().at(-1)).toMatchObject({ kind: "endMeeting", term: 0 });
   });
 
+  it("at cluster version 2, commands and snapshots are byte for byte what the release of cluster version 2 writes", () => {
+    // Computed by that release (main at ebef576) from the same commands.
+    const sm = new CoordinatorStateMachine();
+    expect(feedV2(sm)).toBe("af064adf1067e67dabf1723ba963ced1cf8a20889f0d8c395a69ef483de61a77");
+    expect(sm.queries.clusterVersion).toBe(2);
+    expect(snapshotHash(sm)).toBe("2334d06b2911fb0bb448278c8813920f9d81ce96590d64d20f916a9cfbf63528");
+    expect(headerOf(sm.snapshot())["v"]).toBe(3);
+  });
+
+  it("below cluster version 3 what it adds is refused before anything is written, naming the version; from 3 on it is written", () => {
+    const gated: [string, Command][] = [
+      ["command startMove", { type: "startMove", nowMs: 1, meetingId: "room-1", toNodeId: "", timeoutMs: 1_000 }],
+      ["command completeMove", { type: "completeMove", nowMs: 1, nodeId: "m2", generation: 1, meetingId: "room-1", epoch: 1, sequence: 9, state: Buffer.from("x") }],
+      ["command expireMove", { type: "expireMove", nowMs: 1, meetingId: "room-1", epoch: 1 }],
+      ["command rebalance", { type: "rebalance", nowMs: 1, maxMoves: 1, maxInFlight: 1, thresholdPermille: 800, timeoutMs: 1_000 }],
+      ["command scheduleDrain", { type: "scheduleDrain", nowMs: 1, nodeId: "m2", generation: 0, afterMs: 1_000 }],
+      ["command drainDue", { type: "drainDue", nowMs: 1, nodeId: "m2", timeoutMs: 1_000 }],
+      ["command undrain", { type: "undrain", nowMs: 1, nodeId: "m2" }],
+      ["command reportLoad", { type: "reportLoad", nowMs: 1, reports: [] }],
+      ["limits declared at register", { type: "register", nowMs: 1, nodeId: "m9", address: "10.0.0.9:9000", capacity: 5, region: "", labels: [], limits: { cpuPermille: 800, netInBytesPerSec: 0, netOutBytesPerSec: 0, participants: 0 } }],
+      ["excluded labels for a new meeting", { type: "createMeeting", nowMs: 1, meetingId: "x", region: "", requiredLabels: [], excludedLabels: [["zone", "b"]] }],
+      ["a preferred node for a new meeting", { type: "createMeeting", nowMs: 1, meetingId: "x", region: "", requiredLabels: [], preferredNodeId: "m2" }],
+    ];
+    for (const [what, command] of gated) {
+      for (const stamp of [{ version: 1, term: 0 }, V2]) {
+        let error: unknown;
+        try {
+          encodeCommand(command, stamp);
+        } catch (err) {
+          error = err;
+        }
+        expect(error, what).toBeInstanceOf(FailedPreconditionError);
+        expect((error as Error).message).toBe(
+          `${what} needs cluster version 3, and the cluster runs at cluster version ${stamp.version}: it is raised by itself once every member runs a release that understands it (convene status shows it); nothing was changed`,
+        );
+      }
+      expect(() => encodeCommand(command, V3), what).not.toThrow();
+    }
+    // Without limits, excluded labels or a preferred node, register and create are the previous bytes.
+    const plain: Command = { type: "register", nowMs: 1, nodeId: "m9", address: "10.0.0.9:9000", capacity: 5, region: "", labels: [], limits: { cpuPermille: 0, netInBytesPerSec: 0, netOutBytesPerSec: 0, participants: 0 } };
+    const { limits: _none, ...withoutLimits } = plain;
+    expect(Buffer.from(encodeCommand(plain, V2)).equals(Buffer.from(encodeCommand(withoutLimits as Command, V2)))).toBe(true);
+    // An entry of version 2 naming a new field is applied as that release applies it: the field ignored.
+    const [sm, twin] = [new CoordinatorStateMachine(), new CoordinatorStateMachine()];
+    feedV2(sm);
+    feedV2(twin);
+    const pack = (v: object) => new Packr({ useRecords: false, moreTypes: false }).pack(v);
+    const undrain = pack({ v: 2, term: 5, type: "undrain", nowMs: 5_000, nodeId: "m2" });
+    const refused = sm.apply(undrain, sm.queries.appliedIndex + 1);
+    expect(refused.result).toMatchObject({ ok: false, code: "INVALID_ARGUMENT", message: "command type undrain needs command version 3" });
+    expect(sm.queries.getNode("m2")!.draining).toBe(true);
+    const register = { v: 2, term: 5, type: "register", nowMs: 5_001, nodeId: "m4", address: "10.0.0.4:9000", capacity: 5, region: "", labels: [] };
+    const create = { v: 2, term: 5, type: "createMeeting", nowMs: 5_002, meetingId: "late", region: "", requiredLabels: [] };
+    sm.apply(pack({ ...register, limits: { cpuPermille: 1 } }), sm.queries.appliedIndex + 1);
+    sm.apply(pack({ ...create, preferredNodeId: "m2", excludedLabels: [["zone", "x"]] }), sm.queries.appliedIndex + 1);
+    twin.apply(undrain, twin.queries.appliedIndex + 1);
+    twin.apply(pack(register), twin.queries.appliedIndex + 1);
+    twin.apply(pack(create), twin.queries.appliedIndex + 1);
+    expect(sm.queries.getNode("m4")!.limits).toEqual({ cpuPermille: 0, netInBytesPerSec: 0, netOutBytesPerSec: 0, participants: 0 });
+    expect(headerOf(sm.snapshot())["v"]).toBe(3);
+    expect(snapshotHash(sm)).toBe(snapshotHash(twin));
+  });
+
+  it("once raised to 3, snapshots are format 4 with the additions and the event log, round-trip, and a format 3 snapshot still restores", () => {
+    const old = new CoordinatorStateMachine();
+    feedV2(old);
+    const sm = new CoordinatorStateMachine();
+    sm.restore(old.snapshot());
+    expect(sm.queries.clusterVersion).toBe(2);
+    // The events before a format 3 snapshot are unknown: watchers resume from its index on.
+    expect(sm.queries.eventFloor).toBe(old.queries.appliedIndex);
+    let index = sm.queries.appliedIndex;
+    sm.apply(encodeCommand({ type: "setClusterVersion", nowMs: 10_000, version: 3 }, V3), ++index);
+    expect(sm.queries.clusterVersion).toBe(3);
+    // A version 2 entry written before the raise still applies as before.
+    expect(sm.apply(encodeCommand({ type: "endMeeting", nowMs: 10_001, meetingId: "room-0" }, V2), ++index).result.ok).toBe(true);
+    expect(sm.apply(encodeCommand({ type: "register", nowMs: 10_002, nodeId: "m4", address: "10.0.0.4:9000", capacity: 20, region: "", labels: [], limits: { cpuPermille: 900, netInBytesPerSec: 0, netOutBytesPerSec: 0, participants: 0 } }, V3), ++index).result.ok).toBe(true);
+    const owner = sm.queries.listMeetings().find((m) => m.nodeId !== "")!;
+    expect(sm.apply(encodeCommand({ type: "startMove", nowMs: 10_002, meetingId: owner.meetingId, toNodeId: "", timeoutMs: 5_000 }, V3), ++index).result).toMatchObject({ ok: true, type: "startMove" });
+    expect(sm.apply(encodeCommand({ type: "undrain", nowMs: 10_003, nodeId: "m2" }, V3), ++index).result).toMatchObject({ ok: true, type: "undrain" });
+    const bytes = sm.snapshot();
+    const body = headerOf(bytes);
+    expect([body["v"], body["clusterVersion"]]).toEqual([4, 3]);
+    expect(Object.keys(body)).toEqual(expect.arrayContaining(["nodeExtras", "meetingExtras", "events", "eventFloor"]));
+    const restored = decodeState(bytes, defaultStateConfig());
+    expect(restored.clusterVersion).toBe(3);
+    expect(restored.pendingMoves()).toEqual(sm.queries.pendingMoves());
+    expect(restored.eventsSince(0)).toEqual(sm.queries.eventsSince(0));
+    expect(Buffer.from(encodeState(restored)).equals(Buffer.from(bytes))).toBe(true);
+    // A member of the release of cluster version 2 cannot read format 4: it stops (NewerFormatError), as this one does for 5.
+  });
+
   it("never lowers the version; a version, command or snapshot newer than this build stops the member", () => {
     const sm = new CoordinatorStateMachine();
     sm.apply(encodeCommand({ type: "setClusterVersion", nowMs: 1, version: 2 }, { version: 2, term: 1 }), 1);
@@ -134,9 +280,9 @@ describe("formats and cluster versions", () => {
     expect(lower.result).toEqual({ ok: true, type: "setClusterVersion", version: 2, changed: false });
     expect(sm.queries.clusterVersion).toBe(2);
     const pack = (v: object) => new Packr({ useRecords: false, moreTypes: false }).pack(v);
-    expect(() => sm.apply(pack({ v: 2, term: 1, type: "setClusterVersion", nowMs: 3, version: 3 }), 3)).toThrow(NewerFormatError);
-    expect(() => sm.apply(pack({ v: 3, term: 1, type: "placeUnassigned", nowMs: 3 }), 3)).toThrow(NewerFormatError);
-    const header = pack({ v: 4 });
+    expect(() => sm.apply(pack({ v: 2, term: 1, type: "setClusterVersion", nowMs: 3, version: 4 }), 3)).toThrow(NewerFormatError);
+    expect(() => sm.apply(pack({ v: 4, term: 1, type: "placeUnassigned", nowMs: 3 }), 3)).toThrow(NewerFormatError);
+    const header = pack({ v: 5 });
     const future = Buffer.concat([Buffer.alloc(4), header]);
     future.writeUInt32BE(header.length, 0);
     expect(() => decodeState(future, defaultStateConfig())).toThrow(NewerFormatError);
@@ -176,13 +322,18 @@ describe("the leader's cluster version monitor", () => {
     formats.n4 = undefined;
     await monitor.check();
     expect(proposed).toEqual([]); // a member that does not answer may be old
-    formats.n4 = NEW;
-    expect(await monitor.check()).toBe(2);
+    formats.n4 = V2_RELEASE;
+    expect(await monitor.check()).toBe(2); // every member understands 2, one not 3
     expect(sm.queries.clusterVersion).toBe(2);
     await monitor.check();
-    expect(proposed).toEqual([2]); // raised once; never again, never lower
+    expect(proposed).toEqual([2]);
+    formats.n4 = NEW;
+    expect(await monitor.check()).toBe(3);
+    expect(sm.queries.clusterVersion).toBe(3);
+    await monitor.check();
+    expect(proposed).toEqual([2, 3]); // raised once each; never again, never lower
     formats.n2 = BASELINE_FORMATS;
     await monitor.check();
-    expect(proposed).toEqual([2]);
+    expect(proposed).toEqual([2, 3]);
   });
 });

@@ -6,11 +6,10 @@
  */
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
-import type { ApplyOutcome, CommandSuccess, CreateMeetingResult } from "../src/coordinator/command-results.js";
-import { type Command, type CommandType, encodeCommand } from "../src/coordinator/commands.js";
+import type { ApplyOutcome } from "../src/coordinator/command-results.js";
+import { type Command, encodeCommand } from "../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
-import { NEWEST_CLUSTER_VERSION } from "../src/coordinator/formats.js";
-import { BrokenInvariantError, type CommandFailure, InvalidArgumentError, failureToError } from "../src/coordinator/errors.js";
+import { BrokenInvariantError, InvalidArgumentError, failureToError } from "../src/coordinator/errors.js";
 import {
   validateAddress,
   validateCapacity,
@@ -22,91 +21,10 @@ import {
 } from "../src/coordinator/ids.js";
 import { validateLabels } from "../src/coordinator/labels.js";
 import type { AssignmentEvent } from "../src/coordinator/model.js";
+import { type DistributiveOmit, Harness, type Input } from "./support/state-harness.js";
 import type { CoordinatorStateConfig } from "../src/coordinator/state-config.js";
 import { ConfigError } from "../src/raft/errors.js";
 import { SeededRandom } from "../src/raft/random.js";
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-type Input = DistributiveOmit<Command, "nowMs"> & { nowMs?: number };
-type Success<T extends CommandType> = Extract<CommandSuccess, { type: T }>;
-
-/** A state machine fed encoded commands at rising indexes and a clock the test moves. */
-class Harness {
-  readonly sm: CoordinatorStateMachine;
-  index = 0;
-  nowMs = 1_000_000;
-
-  constructor(config: Partial<CoordinatorStateConfig> = {}) {
-    this.sm = new CoordinatorStateMachine({ config });
-  }
-
-  get q() {
-    return this.sm.queries;
-  }
-
-  /** A group whose members all run this release raises the cluster version (formats.ts); what it gates needs it. */
-  raiseClusterVersion(version = NEWEST_CLUSTER_VERSION): void {
-    this.sm.apply(encodeCommand({ type: "setClusterVersion", nowMs: this.nowMs, version }, { version: 2, term: 1 }), ++this.index);
-  }
-
-  run(input: Input): ApplyOutcome {
-    const outcome = this.sm.apply(encodeCommand({ nowMs: this.nowMs, ...input } as Command), ++this.index);
-    this.sm.checkInvariants();
-    return outcome;
-  }
-
-  ok<T extends CommandType>(input: Input & { type: T }): Success<T> {
-    const { result } = this.run(input);
-    if (!result.ok) throw new Error(`expected ${input.type} to succeed, got ${result.code}: ${result.message}`);
-    return result as Success<T>;
-  }
-
-  fail(input: Input): CommandFailure {
-    const { result } = this.run(input);
-    if (result.ok) throw new Error(`expected ${input.type} to fail, got ${JSON.stringify(result)}`);
-    return result;
-  }
-
-  register(nodeId: string, fields: { capacity?: number; region?: string; labels?: Record<string, string>; address?: string } = {}): number {
-    return this.ok({
-      type: "register",
-      nodeId,
-      address: fields.address ?? `10.0.0.1:${9000 + this.index}`,
-      capacity: fields.capacity ?? 10,
-      region: fields.region ?? "",
-      labels: validateLabels(fields.labels ?? {}),
-    }).generation;
-  }
-
-  create(meetingId: string, fields: { region?: string; labels?: Record<string, string> } = {}): CreateMeetingResult {
-    return this.ok({ type: "createMeeting", meetingId, region: fields.region ?? "", requiredLabels: validateLabels(fields.labels ?? {}) });
-  }
-
-  /** A checkpoint save from the meeting's current owner unless fields say otherwise. */
-  save(meetingId: string, sequence: number, fields: { nodeId?: string; generation?: number; epoch?: number; state?: Uint8Array } = {}): Input {
-    const route = this.q.getRoute(meetingId);
-    const nodeId = fields.nodeId ?? (route.ok ? route.route.nodeId : "nobody");
-    return {
-      type: "saveCheckpoint",
-      nodeId,
-      generation: fields.generation ?? this.q.getNode(nodeId)?.generation ?? 1,
-      meetingId,
-      epoch: fields.epoch ?? (route.ok ? route.route.epoch : 1),
-      sequence,
-      state: fields.state ?? new TextEncoder().encode(`${meetingId}@${sequence}`),
-    };
-  }
-
-  kill(nodeId: string): ApplyOutcome {
-    return this.run({ type: "setLiveness", nodeId, generation: this.q.getNode(nodeId)!.generation, liveness: "DEAD" });
-  }
-
-  ownerOf(meetingId: string): string {
-    const route = this.q.getRoute(meetingId);
-    if (!route.ok) throw new Error(route.message);
-    return route.route.nodeId;
-  }
-}
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array | undefined) => (data ? new TextDecoder().decode(data) : undefined);
@@ -629,12 +547,15 @@ describe("the state machine", () => {
     expect(garbage).toMatchObject({ result: { ok: false, code: "INVALID_ARGUMENT" }, events: [] });
     const pack = (v: object) => new Packr({ useRecords: false }).pack(v);
     const malformed = h.sm.apply(pack({ v: 0, type: "register" }), ++h.index);
-    expect(malformed.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "command version must be 1 or 2, got 0" });
+    expect(malformed.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "command version must be 1, 2 or 3, got 0" });
     const termless = h.sm.apply(pack({ v: 2, type: "register" }), ++h.index);
     expect(termless.result).toEqual({ ok: false, code: "INVALID_ARGUMENT", message: "term must be an integer in 1..2^53-1, got undefined" });
     // Version 1 knows no setClusterVersion: refused as a release before cluster versions refuses it.
     const early = h.sm.apply(pack({ v: 1, type: "setClusterVersion", nowMs: 1, version: 2 }), ++h.index);
     expect(early.result).toMatchObject({ ok: false, code: "INVALID_ARGUMENT", message: "command type setClusterVersion needs command version 2" });
+    // Version 2 knows no planned moves: refused as a release of cluster version 2 refuses them.
+    const move = h.sm.apply(pack({ v: 2, term: 1, type: "startMove", nowMs: 1, meetingId: "m", toNodeId: "", timeoutMs: 1_000 }), ++h.index);
+    expect(move.result).toMatchObject({ ok: false, code: "INVALID_ARGUMENT", message: "command type startMove needs command version 3" });
     const after = queriesOf(h.sm);
     expect({ ...after, audit: [], appliedIndex: 0 }).toEqual({ ...before, audit: [], appliedIndex: 0 });
     expect(after.audit.at(-1)).toMatchObject({ kind: "invalid", ok: false, code: "INVALID_ARGUMENT" });

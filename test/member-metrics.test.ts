@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { NEWEST_CLUSTER_VERSION } from "../src/coordinator/formats.js";
 import { loadProto, lookup } from "../src/wire/proto.js";
 import { coordinatorClient } from "./support/coordinator-load.js";
 import { FakeMeetingNodes } from "./support/fake-meeting-node.js";
@@ -131,7 +132,7 @@ describe("members you can watch", () => {
       expect(value(t, 'convene_meeting_servers{state="ALIVE"}')).toBe(1);
       expect(value(t, 'convene_meeting_moves_total{reason="node_dead"}')).toBeGreaterThanOrEqual(1);
       expect(value(t, "convene_raft_applied_index")).toBeGreaterThan(3);
-      expect(value(t, "convene_cluster_version")).toBe(2);
+      expect(value(t, "convene_cluster_version")).toBe(NEWEST_CLUSTER_VERSION);
     }
     const leaderText = texts[IDS.indexOf(leader)]!;
     expect(value(leaderText, "convene_checkpoint_saves_total")).toBeGreaterThanOrEqual(1);

@@ -398,7 +398,7 @@ describe("NodeAgent", () => {
     fake.assign("room", "m1");
     await waitFor("room", () => agent.meetings().has("room"));
     expect(host.errors.map((e) => e.message)).toEqual([
-      "AssignmentEvent.type must be ASSIGNED (1) or REVOKED (2), got 7",
+      "AssignmentEvent.type must be ASSIGNED (1), REVOKED (2) or HANDOVER (3), got 7",
       'AssignmentEvent.meeting_id must be a meeting id: 1 to 128 letters, digits, ".", "_", ":" or "-"; got "bad id!" (a space is not allowed)',
       "AssignmentEvent.epoch must be an integer in 1..2^53-1, got 0",
       'AssignmentEvent.checkpoint.meeting_id must be "room", got "other"',
@@ -458,7 +458,7 @@ describe("agent sidecar", () => {
     expect(notices[0]).toEqual({ type: "assigned", meetingId: "room-1", epoch: 1, checkpoint: Buffer.from("restored").toString("base64") });
 
     const list = await fetch(`${url}/meetings`);
-    expect(await list.json()).toEqual({ nodeId: "s1", generation: 1, meetings: [{ meetingId: "room-1", epoch: 1 }] });
+    expect(await list.json()).toEqual({ nodeId: "s1", generation: 1, meetings: [{ meetingId: "room-1", epoch: 1, handingOver: false }] });
 
     // A host that polls instead of taking the webhook reads the restored checkpoint.
     const restored = await fetch(`${url}/meetings/room-1/state`);

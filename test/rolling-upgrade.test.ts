@@ -11,8 +11,8 @@
  *      back to the previous release, which reads everything the new one
  *      wrote;
  *   4. all three replaced by this release: the leader raises the cluster
- *      version to 2 and the group writes the new formats (commands carry
- *      their term).
+ *      version to the newest (3) and the group writes the new formats
+ *      (commands carry their term).
  * Before a member stops, and after each step, leadership goes to a member
  * of this release when there is one (the procedure of README "Rolling
  * upgrades"). After every step the group answers and converges; at the end every
@@ -22,6 +22,8 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NEWEST_COMMAND_VERSION } from "../src/coordinator/commands.js";
+import { NEWEST_CLUSTER_VERSION } from "../src/coordinator/formats.js";
 import { AgentFleet } from "./support/agent-fleet.js";
 import { memberRouteTable } from "./support/cluster-digest.js";
 import { CreateLoad, coordinatorClient, missingAcknowledged } from "./support/coordinator-load.js";
@@ -144,7 +146,7 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("rolling upgrade from the previous
 
     await replace("n1", "new");
     await replace("n2", "new");
-    expect((await c.status("n1")) as unknown as Status).toMatchObject({ cluster_version: 1, formats: { command: 2 } });
+    expect((await c.status("n1")) as unknown as Status).toMatchObject({ cluster_version: 1, formats: { command: NEWEST_COMMAND_VERSION } });
     await sleep(2_500); // the leader's monitor has had its rounds: n3 holds the version at 1
     expect((await clusterVersions()).filter((v) => v !== 0)).toEqual([1, 1]);
 
@@ -154,7 +156,7 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("rolling upgrade from the previous
     expect(await clusterVersions()).toEqual([0, 0, 0]);
 
     for (const id of IDS) await replace(id, "new");
-    await expect.poll(clusterVersions, { timeout: 20_000, interval: 250 }).toEqual([2, 2, 2]);
+    await expect.poll(clusterVersions, { timeout: 20_000, interval: 250 }).toEqual([NEWEST_CLUSTER_VERSION, NEWEST_CLUSTER_VERSION, NEWEST_CLUSTER_VERSION]);
     await sleep(1_500); // writes in the new formats
     await load.stop();
     await converged();
@@ -183,7 +185,7 @@ describe.skipIf(!process.env.CONVENE_OPS_E2E)("rolling upgrade from the previous
     await c.waitForAll(30_000);
     await expect(unary(c.admin("n1"), "AddLearner", { id: "n4", address: c.addresses.get("n4") }, 10_000)).rejects.toMatchObject({
       code: 9,
-      details: expect.stringContaining("older than cluster version 2 needs"),
+      details: expect.stringContaining(`older than cluster version ${NEWEST_CLUSTER_VERSION} needs`),
     });
     expect((await c.status("n1")).learners).toEqual([]);
   }, 600_000);

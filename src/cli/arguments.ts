@@ -10,6 +10,7 @@
  *
  * The id rules are API.md's; the server checks them too.
  */
+import { formatDuration, parseDuration } from "../node-agent/index.js";
 import { HOST_PORT_RULE, describeValue, idProblem } from "../wire/describe.js";
 
 /** A value that broke its parser's rule; the message is the rule and the value, without the flag's name. */
@@ -78,4 +79,39 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER): (value: stri
     }
     return n;
   };
+}
+
+/** A parser for a duration option ("10m", "30s", "500ms", "1h", or ms) within [minMs, maxMs]. */
+export function durationArg(minMs: number, maxMs: number): (value: string) => number {
+  return (value) => {
+    const ms = parseDuration(value);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      throw new InvalidValue(`must be a duration such as 10m, 30s or 500ms, from ${formatDuration(minMs)} to ${formatDuration(maxMs)}; got ${describeValue(value)}`);
+    }
+    return ms;
+  };
+}
+
+/** "2/s", "2" or "0.5/s" → moves per second, above 0 and at most 100. */
+export function rateArg(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(value.trim());
+  const rate = m ? Number(m[1]) : Number.NaN;
+  if (!(rate > 0 && rate <= 100)) throw new InvalidValue(`must be a rate such as 2/s or 0.5/s, above 0 and at most 100/s; got ${describeValue(value)}`);
+  return rate;
+}
+
+/** A number from 0 to 1. */
+export function fractionArg(value: string): number {
+  const n = /^\d*\.?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!(n >= 0 && n <= 1)) throw new InvalidValue(`must be a number from 0 to 1; got ${describeValue(value)}`);
+  return n;
+}
+
+/** KEY=VALUE, collected over repeats into a map (commander's reducer form). */
+export function labelArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidValue(`must be KEY=VALUE; got ${describeValue(value)}`);
+  const key = value.slice(0, eq);
+  if (Object.prototype.hasOwnProperty.call(previous, key)) throw new InvalidValue(`names the key ${describeValue(key)} twice`);
+  return { ...previous, [key]: value.slice(eq + 1) };
 }

@@ -6,15 +6,15 @@
  *   status                  ClusterStatus
  *   nodes                   ListNodes
  *   meetings [--node ID]    ListMeetings
- *   route MEETING [--create] [--region R]   GetRoute
+ *   route MEETING [--create] [--region R] [--prefer NODE] [--require K=V] [--exclude K=V]   GetRoute
  *   checkpoint MEETING      GetCheckpoint (metadata and size, not the bytes)
  *   end MEETING             EndMeeting
- *   drain NODE [--migrate]  DrainNode
+ *   drain NODE [--migrate | --deadline D]   DrainNode
  *   transfer-leader [ID]    TransferLeadership
  *   log [--limit N]         MemberAdmin.AuditLog
  */
 import { type Command, Option } from "commander";
-import { intArg, meetingIdArg, memberIdArg, nodeIdArg } from "./arguments.js";
+import { durationArg, intArg, labelArg, meetingIdArg, memberIdArg, nodeIdArg } from "./arguments.js";
 import { type ClusterClient, auditLog, listMeetings } from "./cluster-client.js";
 import { CommandError } from "./errors.js";
 import { runOperator, withClusterOptions } from "./operator.js";
@@ -75,11 +75,28 @@ export function addClusterCommands(program: Command): void {
       .description("where a meeting lives (with --create: place it if new)")
       .argument("<meeting>", "meeting id", meetingIdArg)
       .option("--create", "assign the meeting to a node if it has none")
-      .option("--region <region>", "placement hint for a new meeting"),
-  ).action(async (meeting: string, opts: { create?: boolean; region?: string }, command: Command) =>
-    runOperator(command, async (client) =>
-      renderRoute(await client.call<Route>("coordinator", "GetRoute", { meeting_id: meeting, create: opts.create === true, region: opts.region ?? "" })),
-    ),
+      .option("--region <region>", "placement hint for a new meeting")
+      .option("--prefer <node>", "with --create: put a new meeting on this server when it can take it", nodeIdArg)
+      .option("--require <key=value>", "with --create: only servers with this label (repeatable; kept for later moves)", labelArg)
+      .option("--exclude <key=value>", "with --create: never servers with this label (repeatable; kept for later moves)", labelArg),
+  ).action(
+    async (
+      meeting: string,
+      opts: { create?: boolean; region?: string; prefer?: string; require?: Record<string, string>; exclude?: Record<string, string> },
+      command: Command,
+    ) =>
+      runOperator(command, async (client) =>
+        renderRoute(
+          await client.call<Route>("coordinator", "GetRoute", {
+            meeting_id: meeting,
+            create: opts.create === true,
+            region: opts.region ?? "",
+            preferred_node_id: opts.prefer ?? "",
+            required_labels: opts.require ?? {},
+            excluded_labels: opts.exclude ?? {},
+          }),
+        ),
+      ),
   );
 
   withClusterOptions(
@@ -103,14 +120,20 @@ export function addClusterCommands(program: Command): void {
   withClusterOptions(
     program
       .command("drain")
-      .description("stop placing new meetings on a meeting server (with --migrate: move its meetings now)")
+      .description("stop placing new meetings on a meeting server (with --migrate: move its meetings now; with --deadline: hand them over then)")
       .argument("<node>", "meeting server id", nodeIdArg)
-      .option("--migrate", "move its meetings to other nodes now, with their checkpoints"),
-  ).action(async (node: string, opts: { migrate?: boolean }, command: Command) =>
+      .option("--migrate", "move its meetings to other nodes now, with their last checkpoints")
+      .addOption(
+        new Option("--deadline <duration>", "meetings that end within it end there; then the rest are handed over, each with a final checkpoint (e.g. 10m)")
+          .argParser(durationArg(1, 24 * 3_600_000))
+          .conflicts("migrate"),
+      ),
+  ).action(async (node: string, opts: { migrate?: boolean; deadline?: number }, command: Command) =>
     runOperator(command, async (client) => {
       const before = await knownNode(client, node);
-      const r = await client.call<DrainResult>("coordinator", "DrainNode", { node_id: node, migrate: opts.migrate === true });
-      return renderDrain(before, opts.migrate === true, r);
+      const migrate = opts.migrate === true;
+      const r = await client.call<DrainResult>("coordinator", "DrainNode", { node_id: node, migrate, deadline_ms: opts.deadline ?? 0 });
+      return renderDrain(before, migrate, r, opts.deadline ?? 0);
     }),
   );
 

@@ -61,20 +61,24 @@ export function commandPath(command: Command): string {
   return names.join(" ");
 }
 
+/** The members to ask and how to reach them, from the command's flags (UsageError when they are inconsistent). */
+export function clusterAccess(command: Command): { coordinators: string[]; security: ReturnType<typeof loadClientSecurity>; flags: ClusterFlags } {
+  const flags = command.optsWithGlobals<ClusterFlags>();
+  const coordinators = flags.server ?? flags.coordinators;
+  try {
+    return { coordinators, security: loadClientSecurity(validateClientSecurity(flags, coordinators, flags.server ? "--server" : "--coordinators")), flags };
+  } catch (err) {
+    throw new UsageError(commandPath(command), err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
 /**
  * Runs one operator command: `body` makes its calls and renders the answer,
  * which goes to stdout as text or JSON. A refusal from the cluster becomes
  * CommandFailed naming the command (src/cli.ts prints it and exits 1).
  */
 export async function runOperator(command: Command, body: (client: ClusterClient) => Promise<Rendered>): Promise<void> {
-  const flags = command.optsWithGlobals<ClusterFlags>();
-  const coordinators = flags.server ?? flags.coordinators;
-  let security;
-  try {
-    security = loadClientSecurity(validateClientSecurity(flags, coordinators, flags.server ? "--server" : "--coordinators"));
-  } catch (err) {
-    throw new UsageError(commandPath(command), err instanceof Error ? err.message : String(err), { cause: err });
-  }
+  const { coordinators, security, flags } = clusterAccess(command);
   const client = new ClusterClient({ coordinators, timeoutMs: flags.timeoutMs, security });
   try {
     const rendered = await body(client);

@@ -61,6 +61,8 @@ function addMember(program: Command): void {
     .option("--snapshot-every <n>", "applied entries between snapshots")
     .option("--request-timeout-ms <n>", "deadline of a proposal")
     .option("--app <app>", "replicated application: coordinator (default) or kv")
+    .option("--placement-weights <list>", "placement's weights, e.g. meetings=1,cpu=2,netIn=1,netOut=1,participants=1 (the same on every member)")
+    .option("--event-log-size <n>", "events kept for WatchEvents (default 20000; the same on every member)")
     .option("--log-level <level>", "pino level")
     .option("--metrics-listen <host:port>", "HTTP address of /metrics, /livez, /readyz (default 127.0.0.1:<gRPC port + 1000>; off for none)")
     .option("--cert <file>", "TLS: this member's certificate (PEM); with --key and --ca")

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, type OutputConfiguration } from "commander";
+import { addAppCommands } from "./app-commands.js";
 import { InvalidValue } from "./arguments.js";
 import { addCertsCommand } from "./certs-command.js";
 import { addClusterCommands } from "./cluster-commands.js";
@@ -41,6 +42,10 @@ Examples:
   convene status
   convene route room-1 --create
   convene drain m1 --migrate
+  convene drain m1 --deadline 10m && convene undrain m1
+  convene move room-1 --to m2
+  convene rebalance --max-moves 20 --rate 2/s
+  convene events --follow
   convene members add n4 127.0.0.1:7004 && convene members promote n4
   convene snapshot save backup.db && convene snapshot status backup.db
   convene nodes --json | jq '.nodes[].state'
@@ -87,6 +92,7 @@ export function createProgram(output?: Pick<OutputConfiguration, "writeOut" | "w
   if (output) program.configureOutput(output);
   addProcessCommands(program);
   addClusterCommands(program);
+  addAppCommands(program);
   addMemberCommands(program);
   addSnapshotCommands(program);
   addCertsCommand(program);

@@ -7,6 +7,7 @@
  * longs as Number, enums as Number, defaults filled in).
  */
 import { formatFields, formatTable } from "./table.js";
+import { formatDuration } from "../node-agent/index.js";
 
 export interface Rendered {
   readonly text: string;
@@ -69,6 +70,13 @@ export function renderClusterStatus(s: ClusterStatus): Rendered {
   };
 }
 
+export interface LoadFiguresInfo {
+  cpu: number;
+  net_in_bytes_per_sec: number;
+  net_out_bytes_per_sec: number;
+  participants: number;
+}
+
 export interface NodeInfo {
   node_id: string;
   address: string;
@@ -78,6 +86,18 @@ export interface NodeInfo {
   state: number;
   meetings: number;
   generation: number;
+  /** Absent from members of an older version. */
+  limits?: LoadFiguresInfo | null;
+  load?: (LoadFiguresInfo & { reported_at_ms: number }) | null;
+  drain_deadline_ms?: number;
+}
+
+const megabytes = (n: number): string => `${(n / 1e6).toFixed(1)}`;
+
+/** "0.42 (max 0.80)", "-" when nothing was reported. */
+function figure(value: number, limit: number, show: (n: number) => string, reported: boolean): string {
+  if (!reported) return "-";
+  return limit > 0 ? `${show(value)}/${show(limit)}` : show(value);
 }
 
 export function renderNodes(r: { nodes: NodeInfo[] }): Rendered {
@@ -86,8 +106,25 @@ export function renderNodes(r: { nodes: NodeInfo[] }): Rendered {
     nodes.length === 0
       ? "no meeting servers registered\n"
       : formatTable(
-          ["NODE", "ADDRESS", "STATE", "MEETINGS", "REGION", "GENERATION"],
-          nodes.map((n) => [n.node_id, n.address, n.state, `${n.meetings}/${n.capacity}`, orDash(n.region), String(n.generation)]),
+          ["NODE", "ADDRESS", "STATE", "MEETINGS", "REGION", "GENERATION", "CPU", "IN MB/S", "OUT MB/S", "PEOPLE", "HANDS OVER AT"],
+          nodes.map((n) => {
+            const reported = (n.load?.reported_at_ms ?? 0) > 0;
+            const l = n.load ?? { cpu: 0, net_in_bytes_per_sec: 0, net_out_bytes_per_sec: 0, participants: 0 };
+            const lim = n.limits ?? { cpu: 0, net_in_bytes_per_sec: 0, net_out_bytes_per_sec: 0, participants: 0 };
+            return [
+              n.node_id,
+              n.address,
+              n.state,
+              `${n.meetings}/${n.capacity}`,
+              orDash(n.region),
+              String(n.generation),
+              figure(l.cpu, lim.cpu, (x) => x.toFixed(2), reported),
+              figure(l.net_in_bytes_per_sec, lim.net_in_bytes_per_sec, megabytes, reported),
+              figure(l.net_out_bytes_per_sec, lim.net_out_bytes_per_sec, megabytes, reported),
+              figure(l.participants, lim.participants, String, reported),
+              time(n.drain_deadline_ms ?? 0),
+            ];
+          }),
         );
   return { text, json: { nodes } };
 }
@@ -229,12 +266,14 @@ const meetingsWord = (n: number): string => `${n} meeting${n === 1 ? "" : "s"}`;
  * meetings moved when it died), one already draining only moves what
  * --migrate finds now.
  */
-export function renderDrain(before: NodeInfo, migrate: boolean, r: DrainResult): Rendered {
+export function renderDrain(before: NodeInfo, migrate: boolean, r: DrainResult, deadlineMs = 0): Rendered {
   const id = before.node_id;
   const state = nodeStateName(before.state);
-  const json = { node_id: id, state_before: state, draining: true, migrate, moved: r.moved, stayed: r.stayed };
+  const json = { node_id: id, state_before: state, draining: true, migrate, ...(deadlineMs > 0 ? { deadline_ms: deadlineMs } : {}), moved: r.moved, stayed: r.stayed };
   let text: string;
-  if (state === "DEAD" && r.moved === 0 && r.stayed === 0) {
+  if (deadlineMs > 0) {
+    text = `${id} is draining: no new meetings; in ${formatDuration(deadlineMs)} the meetings still there are handed over (\`convene undrain ${id}\` puts it back)`;
+  } else if (state === "DEAD" && r.moved === 0 && r.stayed === 0) {
     text = `${id} is dead: its meetings moved when it was declared dead, so nothing moved now. It is marked draining, which it forgets if it registers again`;
   } else {
     const was = state === "DRAINING" ? `${id} was already draining` : `${id} is draining: it gets no new meetings`;

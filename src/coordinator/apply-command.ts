@@ -13,6 +13,8 @@
  *     meetings that now fit; createMeeting does it first instead, so older
  *     waiting meetings get room before a new one.
  *   - Anything thrown is a broken invariant: the member stops.
+ *   - Events: what the command changed, as applications see it, is derived
+ *     at the end (derive-events.ts) and kept in the state's event log.
  */
 import type {
   ApplyOutcome,
@@ -36,11 +38,16 @@ import type {
   SaveCheckpointCommand,
   SetLivenessCommand,
 } from "./commands.js";
+import { applyMoveCommand } from "./apply-moves.js";
+import { captureBefore, deriveEvents } from "./derive-events.js";
 import { type CommandFailure, assertNever, failure } from "./errors.js";
+import { completeEvent } from "./event-log.js";
 import { applySetClusterVersion } from "./apply-cluster-version.js";
 import { recordDeath } from "./flap-damping.js";
-import { labelsToString } from "./labels.js";
+import { NO_LABELS, labelsToString } from "./labels.js";
+import { applyReportLoad } from "./load-commands.js";
 import type { AssignmentEvent, MeetingRecord, NodeRecord } from "./model.js";
+import { NO_LIMITS, NO_LOAD } from "./node-load.js";
 import { noRecentPlacements } from "./recent-placements.js";
 import type { CoordinatorState } from "./state.js";
 
@@ -50,6 +57,7 @@ type Handled<R> = { readonly result: R | CommandFailure; readonly summary: strin
 export function applyCommand(state: CoordinatorState, command: Command, index: number, term = 0): ApplyOutcome {
   state.advanceClock(command.nowMs);
   const events: AssignmentEvent[] = [];
+  const before = captureBefore(state, command);
   const handled = dispatch(state, command, index, events);
   let summary = handled.summary;
   if (command.type !== "saveCheckpoint" && command.type !== "createMeeting" && command.type !== "placeUnassigned") {
@@ -58,6 +66,8 @@ export function applyCommand(state: CoordinatorState, command: Command, index: n
   }
   state.appliedIndex = index;
   const result: CommandResult = handled.result;
+  const drafts = deriveEvents(state, command, result, events, before);
+  state.events.append(drafts.map((draft, position) => completeEvent(draft, index, position, state.clockMs)));
   state.audit.append({
     index,
     kind: command.type,
@@ -88,6 +98,16 @@ function dispatch(state: CoordinatorState, command: Command, index: number, even
       return applyDeregister(state, command, events);
     case "placeUnassigned":
       return applyPlaceUnassigned(state, events);
+    case "reportLoad":
+      return applyReportLoad(state, command);
+    case "startMove":
+    case "completeMove":
+    case "expireMove":
+    case "rebalance":
+    case "scheduleDrain":
+    case "drainDue":
+    case "undrain":
+      return applyMoveCommand(state, command, events);
     case "setClusterVersion":
       return applySetClusterVersion(state, command);
     default:
@@ -128,6 +148,9 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
     existing.liveness = "ALIVE";
     existing.draining = false;
     if (versioned && !state.config.bugs?.noNewTenure) kept = state.retenure(c.nodeId, oldGeneration, events);
+    existing.limits = c.limits ?? NO_LIMITS;
+    existing.load = NO_LOAD;
+    existing.drainDeadlineMs = 0;
   } else {
     const node: NodeRecord = {
       id: c.nodeId,
@@ -143,6 +166,9 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
       heldOutUntilMs: 0,
       recent: noRecentPlacements(),
       assigned: 0,
+      limits: c.limits ?? NO_LIMITS,
+      load: NO_LOAD,
+      drainDeadlineMs: 0,
     };
     state.addNode(node);
   }
@@ -205,8 +231,10 @@ function applyCreateMeeting(state: CoordinatorState, c: CreateMeetingCommand, in
     createdAtMs: state.clockMs,
     region: c.region,
     requiredLabels: c.requiredLabels,
+    excludedLabels: c.excludedLabels ?? NO_LABELS,
+    move: undefined,
   };
-  const target = state.findNodeFor(meeting);
+  const target = state.findNodeFor(meeting, undefined, c.preferredNodeId);
   if (target === undefined) return refused(`${c.meetingId}${waited}`, failure("RESOURCE_EXHAUSTED", state.explainNoRoom(meeting)));
   state.addMeeting(meeting);
   state.assign(meeting, target, events);

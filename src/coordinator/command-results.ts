@@ -7,6 +7,8 @@
  */
 import type { CommandType } from "./commands.js";
 import type { CommandFailure } from "./errors.js";
+import type { ReportLoadResult } from "./load-commands.js";
+import type { MoveResult } from "./move-commands.js";
 import type { AssignmentEvent, Liveness, Route } from "./model.js";
 
 export interface RegisterResult {
@@ -92,7 +94,9 @@ export type CommandSuccess =
   | SaveCheckpointResult
   | DrainNodeResult
   | DeregisterResult
-  | PlaceUnassignedResult;
+  | PlaceUnassignedResult
+  | ReportLoadResult
+  | MoveResult;
 
 export type CommandResult = CommandSuccess | CommandFailure;
 

@@ -6,6 +6,9 @@
  *   1  `{ v: 1, type, nowMs, ...fields }`: every release before cluster versions.
  *   2  adds `term`, the term of the leader that proposed it (the audit trail
  *      shows it), and the setClusterVersion command.
+ *   3  adds the commands of planned moves, drains with a deadline, undrain,
+ *      rebalancing and load reports, register's `limits`, and create's
+ *      `excludedLabels` and `preferredNodeId` (command-gates.ts).
  * Every older version still decodes. A version newer than this build's is
  * not a malformed command but one this member cannot apply as the others
  * do: decoding throws NewerFormatError and the member stops (it must not
@@ -23,6 +26,7 @@
  * because the bytes are all it can trust.
  */
 import { Packr } from "msgpackr";
+import { checkVersionAllows, typeVersion } from "./command-gates.js";
 import { InvalidArgumentError, NewerFormatError } from "./errors.js";
 import {
   shown,
@@ -40,10 +44,13 @@ import {
   validateUint,
 } from "./ids.js";
 import { type Labels, validateLabels } from "./labels.js";
+import { type ReportLoadCommand, parseReportLoad } from "./load-commands.js";
 import type { Liveness } from "./model.js";
+import { MOVE_COMMAND_TYPES, type MoveCommand, isMoveCommandType, parseMoveCommand, validateNodeIdOrEmpty } from "./move-commands.js";
+import { type NodeLimits, validateLimits } from "./node-load.js";
 
 /** The newest command version this build reads and writes. */
-export const NEWEST_COMMAND_VERSION = 2;
+export const NEWEST_COMMAND_VERSION = 3;
 
 /** How the leader stamps a command beside its fields. */
 export interface CommandStamp {
@@ -66,6 +73,8 @@ export interface RegisterCommand {
   readonly labels: Labels;
   /** The registering process's token; absent when it sent none (older agents, older commands). */
   readonly incarnation?: string;
+  /** Hard load limits (node-load.ts); absent in older entries: none. */
+  readonly limits?: NodeLimits;
 }
 
 /** The leader's failure detector changes a node's liveness; DEAD moves its meetings. */
@@ -87,6 +96,10 @@ export interface CreateMeetingCommand {
   readonly region: string;
   /** Label selector the host must match (every key/value). */
   readonly requiredLabels: Labels;
+  /** No host may carry any of these key/values; absent in older entries: none. */
+  readonly excludedLabels?: Labels;
+  /** Chosen when it is eligible; "" or absent: placement decides. */
+  readonly preferredNodeId?: string;
 }
 
 export interface EndMeetingCommand {
@@ -149,7 +162,9 @@ export type Command =
   | SaveCheckpointCommand
   | DrainNodeCommand
   | DeregisterCommand
-  | PlaceUnassignedCommand;
+  | PlaceUnassignedCommand
+  | ReportLoadCommand
+  | MoveCommand;
 
 export type CommandType = Command["type"];
 
@@ -163,6 +178,8 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   "deregister",
   "placeUnassigned",
   "setClusterVersion",
+  "reportLoad",
+  ...MOVE_COMMAND_TYPES,
 ];
 
 const LIVENESS_VALUES: readonly Liveness[] = ["ALIVE", "SUSPECT", "DEAD"];
@@ -174,9 +191,11 @@ const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true
 
 /**
  * Validates and encodes at `stamp.version` (version 1 unless given);
- * throws InvalidArgumentError naming the bad field.
+ * throws InvalidArgumentError naming the bad field, FailedPreconditionError
+ * for a command or field that version cannot carry (command-gates.ts).
  */
 export function encodeCommand(command: Command, stamp: CommandStamp = VERSION_1): Uint8Array {
+  checkVersionAllows(command, stamp.version);
   const envelope = stamp.version >= 2 ? { v: stamp.version, term: stamp.term } : { v: stamp.version };
   const checked = parseCommand({ ...envelope, ...command });
   return packr.pack({ ...envelope, ...checked });
@@ -213,10 +232,14 @@ export function parseCommand(raw: unknown): Command {
   if (typeof version === "number" && Number.isSafeInteger(version) && version > NEWEST_COMMAND_VERSION) {
     throw new NewerFormatError(`command version ${version} is newer than this member reads (1..${NEWEST_COMMAND_VERSION}): the cluster version was raised past this release; run a newer one`);
   }
-  if (version !== 1 && version !== 2) throw new InvalidArgumentError(`command version must be 1 or 2, got ${shown(version)}`);
+  if (version !== 1 && version !== 2 && version !== 3) throw new InvalidArgumentError(`command version must be 1, 2 or 3, got ${shown(version)}`);
   if (version >= 2) validateUint(c["term"], "term", 1);
   const type = c["type"];
   const nowMs = validateUint(c["nowMs"], "now_ms");
+  // Unknown to an older version: a member of that release refuses it as it would.
+  if (COMMAND_TYPES.includes(type as CommandType) && typeVersion(type as CommandType) > version) {
+    throw new InvalidArgumentError(`command type ${String(type)} needs command version ${typeVersion(type as CommandType)}`);
+  }
   switch (type as CommandType) {
     case "register":
       return {
@@ -228,6 +251,8 @@ export function parseCommand(raw: unknown): Command {
         region: validateRegion(c["region"]),
         labels: validateLabels(c["labels"]),
         ...(c["incarnation"] === undefined || c["incarnation"] === null || c["incarnation"] === "" ? {} : { incarnation: validateIncarnation(c["incarnation"]) }),
+        // Version 3 on; an older release ignores the field, and so does its version here.
+        ...(version >= 3 ? { limits: validateLimits(c["limits"]) } : {}),
       };
     case "setLiveness":
       return {
@@ -244,6 +269,9 @@ export function parseCommand(raw: unknown): Command {
         meetingId: validateMeetingId(c["meetingId"]),
         region: validateRegion(c["region"]),
         requiredLabels: validateLabels(c["requiredLabels"], "required_labels"),
+        ...(version >= 3
+          ? { excludedLabels: validateLabels(c["excludedLabels"], "excluded_labels"), preferredNodeId: validateNodeIdOrEmpty(c["preferredNodeId"], "preferred_node_id") }
+          : {}),
       };
     case "endMeeting":
       return { type: "endMeeting", nowMs, meetingId: validateMeetingId(c["meetingId"]) };
@@ -265,10 +293,11 @@ export function parseCommand(raw: unknown): Command {
     case "placeUnassigned":
       return { type: "placeUnassigned", nowMs };
     case "setClusterVersion":
-      // Unknown to version 1: a member of a release before cluster versions refuses it as it would.
-      if (version === 1) throw new InvalidArgumentError("command type setClusterVersion needs command version 2");
       return { type: "setClusterVersion", nowMs, version: validateUint(c["version"], "version", 1) };
+    case "reportLoad":
+      return parseReportLoad(c, nowMs);
     default:
+      if (isMoveCommandType(type)) return parseMoveCommand(type, c, nowMs);
       throw new InvalidArgumentError(`command type must be one of ${COMMAND_TYPES.join(", ")}, got ${shown(type)}`);
   }
 }

@@ -46,7 +46,16 @@ export const CLUSTER_VERSIONS: readonly ClusterVersion[] = [
     changes:
       "commands carry the term of the leader that proposed them (the audit trail shows it); a register from the process already registered keeps its generation, and a re-registered node's meetings start a new tenure at a higher epoch; snapshots keep the cluster version, each audit entry's term and each node's incarnation",
   },
+  {
+    version: 3,
+    formats: { wire: 1, command: 3, snapshot: 4 },
+    changes:
+      "planned moves, rebalancing, drains with a deadline and undrain (startMove, completeMove, expireMove, rebalance, scheduleDrain, drainDue, undrain), load figures written by the leader (reportLoad), limits declared at register, excluded labels and a preferred node at create; snapshots keep each node's limits, load and drain deadline, the meetings' hand-overs and excluded labels, and the event log",
+  },
 ];
+
+/** The first cluster version with planned moves, drains with a deadline, rebalancing and placement by load. */
+export const MOVES_AND_LOAD_VERSION = 3;
 
 export const NEWEST_CLUSTER_VERSION = CLUSTER_VERSIONS[CLUSTER_VERSIONS.length - 1]!.version;
 

@@ -82,6 +82,16 @@ export function labelsMatch(labels: Labels, selector: Labels): boolean {
   return true;
 }
 
+/** Whether any key/value of `excluded` is among `labels` (both sorted): such a node may not host the meeting. */
+export function labelsShareAny(labels: Labels, excluded: Labels): boolean {
+  let i = 0;
+  for (const [key, value] of excluded) {
+    while (i < labels.length && labels[i]![0] < key) i++;
+    if (i < labels.length && labels[i]![0] === key && labels[i]![1] === value) return true;
+  }
+  return false;
+}
+
 /** The labels as a plain object with own properties only, for the proto map. */
 export function labelsToRecord(labels: Labels): Record<string, string> {
   const record: Record<string, string> = {};

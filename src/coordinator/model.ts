@@ -8,6 +8,7 @@
  * up to 256 KiB per read, so callers must not mutate them.
  */
 import type { Labels } from "./labels.js";
+import type { NodeLimits, NodeLoad } from "./node-load.js";
 import type { RecentPlacements } from "./recent-placements.js";
 
 /** What the failure detector decides: changed only by `setLiveness`. */
@@ -43,6 +44,16 @@ export interface NodeRecord {
   recent: RecentPlacements;
   /** Derived, rebuilt on restore: meetings whose owner is this node. */
   assigned: number;
+  /** Declared at Register: hard limits placement never passes (node-load.ts). */
+  limits: NodeLimits;
+  /** The last figures the leader wrote for it (reportLoad); zero until then. */
+  load: NodeLoad;
+  /**
+   * A planned drain's deadline on the replicated clock (0: none). Set by
+   * scheduleDrain; when the clock passes it the leader hands the node's
+   * remaining meetings over (drainDue). Cleared by Register and undrain.
+   */
+  drainDeadlineMs: number;
 }
 
 export interface MeetingRecord {
@@ -57,6 +68,38 @@ export interface MeetingRecord {
   /** Placement hint and constraints, kept for every later move. */
   readonly region: string;
   readonly requiredLabels: Labels;
+  /** No node with any of these key/values hosts it. */
+  readonly excludedLabels: Labels;
+  /** A planned move under way (move-commands.ts), or undefined. Cleared whenever the owner changes. */
+  move: PendingMove | undefined;
+}
+
+/**
+ * Why a meeting changed hosts, as events report it. API.md's reasons
+ * (NODE_DEAD, DRAIN with migrate, NODE_LEFT by Deregister) and the
+ * operator-requested ones (PLANNED_MOVE, REBALANCE, and DRAIN for a drain
+ * with a deadline, whose moves are hand-overs); PLACED for a meeting that
+ * waited unassigned and found room; NODE_REREGISTERED for a meeting kept by
+ * a node that registered again (same node, a new tenure at a new epoch).
+ */
+export type MoveReason = "NODE_DEAD" | "DRAIN" | "NODE_LEFT" | "PLANNED_MOVE" | "REBALANCE" | "PLACED" | "NODE_REREGISTERED";
+
+/** The reasons a hand-over is started for. */
+export type HandOverReason = "PLANNED_MOVE" | "REBALANCE" | "DRAIN";
+
+/**
+ * A hand-over under way: the owner was told (HANDOVER on its watch
+ * stream) to take a final checkpoint and stop writing; completeMove
+ * assigns the meeting on with it, expireMove moves it at `deadlineMs`
+ * with the last checkpoint instead.
+ */
+export interface PendingMove {
+  /** The requested new owner; "" lets placement choose at completion. */
+  readonly toNodeId: string;
+  readonly reason: HandOverReason;
+  readonly startedAtMs: number;
+  /** On the replicated clock. */
+  readonly deadlineMs: number;
 }
 
 export interface CheckpointRecord {
@@ -86,6 +129,10 @@ export interface NodeView {
   readonly generation: number;
   /** Held out of placement by flap damping until then (0: not held). */
   readonly heldOutUntilMs: number;
+  readonly limits: NodeLimits;
+  readonly load: NodeLoad;
+  /** A planned drain's deadline (0: none). */
+  readonly drainDeadlineMs: number;
 }
 
 /** The API's `Route`. `nodeId` and `address` are "" for an unassigned meeting. */
@@ -101,16 +148,20 @@ export interface Assignment {
   readonly meetingId: string;
   readonly epoch: number;
   readonly checkpoint?: CheckpointView;
+  /** A hand-over of it is under way: the stream follows the ASSIGNED with a HANDOVER. */
+  readonly handingOver?: boolean;
 }
 
-export type AssignmentEventType = "ASSIGNED" | "REVOKED";
+/** HANDOVER: the owner must take a final checkpoint, stop writing, and call HandOver. */
+export type AssignmentEventType = "ASSIGNED" | "REVOKED" | "HANDOVER";
 
 /**
  * A change of who hosts what, produced by apply for the watch streams:
  * the service sends it to `nodeId`'s stream (if that node watches with
  * `generation`), and gateways may use ASSIGNED to refresh route caches.
  * A move is REVOKED (old owner, old epoch) then ASSIGNED (new owner, new
- * epoch, last checkpoint).
+ * epoch, last checkpoint). HANDOVER (owner, current epoch) starts a
+ * planned move and changes no route.
  */
 export interface AssignmentEvent {
   readonly type: AssignmentEventType;

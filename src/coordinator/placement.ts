@@ -3,31 +3,41 @@
  * the candidates and the request, called from apply, so it must decide the
  * same on every member: no clock (the time is in the request), no
  * randomness, no dependence on iteration order (ties go to the smaller id),
- * and exact arithmetic.
+ * and arithmetic done in one fixed order.
  *
  * Rules, in order:
  *   1. Eligible: liveness ALIVE (not SUSPECT or DEAD), not draining, not
- *      excluded, with room (assigned < capacity), and labels matching
- *      every key/value of the selector.
- *   2. Nodes held out by flap damping are a last resort: used only when no
+ *      excluded, with room (assigned < capacity), no reported figure at or
+ *      over a limit the node declared (node-load.ts), labels matching
+ *      every key/value of the selector and none of the excluded ones.
+ *   2. A preferred node (GetRoute's preferred_node_id) that is eligible is
+ *      chosen; one that is not is ignored and the rules below decide.
+ *   3. Nodes held out by flap damping are a last resort: used only when no
  *      other eligible node exists. A meeting left unassigned for the whole
  *      hold-out (minutes) is worse than one on a server that may fail
  *      again; the chaos suite saw meetings answer 503 long after every
  *      fault had stopped because the only live servers were held out.
- *   3. If the request names a region and an eligible node is in it, only
+ *   4. If the request names a region and an eligible node is in it, only
  *      those nodes; otherwise every eligible node.
- *   4. Least loaded relative to capacity: (assigned + recent) / capacity,
- *      where `recent` counts placements of the last window or two (burst
- *      compensation, see recent-placements.ts). A fresh placement thus
- *      weighs double for a while, so a storm spreads out rather than
- *      filling whichever node looked emptiest before its meetings' load
- *      could show.
- *   5. Ties: the smaller node id (code-unit order).
+ *   5. The lowest load score: the weighted sum of (assigned + recent) /
+ *      capacity and of each reported figure relative to its limit (or a
+ *      default scale), see node-load.ts. `recent` counts placements of the
+ *      last window or two (burst compensation, see recent-placements.ts):
+ *      a fresh placement weighs double for a while, so a storm spreads out
+ *      rather than filling whichever node looked emptiest before its
+ *      meetings' load could show. Choosing the least loaded, rather than
+ *      packing, is what spreads meetings within a region. While no node
+ *      reports figures the score is the meetings ratio alone, API.md's
+ *      "least loaded relative to capacity".
+ *   6. Equal scores: the smaller exact meetings ratio (compared by
+ *      cross-multiplying, so ratios too close for a double still order),
+ *      then the smaller node id (code-unit order).
  */
 import { ResourceExhaustedError } from "./errors.js";
 import { isHeldOut } from "./flap-damping.js";
-import { type Labels, compareStrings, labelsMatch, labelsToString } from "./labels.js";
+import { type Labels, NO_LABELS, compareStrings, labelsMatch, labelsShareAny, labelsToString } from "./labels.js";
 import type { Liveness } from "./model.js";
+import { DEFAULT_WEIGHTS, type LoadFigures, NO_LIMITS, NO_LOAD, type NodeLimits, type PlacementWeights, loadScore, overALimit } from "./node-load.js";
 import { type RecentPlacements, countRecent } from "./recent-placements.js";
 
 /** What placement reads of a node; `NodeRecord` satisfies it as is. */
@@ -41,6 +51,9 @@ export interface PlacementCandidate {
   readonly recent: Readonly<RecentPlacements>;
   readonly region: string;
   readonly labels: Labels;
+  /** Declared hard limits and reported figures; none and zero when absent. */
+  readonly limits?: NodeLimits;
+  readonly load?: LoadFigures;
 }
 
 export interface PlacementRequest {
@@ -53,12 +66,18 @@ export interface PlacementRequest {
   readonly burstWindowMs: number;
   /** A node never to choose (the one being evacuated). */
   readonly excludeNodeId?: string;
+  /** No key/value of these may be among the node's labels; none when absent. */
+  readonly excludedLabels?: Labels;
+  /** Chosen when eligible (rule 2). */
+  readonly preferredNodeId?: string;
+  /** Weights of the score; DEFAULT_WEIGHTS when absent. */
+  readonly weights?: PlacementWeights;
 }
 
 /** Why a candidate is not eligible, or "" when it is (a held-out node is eligible, as a last resort). */
-export type Ineligibility = "" | "excluded" | "dead" | "suspect" | "draining" | "full" | "labels";
+export type Ineligibility = "" | "excluded" | "dead" | "suspect" | "draining" | "full" | "over-limit" | "labels" | "excluded-labels";
 
-const REASON_ORDER: readonly Ineligibility[] = ["full", "dead", "suspect", "draining", "labels", "excluded"];
+const REASON_ORDER: readonly Ineligibility[] = ["full", "over-limit", "dead", "suspect", "draining", "labels", "excluded-labels", "excluded"];
 
 export function ineligibility(c: PlacementCandidate, req: PlacementRequest): Ineligibility {
   if (c.id === req.excludeNodeId) return "excluded";
@@ -66,8 +85,14 @@ export function ineligibility(c: PlacementCandidate, req: PlacementRequest): Ine
   if (c.liveness === "SUSPECT") return "suspect";
   if (c.draining) return "draining";
   if (c.assigned >= c.capacity) return "full";
+  if (overALimit(loaded(c))) return "over-limit";
   if (!labelsMatch(c.labels, req.requiredLabels)) return "labels";
+  if (req.excludedLabels && req.excludedLabels.length > 0 && labelsShareAny(c.labels, req.excludedLabels)) return "excluded-labels";
   return "";
+}
+
+function loaded(c: PlacementCandidate): { capacity: number; limits: NodeLimits; load: LoadFigures } {
+  return { capacity: c.capacity, limits: c.limits ?? NO_LIMITS, load: c.load ?? NO_LOAD };
 }
 
 /**
@@ -85,11 +110,14 @@ export function compareRelativeLoad(aWeight: number, aCapacity: number, bWeight:
 
 interface Scored {
   readonly candidate: PlacementCandidate;
+  /** assigned + recent */
   readonly weight: number;
+  readonly score: number;
 }
 
 function better(a: Scored, b: Scored | undefined): boolean {
   if (b === undefined) return true;
+  if (a.score !== b.score) return a.score < b.score;
   const byLoad = compareRelativeLoad(a.weight, a.candidate.capacity, b.weight, b.candidate.capacity);
   return byLoad !== 0 ? byLoad < 0 : compareStrings(a.candidate.id, b.candidate.id) < 0;
 }
@@ -113,9 +141,12 @@ class Pool {
 export function findPlacement(candidates: Iterable<PlacementCandidate>, req: PlacementRequest): string | undefined {
   const preferred = new Pool();
   const heldOut = new Pool();
+  const weights = req.weights ?? DEFAULT_WEIGHTS;
   for (const candidate of candidates) {
     if (ineligibility(candidate, req) !== "") continue;
-    const scored = { candidate, weight: candidate.assigned + countRecent(candidate.recent, req.nowMs, req.burstWindowMs) };
+    if (candidate.id === req.preferredNodeId) return candidate.id;
+    const weight = candidate.assigned + countRecent(candidate.recent, req.nowMs, req.burstWindowMs);
+    const scored = { candidate, weight, score: loadScore(loaded(candidate), weight, weights) };
     (isHeldOut(candidate.heldOutUntilMs, req.nowMs) ? heldOut : preferred).offer(scored, req.region);
   }
   return (preferred.best ?? heldOut.best)?.candidate.id;
@@ -144,7 +175,10 @@ export function explainNoPlacement(candidates: Iterable<PlacementCandidate>, req
   // A fixed order of reasons: the message must not depend on the nodes' order.
   const reasons = REASON_ORDER.filter((why) => counts.has(why)).map((why) => {
     const n = counts.get(why)!;
-    return why === "labels" ? `${n} without labels ${labelsToString(req.requiredLabels)}` : `${n} ${why}`;
+    if (why === "labels") return `${n} without labels ${labelsToString(req.requiredLabels)}`;
+    if (why === "excluded-labels") return `${n} with excluded labels ${labelsToString(req.excludedLabels ?? NO_LABELS)}`;
+    if (why === "over-limit") return `${n} at a declared load limit`;
+    return `${n} ${why}`;
   });
   return total === 0 ? "no live node has room (no node is registered)" : `no live node has room (${total} nodes: ${reasons.join(", ")})`;
 }

@@ -9,6 +9,8 @@
  */
 import { ConfigError } from "../raft/errors.js";
 import type { CoordinatorBugs } from "./planted-bugs.js";
+import { InvalidArgumentError } from "./errors.js";
+import { DEFAULT_WEIGHTS, type PlacementWeights, validateWeights } from "./node-load.js";
 
 export interface CoordinatorStateConfig {
   /** Largest checkpoint `state` accepted, in bytes (API default 256 KiB). */
@@ -29,6 +31,14 @@ export interface CoordinatorStateConfig {
   readonly auditLogSize: number;
   /** Test-only planted bugs (planted-bugs.ts); absent in production. */
   readonly bugs?: CoordinatorBugs;
+  /**
+   * About how many events (WatchEvents) the state keeps, the newest; the
+   * oldest command's events go whole. A watcher further behind must start
+   * again from the oldest kept.
+   */
+  readonly eventLogSize: number;
+  /** How much each load dimension weighs in placement (node-load.ts). */
+  readonly placementWeights: PlacementWeights;
 }
 
 export function defaultStateConfig(): CoordinatorStateConfig {
@@ -39,6 +49,8 @@ export function defaultStateConfig(): CoordinatorStateConfig {
     flapWindowMs: 10 * 60_000,
     flapHoldOutMs: 5 * 60_000,
     auditLogSize: 1_000,
+    eventLogSize: 20_000,
+    placementWeights: DEFAULT_WEIGHTS,
   };
 }
 
@@ -56,5 +68,12 @@ export function validateStateConfig(c: CoordinatorStateConfig): CoordinatorState
   requireInteger("flapWindowMs", c.flapWindowMs, 1);
   requireInteger("flapHoldOutMs", c.flapHoldOutMs, 0);
   requireInteger("auditLogSize", c.auditLogSize, 0);
+  requireInteger("eventLogSize", c.eventLogSize, 1);
+  try {
+    validateWeights(c.placementWeights);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new ConfigError(err.message);
+    throw err;
+  }
   return c;
 }

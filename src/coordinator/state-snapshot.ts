@@ -7,10 +7,16 @@
  *     meetings: [...], checkpoints: [... with the state's length ...], audit: [...] }
  *   then every checkpoint's state, concatenated in the order of the rows.
  *   Format 3 (cluster version 2 on, formats.ts) adds `clusterVersion` after
- *   appliedIndex and each audit row's term. A member writes the format of
- *   the cluster version it has applied, so every member can read it, and
- *   reads both; a newer format stops it (NewerFormatError) rather than be
- *   taken for a corrupt snapshot.
+ *   appliedIndex, `incarnations` and each audit row's term. Format 4
+ *   (cluster version 3 on) adds, after the audit, each node's limits, load
+ *   and drain deadline, the meetings' excluded labels and hand-overs under
+ *   way, and the event log with its floor (state-snapshot-extras.ts). A
+ *   member writes the format of the cluster version it has applied, so
+ *   every member can read it, and reads every older one; a newer format
+ *   stops it (NewerFormatError) rather than be taken for a corrupt
+ *   snapshot. A state read from a format before 4 has no limits, load,
+ *   hand-overs or excluded labels (none can exist before cluster version 3)
+ *   and knows no event before its applied index.
  * Checkpoint bytes are most of a large state (100,000 meetings × 1 KiB), so
  * they bypass msgpackr, whose shared output buffer would otherwise grow to
  * the snapshot's size and stay that big for the life of the process.
@@ -29,14 +35,17 @@
  */
 import { Packr } from "msgpackr";
 import { BrokenInvariantError, NewerFormatError } from "./errors.js";
-import { NEWEST_CLUSTER_VERSION, formatsAt } from "./formats.js";
+import { CLUSTER_VERSIONS, NEWEST_CLUSTER_VERSION, formatsAt } from "./formats.js";
 import type { Labels } from "./labels.js";
+import { NO_LABELS } from "./labels.js";
 import type { AuditEntry, CheckpointRecord, Liveness, MeetingRecord, NodeRecord } from "./model.js";
+import { NO_LIMITS, NO_LOAD } from "./node-load.js";
+import { type SnapshotExtras, captureExtras, restoreExtras } from "./state-snapshot-extras.js";
 import type { CoordinatorStateConfig } from "./state-config.js";
 import { CoordinatorState } from "./state.js";
 
 /** The newest snapshot format this build reads and writes; it reads every one from 2. */
-export const NEWEST_SNAPSHOT_FORMAT = 3;
+export const NEWEST_SNAPSHOT_FORMAT = 4;
 const LENGTH_BYTES = 4;
 
 const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
@@ -48,7 +57,7 @@ type CheckpointRow = [string, string, number, number, number, number];
 /** Format 3 adds the term; format 2's rows stop at the summary. */
 type AuditRow = [number, string, number, boolean, string, string, number?];
 
-interface SnapshotBody {
+interface SnapshotBody extends Partial<SnapshotExtras> {
   v: number;
   clockMs: number;
   appliedIndex: number;
@@ -122,6 +131,8 @@ export function* encodeSteps(state: CoordinatorState, shareWithState = true): Ge
     meetings: [...state.meetings.values()].map((m) => [m.id, m.owner, m.epoch, m.createdIndex, m.createdAtMs, m.region, m.requiredLabels]),
     checkpoints: [],
     audit: state.audit.list().map((a): AuditRow => (format >= 3 ? [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary, a.term] : [a.index, a.kind, a.nowMs, a.ok, a.code, a.summary])),
+    // Format 4 on: format 3 is read by members of cluster version 2, byte for byte as they write it.
+    ...(format >= 4 ? captureExtras(state) : {}),
   };
   const checkpoints = [...state.checkpoints.values()];
   let total = LENGTH_BYTES;
@@ -167,7 +178,7 @@ function* packHeader(body: SnapshotBody): Generator<void, Buffer, void> {
   for (const [key, value] of entries) {
     // Copies: msgpackr may reuse its output buffer for the next pack.
     parts.push(Buffer.from(packr.pack(key)));
-    if (key !== "meetings" && key !== "checkpoints") {
+    if (key !== "meetings" && key !== "checkpoints" && key !== "events") {
       parts.push(Buffer.from(packr.pack(value)));
       continue;
     }
@@ -221,16 +232,24 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
   if (typeof body === "object" && body !== null && typeof body.v === "number" && body.v > NEWEST_SNAPSHOT_FORMAT) {
     throw new NewerFormatError(`snapshot format ${body.v} is newer than this member reads (2..${NEWEST_SNAPSHOT_FORMAT}): the cluster version was raised past this release; run a newer one`);
   }
-  if (typeof body !== "object" || body === null || (body.v !== 2 && body.v !== 3)) {
-    throw new BrokenInvariantError(`snapshot version must be 2 or 3`);
+  if (typeof body !== "object" || body === null || (body.v !== 2 && body.v !== 3 && body.v !== 4)) {
+    throw new BrokenInvariantError(`snapshot version must be 2, 3 or 4`);
   }
   const format = body.v;
-  const state = new CoordinatorState(config);
+  // Before format 4 no event log was kept: the state knows none before its applied index.
+  const extras = format >= 4 ? (body as SnapshotBody & SnapshotExtras) : undefined;
+  if (extras && !(Number.isSafeInteger(extras.eventFloor) && extras.eventFloor >= 0 && extras.eventFloor <= body.appliedIndex)) {
+    throw new BrokenInvariantError(`snapshot format 4 must name an event floor from 0 to its applied index, got ${String(extras.eventFloor)}`);
+  }
+  const state = new CoordinatorState(config, extras ? extras.eventFloor : body.appliedIndex);
   state.clockMs = body.clockMs;
   state.appliedIndex = body.appliedIndex;
   if (format >= 3) {
     const v = body.clusterVersion;
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 2) throw new BrokenInvariantError(`snapshot format 3 must name a cluster version of at least 2, got ${String(v)}`);
+    const lowest = lowestVersionWriting(format);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < lowest) {
+      throw new BrokenInvariantError(`snapshot format ${format} must name a cluster version of at least ${lowest}, got ${String(v)}`);
+    }
     if (v > NEWEST_CLUSTER_VERSION) throw new NewerFormatError(`snapshot of cluster version ${v}, newer than this member knows (1..${NEWEST_CLUSTER_VERSION}): run a newer release`);
     state.clusterVersion = v;
   }
@@ -243,7 +262,17 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
   }
   for (const row of rows(body.meetings, "meetings", 7)) {
     const [id, owner, epoch, createdIndex, createdAtMs, region, requiredLabels] = row as MeetingRow;
-    const meeting: MeetingRecord = { id, owner, epoch, createdIndex, createdAtMs, region, requiredLabels: labelsFromRow(requiredLabels) };
+    const meeting: MeetingRecord = {
+      id,
+      owner,
+      epoch,
+      createdIndex,
+      createdAtMs,
+      region,
+      requiredLabels: labelsFromRow(requiredLabels),
+      excludedLabels: NO_LABELS,
+      move: undefined,
+    };
     state.meetings.set(id, meeting);
   }
   let at = LENGTH_BYTES + headerLength;
@@ -262,9 +291,17 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
     const entry: AuditEntry = { index, kind, nowMs, ok, code, summary, term: term ?? 0 };
     state.audit.append(entry);
   }
+  if (extras) restoreExtras(state, extras);
   state.rebuildDerived();
   state.checkInvariants();
   return state;
+}
+
+/** The first cluster version that writes snapshot format `format`. */
+function lowestVersionWriting(format: number): number {
+  const row = CLUSTER_VERSIONS.find((v) => v.formats.snapshot === format);
+  if (!row) throw new BrokenInvariantError(`no cluster version writes snapshot format ${format}`);
+  return row.version;
 }
 
 function rows(list: unknown, field: string, width: number): unknown[][] {
@@ -291,6 +328,9 @@ function nodeFromRow(row: NodeRow): NodeRecord {
     heldOutUntilMs,
     recent: { bucket, current, previous },
     assigned: 0,
+    limits: NO_LIMITS,
+    load: NO_LOAD,
+    drainDeadlineMs: 0,
   };
 }
 

@@ -19,10 +19,12 @@
  *   - an assigned meeting's owner is a known node that is not DEAD;
  *   - node.assigned equals the number of meetings it owns;
  *   - a checkpoint exists only for a known meeting;
- *   - meeting epochs are >= 1.
+ *   - meeting epochs are >= 1;
+ *   - a pending move is only on an assigned meeting, and indexed.
  */
 import { AuditLog } from "./audit-log.js";
 import { BrokenInvariantError, type CommandFailure, failure } from "./errors.js";
+import { type CoordinatorEvent, EventLog } from "./event-log.js";
 import { compareStrings } from "./labels.js";
 import type {
   Assignment,
@@ -34,14 +36,24 @@ import type {
   NodeRecord,
   NodeStatus,
   NodeView,
+  PendingMove,
   Route,
 } from "./model.js";
+import type { PlannedMove } from "./move-commands.js";
 import { type PlacementRequest, explainNoPlacement, findPlacement } from "./placement.js";
 import { notePlacement } from "./recent-placements.js";
+import { type RebalanceOptions, planRebalance } from "./rebalance.js";
 import type { CoordinatorStateConfig } from "./state-config.js";
 
 export type RouteLookup = { readonly ok: true; readonly route: Route } | CommandFailure;
 export type SessionCheck = { readonly ok: true; readonly node: NodeView } | CommandFailure;
+
+/** A hand-over under way, for the leader's move watchdog. */
+export interface PendingMoveView extends PendingMove {
+  readonly meetingId: string;
+  readonly ownerId: string;
+  readonly epoch: number;
+}
 
 /** What the services read. Every answer is as of the last applied command. */
 export interface CoordinatorQueries {
@@ -64,6 +76,16 @@ export interface CoordinatorQueries {
   checkSession(nodeId: string, generation: number): SessionCheck;
   /** The newest audit entries, oldest first. */
   auditLog(limit?: number): AuditEntry[];
+  /** Kept events after `index`, oldest first; `limit` events or a few more (an index is never cut). */
+  eventsSince(index: number, limit?: number): CoordinatorEvent[];
+  /** Every event after this index is kept: a watcher at or past it can resume. */
+  readonly eventFloor: number;
+  /** Hand-overs under way, by meeting id. */
+  pendingMoves(): PendingMoveView[];
+  /** Draining nodes past their drain deadline that still own a meeting another node could take now. */
+  dueDrains(nowMs: number): string[];
+  /** The hand-overs a rebalance command would start now (rebalance.ts). */
+  planRebalance(options: RebalanceOptions): PlannedMove[];
   /** How many of each there are, without listing them (metrics). */
   counts(): StateCounts;
   /** The replicated clock and the last applied index. */
@@ -97,13 +119,21 @@ export class CoordinatorState implements CoordinatorQueries {
   readonly meetings = new Map<string, MeetingRecord>();
   readonly checkpoints = new Map<string, CheckpointRecord>();
   readonly audit: AuditLog;
+  readonly events: EventLog;
   /** Derived: meeting ids by owner. Rebuilt on restore, never serialized. */
   private readonly owned = new Map<string, Set<string>>();
   /** Derived: meetings with no owner, waiting for room. */
   private readonly unassigned = new Set<string>();
+  /** Derived: meetings with a hand-over under way. */
+  private readonly moving = new Set<string>();
 
-  constructor(readonly config: CoordinatorStateConfig) {
+  /** `eventFloor`: the index before the first event this state may not know (a state restored from an older snapshot format). */
+  constructor(
+    readonly config: CoordinatorStateConfig,
+    eventFloor = 0,
+  ) {
     this.audit = new AuditLog(config.auditLogSize);
+    this.events = new EventLog(config.eventLogSize, eventFloor);
   }
 
   // ---- queries -----------------------------------------------------------
@@ -175,6 +205,38 @@ export class CoordinatorState implements CoordinatorQueries {
     return this.audit.list(limit);
   }
 
+  eventsSince(index: number, limit?: number): CoordinatorEvent[] {
+    return this.events.since(index, limit);
+  }
+
+  get eventFloor(): number {
+    return this.events.floor;
+  }
+
+  pendingMoves(): PendingMoveView[] {
+    return [...this.moving].sort(compareStrings).map((id) => {
+      const m = this.meetingOrThrow(id);
+      return { meetingId: id, ownerId: m.owner, epoch: m.epoch, ...m.move! };
+    });
+  }
+
+  dueDrains(nowMs: number): string[] {
+    const due: string[] = [];
+    for (const node of this.nodes.values()) {
+      if (!node.draining || node.drainDeadlineMs === 0 || node.drainDeadlineMs > nowMs || node.assigned === 0) continue;
+      const movable = this.ownedSorted(node.id).some((id) => {
+        const meeting = this.meetingOrThrow(id);
+        return meeting.move === undefined && this.findNodeFor(meeting, node.id) !== undefined;
+      });
+      if (movable) due.push(node.id);
+    }
+    return due.sort(compareStrings);
+  }
+
+  planRebalance(options: RebalanceOptions): PlannedMove[] {
+    return planRebalance(this, options);
+  }
+
   counts(): StateCounts {
     const nodesByStatus: Record<NodeStatus, number> = { ALIVE: 0, SUSPECT: 0, DEAD: 0, DRAINING: 0 };
     for (const node of this.nodes.values()) nodesByStatus[nodeStatus(node)]++;
@@ -221,6 +283,7 @@ export class CoordinatorState implements CoordinatorQueries {
   removeMeeting(meetingId: string, events: AssignmentEvent[]): void {
     const meeting = this.meetingOrThrow(meetingId);
     if (meeting.owner !== "") this.revoke(meeting, events);
+    this.clearMove(meeting);
     this.unassigned.delete(meetingId);
     this.meetings.delete(meetingId);
     this.checkpoints.delete(meetingId);
@@ -232,16 +295,16 @@ export class CoordinatorState implements CoordinatorQueries {
   }
 
   /** The node placement would choose for this meeting now, if any. */
-  findNodeFor(meeting: MeetingRecord, excludeNodeId?: string): string | undefined {
+  findNodeFor(meeting: MeetingRecord, excludeNodeId?: string, preferredNodeId?: string): string | undefined {
     const nodes = this.config.bugs?.placeOnDrainingOrSuspect
       ? [...this.nodes.values()].map((n) => ({ ...n, draining: false, liveness: n.liveness === "SUSPECT" ? ("ALIVE" as const) : n.liveness }))
       : this.nodes.values();
-    return findPlacement(nodes, this.placementRequest(meeting, excludeNodeId));
+    return findPlacement(nodes, this.placementRequest(meeting, excludeNodeId, preferredNodeId));
   }
 
   /** ResourceExhausted's message for this meeting: why no node fits. */
-  explainNoRoom(meeting: MeetingRecord): string {
-    return explainNoPlacement(this.nodes.values(), this.placementRequest(meeting));
+  explainNoRoom(meeting: MeetingRecord, excludeNodeId?: string): string {
+    return explainNoPlacement(this.nodes.values(), this.placementRequest(meeting, excludeNodeId));
   }
 
   /** Gives an unowned meeting to `nodeId`: epoch + 1, ASSIGNED with the checkpoint. */
@@ -258,9 +321,10 @@ export class CoordinatorState implements CoordinatorQueries {
     events.push({ type: "ASSIGNED", nodeId, generation: node.generation, ...this.assignmentOf(meeting) });
   }
 
-  /** Takes a meeting from its owner (REVOKED, same epoch); it waits unassigned. */
+  /** Takes a meeting from its owner (REVOKED, same epoch); it waits unassigned. A pending move ends with it. */
   revoke(meeting: MeetingRecord, events: AssignmentEvent[]): void {
     const node = this.nodeOrThrow(meeting.owner);
+    this.clearMove(meeting);
     events.push({ type: "REVOKED", nodeId: node.id, generation: node.generation, meetingId: meeting.id, epoch: meeting.epoch });
     this.ownedSetOf(node.id).delete(meeting.id);
     node.assigned--;
@@ -335,6 +399,19 @@ export class CoordinatorState implements CoordinatorQueries {
     return this.unassigned.size;
   }
 
+  /** Records a hand-over of an assigned meeting and tells its owner (HANDOVER). */
+  startMove(meeting: MeetingRecord, move: PendingMove, events: AssignmentEvent[]): void {
+    const node = this.nodeOrThrow(meeting.owner);
+    meeting.move = move;
+    this.moving.add(meeting.id);
+    events.push({ type: "HANDOVER", nodeId: node.id, generation: node.generation, meetingId: meeting.id, epoch: meeting.epoch });
+  }
+
+  clearMove(meeting: MeetingRecord): void {
+    meeting.move = undefined;
+    this.moving.delete(meeting.id);
+  }
+
   nodeOrThrow(nodeId: string): NodeRecord {
     const node = this.nodes.get(nodeId);
     if (!node) throw new BrokenInvariantError(`node ${JSON.stringify(nodeId)} is not registered`);
@@ -358,11 +435,13 @@ export class CoordinatorState implements CoordinatorQueries {
   rebuildDerived(): void {
     this.owned.clear();
     this.unassigned.clear();
+    this.moving.clear();
     for (const node of this.nodes.values()) {
       node.assigned = 0;
       this.owned.set(node.id, new Set());
     }
     for (const meeting of this.meetings.values()) {
+      if (meeting.move) this.moving.add(meeting.id);
       if (meeting.owner === "") {
         this.unassigned.add(meeting.id);
         continue;
@@ -377,6 +456,8 @@ export class CoordinatorState implements CoordinatorQueries {
     const counted = new Map<string, number>();
     for (const meeting of this.meetings.values()) {
       if (meeting.epoch < 1) throw new BrokenInvariantError(`meeting ${meeting.id} has epoch ${meeting.epoch}`);
+      if ((meeting.move !== undefined) !== this.moving.has(meeting.id)) throw new BrokenInvariantError(`meeting ${meeting.id}'s move is not indexed`);
+      if (meeting.move && meeting.owner === "") throw new BrokenInvariantError(`unowned meeting ${meeting.id} has a move under way`);
       if (meeting.owner === "") {
         if (!this.unassigned.has(meeting.id)) throw new BrokenInvariantError(`unowned meeting ${meeting.id} is not indexed`);
         continue;
@@ -402,13 +483,16 @@ export class CoordinatorState implements CoordinatorQueries {
 
   // ---- helpers -------------------------------------------------------------
 
-  private placementRequest(meeting: MeetingRecord, excludeNodeId?: string): PlacementRequest {
+  placementRequest(meeting: MeetingRecord, excludeNodeId?: string, preferredNodeId?: string): PlacementRequest {
     return {
       region: meeting.region,
       requiredLabels: meeting.requiredLabels,
+      excludedLabels: meeting.excludedLabels,
       nowMs: this.clockMs,
       burstWindowMs: this.config.burstWindowMs,
+      weights: this.config.placementWeights,
       ...(excludeNodeId === undefined ? {} : { excludeNodeId }),
+      ...(preferredNodeId ? { preferredNodeId } : {}),
     };
   }
 
@@ -424,7 +508,8 @@ export class CoordinatorState implements CoordinatorQueries {
 
   private assignmentOf(meeting: MeetingRecord): Assignment {
     const checkpoint = this.checkpoints.get(meeting.id);
-    return checkpoint ? { meetingId: meeting.id, epoch: meeting.epoch, checkpoint } : { meetingId: meeting.id, epoch: meeting.epoch };
+    const base = checkpoint ? { meetingId: meeting.id, epoch: meeting.epoch, checkpoint } : { meetingId: meeting.id, epoch: meeting.epoch };
+    return meeting.move ? { ...base, handingOver: true } : base;
   }
 
   private ownedSetOf(nodeId: string): Set<string> {
@@ -433,7 +518,8 @@ export class CoordinatorState implements CoordinatorQueries {
     return set;
   }
 
-  private ownedSorted(nodeId: string): string[] {
+  /** The meetings a node owns, sorted by id. */
+  ownedSorted(nodeId: string): string[] {
     return [...(this.owned.get(nodeId) ?? [])].sort(compareStrings);
   }
 }
@@ -451,5 +537,8 @@ function viewOf(node: NodeRecord): NodeView {
     meetings: node.assigned,
     generation: node.generation,
     heldOutUntilMs: node.heldOutUntilMs,
+    limits: node.limits,
+    load: node.load,
+    drainDeadlineMs: node.drainDeadlineMs,
   };
 }

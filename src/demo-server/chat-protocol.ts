@@ -9,7 +9,10 @@
  *                    {type:"message", from, text, at}
  *                    {type:"participants", participants}
  *                    {type:"pong"}
- *                    {type:"error", error, message}   the connection stays open
+ *                    {type:"error", error, message, text?}   the connection stays open;
+ *                                           text: the refused say's text when it was refused
+ *                                           because the meeting is moving (read_only, moving):
+ *                                           the page sends it again once reconnected
  *
  * `parseClientMessage` is the only door for client input: whatever arrives
  * (binary, not JSON, wrong shapes, huge strings) comes out as a typed
@@ -49,9 +52,9 @@ export type ServerMessage =
   | ({ readonly type: "message" } & ChatMessage)
   | { readonly type: "participants"; readonly participants: readonly string[] }
   | { readonly type: "pong" }
-  | { readonly type: "error"; readonly error: ErrorCode; readonly message: string };
+  | { readonly type: "error"; readonly error: ErrorCode; readonly message: string; readonly text?: string };
 
-export type ErrorCode = "bad_message" | "not_joined" | "already_joined" | "read_only" | "rate_limited";
+export type ErrorCode = "bad_message" | "not_joined" | "already_joined" | "read_only" | "moving" | "rate_limited";
 
 export interface ProtocolProblem {
   readonly error: ErrorCode;

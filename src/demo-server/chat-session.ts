@@ -101,7 +101,12 @@ export class ChatSession implements RoomMember {
           return;
         }
         if (this.ctx.readOnly()) {
-          this.send({ type: "error", error: "read_only", message: "this server is shutting down; the meeting is moving" });
+          this.send({ type: "error", error: "read_only", message: "this server is shutting down; the meeting is moving", text: message.text });
+          return;
+        }
+        if (this.live.frozen) {
+          // Handed over: the final checkpoint is taken; a say now would be lost with the move.
+          this.send({ type: "error", error: "moving", message: "the meeting is moving to another server; your message is sent again there", text: message.text });
           return;
         }
         const stored = room.say(name, message.text, (this.ctx.now ?? Date.now)());

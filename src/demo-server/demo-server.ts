@@ -15,7 +15,10 @@
  * The agent drives the rooms: onAssigned → RoomRegistry.assign (restoring
  * the checkpoint), onRevoked → revoke (sockets closed with 4001 "moved"),
  * getState → the room's state when it changed since the last committed
- * save, the 'checkpoint' event → that save committed.
+ * save, the 'checkpoint' event → that save committed, onHandover (a planned
+ * move) → the room takes no more messages and its whole history is the
+ * final checkpoint. Heartbeats report the connected participants and the
+ * process's CPU use (process-load.ts).
  */
 import type { Logger } from "pino";
 import { pino } from "pino";
@@ -23,6 +26,7 @@ import { NodeAgent } from "../node-agent/index.js";
 import { readTlsFiles } from "../security/tls-files.js";
 import { type DemoServerConfig, hostOf } from "./demo-config.js";
 import { buildHttpApp } from "./http-routes.js";
+import { ProcessCpu } from "./process-load.js";
 import { RoomRegistry } from "./room-registry.js";
 import { UpgradeHandler } from "./ws-upgrade.js";
 
@@ -68,6 +72,7 @@ export async function startDemoServer(config: DemoServerConfig, logger?: Logger)
   const own = config.tls && readTlsFiles({ cert: config.tls.cert, key: config.tls.key }, { ca: "", cert: "tlsCert (--tls-cert)", key: "tlsKey (--tls-key)" });
   const pid = process.pid;
   const registry = new RoomRegistry(log);
+  const cpu = new ProcessCpu();
   const app = buildHttpApp({ nodeId: config.nodeId, pid, registry, assignmentWaitMs: config.assignmentWaitMs, log, ...(own ? { tls: { cert: own.cert!, key: own.key! } } : {}) });
   const upgrades = new UpgradeHandler({
     nodeId: config.nodeId,
@@ -100,6 +105,8 @@ export async function startDemoServer(config: DemoServerConfig, logger?: Logger)
       },
       onRevoked: (meetingId) => registry.revoke(meetingId),
       getState: (meetingId) => registry.stateToSave(meetingId),
+      onHandover: (meetingId) => registry.handOver(meetingId),
+      reportLoad: () => ({ cpu: cpu.sample(), participants: registry.participants() }),
       logger: log.child({ component: "agent" }),
       ...(tls ? { tls: { ca: tls.ca!, cert: tls.cert, key: tls.key } } : {}),
       token: sec?.token,

@@ -22,6 +22,7 @@ export class LiveRoom {
   private savedVersion = 0;
   private sendingVersion = 0;
   private isClosed = false;
+  private isFrozen = false;
 
   constructor(room: ChatRoom) {
     this.room = room;
@@ -35,6 +36,16 @@ export class LiveRoom {
   }
   get closed(): boolean {
     return this.isClosed;
+  }
+  /** Handed over (a planned move): the history takes no more messages. */
+  get frozen(): boolean {
+    return this.isFrozen;
+  }
+
+  /** A planned move: no more writes; the whole history, as the final checkpoint. */
+  freeze(): Uint8Array {
+    this.isFrozen = true;
+    return encodeRoomState(this.room.history());
   }
   get memberCount(): number {
     return this.members.size;

@@ -18,7 +18,11 @@
  *   DIALOG_AFTER_MS; "Try again" asks at once. It stays until a welcome.
  * The welcome re-renders the whole history and the header's node, so after
  * a move the page shows what the new server restored, and says so
- * ("Moved to m1, history restored (3 messages).").
+ * ("Moved to m1, history restored (3 messages)."). Each message sent
+ * is kept until the server echoes it back; whatever is not echoed when the
+ * connection ends (refused because the meeting is moving, or sent while the
+ * socket closed) is sent again after the next welcome, so a planned move
+ * loses nothing the user typed.
  */
 export const PAGE_SCRIPT = String.raw`
 (function () {
@@ -34,7 +38,7 @@ export const PAGE_SCRIPT = String.raw`
 
   var demo = {
     state: "connecting", nodeId: boot.nodeId, pid: boot.pid, epoch: boot.epoch, meetingId: boot.meetingId,
-    name: "", connects: 0, messages: 0, lastError: "",
+    name: "", connects: 0, messages: 0, lastError: "", resent: 0,
     // Reconnect attempts since the connection was lost: { at, status, retryAfterMs, nextInMs }.
     attempts: [], nextRetryAt: 0, lostAt: 0, lastReconnectMs: 0,
     // When the last reconnect passed each step (Date.now()), for the browser benchmark.
@@ -48,6 +52,7 @@ export const PAGE_SCRIPT = String.raw`
 
   var ws = null, lastHeard = 0, pingTimer = null, watchdog = null, countdown = null, retryTimer = null, dialogTimer = null;
   var probing = null, failures = 0, nodeBeforeLoss = "";
+  var unacked = [];
 
   function pickName() {
     var q = null;
@@ -226,9 +231,20 @@ export const PAGE_SCRIPT = String.raw`
     if (!m || typeof m !== "object") return;
     switch (m.type) {
       case "welcome": welcome(m); break;
-      case "message": addMessage(m); scrollDown(); break;
+      case "message":
+        if (m.from === name) {
+          var k = unacked.indexOf(String(m.text));
+          if (k >= 0) unacked.splice(k, 1);
+        }
+        addMessage(m);
+        scrollDown();
+        break;
       case "participants": renderPeople(m.participants); break;
-      case "error": notice(String(m.message || m.error)); break;
+      case "error":
+        // Refused for good (not because the meeting moves): do not send it again.
+        if (m.error !== "moving" && m.error !== "read_only" && unacked.length > 0) unacked.pop();
+        notice(String(m.message || m.error));
+        break;
       default: break;
     }
   }
@@ -260,6 +276,9 @@ export const PAGE_SCRIPT = String.raw`
       notice("");
     }
     setState("connected");
+    for (var j = 0; j < unacked.length; j++) {
+      if (send({ type: "say", text: unacked[j] })) demo.resent += 1;
+    }
   }
 
   function addMessage(m) {
@@ -298,7 +317,7 @@ export const PAGE_SCRIPT = String.raw`
     var t = input.value;
     if (!t.trim() || demo.state !== "connected") return;
     if (t.length > MAX_TEXT) { notice("A message may have at most " + MAX_TEXT + " characters."); return; }
-    if (send({ type: "say", text: t })) { input.value = ""; notice(""); }
+    if (send({ type: "say", text: t })) { unacked.push(t); input.value = ""; notice(""); }
   }
 
   sendBtn.addEventListener("click", sendText);

@@ -78,6 +78,26 @@ export class RoomRegistry {
     this.log.info({ meetingId, epoch: live.epoch }, "meeting left this server");
   }
 
+  /**
+   * onHandover: the room takes no more messages, and its whole history is
+   * the final checkpoint (even when unchanged since the last save: the
+   * new owner must get exactly this). Its sockets stay open until the
+   * REVOKED that follows closes them with 4001 "moved".
+   */
+  handOver(meetingId: string): Uint8Array {
+    const live = this.rooms.get(meetingId);
+    if (!live) throw new Error(`meeting ${meetingId} is not served here`);
+    this.log.info({ meetingId, epoch: live.epoch, messages: live.room.history().length }, "handing the meeting over: no more messages here");
+    return live.freeze();
+  }
+
+  /** People connected to the rooms served here, for the heartbeats' load figures. */
+  participants(): number {
+    let n = 0;
+    for (const live of this.rooms.values()) n += live.memberCount;
+    return n;
+  }
+
   /** getState for the agent; undefined when not held or unchanged since the last save. */
   stateToSave(meetingId: string): Uint8Array | undefined {
     return this.rooms.get(meetingId)?.stateToSave();

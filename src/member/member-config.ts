@@ -4,6 +4,7 @@
  * FieldNames), the rule in words and the value of the first broken rule.
  */
 import { ConfigError } from "../raft/errors.js";
+import { DEFAULT_WEIGHTS, type PlacementWeights } from "../coordinator/node-load.js";
 import { type FieldNames, HOST_PORT_RULE, configKeys, describeValue, idProblem, inWords } from "../wire/describe.js";
 import { SecurityConfigError } from "../security/errors.js";
 import { hostOfAddress, isLoopbackHost } from "../security/listen-policy.js";
@@ -45,6 +46,13 @@ export interface MemberConfig {
    * does not refuse always (src/security/node-address-policy.ts).
    */
   readonly nodeAddressAllow: readonly Cidr[] | undefined;
+  /**
+   * The coordinator's placement weights (src/coordinator/node-load.ts) and
+   * how many events it keeps (WatchEvents). They steer the replicated
+   * state: every member must run with the same values.
+   */
+  readonly placementWeights: PlacementWeights;
+  readonly eventLogSize: number;
   /**
    * Where the member serves /metrics, /livez and /readyz over HTTP
    * (metrics-server.ts): host:port (port 0: any free one), undefined for
@@ -101,7 +109,8 @@ type SecurityKey = (typeof SECURITY_KEYS)[number];
 
 export const MEMBER_CONFIG_KEYS: readonly string[] = [
   "id", "listen", "peers", "dataDir", "join", "forceNewCluster", "tickMs", "electionTicks", "heartbeatTicks",
-  "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", "metricsListen", ...SECURITY_KEYS,
+  "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", "metricsListen", "placementWeights", "eventLogSize",
+  ...SECURITY_KEYS,
 ];
 
 /**
@@ -117,6 +126,37 @@ export function checkMemberConfigKeys(doc: Readonly<Record<string, unknown>>, pa
     }
   }
   return doc as RawMemberConfig;
+}
+
+/**
+ * Placement weights as a YAML map ({ meetings: 1, cpu: 2 }) or the flag's
+ * "meetings=1,cpu=2"; unnamed ones keep their defaults.
+ */
+function validatePlacementWeights(value: unknown, names: FieldNames): PlacementWeights {
+  if (value === undefined) return DEFAULT_WEIGHTS;
+  let entries: [string, unknown][];
+  if (typeof value === "string") {
+    entries = value.split(",").filter((p) => p.trim() !== "").map((part) => {
+      const eq = part.indexOf("=");
+      if (eq <= 0) throw new ConfigError(`${names("placementWeights")} must be name=number, comma-separated; got ${describeValue(part)}`);
+      return [part.slice(0, eq).trim(), Number(part.slice(eq + 1))];
+    });
+  } else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    entries = Object.entries(value);
+  } else {
+    throw new ConfigError(`${names("placementWeights")} must be a map of weights; got ${describeValue(value)}`);
+  }
+  const weights: Record<string, number> = { ...DEFAULT_WEIGHTS };
+  for (const [name, weight] of entries) {
+    if (!Object.prototype.hasOwnProperty.call(DEFAULT_WEIGHTS, name)) {
+      throw new ConfigError(`${names("placementWeights")}: unknown weight ${describeValue(name)} (known: ${Object.keys(DEFAULT_WEIGHTS).join(", ")})`);
+    }
+    if (typeof weight !== "number" || !Number.isFinite(weight) || weight < 0 || weight > 1000) {
+      throw new ConfigError(`${names("placementWeights")}: the weight ${name} must be a number from 0 to 1000; got ${describeValue(weight)}`);
+    }
+    weights[name] = weight;
+  }
+  return weights as unknown as PlacementWeights;
 }
 
 /** The metrics address: given (or "off"), or the default beside the gRPC port. */
@@ -223,6 +263,8 @@ export function validateMemberConfig(raw: RawMemberConfig, names: FieldNames = c
     app: validateApp(raw.app, names),
     security,
     nodeAddressAllow,
+    placementWeights: validatePlacementWeights(raw.placementWeights, names),
+    eventLogSize: intField("eventLogSize", raw.eventLogSize ?? 20_000, 1, 10_000_000, names),
     ...validateMetricsListen(raw.metricsListen, listen, security.insecure, names),
   };
 }

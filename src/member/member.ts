@@ -114,7 +114,10 @@ export class Member {
       callingMember: security.callingMember,
     });
     const kv = new KvStateMachine();
-    const app = config.app === "coordinator" ? new CoordinatorApp(logger) : undefined;
+    const app =
+      config.app === "coordinator"
+        ? new CoordinatorApp(logger, undefined, undefined, { placementWeights: config.placementWeights, eventLogSize: config.eventLogSize })
+        : undefined;
     const metrics = new MemberMetrics();
     let monitoring: Monitoring | undefined;
     const node = await RaftDriver.start({

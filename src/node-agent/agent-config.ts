@@ -30,6 +30,30 @@ export type OnAssigned = (meetingId: string, epoch: number, checkpoint: Checkpoi
 export type OnRevoked = (meetingId: string) => void | Promise<void>;
 /** The meeting's state to checkpoint now, or undefined to skip this round. */
 export type GetState = (meetingId: string) => Uint8Array | undefined | Promise<Uint8Array | undefined>;
+/**
+ * A planned move (MoveMeeting, a rebalance, a drain's deadline): stop
+ * accepting writes to the meeting, then resolve with its final state,
+ * taken after the last write. The agent sends it to the coordinator, which
+ * gives the meeting to its new owner with exactly this state; onRevoked
+ * follows. Until then keep serving reads. If it throws or takes longer
+ * than the coordinator's deadline (10 s by default), the meeting moves
+ * with its last periodic checkpoint, as in a failover.
+ */
+export type OnHandover = (meetingId: string, epoch: number) => Uint8Array | Promise<Uint8Array>;
+
+/** Load figures a heartbeat carries, all optional (0 or absent: not reported). */
+export interface LoadSample {
+  /** CPU in use, 0..1 of the machine. */
+  readonly cpu?: number;
+  readonly netInBytesPerSec?: number;
+  readonly netOutBytesPerSec?: number;
+  /** People connected to this server's meetings. */
+  readonly participants?: number;
+}
+/** Called before every heartbeat; must be quick and must not throw (a throw sends no figures). */
+export type ReportLoad = () => LoadSample;
+/** Hard limits declared at Register: no new meeting while a reported figure is at or over one. */
+export type LoadLimits = LoadSample;
 
 export interface AgentOptions {
   /** Every coordinator member's gRPC address, "host:port". Any member accepts every call. */
@@ -53,6 +77,12 @@ export interface AgentOptions {
   readonly onAssigned: OnAssigned;
   readonly onRevoked: OnRevoked;
   readonly getState: GetState;
+  /** Planned moves without loss; without it the agent hands over what getState returns (writes after that read may be lost). */
+  readonly onHandover?: OnHandover;
+  /** Load figures for placement, sent with every heartbeat. */
+  readonly reportLoad?: ReportLoad;
+  /** Hard limits, declared at Register. */
+  readonly limits?: LoadLimits;
   readonly logger?: AgentLogger;
   /**
    * TLS to the members: `ca` (PEM) verifies their certificates; `cert` and
@@ -82,6 +112,9 @@ export interface AgentConfig {
   readonly onAssigned: OnAssigned;
   readonly onRevoked: OnRevoked;
   readonly getState: GetState;
+  readonly onHandover: OnHandover | undefined;
+  readonly reportLoad: ReportLoad | undefined;
+  readonly limits: Required<LoadLimits>;
   readonly logger: AgentLogger | undefined;
   readonly tls: TlsMaterial | undefined;
   readonly token: string | undefined;
@@ -160,6 +193,30 @@ function validateLabels(value: unknown, names: FieldNames): Record<string, strin
     }
   }
   return Object.fromEntries(entries) as Record<string, string>;
+}
+
+/** A load sample's figures, checked: CPU in 0..1, the others non-negative integers. Used for limits and for each report. */
+export function checkLoadSample(value: unknown, field: string): Required<LoadSample> {
+  if (value === undefined) return { cpu: 0, netInBytesPerSec: 0, netOutBytesPerSec: 0, participants: 0 };
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new AgentConfigError(`${field} must be an object of numbers, got ${shown(value)}`);
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) {
+    if (!["cpu", "netInBytesPerSec", "netOutBytesPerSec", "participants"].includes(key)) {
+      throw new AgentConfigError(`${field} has an unknown key ${shown(key)} (known: cpu, netInBytesPerSec, netOutBytesPerSec, participants)`);
+    }
+  }
+  const cpu = v.cpu === undefined ? 0 : typeof v.cpu === "string" && v.cpu.trim() !== "" ? Number(v.cpu) : v.cpu;
+  if (typeof cpu !== "number" || !Number.isFinite(cpu) || cpu < 0 || cpu > 1) throw new AgentConfigError(`${field}.cpu must be a number from 0 to 1, got ${shown(v.cpu)}`);
+  return {
+    cpu,
+    netInBytesPerSec: intField(`${field}.netInBytesPerSec`, v.netInBytesPerSec ?? 0, 0, Number.MAX_SAFE_INTEGER),
+    netOutBytesPerSec: intField(`${field}.netOutBytesPerSec`, v.netOutBytesPerSec ?? 0, 0, Number.MAX_SAFE_INTEGER),
+    participants: intField(`${field}.participants`, v.participants ?? 0, 0, MAX_UINT32),
+  };
+}
+
+function optionalFunction<T>(field: string, value: unknown): T | undefined {
+  return value === undefined ? undefined : functionField<T>(field, value);
 }
 
 function validateLogger(value: unknown): AgentLogger | undefined {
@@ -246,6 +303,9 @@ export function validateAgentConfig(raw: RawAgentOptions, names: FieldNames = co
     onAssigned: functionField<OnAssigned>("onAssigned", raw.onAssigned),
     onRevoked: functionField<OnRevoked>("onRevoked", raw.onRevoked),
     getState: functionField<GetState>("getState", raw.getState),
+    onHandover: optionalFunction<OnHandover>("onHandover", raw.onHandover),
+    reportLoad: optionalFunction<ReportLoad>("reportLoad", raw.reportLoad),
+    limits: checkLoadSample(raw.limits, "limits"),
     logger: validateLogger(raw.logger),
     ...validateSecurity(raw, coordinators),
   };

@@ -12,13 +12,16 @@
  *   grows by one per save sent and continues from the checkpoint received.
  * - FAILED_PRECONDITION / NOT_FOUND for a tenure that is still current:
  *   the meeting is no longer ours; the target's `rejected` drops it.
+ * - A meeting being handed over gets no more saves: its final state goes
+ *   with HandOver (hand-over.ts), which first waits for the save in flight
+ *   (`settled`) so the final sequence is the highest.
  *
  * Owned by NodeAgent: `start` after Register, `stop` in NodeAgent.stop,
  * `flush` before a graceful Deregister.
  */
 import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
 import type { CoordinatorCallError } from "./errors.js";
-import { AgentStoppedError, HostCallbackError, MeetingNotHeldError, isFenced } from "./errors.js";
+import { AgentStoppedError, HostCallbackError, MeetingMovingError, MeetingNotHeldError, isFenced } from "./errors.js";
 import type { HeldMeeting, MeetingTable } from "./meeting-table.js";
 
 export interface CheckpointTarget {
@@ -68,9 +71,9 @@ export class CheckpointScheduler {
   /** One periodic round: a save for every held meeting that has none in flight. */
   tick(): void {
     for (const id of this.target.table.ids()) {
-      if (this.running.has(id)) continue;
+      if (this.running.has(id) || this.target.table.get(id)?.handingOver) continue;
       this.begin(id).catch((err: unknown) => {
-        if (err instanceof MeetingNotHeldError || err instanceof AgentStoppedError || isFenced(err)) return;
+        if (err instanceof MeetingNotHeldError || err instanceof MeetingMovingError || err instanceof AgentStoppedError || isFenced(err)) return;
         this.target.failed(id, err);
       });
     }
@@ -100,6 +103,15 @@ export class CheckpointScheduler {
     return follow;
   }
 
+  /** Resolves once no save of the meeting is in flight or queued (whatever their outcome). */
+  async settled(meetingId: string): Promise<void> {
+    for (;;) {
+      const pending = this.followUps.get(meetingId) ?? this.running.get(meetingId);
+      if (!pending) return;
+      await pending.catch(() => undefined);
+    }
+  }
+
   /** Saves every held meeting once and waits for all of them; failures are left to the caller's logs. */
   async flush(): Promise<void> {
     await Promise.allSettled(this.target.table.ids().map((id) => this.saveNow(id)));
@@ -117,9 +129,11 @@ export class CheckpointScheduler {
     const table = this.target.table;
     const meeting = table.get(meetingId);
     if (!meeting) throw new MeetingNotHeldError(meetingId);
+    if (meeting.handingOver) throw new MeetingMovingError(meetingId);
     await this.acquire();
     try {
       if (table.get(meetingId) !== meeting) throw new MeetingNotHeldError(meetingId);
+      if (meeting.handingOver) throw new MeetingMovingError(meetingId);
       const state = await this.readState(meetingId);
       if (state === undefined) return undefined;
       // getState may have awaited: the meeting may have moved meanwhile.

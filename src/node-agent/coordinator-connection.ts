@@ -22,7 +22,7 @@ import { type Scheduler, realScheduler } from "../time/scheduler.js";
 import { type AgentLink, type AgentService, type AgentStream, GrpcAgentLink } from "./agent-link.js";
 import { AgentStoppedError, CoordinatorCallError, toCallError } from "./errors.js";
 
-export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "ListMeetings";
+export type UnaryMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "ListMeetings" | "HandOver" | "Drain";
 
 /**
  * ListMeetings belongs to the Coordinator service: the agent uses it (for

@@ -24,11 +24,20 @@ export interface Checkpoint {
 
 export type AssignmentEvent =
   | { readonly type: "ASSIGNED"; readonly meetingId: string; readonly epoch: number; readonly checkpoint: Checkpoint | undefined }
-  | { readonly type: "REVOKED"; readonly meetingId: string; readonly epoch: number };
+  | { readonly type: "REVOKED"; readonly meetingId: string; readonly epoch: number }
+  | { readonly type: "HANDOVER"; readonly meetingId: string; readonly epoch: number };
 
 /** AssignmentEvent.Type in proto/convene.proto. */
 const ASSIGNED = 1;
 const REVOKED = 2;
+const HANDOVER = 3;
+
+/** HandOverResponse: where the meeting went. */
+export interface HandOverAnswer {
+  readonly sequence: number;
+  readonly toNodeId: string;
+  readonly epoch: number;
+}
 
 export interface Registration {
   readonly generation: number;
@@ -85,6 +94,19 @@ export function parseHeartbeatResponse(raw: unknown): HeartbeatAnswer {
   const draining = r["draining"];
   if (typeof draining !== "boolean") throw new BadResponseError(`HeartbeatResponse.draining must be a boolean, got ${shown(draining)}`);
   return { leaseTtlMs: uint(r["lease_ttl_ms"], "HeartbeatResponse.lease_ttl_ms"), draining };
+}
+
+export function parseHandOverResponse(raw: unknown): HandOverAnswer {
+  const r = record(raw, "HandOverResponse");
+  const toNodeId = r["to_node_id"];
+  const problem = idProblem("node", toNodeId);
+  if (typeof toNodeId !== "string" || problem) throw new BadResponseError(`HandOverResponse.to_node_id ${problem}`);
+  return { sequence: uint(r["sequence"], "HandOverResponse.sequence"), toNodeId, epoch: uint(r["epoch"], "HandOverResponse.epoch", 1) };
+}
+
+/** NodeDrainResponse: when the coordinator hands the remaining meetings over. */
+export function parseNodeDrainResponse(raw: unknown): number {
+  return uint(record(raw, "NodeDrainResponse")["deadline_at_ms"], "NodeDrainResponse.deadline_at_ms");
 }
 
 export function parseSaveCheckpointResponse(raw: unknown): number {
@@ -150,7 +172,9 @@ export function parseAssignmentEvent(raw: unknown): AssignmentEvent {
     case REVOKED:
       // 0 (unset) is accepted: a REVOKED that does not say which epoch revokes whatever is held.
       return { type: "REVOKED", meetingId: id, epoch: uint(e["epoch"], "AssignmentEvent.epoch") };
+    case HANDOVER:
+      return { type: "HANDOVER", meetingId: id, epoch: uint(e["epoch"], "AssignmentEvent.epoch", 1) };
     default:
-      throw new BadResponseError(`AssignmentEvent.type must be ASSIGNED (1) or REVOKED (2), got ${shown(e["type"])}`);
+      throw new BadResponseError(`AssignmentEvent.type must be ASSIGNED (1), REVOKED (2) or HANDOVER (3), got ${shown(e["type"])}`);
   }
 }

@@ -35,7 +35,15 @@ export class MeetingNotHeldError extends AgentError {
   }
 }
 
-/** A host callback (onAssigned, onRevoked, getState) threw or rejected. */
+/** The meeting is being handed over to another node: it takes no more checkpoints here. */
+export class MeetingMovingError extends AgentError {
+  readonly code = "MOVING";
+  constructor(readonly meetingId: string) {
+    super(`meeting ${meetingId} is being handed over to another node`);
+  }
+}
+
+/** A host callback (onAssigned, onRevoked, getState, onHandover) threw or rejected. */
 export class HostCallbackError extends AgentError {
   readonly code = "HOST_CALLBACK";
 }
@@ -75,4 +83,13 @@ export function isFenced(err: unknown): boolean {
   return (
     err instanceof CoordinatorCallError && (err.status === grpc.status.FAILED_PRECONDITION || err.status === grpc.status.NOT_FOUND)
   );
+}
+
+/**
+ * Whether the coordinator refused a call only because the group runs an
+ * older cluster version than the call needs (src/coordinator/command-gates.ts
+ * words it so): the version rises by itself, so waiting is the answer.
+ */
+export function isWaitForClusterVersion(err: unknown): boolean {
+  return err instanceof CoordinatorCallError && err.status === grpc.status.FAILED_PRECONDITION && /needs cluster version \d+, and the cluster runs at cluster version \d+/.test(err.message);
 }

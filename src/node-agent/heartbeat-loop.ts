@@ -6,6 +6,7 @@
  * `stop()` before Deregister and in stop.
  */
 import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
+import type { LoadSample } from "./agent-config.js";
 import type { CoordinatorConnection } from "./coordinator-connection.js";
 import { parseHeartbeatResponse } from "./coordinator-responses.js";
 
@@ -17,6 +18,8 @@ export interface HeartbeatHost {
   mayBeat(): boolean;
   generation(): number;
   activeMeetings(): number;
+  /** The host's load figures for this beat, checked; undefined sends none. */
+  loadSample(): Required<LoadSample> | undefined;
   /** Every answer, checked. */
   answered(leaseTtlMs: number, draining: boolean): void;
   /** The call failed (after trying the members); `generation` is the one it carried. */
@@ -64,10 +67,14 @@ export class HeartbeatLoop {
     this.inFlight = true;
     const generation = this.host.generation();
     const active = this.host.activeMeetings();
+    const sample = this.host.loadSample();
+    const figures = sample
+      ? { cpu: sample.cpu, net_in_bytes_per_sec: sample.netInBytesPerSec, net_out_bytes_per_sec: sample.netOutBytesPerSec, participants: sample.participants }
+      : {};
     try {
       const raw = await this.connection.unary(
         "Heartbeat",
-        { node_id: this.host.nodeId, generation, active_meetings: active, load: Math.min(1, active / this.host.capacity) },
+        { node_id: this.host.nodeId, generation, active_meetings: active, load: Math.min(1, active / this.host.capacity), ...figures },
         { timeoutMs: this.timeoutMs() },
       );
       const answer = parseHeartbeatResponse(raw);

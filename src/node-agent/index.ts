@@ -7,15 +7,31 @@ export type {
   AgentEvents,
   AssignedInfo,
   CheckpointSavedInfo,
+  HandedOverInfo,
+  HandoverInfo,
   HeartbeatInfo,
   RegisteredInfo,
   ReregisteredInfo,
   RevokeReason,
   RevokedInfo,
+  ShutdownOptions,
   StopOptions,
 } from "./agent-events.js";
 export { agentDefaults, validateAgentConfig } from "./agent-config.js";
-export type { AgentConfig, AgentLogger, AgentOptions, GetState, OnAssigned, OnRevoked, RawAgentOptions } from "./agent-config.js";
+export type {
+  AgentConfig,
+  AgentLogger,
+  AgentOptions,
+  GetState,
+  LoadLimits,
+  LoadSample,
+  OnAssigned,
+  OnHandover,
+  OnRevoked,
+  RawAgentOptions,
+  ReportLoad,
+} from "./agent-config.js";
+export { formatDuration, parseDuration } from "./duration.js";
 export type { Checkpoint } from "./coordinator-responses.js";
 export {
   AgentConfigError,
@@ -24,6 +40,7 @@ export {
   BadResponseError,
   CoordinatorCallError,
   HostCallbackError,
+  MeetingMovingError,
   MeetingNotHeldError,
 } from "./errors.js";
 export { AgentSidecar, agentUsage, parseSidecarArgs, runAgentSidecar, sidecarDefaults } from "./sidecar.js";

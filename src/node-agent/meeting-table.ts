@@ -22,6 +22,8 @@ export interface HeldMeeting {
   lastSequence: number;
   /** False after a resubscribe until the new watch stream re-announces it. */
   confirmed: boolean;
+  /** A hand-over of this tenure was asked for: no more periodic saves; the final one goes with HandOver. */
+  handingOver: boolean;
 }
 
 export type AssignmentOutcome =
@@ -29,6 +31,8 @@ export type AssignmentOutcome =
   /** Held at a lower epoch: the meeting moved away and back. The host must drop its copy and restore. */
   | { readonly kind: "reassigned"; readonly meeting: HeldMeeting; readonly previous: HeldMeeting; readonly checkpoint: Checkpoint | undefined }
   | { readonly kind: "revoked"; readonly meeting: HeldMeeting }
+  /** HANDOVER of the held tenure, not yet under way. */
+  | { readonly kind: "handover"; readonly meeting: HeldMeeting }
   /** Nothing to do (already held at this epoch, not held, or about an older epoch). */
   | { readonly kind: "unchanged"; readonly reason: string };
 
@@ -57,6 +61,8 @@ export class MeetingTable {
    * a new tenure; lower epoch → stale, ignored.
    * REVOKED: held at an epoch not above the event's (or the event names no
    * epoch) → release; otherwise ignored (it is about an older tenure).
+   * HANDOVER: held at exactly that epoch and not already handing over →
+   * start the hand-over; otherwise ignored (a repeat, or another tenure).
    */
   apply(event: AssignmentEvent): AssignmentOutcome {
     const current = this.held.get(event.meetingId);
@@ -75,6 +81,7 @@ export class MeetingTable {
           // Continue from the received checkpoint; never go below what this node already sent.
           lastSequence: Math.max(event.checkpoint?.sequence ?? 0, current?.lastSequence ?? 0),
           confirmed: true,
+          handingOver: false,
         };
         this.held.set(event.meetingId, meeting);
         return current
@@ -88,6 +95,12 @@ export class MeetingTable {
         }
         this.held.delete(event.meetingId);
         return { kind: "revoked", meeting: current };
+      }
+      case "HANDOVER": {
+        if (!current || current.epoch !== event.epoch) return { kind: "unchanged", reason: `HANDOVER at epoch ${event.epoch} for a tenure not held` };
+        if (current.handingOver) return { kind: "unchanged", reason: "the hand-over is already under way" };
+        current.handingOver = true;
+        return { kind: "handover", meeting: current };
       }
       default:
         return assertNever(event);

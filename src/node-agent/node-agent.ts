@@ -6,6 +6,7 @@
  *   await agent.start();                         // resolves once registered
  *   ...
  *   await agent.stop({ deregister: true });      // graceful leave
+ *   await agent.shutdown({ deadlineMs: 60_000 }); // or: a planned stop that loses nothing
  *
  * After `start`:
  * - heartbeats every heartbeat_interval_ms (from Register) with the number
@@ -14,6 +15,10 @@
  *   onAssigned / onRevoked (MeetingTable has the epoch rules);
  * - saves each held meeting's state every checkpointIntervalMs
  *   (CheckpointScheduler), and on `saveNow`;
+ * - on HANDOVER (a planned move) asks the host's onHandover for the final
+ *   state and sends it with HandOver (hand-over.ts); the meeting is then
+ *   released with onRevoked (reason "handed-over");
+ * - heartbeats carry the host's load figures (reportLoad) when it has any;
  * - when Heartbeat or WatchAssignments answers FAILED_PRECONDITION or
  *   NOT_FOUND (stale generation, declared dead, forgotten), calls onRevoked
  *   for every held meeting, registers again (a new generation) and
@@ -48,8 +53,8 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { type AgentConfig, type AgentLogger, type AgentOptions, type RawAgentOptions, validateAgentConfig } from "./agent-config.js";
-import type { AgentEvents, RegisteredInfo, RevokeReason, StopOptions } from "./agent-events.js";
+import { type AgentConfig, type AgentLogger, type AgentOptions, type LoadSample, type RawAgentOptions, checkLoadSample, validateAgentConfig } from "./agent-config.js";
+import type { AgentEvents, RegisteredInfo, RevokeReason, ShutdownOptions, StopOptions } from "./agent-events.js";
 import { AssignmentWatch } from "./assignment-watch.js";
 import { CheckpointScheduler, type CheckpointTarget } from "./checkpoint-scheduler.js";
 import type { AgentLink } from "./agent-link.js";
@@ -63,8 +68,10 @@ import {
   parseRegisterResponse,
   parseSaveCheckpointResponse,
 } from "./coordinator-responses.js";
-import { AgentStoppedError, HostCallbackError, isFenced } from "./errors.js";
+import { AgentStoppedError, HostCallbackError, isFenced, isWaitForClusterVersion } from "./errors.js";
+import { type HandOverHost, handOver } from "./hand-over.js";
 import { HeartbeatLoop } from "./heartbeat-loop.js";
+import { drainAndWait } from "./planned-stop.js";
 import { clientSecurity } from "../security/client-security.js";
 import { pageThrough } from "../wire/paging.js";
 import { type HeldMeeting, MeetingTable } from "./meeting-table.js";
@@ -132,6 +139,7 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       mayBeat: () => !this.recovering && (this.phase === "running" || this.phase === "stopping"),
       generation: () => this.gen,
       activeMeetings: () => this.table.size,
+      loadSample: () => this.loadSample(),
       answered: (leaseTtlMs, draining) => this.heartbeatAnswered(leaseTtlMs, draining),
       failed: (err, generation) => {
         if (isFenced(err)) this.recover(`Heartbeat: ${(err as Error).message}`, generation);
@@ -182,6 +190,11 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
     return this.table.epochs();
   }
 
+  /** Held meetings being handed over now (a planned move): they take no writes. */
+  meetingsHandingOver(): string[] {
+    return this.table.ids().filter((id) => this.table.get(id)?.handingOver);
+  }
+
   /**
    * Registers (trying member after member until one answers), then starts
    * heartbeats, the assignment watch and the checkpoints. Resolves once
@@ -214,7 +227,26 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
    * Deregister failed. Idempotent.
    */
   stop(options: StopOptions = {}): Promise<void> {
-    this.stopped ??= this.shutdown(options.deregister === true);
+    this.stopped ??= this.leave(options.deregister === true);
+    return this.stopped;
+  }
+
+  /**
+   * A planned stop: the node drains itself (no new meetings); meetings that
+   * end within `deadlineMs` end here; at the deadline the coordinator asks
+   * for the rest (onHandover) and moves each with its final state; then
+   * the agent deregisters and stops. Resolves once stopped. If the drain
+   * cannot be asked for (no coordinator answers) or the hand-overs do not
+   * finish within `handOverWaitMs` after the deadline, it falls back to
+   * stop({ deregister: true }), which moves what is left with a checkpoint
+   * saved just before.
+   */
+  shutdown(options: ShutdownOptions): Promise<void> {
+    if (this.stopped || this.phase !== "running") return this.stop();
+    const deadlineMs = options.deadlineMs;
+    if (!Number.isSafeInteger(deadlineMs) || deadlineMs < 0) return Promise.reject(new RangeError(`deadlineMs must be an integer of 0 or more, got ${deadlineMs}`));
+    const waitMs = options.handOverWaitMs ?? 15_000;
+    this.stopped = this.drainThenLeave(deadlineMs, waitMs);
     return this.stopped;
   }
 
@@ -224,7 +256,20 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
     return this.scheduler.saveNow(meetingId);
   }
 
-  private async shutdown(deregister: boolean): Promise<void> {
+  private async drainThenLeave(deadlineMs: number, waitMs: number): Promise<void> {
+    const host = {
+      nodeId: this.config.nodeId,
+      connection: this.connection,
+      log: this.log,
+      generation: () => this.gen,
+      held: () => this.table.size,
+      running: () => this.phase === "running",
+      now: () => this.clock.now(),
+    };
+    if (await drainAndWait(host, deadlineMs, waitMs)) await this.leave(this.phase === "running");
+  }
+
+  private async leave(deregister: boolean): Promise<void> {
     const wasRunning = this.phase === "running";
     this.phase = "stopping";
     this.scheduler.stop();
@@ -259,9 +304,26 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       region: this.config.region,
       labels: this.config.labels,
       incarnation: this.incarnation,
+      limits: {
+        cpu: this.config.limits.cpu,
+        net_in_bytes_per_sec: this.config.limits.netInBytesPerSec,
+        net_out_bytes_per_sec: this.config.limits.netOutBytesPerSec,
+        participants: this.config.limits.participants,
+      },
     };
     for (let round = 1; ; round++) {
-      const raw = await this.connection.unary("Register", request, { attempts: Infinity });
+      let raw: unknown;
+      try {
+        raw = await this.connection.unary("Register", request, { attempts: Infinity });
+      } catch (err) {
+        // Limits need a cluster version the group raises by itself once every
+        // member runs a release that knows them (seconds after a fresh group
+        // starts; the end of a rolling upgrade): wait for it, do not fail the start.
+        if (!isWaitForClusterVersion(err)) throw err;
+        if (round === 1 || round % 10 === 0) this.log.warn({ reason: (err as Error).message }, "registering with limits waits for the cluster version that honours them");
+        await this.connection.sleep(this.connection.backoffMs(Math.min(round, 4)));
+        continue;
+      }
       try {
         const reg = parseRegisterResponse(raw, this.config.nodeId);
         if (reg.clamped) this.log.warn({ heartbeatIntervalMs: reg.heartbeatIntervalMs }, "heartbeat_interval_ms out of range; clamped");
@@ -394,6 +456,11 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       case "revoked":
         this.announceRevoked(outcome.meeting, "revoked");
         return;
+      case "handover":
+        this.log.info({ meetingId: outcome.meeting.meetingId, epoch: outcome.meeting.epoch }, "handing the meeting over");
+        this.emit("handover", { meetingId: outcome.meeting.meetingId, epoch: outcome.meeting.epoch });
+        void handOver(this.handOverHost(), outcome.meeting);
+        return;
       case "unchanged":
         this.log.debug({ meetingId: event.meetingId, reason: outcome.reason }, "assignment event changes nothing");
         return;
@@ -441,6 +508,42 @@ export class NodeAgent extends EventEmitter<AgentEvents> {
       saved: (meeting, sequence, bytes) => this.emit("checkpoint", { meetingId: meeting.meetingId, epoch: meeting.epoch, sequence, bytes }),
       failed: (_meetingId, err) => this.reportError(err),
     };
+  }
+
+  private handOverHost(): HandOverHost {
+    return {
+      nodeId: this.config.nodeId,
+      table: this.table,
+      scheduler: this.scheduler,
+      connection: this.connection,
+      generation: () => this.gen,
+      running: () => this.phase === "running" && !this.recovering,
+      finalState: async (meetingId, epoch) => (this.config.onHandover ? this.config.onHandover(meetingId, epoch) : this.config.getState(meetingId)),
+      handedOver: (meeting, answer) => {
+        this.log.info({ meetingId: meeting.meetingId, toNodeId: answer.toNodeId, epoch: answer.epoch, sequence: answer.sequence }, "meeting handed over");
+        this.emit("handedOver", { meetingId: meeting.meetingId, toNodeId: answer.toNodeId, epoch: answer.epoch, sequence: answer.sequence });
+        // Given back to this node (no other could take it): the stream's ASSIGNED at the new epoch restarts it here.
+        if (answer.toNodeId !== this.config.nodeId && this.table.release(meeting)) this.announceRevoked(meeting, "handed-over");
+      },
+      fenced: (meeting, err) => {
+        if (!this.table.release(meeting)) return;
+        this.log.warn({ meetingId: meeting.meetingId, err: err.message }, "hand-over refused: the meeting moved already (deadline passed) or ended");
+        this.announceRevoked(meeting, "moved");
+        void this.heartbeats.beat();
+      },
+      failed: (_meeting, err) => this.reportError(err),
+    };
+  }
+
+  /** The host's load figures, checked; a throw or a bad value sends none (and is reported). */
+  private loadSample(): Required<LoadSample> | undefined {
+    if (!this.config.reportLoad) return undefined;
+    try {
+      return checkLoadSample(this.config.reportLoad(), "reportLoad()");
+    } catch (err) {
+      this.reportError(new HostCallbackError("reportLoad() failed; this heartbeat carries no load figures", { cause: err }));
+      return undefined;
+    }
   }
 
   private registration(): RegisteredInfo {

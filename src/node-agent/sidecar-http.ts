@@ -2,19 +2,26 @@
  * The sidecar's local HTTP API for its host (a meeting server not written
  * in Node.js). Loopback only; no authentication beyond that.
  *
- *   GET  /meetings                    200 {"nodeId","generation","meetings":[{"meetingId","epoch"}]}
+ *   GET  /meetings                    200 {"nodeId","generation","meetings":[{"meetingId","epoch","handingOver"}]}
  *   GET  /meetings/{id}/state         200 the state as bytes: the last PUT, else the checkpoint the
  *                                     meeting was restored from (for a host that polls instead of
  *                                     taking the webhook); headers say which, the epoch and sequence
  *   PUT  /meetings/{id}/state         204; body (any bytes) = the state the next checkpoint saves
  *   POST /meetings/{id}/checkpoint    200 {"meetingId","sequence"}: saved now
+ *   POST /meetings/{id}/handover      202 {"meetingId"}: body = the final state of a meeting being
+ *                                     handed over (after a "handover" webhook notice, or
+ *                                     handingOver in GET /meetings); the host accepts no more
+ *                                     writes to it. 409 not_handing_over when none is asked for.
+ *   PUT  /load                        204; JSON {"cpu","netInBytesPerSec","netOutBytesPerSec","participants"}:
+ *                                     the figures the next heartbeats carry (placement by load)
  *   GET  /healthz                     200 while registered, else 503
  *
  * Errors are JSON {"error": "<code>", "message": "<what and why>"}:
  * 400 invalid_meeting_id, 404 not_held / not_found / no_state (GET: nothing
  * PUT and no checkpoint), 405 method_not_allowed,
- * 409 no_state (nothing PUT since the assignment) or moved (the coordinator
- * refused: the meeting is no longer this node's), 413 too_large,
+ * 409 no_state (nothing PUT since the assignment), moved (the coordinator
+ * refused: the meeting is no longer this node's) or moving (it is being
+ * handed over: no more checkpoints here), 413 too_large, 400 bad_load,
  * 503 unavailable (with Retry-After) when no coordinator member answered.
  * This file is the one place the agent's errors become HTTP statuses.
  */
@@ -22,7 +29,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { idProblem } from "../wire/describe.js";
 import type { Checkpoint } from "./coordinator-responses.js";
-import { AgentStoppedError, CoordinatorCallError, MeetingNotHeldError } from "./errors.js";
+import { type LoadSample, checkLoadSample } from "./agent-config.js";
+import { AgentConfigError, AgentStoppedError, CoordinatorCallError, MeetingMovingError, MeetingNotHeldError } from "./errors.js";
 import type { NodeAgent } from "./node-agent.js";
 
 /** What the sidecar keeps for one held meeting, from its assignment until it is revoked. */
@@ -39,6 +47,10 @@ export interface SidecarHttpDeps {
   /** meeting id → its held state; set on assignment, dropped on revoke. */
   readonly held: Map<string, HeldState>;
   readonly maxStateBytes: number;
+  /** Resolves the hand-over the agent waits for; false when none is pending for the meeting. */
+  readonly handOver: (meetingId: string, state: Uint8Array) => boolean;
+  /** Takes the host's load figures. */
+  readonly setLoad: (sample: Required<LoadSample>) => void;
 }
 
 interface HttpError {
@@ -47,7 +59,7 @@ interface HttpError {
   readonly message: string;
 }
 
-const MEETING_PATH = /^\/meetings\/([^/]+)\/(state|checkpoint)$/;
+const MEETING_PATH = /^\/meetings\/([^/]+)\/(state|checkpoint|handover)$/;
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
   if (body === undefined) {
@@ -82,6 +94,7 @@ function sendState(res: ServerResponse, meetingId: string, held: HeldState): voi
 /** The HTTP answer for a failed save. */
 export function saveErrorToHttp(err: unknown): HttpError {
   if (err instanceof MeetingNotHeldError) return { status: 404, error: "not_held", message: err.message };
+  if (err instanceof MeetingMovingError) return { status: 409, error: "moving", message: err.message };
   if (err instanceof AgentStoppedError) return { status: 503, error: "unavailable", message: err.message };
   if (err instanceof CoordinatorCallError) {
     switch (err.status) {
@@ -132,6 +145,19 @@ async function handle(deps: SidecarHttpDeps, req: IncomingMessage, res: ServerRe
   const { agent } = deps;
   const path = new URL(req.url ?? "/", "http://sidecar").pathname;
   const method = req.method ?? "GET";
+  if (path === "/load") {
+    if (method !== "PUT") return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use PUT` }, { allow: "PUT" });
+    const body = await readBody(req, 4096);
+    let sample: Required<LoadSample>;
+    try {
+      if (body === undefined) throw new AgentConfigError("the body must be at most 4096 bytes");
+      sample = checkLoadSample(JSON.parse(Buffer.from(body).toString("utf8")) as unknown, "load");
+    } catch (err) {
+      return sendError(res, { status: 400, error: "bad_load", message: err instanceof SyntaxError ? "the body must be JSON" : (err as Error).message });
+    }
+    deps.setLoad(sample);
+    return send(res, 204);
+  }
   if (path === "/meetings" || path === "/healthz") {
     if (method !== "GET") return sendError(res, { status: 405, error: "method_not_allowed", message: `${method} ${path}: use GET` });
     if (path === "/healthz") {
@@ -139,7 +165,8 @@ async function handle(deps: SidecarHttpDeps, req: IncomingMessage, res: ServerRe
         ? send(res, 200, { nodeId: agent.config.nodeId, generation: agent.generation })
         : sendError(res, { status: 503, error: "unavailable", message: "the agent is not registered" });
     }
-    const meetings = [...agent.meetings()].map(([meetingId, epoch]) => ({ meetingId, epoch }));
+    const moving = new Set(agent.meetingsHandingOver());
+    const meetings = [...agent.meetings()].map(([meetingId, epoch]) => ({ meetingId, epoch, handingOver: moving.has(meetingId) }));
     return send(res, 200, { nodeId: agent.config.nodeId, generation: agent.generation, meetings });
   }
   const match = MEETING_PATH.exec(path);
@@ -160,6 +187,14 @@ async function handle(deps: SidecarHttpDeps, req: IncomingMessage, res: ServerRe
   const held = agent.meetings().has(meetingId) ? deps.held.get(meetingId) : undefined;
   if (!held) return sendError(res, notHeld());
   if (match[2] === "state" && method === "GET") return sendState(res, meetingId, held);
+  if (match[2] === "handover") {
+    const body = await readBody(req, deps.maxStateBytes);
+    if (body === undefined) return sendError(res, { status: 413, error: "too_large", message: `state must be at most ${deps.maxStateBytes} bytes` });
+    if (!deps.handOver(meetingId, body)) {
+      return sendError(res, { status: 409, error: "not_handing_over", message: `no hand-over of meeting ${meetingId} is under way on node ${agent.config.nodeId}` });
+    }
+    return send(res, 202, { meetingId });
+  }
   if (match[2] === "state") {
     const body = await readBody(req, deps.maxStateBytes);
     if (body === undefined) {

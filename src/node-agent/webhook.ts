@@ -6,13 +6,15 @@
  * be delivered is logged and skipped (the host can always read
  * GET /meetings). Used by AgentSidecar only.
  *
- * Body: {"type":"assigned"|"revoked","meetingId","epoch","checkpoint"}
+ * Body: {"type":"assigned"|"revoked"|"handover","meetingId","epoch","checkpoint"}
  * where checkpoint is the state as base64, or null when there is none.
+ * "handover": stop writing to the meeting and POST its final state to
+ * /meetings/{id}/handover (sidecar-http.ts).
  */
 import type { AgentLogger } from "./agent-config.js";
 
 export interface WebhookNotice {
-  readonly type: "assigned" | "revoked";
+  readonly type: "assigned" | "revoked" | "handover";
   readonly meetingId: string;
   readonly epoch: number;
   /** base64 of the checkpoint's state, or null. */

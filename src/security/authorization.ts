@@ -37,6 +37,8 @@ const RULES: Readonly<Record<string, Access>> = {
   "/convene.v1.NodeAgent/WatchAssignments": agentOwnNode,
   "/convene.v1.NodeAgent/SaveCheckpoint": agentOwnNode,
   "/convene.v1.NodeAgent/Deregister": agentOwnNode,
+  "/convene.v1.NodeAgent/HandOver": agentOwnNode,
+  "/convene.v1.NodeAgent/Drain": agentOwnNode,
 
   "/convene.v1.Coordinator/GetRoute": only("operator", "gateway"),
   "/convene.v1.Coordinator/ListNodes": only("operator", "gateway"),
@@ -48,6 +50,11 @@ const RULES: Readonly<Record<string, Access>> = {
   "/convene.v1.Coordinator/EndMeeting": only("operator"),
   "/convene.v1.Coordinator/DrainNode": only("operator"),
   "/convene.v1.Coordinator/TransferLeadership": only("operator"),
+  "/convene.v1.Coordinator/MoveMeeting": only("operator"),
+  "/convene.v1.Coordinator/Rebalance": only("operator"),
+  "/convene.v1.Coordinator/UndrainNode": only("operator"),
+  // The events relay (convene events-relay) runs with an operator token.
+  "/convene.v1.Coordinator/WatchEvents": only("operator"),
 
   "/convene.routes.v1.RouteFeed/WatchRoutes": only("operator", "gateway"),
   "/convene.routes.v1.RouteFeed/ReportUpstreamFailure": only("operator", "gateway"),

@@ -30,7 +30,7 @@ import type { SimDisk } from "../sim/sim-disk.js";
 import { type ApplyObserver, ObservedMachine } from "./observed-machine.js";
 import { type RpcNetwork, type ServerSink, rpcError } from "./rpc-network.js";
 
-export type MemberMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "CreateMeeting" | "GetRoute" | "DrainNode" | "ListMeetings" | "SetClusterVersion";
+export type MemberMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "HandOver" | "Drain" | "CreateMeeting" | "GetRoute" | "DrainNode" | "ListMeetings" | "SetClusterVersion";
 
 const silent = pino({ level: "silent" });
 
@@ -185,6 +185,10 @@ export class SimCoordinatorMember {
         return core.agents.saveCheckpoint(req);
       case "Deregister":
         return core.agents.deregister(req);
+      case "HandOver":
+        return core.agents.handOver(req);
+      case "Drain":
+        return core.agents.drain(req);
       case "CreateMeeting": {
         // GetRoute(create=true), as coordinator-service.ts proposes it.
         const r = await core.replica.propose<CreateMeetingResult>({ type: "createMeeting", meetingId: String(req.meeting_id), region: "", requiredLabels: [] });

@@ -50,7 +50,14 @@ export interface SystemSimResult {
   readonly stats: Readonly<Record<string, number>>;
 }
 
-export const TIMINGS: CoreTimings = { heartbeatIntervalMs: 500, leaseTtlMs: 1500, disconnectGraceMs: 300, maxCheckpointBytes: 256 * 1024 };
+export const TIMINGS: CoreTimings = {
+  heartbeatIntervalMs: 500,
+  leaseTtlMs: 1500,
+  disconnectGraceMs: 300,
+  maxCheckpointBytes: 256 * 1024,
+  moveTimeoutMs: 10_000,
+  loadReportMs: 2_000,
+};
 const TICK_MS = 20;
 const REQUEST_TIMEOUT_MS = 2000;
 /** After the faults stop: every meeting routable and every live server ALIVE within this. */

@@ -92,6 +92,22 @@ const passes = (check: (v: unknown) => unknown, v: unknown): boolean => {
   }
 };
 const ADMIN_HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+const isShare = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1;
+/** Durations of the move and drain calls: at most a day. */
+const DAY_MS = 24 * 3_600_000;
+const isDuration = (v: unknown): boolean => isSafeUint(v, 0) && (v as number) <= DAY_MS;
+const isNodeIdOrEmpty = (v: unknown): boolean => v === "" || matches(v, NODE_ID);
+
+/** Load figures as Heartbeat (prefix "") and Register (prefix "limits.") carry them. */
+function figureChecks(f: Req, prefix: string): [boolean, string][] {
+  return [
+    [isShare(f.cpu ?? 0), `${prefix}cpu`],
+    [isSafeUint(f.net_in_bytes_per_sec ?? 0, 0), `${prefix}net_in_bytes_per_sec`],
+    [isSafeUint(f.net_out_bytes_per_sec ?? 0, 0), `${prefix}net_out_bytes_per_sec`],
+    [isSafeUint(f.participants ?? 0, 0), `${prefix}participants`],
+  ];
+}
+
 /** A member's report of its open watch streams (src/member/admin-service.ts), checked field by field in its order. */
 function judgeStreamReport(r: Req): Verdict {
   if (!matches(r.member_id, NODE_ID)) return reject([IA], ["member_id"]);
@@ -109,6 +125,21 @@ function judgeStreamReport(r: Req): Verdict {
   return UNSAFE;
 }
 
+/**
+ * HandOver: fenced as SaveCheckpoint, and the fixture has no hand-over
+ * under way, so whatever gets past the size and the fields is refused.
+ */
+function judgeHandOver(world: FuzzWorld, r: Req): Verdict {
+  if ((r.state as Buffer).length > world.maxCheckpointBytes) return reject([RE]);
+  const bad = invalid([
+    [matches(r.node_id, NODE_ID), "node_id"],
+    [isSafeUint(r.generation, 1), "generation"],
+    [matches(r.meeting_id, MEETING_ID), "meeting_id"],
+    [isSafeUint(r.epoch, 1), "epoch"],
+    [isSafeUint(r.sequence, 0), "sequence"],
+  ]);
+  return bad.length > 0 ? reject([IA], bad) : reject([FP]);
+}
 
 /** Fields failing their rule, in the order the handler checks them. */
 function invalid(checks: readonly (readonly [boolean, string])[]): string[] {
@@ -169,6 +200,7 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
         [isSafeUint(r.capacity, 1), "capacity"],
         [passes(validateRegion, r.region), "region"],
         [passes(validateLabels, r.labels), "labels"],
+        ...figureChecks((r.limits ?? {}) as Req, "limits."),
       ]);
       return bad.length > 0 ? reject([IA], bad) : UNSAFE;
     }
@@ -178,6 +210,7 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
         [matches(r.node_id, NODE_ID), "node_id"],
         [isSafeUint(r.generation, 1), "generation"],
         [Number.isFinite(load) && load >= 0 && load <= 1, "load"],
+        ...figureChecks(r, ""),
       ]);
       return bad.length > 0 ? reject([IA], bad) : session(world, r);
     }
@@ -190,6 +223,19 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
     }
     case "convene.v1.NodeAgent/SaveCheckpoint":
       return judgeSave(world, r);
+    case "convene.v1.NodeAgent/HandOver":
+      return judgeHandOver(world, r);
+    case "convene.v1.NodeAgent/Drain": {
+      const bad = invalid([
+        [matches(r.node_id, NODE_ID), "node_id"],
+        [isSafeUint(r.generation, 1), "generation"],
+        [isDuration(r.deadline_ms), "deadline_ms"],
+      ]);
+      if (bad.length > 0) return reject([IA], bad);
+      const node = world.nodes.get(r.node_id as string);
+      if (!node) return reject([NF]);
+      return node.generation !== r.generation ? reject([FP]) : UNSAFE;
+    }
     case "convene.v1.NodeAgent/Deregister": {
       const bad = invalid([
         [matches(r.node_id, NODE_ID), "node_id"],
@@ -204,6 +250,9 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
       const bad = invalid([
         [matches(r.meeting_id, MEETING_ID), "meeting_id"],
         [passes(validateRegion, r.region), "region"],
+        [passes((v) => validateLabels(v, "required_labels"), r.required_labels), "required_labels"],
+        [passes((v) => validateLabels(v, "excluded_labels"), r.excluded_labels), "excluded_labels"],
+        [isNodeIdOrEmpty(r.preferred_node_id), "preferred_node_id"],
       ]);
       if (bad.length > 0) return reject([IA], bad);
       if (world.meetings.has(r.meeting_id as string)) return READ;
@@ -217,9 +266,36 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
       return world.meetings.get(r.meeting_id as string)?.sequence !== undefined ? READ : reject([NF]);
     case "convene.v1.Coordinator/ListMeetings":
       return r.node_id === "" || matches(r.node_id, NODE_ID) ? READ : reject([IA], ["node_id"]);
-    case "convene.v1.Coordinator/DrainNode":
+    case "convene.v1.Coordinator/DrainNode": {
+      if (!matches(r.node_id, NODE_ID)) return reject([IA], ["node_id"]);
+      if (!isSafeUint(r.deadline_ms, 0)) return reject([IA], ["deadline_ms"]);
+      if ((r.deadline_ms as number) > 0 && (r.migrate === true || (r.deadline_ms as number) > DAY_MS)) return reject([IA], ["deadline_ms"]);
+      return world.nodes.has(r.node_id as string) ? UNSAFE : reject([NF]);
+    }
+    case "convene.v1.Coordinator/UndrainNode":
       if (!matches(r.node_id, NODE_ID)) return reject([IA], ["node_id"]);
       return world.nodes.has(r.node_id as string) ? UNSAFE : reject([NF]);
+    case "convene.v1.Coordinator/WatchEvents":
+      return isSafeUint(r.from_index, 0) ? READ : reject([IA], ["from_index"]);
+    case "convene.v1.Coordinator/MoveMeeting": {
+      const bad = invalid([
+        [matches(r.meeting_id, MEETING_ID), "meeting_id"],
+        [isNodeIdOrEmpty(r.to_node_id), "to_node_id"],
+        [isDuration(r.timeout_ms), "timeout_ms"],
+      ]);
+      if (bad.length > 0) return reject([IA], bad);
+      return world.meetings.has(r.meeting_id as string) ? UNSAFE : reject([NF]);
+    }
+    case "convene.v1.Coordinator/Rebalance": {
+      const bad = invalid([
+        [isSafeUint(r.max_moves, 0) && (r.max_moves as number) <= 1000, "max_moves"],
+        [isSafeUint(r.max_in_flight, 0) && (r.max_in_flight as number) <= 1000, "max_in_flight"],
+        [isShare(r.threshold), "threshold"],
+        [isDuration(r.timeout_ms), "timeout_ms"],
+      ]);
+      if (bad.length > 0) return reject([IA], bad);
+      return r.dry_run === true ? READ : UNSAFE;
+    }
     case "convene.v1.Coordinator/TransferLeadership":
       return r.target_id === "" || members.has(r.target_id as string) ? UNSAFE : reject([FP]);
     case "convene.routes.v1.RouteFeed/WatchRoutes":
@@ -337,10 +413,19 @@ export function typedRequests(world: FuzzWorld, method: MethodInfo): fc.Arbitrar
         capacity: mostly(fc.constant(10), fc.constantFrom(0, -0, 0.4, Number.NaN, 2 ** 32)),
         region,
         labels,
+        limits: mostly(fc.constant(null), fc.record({ cpu: badLoad(), net_in_bytes_per_sec: hostileLong(), participants: fc.nat() })),
       });
     case "convene.v1.NodeAgent/Heartbeat":
       return withNode((id, generation) =>
-        fc.record({ node_id: fc.constant(id), generation, active_meetings: fc.oneof(fc.nat(), hostileNumber()), load: mostly(fc.double({ min: 0, max: 1, noNaN: true }), badLoad()) }),
+        fc.record({
+          node_id: fc.constant(id),
+          generation,
+          active_meetings: fc.oneof(fc.nat(), hostileNumber()),
+          load: mostly(fc.double({ min: 0, max: 1, noNaN: true }), badLoad()),
+          cpu: mostly(fc.double({ min: 0, max: 1, noNaN: true }), badLoad()),
+          net_in_bytes_per_sec: mostly(fc.nat(), hostileLong()),
+          participants: fc.oneof(fc.nat(), hostileNumber()),
+        }),
       );
     case "convene.v1.NodeAgent/WatchAssignments":
     case "convene.v1.NodeAgent/Deregister":
@@ -348,14 +433,40 @@ export function typedRequests(world: FuzzWorld, method: MethodInfo): fc.Arbitrar
       return withNode((id, generation) => fc.record({ node_id: fc.constant(id), generation, connected: fc.boolean() }));
     case "convene.v1.NodeAgent/SaveCheckpoint":
       return saveCheckpoints(world);
+    case "convene.v1.NodeAgent/HandOver":
+      return saveCheckpoints(world);
+    case "convene.v1.NodeAgent/Drain":
+      return withNode((id, generation) => fc.record({ node_id: fc.constant(id), generation, deadline_ms: fc.oneof(fc.constantFrom(0, DAY_MS, DAY_MS + 1), hostileLong()) }));
+    case "convene.v1.Coordinator/WatchEvents":
+      return fc.record({ from_index: hostileLong() });
+    case "convene.v1.Coordinator/MoveMeeting":
+      return fc.record({ meeting_id: hugeOr(meetingId), to_node_id: fc.oneof(fc.constant(""), nodeId), timeout_ms: fc.oneof(fc.constantFrom(0, 1, DAY_MS + 1, 2 ** 32 - 1), fc.nat()) });
+    case "convene.v1.Coordinator/Rebalance":
+      return fc.record({
+        max_moves: fc.oneof(fc.nat(2_000), hostileNumber()),
+        max_in_flight: fc.oneof(fc.nat(2_000), hostileNumber()),
+        threshold: mostly(fc.double({ min: 0, max: 1, noNaN: true }), badLoad()),
+        timeout_ms: fc.oneof(fc.constantFrom(0, DAY_MS + 1), fc.nat()),
+        dry_run: fc.boolean(),
+      });
+    case "convene.v1.Coordinator/UndrainNode":
+      return fc.record({ node_id: hugeOr(fc.oneof(badNodeId(), ghostId(64))) });
     case "convene.v1.Coordinator/GetRoute":
-      return fc.record({ meeting_id: hugeOr(meetingId), create: fc.boolean(), region });
+      return fc.record({
+        meeting_id: hugeOr(meetingId),
+        create: fc.boolean(),
+        region,
+        required_labels: labels,
+        excluded_labels: labels,
+        preferred_node_id: mostly(fc.constant(""), fc.oneof(badNodeId(), ghostId(64))),
+      });
     case "convene.v1.Coordinator/EndMeeting":
     case "convene.v1.Coordinator/GetCheckpoint":
       return fc.record({ meeting_id: hugeOr(fc.oneof(badMeetingId(), ghostId(128))) });
     case "convene.v1.Coordinator/ListMeetings":
-    case "convene.v1.Coordinator/DrainNode":
       return fc.record({ node_id: hugeOr(fc.oneof(badNodeId(), ghostId(64))), migrate: fc.boolean() });
+    case "convene.v1.Coordinator/DrainNode":
+      return fc.record({ node_id: hugeOr(fc.oneof(badNodeId(), ghostId(64))), migrate: fc.boolean(), deadline_ms: fc.oneof(fc.constant(0), fc.constantFrom(1, DAY_MS + 1), hostileLong()) });
     case "convene.v1.Coordinator/TransferLeadership":
       return fc.record({ target_id: hugeOr(fc.oneof(badNodeId(), ghostId(64), pick(memberIds.map((id) => ` ${id}`)))) });
     case "convene.routes.v1.RouteFeed/WatchRoutes":

@@ -265,6 +265,23 @@ export class MemberCluster {
     return unary<MemberStatus>(this.admin(id), "Status", {}, 1000);
   }
 
+  /**
+   * Waits until every running member has applied cluster version `version`
+   * (a group of this release raises it to the newest within a second or
+   * two of forming, formats.ts; what it gates is refused until then).
+   */
+  async waitForClusterVersion(version: number, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const id of this.running()) {
+      for (;;) {
+        const applied = await this.status(id).then((s) => s.cluster_version ?? 0, () => 0);
+        if (applied >= version) break;
+        if (Date.now() > deadline) throw new Error(`${id} is at cluster version ${applied}, not ${version}, after ${timeoutMs} ms\n${this.recentLogs()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
   /** The base URL of a running member's /metrics, /livez and /readyz. */
   async metricsUrl(id: string): Promise<string> {
     const address = (await this.status(id)).metrics_address;

@@ -12,14 +12,17 @@ import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.j
 import type { Cidr } from "../../security/node-address-policy.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { CoordinatorStateMachine } from "../coordinator-state-machine.js";
+import type { CoordinatorStateConfig } from "../state-config.js";
 import { type Formats, supportsVersion } from "../formats.js";
 import { logApplied } from "./applied-log.js";
 import { ClusterVersionMonitor } from "./cluster-version-monitor.js";
 import { CoordinatorStats } from "./coordinator-stats.js";
 import { CoordinatorCore } from "./coordinator-core.js";
 import { coordinatorHandlers } from "./coordinator-service.js";
+import { eventFeedHandlers } from "./event-feed-service.js";
 import { MemberProbe } from "./member-probe.js";
 import { NodeAddressCheck } from "./node-address-check.js";
+import { moveCoordinatorHandlers } from "./move-service.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
 import { withRouteEncoders } from "./route-codec.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
@@ -34,6 +37,10 @@ export interface CoordinatorTimings {
   readonly leaseTtlMs: number;
   readonly disconnectGraceMs: number;
   readonly maxCheckpointBytes: number;
+  /** How long an owner has to hand a meeting over, unless MoveMeeting says otherwise. */
+  readonly moveTimeoutMs: number;
+  /** At most one reportLoad command this often (load-reports.ts). */
+  readonly loadReportMs: number;
 }
 
 export const defaultCoordinatorTimings: CoordinatorTimings = {
@@ -43,13 +50,15 @@ export const defaultCoordinatorTimings: CoordinatorTimings = {
   // switched coordinator members reconnects well within this.
   disconnectGraceMs: 300,
   maxCheckpointBytes: 256 * 1024,
+  moveTimeoutMs: 10_000,
+  loadReportMs: 2_000,
 };
 
 export class CoordinatorApp {
-  readonly machine = new CoordinatorStateMachine();
+  readonly machine: CoordinatorStateMachine;
   private core: CoordinatorCore | undefined;
   private readonly watches = new WatchHub();
-  private readonly routes = new RouteLog(() => this.machine.queries);
+  private readonly routes: RouteLog;
   private readonly forwarders: LeaderForwarder[] = [];
   private probe = new MemberProbe();
   private versions: ClusterVersionMonitor | undefined;
@@ -60,7 +69,11 @@ export class CoordinatorApp {
     private readonly logger: Logger,
     readonly timings: CoordinatorTimings = defaultCoordinatorTimings,
     private readonly scheduler: Scheduler = realScheduler,
+    /** Must be the same on every member (state-config.ts). */
+    stateConfig: Partial<CoordinatorStateConfig> = {},
   ) {
+    this.machine = new CoordinatorStateMachine({ config: stateConfig });
+    this.routes = new RouteLog(() => this.machine.queries);
     this.stats = new CoordinatorStats(() => scheduler.now());
     this.machine.subscribe((notice) => {
       this.watches.onNotice(notice);
@@ -117,12 +130,17 @@ export class CoordinatorApp {
     node.on("leader", (change) => (change.isSelf ? versions.start() : versions.stop()));
     if (node.isLeader()) versions.start();
     server.addService(NodeAgent.service, nodeAgentHandlers(core.agents, agentForwarder));
-    server.addService(withRouteEncoders(Coordinator.service), coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats, logger: this.logger }));
+    const hasLeader = (): boolean => node.status().lead !== "";
+    server.addService(withRouteEncoders(Coordinator.service), {
+      ...coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats, logger: this.logger }),
+      ...moveCoordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, defaults: this.timings }),
+      ...eventFeedHandlers({ machine: this.machine, hasLeader, scheduler: this.scheduler }),
+    });
     const upstreamFailed = (nodeId: string): void => {
       if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
       detector.upstreamFailed(nodeId);
     };
-    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader: () => node.status().lead !== "", scheduler: this.scheduler }));
+    server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader, scheduler: this.scheduler }));
   }
 
   /** A member (or this one) reports the watch streams it holds to the leader's detector. */

@@ -1,9 +1,10 @@
 /**
  * The coordinator's member-side core, apart from any transport: the
  * replica (typed proposals), the leader's failure detector and the watch
- * stream counts that feed it, the node agent calls, and the leader's
+ * stream counts that feed it, the node agent calls, the leader's move
+ * watchdog (hand-over and drain deadlines) and load reports, and its
  * placing of meetings that wait for room, wired to the Raft member's
- * leadership. CoordinatorApp puts gRPC services around it; the
+ * leadership, all on the injected scheduler. CoordinatorApp puts gRPC services around it; the
  * whole-product simulation drives it directly, on virtual time.
  */
 import type { Logger } from "pino";
@@ -13,6 +14,8 @@ import type { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { CoordinatorReplica } from "./coordinator-replica.js";
 import type { CoordinatorStats } from "./coordinator-stats.js";
 import { type DetectorBugs, FailureDetector } from "./failure-detector.js";
+import { LoadReports } from "./load-reports.js";
+import { MoveWatchdog } from "./move-watchdog.js";
 import { type AgentTimings, NodeAgentCore } from "./node-agent-core.js";
 import type { NodeAddressCheck } from "./node-address-check.js";
 import type { StreamReport } from "./node-streams.js";
@@ -21,6 +24,10 @@ import type { WatchHub } from "./watch-hub.js";
 
 export interface CoreTimings extends AgentTimings {
   readonly disconnectGraceMs: number;
+  /** The hand-over timeout a drain past its deadline gives each meeting. */
+  readonly moveTimeoutMs: number;
+  /** At most one reportLoad command this often (load-reports.ts). */
+  readonly loadReportMs: number;
 }
 
 /** How often the leader places meetings left waiting for room. */
@@ -29,6 +36,8 @@ const PLACE_EVERY_MS = 500;
 export class CoordinatorCore {
   readonly replica: CoordinatorReplica;
   readonly detector: FailureDetector;
+  readonly watchdog: MoveWatchdog;
+  readonly loads: LoadReports;
   readonly streams: StreamReporter;
   readonly agents: NodeAgentCore;
   private readonly placer: TimerHandle;
@@ -72,14 +81,33 @@ export class CoordinatorCore {
       deps.detectorBugs,
     );
     this.detector = detector;
-    this.onLeader = (change) => (change.isSelf ? detector.startLeading() : detector.stopLeading());
+    this.watchdog = new MoveWatchdog(
+      this.replica,
+      {
+        checkEveryMs: 100,
+        moveTimeoutMs: timings.moveTimeoutMs,
+        onError: (err) => logger.debug({ err }, "move deadline proposal failed"),
+      },
+      scheduler,
+    );
+    this.loads = new LoadReports(
+      this.replica,
+      {
+        everyMs: timings.loadReportMs,
+        onError: (err) => logger.debug({ err }, "load report proposal failed"),
+      },
+      scheduler,
+    );
+    const leading = [detector, this.watchdog, this.loads];
+    this.onLeader = (change) => leading.forEach((l) => (change.isSelf ? l.startLeading() : l.stopLeading()));
     raft.on("leader", this.onLeader);
-    if (raft.isLeader()) detector.startLeading();
+    if (raft.isLeader()) leading.forEach((l) => l.startLeading());
     // After the detector's own leader listener: a member that starts to lead resets its detector first.
     this.streams = new StreamReporter(raft, detector, deps.forwardStreamReport, scheduler);
     this.agents = new NodeAgentCore({
       coordinator: this.replica,
       detector,
+      loads: this.loads,
       watches: deps.watches,
       timings,
       streams: this.streams.local,
@@ -105,5 +133,7 @@ export class CoordinatorCore {
     this.deps.scheduler.clearInterval(this.placer);
     this.deps.raft.off("leader", this.onLeader);
     this.detector.stopLeading();
+    this.watchdog.stopLeading();
+    this.loads.stopLeading();
   }
 }

@@ -9,9 +9,10 @@ import { NotLeaderError } from "../../raft/errors.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { StateRole } from "../../raft/types.js";
 import type { CreateMeetingResult, DrainNodeResult } from "../command-results.js";
-import { FailedPreconditionError, NotFoundError, failureToError } from "../errors.js";
-import { validateBoolean, validateMeetingId, validateNodeId, validateRegion } from "../ids.js";
-import { labelsToRecord } from "../labels.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, failureToError } from "../errors.js";
+import { validateBoolean, validateMeetingId, validateNodeId, validateRegion, validateUint } from "../ids.js";
+import { labelsToRecord, validateLabels } from "../labels.js";
+import { validateDuration, validateNodeIdOrEmpty } from "../move-commands.js";
 import type { Logger } from "pino";
 import type { Formats } from "../formats.js";
 import type { NodeStatus, Route } from "../model.js";
@@ -54,11 +55,15 @@ export function coordinatorHandlers(deps: {
       const meetingId = validateMeetingId(req.meeting_id);
       const create = validateBoolean(req.create ?? false, "create");
       const region = validateRegion(req.region ?? "");
+      // Placement constraints: validated always, used only by a create.
+      const requiredLabels = validateLabels(req.required_labels ?? {}, "required_labels");
+      const excludedLabels = validateLabels(req.excluded_labels ?? {}, "excluded_labels");
+      const preferredNodeId = validateNodeIdOrEmpty(req.preferred_node_id ?? "", "preferred_node_id");
       if (create) {
         // One Raft write answers both cases (create-if-absent returns an
         // existing route unchanged), and makes concurrent creates of one
         // meeting agree: a read first would cost a second round.
-        const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels: [] });
+        const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels, excludedLabels, preferredNodeId });
         return routeMessage(r.route, r.created);
       }
       const found = await coordinator.read((q) => q.getRoute(meetingId));
@@ -90,6 +95,20 @@ export function coordinatorHandlers(deps: {
           state: NODE_STATE[n.state],
           meetings: n.meetings,
           generation: n.generation,
+          limits: {
+            cpu: n.limits.cpuPermille / 1000,
+            net_in_bytes_per_sec: n.limits.netInBytesPerSec,
+            net_out_bytes_per_sec: n.limits.netOutBytesPerSec,
+            participants: n.limits.participants,
+          },
+          load: {
+            cpu: n.load.cpuPermille / 1000,
+            net_in_bytes_per_sec: n.load.netInBytesPerSec,
+            net_out_bytes_per_sec: n.load.netOutBytesPerSec,
+            participants: n.load.participants,
+            reported_at_ms: n.load.reportedAtMs,
+          },
+          drain_deadline_ms: n.drainDeadlineMs,
         })),
       };
     }),
@@ -109,9 +128,17 @@ export function coordinatorHandlers(deps: {
     DrainNode: unaryHandler<Req>(forwarder, "DrainNode", async (req) => {
       const nodeId = validateNodeId(req.node_id);
       const migrate = validateBoolean(req.migrate ?? false, "migrate");
-      const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId, migrate });
-      deps.logger?.info({ nodeId, migrate, moved: r.moved, stayed: r.stayed, term: raft.term }, "node draining");
-      return { moved: r.moved, stayed: r.stayed };
+      const deadlineMs = validateUint(req.deadline_ms ?? 0, "deadline_ms");
+      if (deadlineMs === 0) {
+        const r = await coordinator.propose<DrainNodeResult>({ type: "drainNode", nodeId, migrate });
+        deps.logger?.info({ nodeId, migrate, moved: r.moved, stayed: r.stayed, term: raft.term }, "node draining");
+        return { moved: r.moved, stayed: r.stayed };
+      }
+      // A planned drain: its meetings are handed over at the deadline, not moved now.
+      if (migrate) throw new InvalidArgumentError("deadline_ms and migrate exclude each other: migrate moves the meetings now, a deadline hands them over later");
+      await coordinator.propose({ type: "scheduleDrain", nodeId, generation: 0, afterMs: validateDuration(deadlineMs, "deadline_ms") });
+      deps.logger?.info({ nodeId, deadlineMs, term: raft.term }, "node draining with a deadline");
+      return { moved: 0, stayed: 0 };
     }),
 
     // Answered by the leader (a follower forwards), which asks every member

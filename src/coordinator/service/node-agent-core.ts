@@ -3,8 +3,10 @@
  * call arrived: the gRPC handlers (node-agent-service.ts) are thin adapters
  * over it, and the whole-product simulation calls it directly, so both run
  * the same code. Register, SaveCheckpoint and Deregister are Raft writes
- * on the leader (NotLeaderError on a follower: the caller forwards);
- * Heartbeat feeds the leader's in-memory failure detector (not a write);
+ * on the leader (NotLeaderError on a follower: the caller forwards), and
+ * so are HandOver (a planned move's final checkpoint) and Drain (a planned
+ * stop); Heartbeat feeds the leader's in-memory failure detector and load
+ * reports (not a write; load-reports.ts decides when figures are written);
  * a watch is served by whichever member the agent reached.
  *
  * Requests are the wire's objects (snake_case fields), validated here.
@@ -29,10 +31,13 @@ import {
   validateUint,
 } from "../ids.js";
 import { validateLabels } from "../labels.js";
+import { type CompleteMoveResult, type ScheduleDrainResult, validateDuration } from "../move-commands.js";
+import { type NodeLimits, cpuToPermille } from "../node-load.js";
 import type { CoordinatorQueries } from "../state.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import type { CoordinatorStats } from "./coordinator-stats.js";
 import type { FailureDetector } from "./failure-detector.js";
+import type { LoadReports } from "./load-reports.js";
 import type { NodeAddressCheck } from "./node-address-check.js";
 import type { LocalStreams } from "./node-streams.js";
 import { type WatchHub, type WatchSink, type WatchStream, eventMessage } from "./watch-hub.js";
@@ -45,9 +50,22 @@ export interface AgentTimings {
 
 export type AgentRequest = Record<string, unknown>;
 
+/** Register's limits message → NodeLimits (CPU in thousandths, rounded; a declared CPU limit must be above 0). */
+function limitsOf(raw: unknown): NodeLimits {
+  if (raw === undefined || raw === null) return { cpuPermille: 0, netInBytesPerSec: 0, netOutBytesPerSec: 0, participants: 0 };
+  const r = raw as AgentRequest;
+  return {
+    cpuPermille: cpuToPermille(r.cpu ?? 0, "limits.cpu"),
+    netInBytesPerSec: validateUint(r.net_in_bytes_per_sec ?? 0, "limits.net_in_bytes_per_sec"),
+    netOutBytesPerSec: validateUint(r.net_out_bytes_per_sec ?? 0, "limits.net_out_bytes_per_sec"),
+    participants: validateUint(r.participants ?? 0, "limits.participants"),
+  };
+}
+
 export interface NodeAgentCoreDeps {
   coordinator: CoordinatorReplica;
   detector: FailureDetector;
+  loads: LoadReports;
   watches: WatchHub;
   timings: AgentTimings;
   /** This member's open watch streams, reported to the leader's detector. */
@@ -77,6 +95,7 @@ export class NodeAgentCore {
       region: validateRegion(req.region ?? ""),
       labels: validateLabels(req.labels ?? {}),
       ...(req.incarnation ? { incarnation: validateIncarnation(req.incarnation) } : {}),
+      limits: limitsOf(req.limits),
     };
     // This member's policy, here and not in apply: apply must decide alike on every member.
     await this.deps.addressCheck?.check(command.address);
@@ -95,10 +114,17 @@ export class NodeAgentCore {
     const generation = validateGeneration(req.generation);
     validateUint(req.active_meetings ?? 0, "active_meetings");
     validateLoad(req.load ?? 0);
+    const figures = {
+      cpuPermille: cpuToPermille(req.cpu ?? 0, "cpu"),
+      netInBytesPerSec: validateUint(req.net_in_bytes_per_sec ?? 0, "net_in_bytes_per_sec"),
+      netOutBytesPerSec: validateUint(req.net_out_bytes_per_sec ?? 0, "net_out_bytes_per_sec"),
+      participants: validateUint(req.participants ?? 0, "participants"),
+    };
     this.requireLeader();
     const check = this.deps.coordinator.local().checkSession(nodeId, generation);
     if (!check.ok) throw failureToError(check);
     this.deps.detector.heard(nodeId, generation);
+    this.deps.loads.heard({ nodeId, generation, ...figures });
     return { lease_ttl_ms: this.deps.timings.leaseTtlMs, draining: check.node.draining };
   }
 
@@ -141,6 +167,36 @@ export class NodeAgentCore {
     await this.deps.coordinator.propose({ type: "deregister", nodeId, generation });
     this.deps.logger.info({ nodeId, generation, term: this.deps.coordinator.raft.term }, "node deregistered");
     return {};
+  }
+
+  /** The owner's answer to HANDOVER: its final checkpoint, stored, and the meeting moved. */
+  async handOver(req: AgentRequest): Promise<Record<string, unknown>> {
+    const { coordinator, timings } = this.deps;
+    const state = validateBytes(req.state ?? new Uint8Array(0), "state");
+    if (state.length > timings.maxCheckpointBytes) {
+      throw new ResourceExhaustedError(`state is ${state.length} bytes, over the limit of ${timings.maxCheckpointBytes}`);
+    }
+    const r = await coordinator.propose<CompleteMoveResult>({
+      type: "completeMove",
+      nodeId: validateNodeId(req.node_id),
+      generation: validateGeneration(req.generation),
+      meetingId: validateMeetingId(req.meeting_id),
+      epoch: validateEpoch(req.epoch),
+      sequence: validateSequence(req.sequence),
+      state,
+    });
+    return { sequence: r.sequence, to_node_id: r.toNodeId, epoch: r.epoch };
+  }
+
+  /** A planned stop: the node drains itself, its meetings handed over within the deadline. */
+  async drain(req: AgentRequest): Promise<Record<string, unknown>> {
+    const r = await this.deps.coordinator.propose<ScheduleDrainResult>({
+      type: "scheduleDrain",
+      nodeId: validateNodeId(req.node_id),
+      generation: validateGeneration(req.generation),
+      afterMs: validateDuration(req.deadline_ms ?? 0, "deadline_ms", true),
+    });
+    return { deadline_at_ms: r.deadlineMs };
   }
 
   /**
@@ -194,6 +250,8 @@ export class NodeAgentCore {
     listed.then(
       (assignments) => {
         for (const a of assignments) sink.write(eventMessage("ASSIGNED", a.meetingId, a.epoch, a.checkpoint));
+        // A hand-over the node may not have heard of (its stream broke): ask again.
+        for (const a of assignments) if (a.handingOver) sink.write(eventMessage("HANDOVER", a.meetingId, a.epoch));
       },
       (err: unknown) => {
         const e = toGrpcError(err);

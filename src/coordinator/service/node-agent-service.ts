@@ -18,6 +18,8 @@ export function nodeAgentHandlers(core: NodeAgentCore, forwarder: LeaderForwarde
     Heartbeat: unaryHandler<AgentRequest>(forwarder, "Heartbeat", (req) => core.heartbeat(req)),
     SaveCheckpoint: unaryHandler<AgentRequest>(forwarder, "SaveCheckpoint", (req) => core.saveCheckpoint(req)),
     Deregister: unaryHandler<AgentRequest>(forwarder, "Deregister", (req) => core.deregister(req)),
+    HandOver: unaryHandler<AgentRequest>(forwarder, "HandOver", (req) => core.handOver(req)),
+    Drain: unaryHandler<AgentRequest>(forwarder, "Drain", (req) => core.drain(req)),
     WatchAssignments: (call: grpc.ServerWritableStream<AgentRequest, unknown>) => {
       const closed = core.watch(call.request, callSink(call as grpc.ServerWritableStream<unknown, unknown>));
       call.on("cancelled", closed);

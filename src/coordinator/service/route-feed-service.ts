@@ -4,10 +4,9 @@
  * from its own applied state, and the gateways' hint that a node did not
  * answer.
  *
- * A full table is sent in chunks so no message nears the gRPC size limit;
- * only the first chunk says reset. A watcher that cannot keep up (its
- * unsent bytes pile past a bound) is ended with RESOURCE_EXHAUSTED and
- * resumes from its last revision, rather than growing this member's memory.
+ * The stream itself (full table in chunks, changes, progress) is
+ * route-watch.ts; bounds on a slow watcher and the progress batches are
+ * the feed stream's (feed-stream.ts).
  */
 import * as grpc from "@grpc/grpc-js";
 import { toGrpcError } from "../../member/grpc-status.js";
@@ -15,10 +14,12 @@ import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { InvalidArgumentError } from "../errors.js";
 import { validateNodeId } from "../ids.js";
 import { type Scheduler, realScheduler } from "../../time/scheduler.js";
+import { callFeedSink } from "./feed-stream.js";
 import type { RouteLog } from "./route-log.js";
-import { type RouteSink, watchRoutes } from "./route-watch.js";
+import { watchRoutes } from "./route-watch.js";
 import { unaryHandler } from "./handler.js";
-import { endStream } from "./watch-hub.js";
+
+export { FEED_PROGRESS_MS } from "./feed-stream.js";
 
 type Req = Record<string, unknown>;
 
@@ -50,12 +51,7 @@ export function routeFeedHandlers(deps: {
         call.emit("error", toGrpcError(err));
         return;
       }
-      const sink: RouteSink = {
-        write: (message) => void call.write(message),
-        end: (code, details) => endStream(call, code, details),
-        unsentBytes: () => call.writableLength,
-      };
-      const stop = watchRoutes(routes, from, sink, deps.scheduler ?? realScheduler, deps.hasLeader);
+      const stop = watchRoutes(routes, from, callFeedSink(call as grpc.ServerWritableStream<unknown, unknown>), deps.scheduler ?? realScheduler, deps.hasLeader);
       call.on("cancelled", stop);
       call.on("close", stop);
     },

@@ -103,7 +103,8 @@ export class RouteLog {
     }
     const { outcome } = notice;
     const touched = new Set<string>();
-    for (const e of outcome.events) touched.add(e.meetingId);
+    // HANDOVER changes no route.
+    for (const e of outcome.events) if (e.type !== "HANDOVER") touched.add(e.meetingId);
     const q = this.queries();
     if (outcome.result.ok && outcome.result.type === "register") {
       for (const a of q.meetingsOf(outcome.result.nodeId)) touched.add(a.meetingId);

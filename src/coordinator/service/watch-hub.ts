@@ -24,7 +24,7 @@ export interface WatchStream {
   readonly sink: WatchSink;
 }
 
-export const ASSIGNMENT_TYPE = { ASSIGNED: 1, REVOKED: 2 } as const;
+export const ASSIGNMENT_TYPE = { ASSIGNED: 1, REVOKED: 2, HANDOVER: 3 } as const;
 
 export function checkpointMessage(c: CheckpointView): Record<string, unknown> {
   return {
@@ -37,7 +37,7 @@ export function checkpointMessage(c: CheckpointView): Record<string, unknown> {
   };
 }
 
-export function eventMessage(type: "ASSIGNED" | "REVOKED", meetingId: string, epoch: number, checkpoint?: CheckpointView): Record<string, unknown> {
+export function eventMessage(type: keyof typeof ASSIGNMENT_TYPE, meetingId: string, epoch: number, checkpoint?: CheckpointView): Record<string, unknown> {
   return {
     type: ASSIGNMENT_TYPE[type],
     meeting_id: meetingId,
