@@ -186,12 +186,17 @@ export class Member {
     app?.attach(node, server, () => node.peerAddresses(), config.requestTimeoutMs, ADVERTISED_FORMATS, security.peer, { listen: config.listen, allow: config.nodeAddressAllow });
     // Standard gRPC health checking (SERVING while this member hears a
     // leader) and server reflection, so grpcurl and load balancers work.
+    // Set at every leader change, so a client that saw a leader elected
+    // never reads NOT_SERVING afterwards; the timer is only a backstop.
     const health = new HealthImplementation({ "": "NOT_SERVING" });
     health.addToServer(server);
-    const healthTimer = setInterval(() => {
+    const updateHealth = (): void => {
       const status = node.status().lead !== "" ? "SERVING" : "NOT_SERVING";
       for (const name of ["", "convene.v1.NodeAgent", "convene.v1.Coordinator", "convene.member.v1.MemberAdmin"]) health.setStatus(name, status);
-    }, 200);
+    };
+    node.on("leader", updateHealth);
+    updateHealth();
+    const healthTimer = setInterval(updateHealth, 200);
     healthTimer.unref();
     new ReflectionService({ ...loadDefinition("convene.proto"), ...loadDefinition("member.proto"), ...loadDefinition("routes.proto") }).addToServer(server);
     const port = await new Promise<number>((resolve, reject) =>
