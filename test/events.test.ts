@@ -146,21 +146,26 @@ describe("events", () => {
     const acknowledged: string[] = [];
     let survivor = "n1";
     const members = ["n1", "n2", "n3"];
+    // Each call retried on its own: retrying the create after a failed end
+    // would create the ended meeting a second time.
+    const untilDone = async (i: number, call: (member: string) => Promise<unknown>): Promise<boolean> => {
+      for (let attempt = 0; !stop; attempt++) {
+        try {
+          await call(members[(i + attempt) % 3]!);
+          return true;
+        } catch (err) {
+          if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND) return true; // an end that committed unanswered
+          await sleep(100);
+        }
+      }
+      return false;
+    };
     const load = (async () => {
       for (let i = 0; !stop && i < 150; i++) {
-        for (let attempt = 0; !stop; attempt++) {
-          try {
-            await cluster.call("GetRoute", { meeting_id: `relay-${i}`, create: true }, members[(i + attempt) % 3], 2_000);
-            if (!acknowledged.includes(`relay-${i}`)) acknowledged.push(`relay-${i}`);
-            if (i % 3 === 0) await cluster.call("EndMeeting", { meeting_id: `relay-${i}` }, members[(i + attempt) % 3], 2_000).catch((err: grpc.ServiceError) => {
-              if (err.code !== grpc.status.NOT_FOUND) throw err;
-            });
-            made++;
-            break;
-          } catch {
-            await sleep(100);
-          }
-        }
+        if (!(await untilDone(i, (m) => cluster.call("GetRoute", { meeting_id: `relay-${i}`, create: true }, m, 2_000)))) break;
+        acknowledged.push(`relay-${i}`);
+        if (i % 3 === 0 && !(await untilDone(i, (m) => cluster.call("EndMeeting", { meeting_id: `relay-${i}` }, m, 2_000)))) break;
+        made++;
         await sleep(40);
       }
     })();
@@ -195,7 +200,9 @@ describe("events", () => {
   }, 240_000);
 
   it("a watcher further behind than the kept events gets OUT_OF_RANGE with the oldest index it can resume from", async () => {
-    for (let i = 0; i < 320; i++) await cluster.call("GetRoute", { meeting_id: `flood-${i}`, create: true }, "n1");
+    // The test before killed the leader: the first create waits for a new one.
+    await waitFor("a create after the leader's restart", () => cluster.call("GetRoute", { meeting_id: "flood-0", create: true }, "n1").then(() => true, () => false), 60_000);
+    for (let i = 1; i < 320; i++) await cluster.call("GetRoute", { meeting_id: `flood-${i}`, create: true }, "n1");
     const kept = await keptEvents(cluster, "n2");
     const behind = cluster.watchEvents(1, "n3");
     const status = await behind.status;

@@ -201,14 +201,18 @@ export class AuditWatcher {
 
   /**
    * Entries after `index` that changed the replicated state and are not
-   * liveness changes. A create of a meeting that exists and a re-sent
-   * checkpoint are writes that change nothing (valid requests a run may send).
+   * the leader's own records of what meeting servers report: liveness
+   * changes, and load reports (the figures a server's heartbeat carries,
+   * written when they move by 5% or cross a limit; a meeting server's
+   * participants move whenever clients connect, hostile ones too). A create
+   * of a meeting that exists and a re-sent checkpoint are writes that change
+   * nothing (valid requests a run may send).
    */
   writesAfter(index: number): AuditEntry[] {
     const noOp = (e: AuditEntry): boolean =>
       (e.kind === "createMeeting" && / exists on /.test(e.summary)) || (e.kind === "saveCheckpoint" && e.summary.endsWith(": already stored"));
     return [...this.entries.values()]
-      .filter((e) => e.index > index && e.ok && e.kind !== "setLiveness" && !noOp(e))
+      .filter((e) => e.index > index && e.ok && e.kind !== "setLiveness" && e.kind !== "reportLoad" && !noOp(e))
       .sort((a, b) => a.index - b.index);
   }
 
