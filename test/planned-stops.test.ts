@@ -182,6 +182,11 @@ describe("planned stops", () => {
   }, 90_000);
 
   it("`convene drain NODE --deadline` moves a live chat without losing a message; `convene undrain` puts the server back", async () => {
+    // What the tests before left (their servers would be candidates for chat-2 and for chat-1's move) goes first.
+    for (const m of (await cluster.call<{ meetings: { meeting_id: string }[] }>("ListMeetings", {})).meetings) {
+      await cluster.call("EndMeeting", { meeting_id: m.meeting_id });
+    }
+    await cluster.leaveAll();
     const servers = ["d1", "d2"].map(
       (id, i) =>
         new CliProcess(id, [
@@ -191,6 +196,7 @@ describe("planned stops", () => {
     );
     try {
       for (const [i, s] of servers.entries()) await s.waitForHttp(`http://127.0.0.1:${port + 5 + i}/healthz`);
+      await waitFor("d1 and d2, and no other server", async () => (await cluster.call<NodesAnswer>("ListNodes", {})).nodes.map((n) => n.node_id).sort().join() === "d1,d2");
       const route = await cluster.call<{ address: string; node_id: string }>("GetRoute", { meeting_id: "chat-1", create: true, preferred_node_id: "d1" });
       expect(route.node_id).toBe("d1");
       const chat = await ChatClient.join(route.address, "chat-1");

@@ -169,6 +169,11 @@ export class AppCluster {
     return { events, batches, status, cancel: () => stream.cancel() };
   }
 
+  /** Every embedded agent leaves the cluster (deregisters), so placement sees only what a test starts next. */
+  async leaveAll(): Promise<void> {
+    await Promise.all(this.agents.splice(0).map((a) => a.stop({ deregister: true })));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.stop().catch(() => undefined)));
     for (const c of this.clients) c.close();
