@@ -61,7 +61,7 @@ describe("whole-product simulation", () => {
   it("really exercises every kind of fault, move and save", { timeout: 600_000 }, async () => {
     // Over the seeds above (or 20 of its own when run alone).
     if (seedsRun < 20) await failuresOf(1, 20);
-    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves"]) {
+    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves", "plannedMoves", "rebalances", "plannedMovesDone"]) {
       expect(totals[kind], kind).toBeGreaterThan(5);
     }
     expect(totals.savesAcked).toBeGreaterThan(2000);
@@ -76,6 +76,7 @@ describe("whole-product simulation catches planted bugs", () => {
     ["a checkpoint with a lower sequence accepted", { stateBugs: { lowerSequenceAccepted: true } }, /stored sequence went back/],
     ["placement on a draining or suspect node", { stateBugs: { placeOnDrainingOrSuspect: true } }, /placed on .*, which is (SUSPECT|DRAINING)/],
     ["a restarted node's old generation left holding meetings", { stateBugs: { noNewTenure: true } }, /registered as generation .* but holds/],
+    ["a planned move that assigns before it stores the final checkpoint", { stateBugs: { moveBeforeFinalCheckpoint: true } }, /moved to .* with checkpoint .*, not the final/],
     ["the gateway applying routes out of order", { gatewayBugs: { applyOutOfOrder: true } }, /gateway .* routes .* after its feed delivered epoch/],
   ];
   for (const [name, bugs, expected] of knobs) {

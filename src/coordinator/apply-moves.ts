@@ -137,9 +137,16 @@ function applyCompleteMove(state: CoordinatorState, c: CompleteMoveCommand, even
     return refused(subject, failure("FAILED_PRECONDITION", `sequence ${c.sequence} is not above the stored ${stored.sequence}; the final checkpoint needs a higher one`));
   }
   const reason = meeting.move.reason;
-  state.storeCheckpoint({ meetingId: c.meetingId, nodeId: c.nodeId, epoch: c.epoch, sequence: c.sequence, state: c.state, savedAtMs: state.clockMs });
   const to = handOverTarget(state, meeting);
-  moveTo(state, meeting, to, events);
+  const store = () => state.storeCheckpoint({ meetingId: c.meetingId, nodeId: c.nodeId, epoch: c.epoch, sequence: c.sequence, state: c.state, savedAtMs: state.clockMs });
+  if (state.config.bugs?.moveBeforeFinalCheckpoint) {
+    moveTo(state, meeting, to, events);
+    store();
+  } else {
+    // Stored first: the assignment carries the final checkpoint.
+    store();
+    moveTo(state, meeting, to, events);
+  }
   return {
     result: { ok: true, type: "completeMove", sequence: c.sequence, toNodeId: to, epoch: meeting.epoch },
     summary: `${subject} (${c.state.length} bytes, final): ${reason} → ${to} epoch ${meeting.epoch}`,

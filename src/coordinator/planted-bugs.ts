@@ -13,4 +13,6 @@ export interface CoordinatorBugs {
   readonly placeOnDrainingOrSuspect?: boolean;
   /** A node that registers again keeps its meetings under the old generation's epochs (no new tenure). */
   readonly noNewTenure?: boolean;
+  /** A planned move assigns the meeting on before it stores the final checkpoint (the new owner misses the last writes). */
+  readonly moveBeforeFinalCheckpoint?: boolean;
 }

@@ -30,7 +30,21 @@ import type { SimDisk } from "../sim/sim-disk.js";
 import { type ApplyObserver, ObservedMachine } from "./observed-machine.js";
 import { type RpcNetwork, type ServerSink, rpcError } from "./rpc-network.js";
 
-export type MemberMethod = "Register" | "Heartbeat" | "SaveCheckpoint" | "Deregister" | "HandOver" | "Drain" | "CreateMeeting" | "GetRoute" | "DrainNode" | "ListMeetings" | "SetClusterVersion";
+export type MemberMethod =
+  | "Register"
+  | "Heartbeat"
+  | "SaveCheckpoint"
+  | "Deregister"
+  | "HandOver"
+  | "Drain"
+  | "CreateMeeting"
+  | "GetRoute"
+  | "DrainNode"
+  | "UndrainNode"
+  | "MoveMeeting"
+  | "Rebalance"
+  | "ListMeetings"
+  | "SetClusterVersion";
 
 const silent = pino({ level: "silent" });
 
@@ -202,9 +216,22 @@ export class SimCoordinatorMember {
         const r = found.route;
         return { meeting_id: r.meetingId, node_id: r.nodeId, address: r.address, epoch: r.epoch };
       }
-      case "DrainNode":
-        await core.replica.propose({ type: "drainNode", nodeId: String(req.node_id), migrate: req.migrate === true });
+      case "DrainNode": {
+        // As coordinator-service.ts proposes it: now (moving the meetings or not), or with a deadline.
+        const nodeId = String(req.node_id);
+        const deadlineMs = Number(req.deadline_ms ?? 0);
+        if (deadlineMs > 0) await core.replica.propose({ type: "scheduleDrain", nodeId, generation: 0, afterMs: deadlineMs });
+        else await core.replica.propose({ type: "drainNode", nodeId, migrate: req.migrate === true });
         return {};
+      }
+      case "UndrainNode":
+        await core.replica.propose({ type: "undrain", nodeId: String(req.node_id) });
+        return {};
+      case "MoveMeeting":
+        // As move-service.ts proposes them.
+        return core.replica.propose({ type: "startMove", meetingId: String(req.meeting_id), toNodeId: String(req.to_node_id ?? ""), timeoutMs: Number(req.timeout_ms) });
+      case "Rebalance":
+        return core.replica.propose({ type: "rebalance", maxMoves: Number(req.max_moves), maxInFlight: Number(req.max_in_flight), thresholdPermille: Number(req.threshold_permille), timeoutMs: Number(req.timeout_ms) });
       case "ListMeetings": {
         const nodeId = String(req.node_id ?? "");
         const routes = await core.replica.read((q) => q.listMeetings(nodeId));

@@ -2,10 +2,11 @@
  * A simulated meeting server: a process (its own clock: it crashes,
  * freezes and comes back) running the real NodeAgent (src/node-agent: the
  * heartbeat loop, assignment watch with its restarts and sweeps, meeting
- * table, checkpoint scheduler, registering again when fenced) on virtual
- * time, its calls crossing the RPC network (sim-agent-link.ts). As host it
- * keeps each meeting's state, a text naming who wrote it, and tells the
- * checker what it was given.
+ * table, checkpoint scheduler, hand-overs, registering again when fenced)
+ * on virtual time, its calls crossing the RPC network (sim-agent-link.ts).
+ * As host it keeps each meeting's state, a text naming who wrote it (a new
+ * write before every save), stops writing to a meeting it hands over, and
+ * tells the checker what it was given and what it handed over.
  */
 import { pino } from "pino";
 import type { SeededRandom } from "../../src/raft/index.js";
@@ -20,6 +21,8 @@ import { type WireObserver, memberAddress, simAgentLink } from "./sim-agent-link
 export interface ServerObserver extends WireObserver {
   /** The server takes (meeting, epoch) with the checkpoint it was sent. */
   holds(nodeId: string, generation: number, meetingId: string, epoch: number, checkpoint: { sequence: number; state: string } | undefined): void;
+  /** The host stopped writing to (meeting, epoch) for a planned move: `state` is its last write. */
+  handedOver(nodeId: string, generation: number, meetingId: string, epoch: number, state: string): void;
 }
 
 export interface ServerSetup {
@@ -89,6 +92,10 @@ export class SimMeetingServer {
     const { rng, rpc, member, observer } = this.setup;
     const memberIds = this.setup.memberIds();
     let writes = 0;
+    /** `${meeting}@${epoch}` → the final state a planned move took: the host writes nothing after it. */
+    const finals = new Map<string, Uint8Array>();
+    const write = (meetingId: string, epoch: number): Uint8Array =>
+      finals.get(`${meetingId}@${epoch}`) ?? encoder.encode(`${meetingId}/${this.id}.${agent.generation}@${epoch}#${incarnation}.${++writes}`);
     const agent: NodeAgent = new NodeAgent(
       {
         coordinators: memberIds.map((m) => memberAddress(memberIds, m)),
@@ -103,10 +110,17 @@ export class SimMeetingServer {
           observer.holds(this.id, agent.generation, meetingId, epoch, state);
         },
         onRevoked: () => undefined,
-        // Each save's bytes name the writer and tenure, and are unique.
+        // Each save's bytes name the writer and tenure, and are unique: the host wrote since the last one.
         getState: (meetingId): Uint8Array | undefined => {
           const epoch: number | undefined = agent.meetings().get(meetingId);
-          return epoch === undefined ? undefined : encoder.encode(`${meetingId}/${this.id}.${agent.generation}@${epoch}#${incarnation}.${++writes}`);
+          return epoch === undefined ? undefined : write(meetingId, epoch);
+        },
+        // A planned move: the last write, after which the host refuses writes to this tenure.
+        onHandover: (meetingId, epoch) => {
+          const state = write(meetingId, epoch);
+          finals.set(`${meetingId}@${epoch}`, state);
+          observer.handedOver(this.id, agent.generation, meetingId, epoch, decoder.decode(state));
+          return state;
         },
       },
       { random: () => rng.next(), incarnation: `${this.id}-${incarnation}`, scheduler: clock, link: simAgentLink(this.processName, rpc, memberIds, member, observer) },

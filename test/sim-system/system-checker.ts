@@ -15,6 +15,10 @@
  *  - stored sequences never go back; an acknowledged save is in every
  *    later handoff's checkpoint (the new owner gets the last acknowledged
  *    checkpoint, or a later one its predecessor saved), and in the end;
+ *  - a planned move loses nothing: the hand-over stores exactly the
+ *    host's last write (taken after it stopped writing), and the new owner
+ *    is assigned the meeting with that checkpoint; a meeting only goes back
+ *    to the node handing it over when no other node can take it;
  *  - a node generation that heartbeats on time (every answer within the
  *    interval and a little, so its beats reached the leader through a
  *    quorum) and was neither stopped nor crashed is never declared dead.
@@ -61,6 +65,11 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
   applies = 0;
   deaths = 0;
   handoffs = 0;
+  /** Planned moves completed with the owner's final state. */
+  plannedMoves = 0;
+  private readonly plannedSeen = new Set<string>();
+  /** `${meeting}#${epoch}` → the host's last write when it handed the meeting over. */
+  private readonly finals = new Map<string, string>();
   savesAcked = 0;
 
   constructor(
@@ -78,6 +87,10 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
 
   applied(memberId: string, index: number, command: Command | undefined, outcome: ApplyOutcome, before: BeforeApply, after: CoordinatorQueries): void {
     this.applies++;
+    // A hand-over with nowhere else to go gives the meeting back to its owner, which may be draining.
+    const revokedFrom = new Map<string, string>();
+    for (const e of outcome.events) if (e.type === "REVOKED") revokedFrom.set(e.meetingId, e.nodeId);
+    const handOver = command !== undefined && (command.type === "completeMove" || command.type === "expireMove" || command.type === "drainDue");
     for (const e of outcome.events) {
       if (e.type !== "ASSIGNED") continue;
       const key = `${e.meetingId}#${e.epoch}`;
@@ -90,7 +103,8 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
         this.note(`${memberId} index ${index}: meeting ${e.meetingId} assigned at epoch ${e.epoch}, not above its epoch ${previous}`);
       }
       const node = after.getNode(e.nodeId);
-      if (!node || node.liveness !== "ALIVE" || node.draining) {
+      const backToOwner = handOver && revokedFrom.get(e.meetingId) === e.nodeId && node?.liveness !== "DEAD";
+      if (!backToOwner && (!node || node.liveness !== "ALIVE" || node.draining)) {
         this.note(`${memberId} index ${index}: meeting ${e.meetingId} epoch ${e.epoch} placed on ${e.nodeId}, which is ${node ? node.state : "unknown"}`);
       }
       if (!known) {
@@ -124,11 +138,34 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
       const now = after.getCheckpoint(meetingId);
       if (now && now.sequence < sequence) this.note(`${memberId} index ${index}: ${meetingId}'s stored sequence went back from ${sequence} to ${now.sequence}`);
     }
+    if (command?.type === "completeMove" && outcome.result.ok) this.checkCompletedMove(memberId, index, command, outcome);
     if (command?.type === "saveCheckpoint" && outcome.result.ok && outcome.result.type === "saveCheckpoint" && outcome.result.stored) {
       this.checkAcceptedSave(memberId, index, command);
     }
     if (command?.type === "setLiveness" && command.liveness === "DEAD" && outcome.result.ok && outcome.result.type === "setLiveness" && outcome.result.changed) {
       this.checkDeath(index, command.nodeId, command.generation);
+    }
+  }
+
+  private checkCompletedMove(memberId: string, index: number, c: Extract<Command, { type: "completeMove" }>, outcome: ApplyOutcome): void {
+    const state = decoder.decode(c.state);
+    const final = this.finals.get(`${c.meetingId}#${c.epoch}`);
+    if (final !== state) {
+      this.note(`${memberId} index ${index}: ${c.meetingId} epoch ${c.epoch} handed over with ${JSON.stringify(state)}, not the host's last write ${final === undefined ? "(it handed over nothing)" : JSON.stringify(final)}`);
+    }
+    const assigned = outcome.events.find((e) => e.type === "ASSIGNED" && e.meetingId === c.meetingId);
+    if (!assigned || assigned.type !== "ASSIGNED") {
+      this.note(`${memberId} index ${index}: ${c.meetingId}'s hand-over was stored but the meeting was assigned to nobody`);
+      return;
+    }
+    if (assigned.checkpoint?.sequence !== c.sequence || decoder.decode(assigned.checkpoint.state) !== state) {
+      this.note(`${memberId} index ${index}: ${c.meetingId} moved to ${assigned.nodeId} epoch ${assigned.epoch} with checkpoint ${assigned.checkpoint?.sequence ?? "none"}, not the final ${c.sequence}`);
+    }
+    // Every member applies it: counted once.
+    const key = `${c.meetingId}#${assigned.epoch}`;
+    if (!this.plannedSeen.has(key)) {
+      this.plannedSeen.add(key);
+      this.plannedMoves++;
     }
   }
 
@@ -199,6 +236,13 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
     if (!own && ((checkpoint?.sequence ?? 0) !== b.checkpointSequence || checkpoint?.state !== b.checkpointState)) {
       this.note(`${nodeId} received ${meetingId} epoch ${epoch} with checkpoint ${checkpoint?.sequence ?? "none"}, not the ${b.checkpointSequence} it was given with`);
     }
+  }
+
+  handedOver(_nodeId: string, _generation: number, meetingId: string, epoch: number, state: string): void {
+    const key = `${meetingId}#${epoch}`;
+    const known = this.finals.get(key);
+    if (known !== undefined && known !== state) this.note(`${meetingId} epoch ${epoch} was handed over twice with different final states`);
+    this.finals.set(key, state);
   }
 
   saveAcked(nodeId: string, generation: number, meetingId: string, epoch: number, sequence: number, state: string): void {

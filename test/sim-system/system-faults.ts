@@ -5,9 +5,10 @@
  * (sometimes reporting the lost peers) and between meeting servers and
  * members, message loss and delay on both networks, and meeting servers
  * that crash, restart under the same id at once, freeze (and wake up as
- * zombies), deregister and exit, or are drained (most with their meetings
- * moved); gateways are cut
- * from members and crash.
+ * zombies), deregister and exit, or are drained (now, most with their
+ * meetings moved, or with a deadline for hand-overs) and undrained; the
+ * operator moves meetings (planned hand-overs, some with deadlines the
+ * owner misses) and rebalances; gateways are cut from members and crash.
  */
 import type { SystemSimulation } from "./system-simulation.js";
 
@@ -24,6 +25,8 @@ export class SystemFaults {
     gatewayCuts: 0,
     gatewayCrashes: 0,
     leaves: 0,
+    plannedMoves: 0,
+    rebalances: 0,
   };
   /** A third of the seeds are violent: faults ten times as often. */
   private readonly violence: number;
@@ -139,9 +142,37 @@ export class SystemFaults {
     }
     if (rng.chance(0.002 * v)) {
       const s = rng.pick(serverIds);
-      this.sim.trace(`drain ${s}`);
       this.sim.stats.drains!++;
-      this.sim.operatorCall("DrainNode", { node_id: s, migrate: rng.chance(0.7) }).catch(() => undefined);
+      if (rng.chance(0.4)) {
+        // A planned drain: at the deadline the meetings still there are handed over.
+        const deadlineMs = 200 + rng.intBelow(3000);
+        this.sim.trace(`drain ${s} with a deadline of ${deadlineMs} ms`);
+        this.sim.operatorCall("DrainNode", { node_id: s, deadline_ms: deadlineMs }).catch(() => undefined);
+      } else {
+        this.sim.trace(`drain ${s}`);
+        this.sim.operatorCall("DrainNode", { node_id: s, migrate: rng.chance(0.7) }).catch(() => undefined);
+      }
+    }
+    if (rng.chance(0.004 * v)) {
+      // Drained servers come back into use, or there would soon be nowhere to move to.
+      const s = rng.pick(serverIds);
+      this.sim.trace(`undrain ${s}`);
+      this.sim.operatorCall("UndrainNode", { node_id: s }).catch(() => undefined);
+    }
+    if (this.sim.meetingCount() > 0 && rng.chance(0.02 * v)) {
+      // A planned move, to a named server or to placement's choice, with a deadline the owner may miss.
+      const meetingId = `meeting-${1 + rng.intBelow(this.sim.meetingCount())}`;
+      const to = rng.chance(0.5) ? rng.pick(serverIds) : "";
+      const timeoutMs = rng.chance(0.8) ? 2000 + rng.intBelow(8000) : 100 + rng.intBelow(400);
+      this.counts.plannedMoves!++;
+      this.sim.trace(`move ${meetingId}${to ? ` to ${to}` : ""} within ${timeoutMs} ms`);
+      this.sim.operatorCall("MoveMeeting", { meeting_id: meetingId, to_node_id: to, timeout_ms: timeoutMs }).catch(() => undefined);
+    }
+    if (rng.chance(0.003 * v)) {
+      this.counts.rebalances!++;
+      this.sim.trace("rebalance");
+      const request = { max_moves: 1 + rng.intBelow(3), max_in_flight: 1 + rng.intBelow(3), threshold_permille: 300 + rng.intBelow(600), timeout_ms: 1000 + rng.intBelow(5000) };
+      this.sim.operatorCall("Rebalance", request).catch(() => undefined);
     }
   }
 

@@ -4,7 +4,7 @@
  * and CoordinatorCore: failure detector, watch streams and their counts,
  * node agent calls, route watches), meeting servers running the real
  * NodeAgent, gateways running the real route cache and feed client, and an
- * operator creating meetings and draining nodes, over the disk, Raft and
+ * operator creating meetings, moving them, rebalancing and draining nodes, over the disk, Raft and
  * RPC network twins. Members crash, restart and pause; the networks drop,
  * delay and partition (members from members, servers from members);
  * servers crash, restart under the same id at once, and freeze (waking up
@@ -169,6 +169,11 @@ export class SystemSimulation {
     this.options.trace?.(`${String(this.world.now()).padStart(7)} ${line}`);
   }
 
+  /** Meetings the operator created so far (meeting-1 .. meeting-N). */
+  meetingCount(): number {
+    return this.meetingSeq;
+  }
+
   leader(): SimCoordinatorMember | undefined {
     let best: SimCoordinatorMember | undefined;
     for (const m of this.members.values()) {
@@ -247,6 +252,7 @@ export class SystemSimulation {
         applies: this.checker.applies,
         deaths: this.checker.deaths,
         handoffs: this.checker.handoffs,
+        plannedMovesDone: this.checker.plannedMoves,
         savesAcked: this.checker.savesAcked,
         gatewayRoutes: this.checker.gatewayRoutes,
         rpcCalls: this.rpc.calls,
