@@ -131,14 +131,17 @@ export class SimMeetingServer {
     clock.run(() => void agent.start().catch((err: unknown) => this.setup.trace?.(`${this.id} agent did not start: ${err instanceof Error ? err.message : String(err)}`)));
   }
 
-  /** A graceful leave: the agent saves every meeting once, deregisters, and the process exits. */
-  leave(): void {
+  /**
+   * A graceful leave: the agent saves every meeting once, deregisters, and the process exits;
+   * with `deadlineMs`, a planned stop (shutdown): it drains, hands what is left over at the
+   * deadline, then deregisters.
+   */
+  leave(deadlineMs?: number): void {
     const agent = this.agent;
     const clock = this.clock;
     if (!agent || !clock || clock.isPaused) return;
     clock.run(() => {
-      void agent
-        .stop({ deregister: true })
+      void (deadlineMs === undefined ? agent.stop({ deregister: true }) : agent.shutdown({ deadlineMs, handOverWaitMs: 3_000 }))
         .catch(() => undefined)
         .finally(() => {
           if (this.agent === agent) this.crash();

@@ -5,7 +5,8 @@
  * (sometimes reporting the lost peers) and between meeting servers and
  * members, message loss and delay on both networks, and meeting servers
  * that crash, restart under the same id at once, freeze (and wake up as
- * zombies), deregister and exit, or are drained (now, most with their
+ * zombies), deregister and exit (some with a planned stop: drain, hand
+ * over at a deadline, deregister), or are drained (now, most with their
  * meetings moved, or with a deadline for hand-overs) and undrained; the
  * operator moves meetings (planned hand-overs, some with deadlines the
  * owner misses) and rebalances; gateways are cut from members and crash.
@@ -27,6 +28,7 @@ export class SystemFaults {
     leaves: 0,
     plannedMoves: 0,
     rebalances: 0,
+    plannedStops: 0,
   };
   /** A third of the seeds are violent: faults ten times as often. */
   private readonly violence: number;
@@ -126,6 +128,11 @@ export class SystemFaults {
         this.sim.trace(`${s.id} deregisters and exits`);
         this.counts.leaves!++;
         s.leave();
+      } else if (s.up && rng.chance(0.0005 * v)) {
+        const deadlineMs = rng.intBelow(3000);
+        this.sim.trace(`${s.id} stops within ${deadlineMs} ms (shutdown: drain, hand over, deregister)`);
+        this.counts.plannedStops!++;
+        s.leave(deadlineMs);
       } else if (s.up && rng.chance(0.001 * v)) {
         const ms = 300 + rng.intBelow(4000);
         this.sim.trace(`${s.id} freezes for ${ms} ms`);
