@@ -77,6 +77,7 @@ describe("whole-product simulation catches planted bugs", () => {
     ["placement on a draining or suspect node", { stateBugs: { placeOnDrainingOrSuspect: true } }, /placed on .*, which is (SUSPECT|DRAINING)/],
     ["a restarted node's old generation left holding meetings", { stateBugs: { noNewTenure: true } }, /registered as generation .* but holds/],
     ["a planned move that assigns before it stores the final checkpoint", { stateBugs: { moveBeforeFinalCheckpoint: true } }, /moved to .* with checkpoint .*, not the final/],
+    ["placement that ignores declared limits", { stateBugs: { placeOverLimit: true } }, /at its declared CPU limit/],
     ["the gateway applying routes out of order", { gatewayBugs: { applyOutOfOrder: true } }, /gateway .* routes .* after its feed delivered epoch/],
   ];
   for (const [name, bugs, expected] of knobs) {

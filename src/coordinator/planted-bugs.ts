@@ -11,6 +11,8 @@ export interface CoordinatorBugs {
   readonly lowerSequenceAccepted?: boolean;
   /** Placement counts SUSPECT and draining nodes as eligible. */
   readonly placeOnDrainingOrSuspect?: boolean;
+  /** Placement ignores the limits nodes declared. */
+  readonly placeOverLimit?: boolean;
   /** A node that registers again keeps its meetings under the old generation's epochs (no new tenure). */
   readonly noNewTenure?: boolean;
   /** A planned move assigns the meeting on before it stores the final checkpoint (the new owner misses the last writes). */

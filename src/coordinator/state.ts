@@ -40,6 +40,7 @@ import type {
   Route,
 } from "./model.js";
 import type { PlannedMove } from "./move-commands.js";
+import { NO_LIMITS } from "./node-load.js";
 import { type PlacementRequest, explainNoPlacement, findPlacement } from "./placement.js";
 import { notePlacement } from "./recent-placements.js";
 import { type RebalanceOptions, planRebalance } from "./rebalance.js";
@@ -296,9 +297,12 @@ export class CoordinatorState implements CoordinatorQueries {
 
   /** The node placement would choose for this meeting now, if any. */
   findNodeFor(meeting: MeetingRecord, excludeNodeId?: string, preferredNodeId?: string): string | undefined {
-    const nodes = this.config.bugs?.placeOnDrainingOrSuspect
+    const bugs = this.config.bugs;
+    const nodes = bugs?.placeOnDrainingOrSuspect
       ? [...this.nodes.values()].map((n) => ({ ...n, draining: false, liveness: n.liveness === "SUSPECT" ? ("ALIVE" as const) : n.liveness }))
-      : this.nodes.values();
+      : bugs?.placeOverLimit
+        ? [...this.nodes.values()].map((n) => ({ ...n, limits: NO_LIMITS }))
+        : this.nodes.values();
     return findPlacement(nodes, this.placementRequest(meeting, excludeNodeId, preferredNodeId));
   }
 

@@ -92,6 +92,9 @@ export class SimMeetingServer {
     const { rng, rpc, member, observer } = this.setup;
     const memberIds = this.setup.memberIds();
     let writes = 0;
+    // Load as a random walk; half the servers declare a CPU limit it crosses now and then.
+    let cpu = rng.next() * 0.5;
+    const cpuLimit = this.capacity % 2 === 0 ? 0.6 + 0.3 * rng.next() : 0;
     /** `${meeting}@${epoch}` → the final state a planned move took: the host writes nothing after it. */
     const finals = new Map<string, Uint8Array>();
     const write = (meetingId: string, epoch: number): Uint8Array =>
@@ -110,6 +113,11 @@ export class SimMeetingServer {
           observer.holds(this.id, agent.generation, meetingId, epoch, state);
         },
         onRevoked: () => undefined,
+        reportLoad: () => {
+          cpu = Math.min(1, Math.max(0, cpu + (rng.next() - 0.45) * 0.15));
+          return { cpu, participants: 10 * agent.meetings().size };
+        },
+        ...(cpuLimit > 0 ? { limits: { cpu: cpuLimit } } : {}),
         // Each save's bytes name the writer and tenure, and are unique: the host wrote since the last one.
         getState: (meetingId): Uint8Array | undefined => {
           const epoch: number | undefined = agent.meetings().get(meetingId);

@@ -9,7 +9,8 @@
  *    generation, is never given to another (on any member, ever), and a
  *    server only holds an epoch given to its own generation;
  *  - epochs only grow on every member; a meeting is only given to a node
- *    that is ALIVE and not draining;
+ *    that is ALIVE, not draining, below its declared CPU limit and within
+ *    its capacity;
  *  - a save is accepted only from the node generation the epoch was given
  *    to, at the meeting's newest epoch (a zombie's write never is);
  *  - stored sequences never go back; an acknowledged save is in every
@@ -106,6 +107,12 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
       const backToOwner = handOver && revokedFrom.get(e.meetingId) === e.nodeId && node?.liveness !== "DEAD";
       if (!backToOwner && (!node || node.liveness !== "ALIVE" || node.draining)) {
         this.note(`${memberId} index ${index}: meeting ${e.meetingId} epoch ${e.epoch} placed on ${e.nodeId}, which is ${node ? node.state : "unknown"}`);
+      }
+      if (node && !backToOwner && node.limits.cpuPermille > 0 && node.load.cpuPermille >= node.limits.cpuPermille) {
+        this.note(`${memberId} index ${index}: meeting ${e.meetingId} epoch ${e.epoch} placed on ${e.nodeId} at its declared CPU limit (${node.load.cpuPermille}‰ of ${node.limits.cpuPermille}‰)`);
+      }
+      if (node && node.meetings > node.capacity) {
+        this.note(`${memberId} index ${index}: ${e.nodeId} holds ${node.meetings} meetings, over its capacity of ${node.capacity}`);
       }
       if (!known) {
         const checkpoint = e.checkpoint;
