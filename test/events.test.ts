@@ -160,8 +160,11 @@ describe("events", () => {
       }
       return false;
     };
+    // Paced by the test's phases, so a slow relay restart cannot let the load use up its 150 meetings before the leader is killed.
+    let quota = 40;
     const load = (async () => {
       for (let i = 0; !stop && i < 150; i++) {
+        while (!stop && made >= quota) await sleep(20);
         if (!(await untilDone(i, (m) => cluster.call("GetRoute", { meeting_id: `relay-${i}`, create: true }, m, 2_000)))) break;
         acknowledged.push(`relay-${i}`);
         if (i % 3 === 0 && !(await untilDone(i, (m) => cluster.call("EndMeeting", { meeting_id: `relay-${i}` }, m, 2_000)))) break;
@@ -174,7 +177,9 @@ describe("events", () => {
       await relay.kill(); // kill -9: no chance to write anything more
       const atKill = receiver.seen.length;
       relay = new CliProcess("relay", relayArgs);
+      quota = made + 30;
       await waitFor("more events after the relay's restart", () => receiver.seen.length >= atKill + 20, 60_000);
+      quota = 150;
       const leader = await cluster.members.waitForLeader();
       survivor = ["n1", "n2", "n3"].find((id) => id !== leader)!;
       await cluster.members.kill9(leader);
