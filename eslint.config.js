@@ -38,8 +38,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: [...IO_MODULES.filter((m) => m !== "msgpackr"), "../*", "!../raft", "!../raft/*", "!../raft-runtime", "../raft-runtime/*", "!../raft-runtime/state-machine.js"],
-              message: "the coordinator's state machine is deterministic: no I/O; it knows src/raft's types and errors and the StateMachine contract",
+              group: [...IO_MODULES.filter((m) => m !== "msgpackr"), "../*", "!../raft", "!../raft/*", "!../raft-runtime", "../raft-runtime/*", "!../raft-runtime/state-machine.js", "!../wire", "../wire/*", "!../wire/event-types.js"],
+              message: "the coordinator's state machine is deterministic: no I/O; it knows src/raft's types and errors, the StateMachine contract and the wire's event names",
             },
           ],
         },

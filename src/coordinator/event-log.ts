@@ -13,34 +13,9 @@
  * that has seen everything up to an index at or above the floor can resume.
  */
 import { BrokenInvariantError } from "./errors.js";
-import type { MoveReason } from "./model.js";
+import type { EventType, MoveReason } from "../wire/event-types.js";
 
-export type EventType =
-  | "MEETING_CREATED"
-  | "MEETING_MOVE_STARTED"
-  | "MEETING_MOVED"
-  | "MEETING_ENDED"
-  | "NODE_REGISTERED"
-  | "NODE_ALIVE"
-  | "NODE_SUSPECT"
-  | "NODE_DEAD"
-  | "NODE_DRAINING"
-  | "NODE_UNDRAINED"
-  | "NODE_DEREGISTERED";
-
-export const EVENT_TYPES: readonly EventType[] = [
-  "MEETING_CREATED",
-  "MEETING_MOVE_STARTED",
-  "MEETING_MOVED",
-  "MEETING_ENDED",
-  "NODE_REGISTERED",
-  "NODE_ALIVE",
-  "NODE_SUSPECT",
-  "NODE_DEAD",
-  "NODE_DRAINING",
-  "NODE_UNDRAINED",
-  "NODE_DEREGISTERED",
-];
+export { EVENT_TYPES, type EventType } from "../wire/event-types.js";
 
 /**
  * One event. Flat, with empty defaults, so every event has the same shape

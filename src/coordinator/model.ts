@@ -82,7 +82,7 @@ export interface MeetingRecord {
  * waited unassigned and found room; NODE_REREGISTERED for a meeting kept by
  * a node that registered again (same node, a new tenure at a new epoch).
  */
-export type MoveReason = "NODE_DEAD" | "DRAIN" | "NODE_LEFT" | "PLANNED_MOVE" | "REBALANCE" | "PLACED" | "NODE_REREGISTERED";
+export type { MoveReason } from "../wire/event-types.js";
 
 /** The reasons a hand-over is started for. */
 export type HandOverReason = "PLANNED_MOVE" | "REBALANCE" | "DRAIN";

@@ -4,24 +4,7 @@
  * instead of numbers. Checked on the way in: a watcher must never pass on
  * (or persist a cursor past) something that is not an event.
  */
-
-export const EVENT_TYPE_NAMES = [
-  "EVENT_TYPE_UNSPECIFIED",
-  "MEETING_CREATED",
-  "MEETING_MOVE_STARTED",
-  "MEETING_MOVED",
-  "MEETING_ENDED",
-  "NODE_REGISTERED",
-  "NODE_ALIVE",
-  "NODE_SUSPECT",
-  "NODE_DEAD",
-  "NODE_DRAINING",
-  "NODE_UNDRAINED",
-  "NODE_DEREGISTERED",
-] as const;
-
-/** MoveReason without its REASON_ prefix; "" when unset. */
-export const MOVE_REASON_NAMES = ["", "NODE_DEAD", "DRAIN", "PLANNED_MOVE", "REBALANCE", "NODE_LEFT", "PLACED", "NODE_REREGISTERED"] as const;
+import { EVENT_TYPE_NAMES, MOVE_REASON_NAMES } from "../wire/event-types.js";
 
 export interface EventJson {
   readonly id: string;

@@ -15,8 +15,8 @@ import * as grpc from "@grpc/grpc-js";
 import { toGrpcError } from "../../member/grpc-status.js";
 import type { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { InvalidArgumentError } from "../errors.js";
-import type { CoordinatorEvent, EventType } from "../event-log.js";
-import type { MoveReason } from "../model.js";
+import type { CoordinatorEvent } from "../event-log.js";
+import { eventTypeNumber, moveReasonNumber } from "../../wire/event-types.js";
 import { type Scheduler, realScheduler } from "../../time/scheduler.js";
 import { feedOnCall } from "./feed-stream.js";
 
@@ -26,44 +26,19 @@ export const OLDEST_INDEX_TRAILER = "convene-oldest-index";
 /** Events sent per turn of the event loop while catching up. */
 const CATCH_UP_EVENTS = 2_000;
 
-const EVENT_TYPE_NUMBER: Record<EventType, number> = {
-  MEETING_CREATED: 1,
-  MEETING_MOVE_STARTED: 2,
-  MEETING_MOVED: 3,
-  MEETING_ENDED: 4,
-  NODE_REGISTERED: 5,
-  NODE_ALIVE: 6,
-  NODE_SUSPECT: 7,
-  NODE_DEAD: 8,
-  NODE_DRAINING: 9,
-  NODE_UNDRAINED: 10,
-  NODE_DEREGISTERED: 11,
-};
-
-const MOVE_REASON_NUMBER: Record<MoveReason | "", number> = {
-  "": 0,
-  NODE_DEAD: 1,
-  DRAIN: 2,
-  PLANNED_MOVE: 3,
-  REBALANCE: 4,
-  NODE_LEFT: 5,
-  PLACED: 6,
-  NODE_REREGISTERED: 7,
-};
-
 export function eventMessage(e: CoordinatorEvent): Record<string, unknown> {
   return {
     id: `${e.index}:${e.position}`,
     index: e.index,
     position: e.position,
     at_ms: e.atMs,
-    type: EVENT_TYPE_NUMBER[e.type],
+    type: eventTypeNumber(e.type),
     meeting_id: e.meetingId,
     node_id: e.nodeId,
     from_node_id: e.fromNodeId,
     to_node_id: e.toNodeId,
     epoch: e.epoch,
-    reason: MOVE_REASON_NUMBER[e.reason],
+    reason: moveReasonNumber(e.reason),
     checkpoint_sequence: e.checkpointSequence,
     final_checkpoint: e.finalCheckpoint,
     generation: e.generation,
