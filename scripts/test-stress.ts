@@ -9,9 +9,13 @@
  * the chaos run of `npm run test:chaos`). Prints one line per run and ends
  * with
  *   stress: <runs> runs, <failed> failed
- * and the failing tests of each failed run. Exit code 0 only when none failed.
+ * and the failing tests of each failed run, with the file holding that run's
+ * whole output. Exit code 0 only when none failed.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 function usage(message: string): never {
   process.stderr.write(`test:stress: ${message}\nusage: npm run test:stress -- [--runs N] [--no-hog] [vitest arguments]\n`);
@@ -73,6 +77,10 @@ for (let r = 1; r <= runs; r++) {
     const result = await run(command, commandArgs);
     if (!result.ok) {
       ok = false;
+      // The whole output, for the failure's cause: the summary line names the test only.
+      const saved = join(tmpdir(), `convene-stress-run-${r}-${command}.log`);
+      writeFileSync(saved, result.output);
+      tests.push(`output: ${saved}`);
       const found = failures(result.output);
       tests.push(...(found.length > 0 ? found : [`${command} ${commandArgs.join(" ")} failed: ${result.output.split("\n").slice(-5).join(" | ")}`]));
     }
