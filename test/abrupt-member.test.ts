@@ -14,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NEWEST_CLUSTER_VERSION, formatsAt } from "../src/coordinator/formats.js";
 import { loadProto, lookup } from "../src/wire/proto.js";
 import { MiB, RawConnection, openMany, pidAlive, pollUntil, resetAll, rssBytes } from "./support/abrupt-tcp.js";
 import { FakeMeetingNode } from "./support/fake-meeting-node.js";
@@ -23,6 +24,7 @@ import { TcpRelay } from "./support/tcp-relay.js";
 
 const pkg = loadProto("convene.proto");
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
+const MemberAdmin = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin");
 const healthPkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: Number, defaults: true }));
 const Health = lookup<grpc.ServiceClientConstructor>(healthPkg, "grpc.health.v1.Health");
 
@@ -177,16 +179,29 @@ describe("a coordinator member process under abrupt TCP behaviour", () => {
   for (const [name, run] of cases) it(name, run);
 
   it("a peer that resets every connection (a learner at an address that resets): the member keeps serving", async () => {
-    const resetting = await TcpRelay.start(undefined);
+    // From cluster version 3 a learner's release is checked before it is added: a stand-in
+    // answers MemberAdmin.Status through the relay, then the relay resets everything.
+    const standIn = new grpc.Server();
+    standIn.addService(MemberAdmin.service, {
+      Status: (_call: unknown, answer: grpc.sendUnaryData<unknown>) => answer(null, { formats: formatsAt(NEWEST_CLUSTER_VERSION) }),
+    });
+    const standInPort = await new Promise<number>((resolve, reject) =>
+      standIn.bindAsync(`${HOST}:0`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    const resetting = await TcpRelay.start({ host: HOST, port: standInPort });
     try {
       await unary(cluster.admin("n1"), "AddLearner", { id: "n2", address: resetting.address }, 10_000);
-      await pollUntil("the member to dial the learner a few times", () => resetting.accepted, (n) => n >= 3, {
+      resetting.resetFromNowOn();
+      standIn.forceShutdown();
+      const before = resetting.accepted;
+      await pollUntil("the member to dial the learner a few times", () => resetting.accepted, (n) => n >= before + 3, {
         timeoutMs: 30_000,
         fatal: () => (pidAlive(pid) ? undefined : `the member exited\n${cluster.recentLogs()}`),
       });
       await expectServing();
       await unary(cluster.admin("n1"), "Remove", { id: "n2", address: "" }, 10_000);
     } finally {
+      standIn.forceShutdown();
       await resetting.close();
     }
     await expectServing();

@@ -17,15 +17,22 @@ export class TcpRelay {
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    private target: Endpoint | undefined,
   ) {}
 
   /** Listens on a free port; relays to `target`, or resets every connection when there is none. */
   static async start(target: Endpoint | undefined): Promise<TcpRelay> {
     let relay: TcpRelay | undefined;
-    const server = createServer((client) => relay!.accept(client, target));
+    const server = createServer((client) => relay!.accept(client));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    relay = new TcpRelay(server, (server.address() as AddressInfo).port);
+    relay = new TcpRelay(server, (server.address() as AddressInfo).port, target);
     return relay;
+  }
+
+  /** From now on the upstream resets everything: what is relayed is reset, and every new connection too. */
+  resetFromNowOn(): void {
+    this.target = undefined;
+    this.resetAll();
   }
 
   get address(): string {
@@ -50,7 +57,8 @@ export class TcpRelay {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private accept(client: Socket, target: Endpoint | undefined): void {
+  private accept(client: Socket): void {
+    const target = this.target;
     this.accepted++;
     client.on("error", () => undefined);
     if (!target) {
