@@ -13,61 +13,35 @@
  * `convene certs --https`), the gateway reaching the meeting server over
  * HTTPS (--node-ca); the page joins and chats over https:// and wss://.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { type Browser, type Page, chromium } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Gateway, startGateway, validateGatewayConfig } from "../src/gateway/index.js";
 import { type DemoServer, decodeRoomState, startDemoServer, validateDemoServerConfig } from "../src/demo-server/index.js";
 import { writeCerts } from "../src/security/certs.js";
 import { loadProto, lookup } from "../src/wire/proto.js";
+import { LocalCluster, launchChromium } from "./support/local-cluster.js";
 import { MemberCluster, basePort, unary } from "./support/member-cluster.js";
 
-const root = fileURLToPath(new URL("../", import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.Coordinator");
 
 describe("the demo in a real browser", () => {
-  const dir = mkdtempSync(join(tmpdir(), "convene-start-"));
   const port = basePort();
   const gateway = `http://127.0.0.1:${port + 10}`;
-  let cluster: ChildProcess;
-  let output = "";
+  let cluster: LocalCluster | undefined;
   let browser: Browser;
 
   beforeAll(async () => {
-    const config = join(dir, "convene.yaml");
-    writeFileSync(
-      config,
-      [`dataDir: ${join(dir, "data")}`, `memberBasePort: ${port}`, `gatewayPort: ${port + 10}`, `demoBasePort: ${port + 20}`, "checkpointIntervalMs: 500", ""].join("\n"),
-    );
-    cluster = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli.ts"), "start", "--config", config], { cwd: root });
-    cluster.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-    cluster.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    const started = Date.now();
-    while (!output.includes("convene is running")) {
-      if (cluster.exitCode !== null || Date.now() - started > 90_000) throw new Error(`convene start did not come up:\n${output}`);
-      await sleep(200);
-    }
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    cluster = await LocalCluster.start({ memberBasePort: port, gatewayPort: port + 10, demoBasePort: port + 20, checkpointIntervalMs: 500 });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (cluster && cluster.exitCode === null) {
-      const exited = new Promise((r) => cluster.once("exit", r));
-      cluster.kill("SIGINT");
-      await Promise.race([exited, sleep(15_000)]);
-      if (cluster.exitCode === null) cluster.kill("SIGKILL");
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.stop();
   }, 30_000);
 
   let page: Page;
@@ -174,10 +148,7 @@ describe("HTTPS on the gateway's and the demo server's own ports, in a real brow
     gateway = await startGateway(
       validateGatewayConfig({ listen: "127.0.0.1:0", coordinators, logLevel: "warn", tlsCert: file("https-gw.crt"), tlsKey: file("https-gw.key"), nodeCa: file("ca.crt") }),
     );
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--ignore-certificate-errors"],
-    });
+    browser = await launchChromium(["--ignore-certificate-errors"]);
   }, 90_000);
 
   afterAll(async () => {

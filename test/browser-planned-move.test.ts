@@ -9,19 +9,14 @@
  * history: nothing waited for a periodic checkpoint (they are a minute
  * apart here), the hand-over carried it.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { NEWEST_CLUSTER_VERSION } from "../src/coordinator/formats.js";
 import { CoordinatorClient, runConvene } from "./support/app-cluster.js";
+import { LocalCluster, launchChromium } from "./support/local-cluster.js";
 import { basePort, unary } from "./support/member-cluster.js";
 
-const root = fileURLToPath(new URL("../", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Demo {
@@ -32,53 +27,32 @@ interface Demo {
 }
 
 describe("a planned move in a real browser", () => {
-  const dir = mkdtempSync(join(tmpdir(), "convene-start-"));
   const port = basePort();
   const gateway = `http://127.0.0.1:${port + 5}`;
   const members = [0, 1, 2].map((i) => `127.0.0.1:${port + i}`).join(",");
-  let cluster: ChildProcess;
-  let output = "";
+  let cluster: LocalCluster | undefined;
   let browser: Browser;
 
   beforeAll(async () => {
-    const config = join(dir, "convene.yaml");
-    writeFileSync(
-      config,
-      [`dataDir: ${join(dir, "data")}`, `memberBasePort: ${port}`, `gatewayPort: ${port + 5}`, `demoBasePort: ${port + 6}`, "checkpointIntervalMs: 60000", ""].join("\n"),
-    );
-    cluster = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli.ts"), "start", "--config", config], { cwd: root });
-    cluster.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-    cluster.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     const started = Date.now();
-    while (!output.includes("convene is running")) {
-      if (cluster.exitCode !== null || Date.now() - started > 90_000) throw new Error(`convene start did not come up:\n${output}`);
-      await sleep(200);
-    }
+    const local = await LocalCluster.start({ memberBasePort: port, gatewayPort: port + 5, demoBasePort: port + 6, checkpointIntervalMs: 60_000 });
+    cluster = local;
     // A planned move needs cluster version 3, which the new group raises by itself within a second or two.
     const coordinator = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     try {
       while ((await unary<{ cluster_version: number }>(coordinator, "ClusterStatus", {}).catch(() => ({ cluster_version: 0 }))).cluster_version < NEWEST_CLUSTER_VERSION) {
-        if (Date.now() - started > 90_000) throw new Error(`the cluster version was not raised to ${NEWEST_CLUSTER_VERSION}:\n${output}`);
+        if (Date.now() - started > 90_000) throw new Error(`the cluster version was not raised to ${NEWEST_CLUSTER_VERSION}:\n${local.printed}`);
         await sleep(200);
       }
     } finally {
       coordinator.close();
     }
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (cluster && cluster.exitCode === null) {
-      const exited = new Promise((r) => cluster.once("exit", r));
-      cluster.kill("SIGINT");
-      await Promise.race([exited, sleep(15_000)]);
-      if (cluster.exitCode === null) cluster.kill("SIGKILL");
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.stop();
   }, 30_000);
 
   it("the message sent just before a planned move is on the new server, and the page got there by itself", async () => {
@@ -122,7 +96,7 @@ describe("a planned move in a real browser", () => {
 
     // And back, as an operator does it.
     const run = await runConvene(["move", "planned-move", "--to", first.nodeId, "--coordinators", members]);
-    expect(run.code, `${run.stderr}\n${output}`).toBe(0);
+    expect(run.code, `${run.stderr}\n${cluster?.printed}`).toBe(0);
     expect(run.stdout).toMatch(new RegExp(`^moved planned-move from ${other} to ${first.nodeId} \\(epoch ${second.epoch} → ${second.epoch + 1}\\)`, "m"));
     await page.waitForFunction((node) => {
       const d = (window as unknown as { conveneDemo: Demo }).conveneDemo;
