@@ -2,6 +2,12 @@
  * Lets every member accept every call: a follower hands what needs the
  * leader to the leader, over the same gRPC service, and relays the answer.
  * Clients of each leader address are kept and reused.
+ *
+ * A call that arrives while no leader is known (an election under way) is
+ * held until one is, for at most LEADER_HOLD_MS and never past the
+ * caller's deadline, as Consul holds RPCs for its rpc_hold_timeout: an
+ * election here takes a second or two, and a caller answered UNAVAILABLE
+ * at once would only retry into the same election.
  */
 import * as grpc from "@grpc/grpc-js";
 import { NotLeaderError } from "../raft/errors.js";
@@ -9,7 +15,25 @@ import type { RaftDriver } from "../raft-runtime/driver.js";
 import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../security/client-security.js";
 import { FORWARDED_HEADER, FORWARD_DEADLINE_HEADER, LEADER_HINT_HEADER } from "../wire/headers.js";
 
+/** The longest a call waits for a leader to be elected before it is answered UNAVAILABLE. */
+export const LEADER_HOLD_MS = 3_000;
+
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
+
+/** Until when a call may wait for a leader: LEADER_HOLD_MS, and 100 ms before its caller's deadline. */
+function holdUntil(caller: grpc.ServerUnaryCall<unknown, unknown>): number {
+  let until = Date.now() + LEADER_HOLD_MS;
+  const deadline = caller.getDeadline();
+  if (deadline instanceof Date) until = Math.min(until, deadline.getTime() - 100);
+  else if (typeof deadline === "number" && Number.isFinite(deadline)) until = Math.min(until, deadline - 100);
+  return until;
+}
+
+/** A forwarded call's answer that says its member did not lead (NotLeaderError's message, as grpc-status.ts sends it): it ran nothing. */
+function refusedAsNotLeader(err: unknown): boolean {
+  const e = err as Partial<grpc.ServiceError>;
+  return e.code === grpc.status.UNAVAILABLE && typeof e.details === "string" && e.details.startsWith("not the leader");
+}
 
 /** Whether a forwarded call arrived after the deadline its forwarder gave it. */
 export function arrivedTooLate(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
@@ -38,9 +62,46 @@ export class LeaderForwarder {
    * is known. `caller` carries the original call's deadline and cancellation
    * over: a write its client gave up on must not be applied seconds later.
    */
-  forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
-    const address = this.node.leaderAddress();
-    if (!address || this.node.isLeader()) return Promise.reject(new NotLeaderError(this.node.status().lead));
+  async forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+    const until = caller ? holdUntil(caller) : 0;
+    for (;;) {
+      // The leader may be this member, elected since the call failed here: the call then comes back here, marked forwarded, and runs.
+      let address = this.node.leaderAddress();
+      // Held while an election is under way.
+      if (address === "") address = await this.leaderElectedBy(until);
+      if (!address) throw new NotLeaderError(this.node.status().lead);
+      try {
+        return await this.send<Res>(address, method, request, caller);
+      } catch (err) {
+        // The member it went to no longer led (the election went on): nothing ran there, so the
+        // call goes to the next leader while the hold lasts. Any other failure is the caller's answer.
+        if (!refusedAsNotLeader(err) || Date.now() >= until || caller?.cancelled) throw err;
+        await this.leaderChangeBy(Math.min(until, Date.now() + 250));
+      }
+    }
+  }
+
+  /** The leader's address once one is known, or "" at `untilMs`. */
+  private async leaderElectedBy(untilMs: number): Promise<string> {
+    while (this.node.leaderAddress() === "" && Date.now() < untilMs) await this.leaderChangeBy(untilMs);
+    return this.node.leaderAddress();
+  }
+
+  /** Resolves at the next change of leader this member sees, or at `untilMs`. */
+  private leaderChangeBy(untilMs: number): Promise<void> {
+    const node = this.node;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        node.off("leader", done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, untilMs - Date.now()));
+      node.on("leader", done);
+    });
+  }
+
+  private send<Res>(address: string, method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
     let client = this.clients.get(address);
     if (!client) {
       client = new this.ClientCtor(address, this.security.credentials);
