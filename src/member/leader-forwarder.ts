@@ -10,7 +10,7 @@
  * at once would only retry into the same election.
  */
 import * as grpc from "@grpc/grpc-js";
-import { NotLeaderError } from "../raft/errors.js";
+import { NOT_LEADER_PREFIX, NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../security/client-security.js";
 import { FORWARDED_HEADER, FORWARD_DEADLINE_HEADER, LEADER_HINT_HEADER } from "../wire/headers.js";
@@ -20,19 +20,17 @@ export const LEADER_HOLD_MS = 3_000;
 
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
 
-/** Until when a call may wait for a leader: LEADER_HOLD_MS, and 100 ms before its caller's deadline. */
-function holdUntil(caller: grpc.ServerUnaryCall<unknown, unknown>): number {
-  let until = Date.now() + LEADER_HOLD_MS;
-  const deadline = caller.getDeadline();
-  if (deadline instanceof Date) until = Math.min(until, deadline.getTime() - 100);
-  else if (typeof deadline === "number" && Number.isFinite(deadline)) until = Math.min(until, deadline - 100);
-  return until;
+/** The caller's deadline in epoch ms (Infinity when it set none). */
+function callerDeadlineMs(caller: grpc.ServerUnaryCall<unknown, unknown> | undefined): number {
+  const deadline = caller?.getDeadline();
+  if (deadline instanceof Date) return deadline.getTime();
+  return typeof deadline === "number" && Number.isFinite(deadline) ? deadline : Infinity;
 }
 
-/** A forwarded call's answer that says its member did not lead (NotLeaderError's message, as grpc-status.ts sends it): it ran nothing. */
+/** A forwarded call's answer that says its member did not lead (NotLeaderError, as grpc-status.ts sends it): it ran nothing. */
 function refusedAsNotLeader(err: unknown): boolean {
   const e = err as Partial<grpc.ServiceError>;
-  return e.code === grpc.status.UNAVAILABLE && typeof e.details === "string" && e.details.startsWith("not the leader");
+  return e.code === grpc.status.UNAVAILABLE && typeof e.details === "string" && e.details.startsWith(NOT_LEADER_PREFIX);
 }
 
 /** Whether a forwarded call arrived after the deadline its forwarder gave it. */
@@ -58,12 +56,14 @@ export class LeaderForwarder {
   }
 
   /**
-   * Calls `method` on the leader; rejects with NotLeaderError when no leader
-   * is known. `caller` carries the original call's deadline and cancellation
-   * over: a write its client gave up on must not be applied seconds later.
+   * Calls `method` on the leader; with a `caller`, waits for one to be
+   * elected (up to LEADER_HOLD_MS, ending 100 ms before the caller's
+   * deadline); rejects with NotLeaderError when none is known by then.
+   * `caller` carries the original call's deadline and cancellation over: a
+   * write its client gave up on must not be applied seconds later.
    */
   async forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
-    const until = caller ? holdUntil(caller) : 0;
+    const until = caller ? Math.min(Date.now() + LEADER_HOLD_MS, callerDeadlineMs(caller) - 100) : 0;
     for (;;) {
       // The leader may be this member, elected since the call failed here: the call then comes back here, marked forwarded, and runs.
       let address = this.node.leaderAddress();
@@ -121,10 +121,7 @@ export class LeaderForwarder {
     const callerToken = caller?.metadata.get(AUTHORIZATION_HEADER)[0];
     if (typeof callerToken === "string") meta.set(AUTHORIZATION_HEADER, callerToken);
     else if (!caller && this.security.token !== undefined) meta.set(AUTHORIZATION_HEADER, `Bearer ${this.security.token}`);
-    let deadline = Date.now() + this.timeoutMs;
-    const callerDeadline = caller?.getDeadline();
-    if (callerDeadline instanceof Date) deadline = Math.min(deadline, callerDeadline.getTime());
-    else if (typeof callerDeadline === "number" && Number.isFinite(callerDeadline)) deadline = Math.min(deadline, callerDeadline);
+    const deadline = Math.min(Date.now() + this.timeoutMs, callerDeadlineMs(caller));
     meta.set(FORWARD_DEADLINE_HEADER, String(deadline));
     return new Promise<Res>((resolve, reject) => {
       const call = fn.call(client, request, meta, { deadline }, (err, res) => (err ? reject(err) : resolve(res as Res)));

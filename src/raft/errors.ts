@@ -17,6 +17,9 @@ export class ProposalDroppedError extends RaftError {
   readonly code = "PROPOSAL_DROPPED";
 }
 
+/** How a NotLeaderError's message begins: a forwarder reads it from the status a member answered with. */
+export const NOT_LEADER_PREFIX = "not the leader";
+
 /** This member is not the leader; `leaderId` is its best guess ("" if none). */
 export class NotLeaderError extends RaftError {
   readonly code = "NOT_LEADER";
@@ -27,8 +30,8 @@ export class NotLeaderError extends RaftError {
   ) {
     super(
       leaderId
-        ? `not the leader; the leader is ${leaderId}${leaderAddress ? ` at ${leaderAddress}` : ""}`
-        : "not the leader; no leader is known",
+        ? `${NOT_LEADER_PREFIX}; the leader is ${leaderId}${leaderAddress ? ` at ${leaderAddress}` : ""}`
+        : `${NOT_LEADER_PREFIX}; no leader is known`,
     );
   }
 }
