@@ -1,13 +1,13 @@
 /**
  * A call that reaches a member while no leader is known is held until one
- * is elected (src/member/leader-forwarder.ts), up to LEADER_HOLD_MS and
+ * is elected (src/member/leader-hold.ts), up to LEADER_HOLD_MS and
  * never past its deadline, instead of being answered UNAVAILABLE at once
  * into an election that is about to end. Real member processes of a group
  * of three: n1 alone has no quorum, so it knows no leader.
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { LEADER_HOLD_MS } from "../src/member/leader-forwarder.js";
+import { LEADER_HOLD_MS } from "../src/member/leader-hold.js";
 import { loadProto, lookup } from "../src/wire/proto.js";
 import { MemberCluster, unary } from "./support/member-cluster.js";
 

@@ -2,21 +2,15 @@
  * Lets every member accept every call: a follower hands what needs the
  * leader to the leader, over the same gRPC service, and relays the answer.
  * Clients of each leader address are kept and reused.
- *
- * A call that arrives while no leader is known (an election under way) is
- * held until one is, for at most LEADER_HOLD_MS and never past the
- * caller's deadline, as Consul holds RPCs for its rpc_hold_timeout: an
- * election here takes a second or two, and a caller answered UNAVAILABLE
- * at once would only retry into the same election.
+ * A call that arrives while no leader is known is held (leader-hold.ts).
  */
 import * as grpc from "@grpc/grpc-js";
 import { NOT_LEADER_PREFIX, NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
+import { LeaderHold } from "./leader-hold.js";
 import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../security/client-security.js";
 import { FORWARDED_HEADER, FORWARD_DEADLINE_HEADER, LEADER_HINT_HEADER } from "../wire/headers.js";
 
-/** The longest a call waits for a leader to be elected before it is answered UNAVAILABLE. */
-export const LEADER_HOLD_MS = 3_000;
 
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
 
@@ -28,7 +22,7 @@ function callerDeadlineMs(caller: grpc.ServerUnaryCall<unknown, unknown> | undef
 }
 
 /** A forwarded call's answer that says its member did not lead (NotLeaderError, as grpc-status.ts sends it): it ran nothing. */
-function refusedAsNotLeader(err: unknown): boolean {
+export function refusedAsNotLeader(err: unknown): boolean {
   const e = err as Partial<grpc.ServiceError>;
   return e.code === grpc.status.UNAVAILABLE && typeof e.details === "string" && e.details.startsWith(NOT_LEADER_PREFIX);
 }
@@ -41,6 +35,7 @@ export function arrivedTooLate(call: grpc.ServerUnaryCall<unknown, unknown>): bo
 
 export class LeaderForwarder {
   private readonly clients = new Map<string, grpc.Client>();
+  private readonly hold: LeaderHold;
 
   constructor(
     private readonly node: RaftDriver,
@@ -48,7 +43,9 @@ export class LeaderForwarder {
     private readonly timeoutMs: number,
     /** How this member dials the leader: its TLS credentials and member token. */
     private readonly security: ClientSecurity = PLAINTEXT,
-  ) {}
+  ) {
+    this.hold = new LeaderHold(node, node.scheduler);
+  }
 
   /** Whether this call may be forwarded (it was not already). */
   static mayForward(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
@@ -56,48 +53,20 @@ export class LeaderForwarder {
   }
 
   /**
-   * Calls `method` on the leader; with a `caller`, waits for one to be
-   * elected (up to LEADER_HOLD_MS, ending 100 ms before the caller's
-   * deadline); rejects with NotLeaderError when none is known by then.
-   * `caller` carries the original call's deadline and cancellation over: a
-   * write its client gave up on must not be applied seconds later.
+   * Calls `method` on the leader; with a `caller`, holds the call while no
+   * leader is known (leader-hold.ts) and rejects with NotLeaderError when
+   * none is known by the hold's end. `caller` carries the original call's
+   * deadline and cancellation over: a write its client gave up on must not
+   * be applied seconds later.
    */
-  async forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
-    const until = caller ? Math.min(Date.now() + LEADER_HOLD_MS, callerDeadlineMs(caller) - 100) : 0;
-    for (;;) {
-      // The leader may be this member, elected since the call failed here: the call then comes back here, marked forwarded, and runs.
-      let address = this.node.leaderAddress();
-      // Held while an election is under way.
-      if (address === "") address = await this.leaderElectedBy(until);
-      if (!address) throw new NotLeaderError(this.node.status().lead);
-      try {
-        return await this.send<Res>(address, method, request, caller);
-      } catch (err) {
-        // The member it went to no longer led (the election went on): nothing ran there, so the
-        // call goes to the next leader while the hold lasts. Any other failure is the caller's answer.
-        if (!refusedAsNotLeader(err) || Date.now() >= until || caller?.cancelled) throw err;
-        await this.leaderChangeBy(Math.min(until, Date.now() + 250));
-      }
-    }
-  }
-
-  /** The leader's address once one is known, or "" at `untilMs`. */
-  private async leaderElectedBy(untilMs: number): Promise<string> {
-    while (this.node.leaderAddress() === "" && Date.now() < untilMs) await this.leaderChangeBy(untilMs);
-    return this.node.leaderAddress();
-  }
-
-  /** Resolves at the next change of leader this member sees, or at `untilMs`. */
-  private leaderChangeBy(untilMs: number): Promise<void> {
-    const node = this.node;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        node.off("leader", done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, untilMs - Date.now()));
-      node.on("leader", done);
+  forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+    return this.hold.call<Res>({
+      send: (address) => this.send<Res>(address, method, request, caller),
+      refusedAsNotLeader,
+      noLeader: () => new NotLeaderError(this.node.status().lead),
+      hold: caller !== undefined,
+      callerDeadlineMs: callerDeadlineMs(caller),
+      cancelled: () => caller?.cancelled === true,
     });
   }
 

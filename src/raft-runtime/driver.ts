@@ -104,7 +104,8 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   readonly id: NodeId;
   private readonly raw: RawNode;
   private readonly opts: RaftDriverOptions;
-  private readonly clock: Scheduler;
+  /** The member's clock and timers: what else waits on this member's time (the leader hold) uses it too. */
+  readonly scheduler: Scheduler;
   private readonly peers: Map<NodeId, string>;
   private ticker: TimerHandle | undefined;
   /** Time of the last tick the core was given (see tickAsDue). */
@@ -134,7 +135,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private constructor(opts: RaftDriverOptions) {
     super();
     this.opts = opts;
-    this.clock = opts.scheduler ?? realScheduler;
+    this.scheduler = opts.scheduler ?? realScheduler;
     this.id = opts.config.id;
     this.peers = new Map(opts.peers);
     const snap = opts.storage.snapshot();
@@ -166,8 +167,8 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       },
     });
     for (const [id, address] of node.peers) if (id !== node.id) opts.transport.addPeer(id, address);
-    node.lastTickAt = node.clock.monotonic();
-    node.ticker = node.clock.setInterval(() => {
+    node.lastTickAt = node.scheduler.monotonic();
+    node.ticker = node.scheduler.setInterval(() => {
       node.tickAsDue(1);
       node.schedule();
     }, opts.tickMs);
@@ -240,7 +241,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     return new Promise<T>((resolve, reject) => {
       const read: PendingRead = {
         run: () => {
-          this.clock.clearTimeout(read.timer);
+          this.scheduler.clearTimeout(read.timer);
           try {
             resolve(query());
           } catch (err) {
@@ -248,10 +249,10 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
           }
         },
         reject: (err) => {
-          this.clock.clearTimeout(read.timer);
+          this.scheduler.clearTimeout(read.timer);
           reject(err);
         },
-        timer: this.clock.setTimeout(() => {
+        timer: this.scheduler.setTimeout(() => {
           this.forgetRead(read);
           reject(new RaftTimeoutError(`read not confirmed within ${timeoutMs} ms`));
         }, timeoutMs),
@@ -357,7 +358,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
 
   /** Milliseconds since the timer last ticked the core: more than a few election timeouts means the loop is stuck (a member's /livez). */
   sinceLastTickMs(): number {
-    return this.clock.monotonic() - this.lastTickAt;
+    return this.scheduler.monotonic() - this.lastTickAt;
   }
 
   /** The current term, without building a whole status(). */
@@ -369,12 +370,12 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.clock.clearInterval(this.ticker);
+    this.scheduler.clearInterval(this.ticker);
     if (this.processing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.snapshotInProgress;
     const err = new StoppedError("member stopped");
     for (const p of this.proposalsByIndex.values()) {
-      this.clock.clearTimeout(p.timer);
+      this.scheduler.clearTimeout(p.timer);
       p.reject(this.failed("stopped", err));
     }
     this.proposalsByIndex.clear();
@@ -390,7 +391,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    this.clock.defer(() => {
+    this.scheduler.defer(() => {
       this.scheduled = false;
       void this.process();
     });
@@ -406,7 +407,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
    * worth: enough to end any lease or leadership that ran out).
    */
   private tickAsDue(min: 0 | 1): void {
-    const now = this.clock.monotonic();
+    const now = this.scheduler.monotonic();
     const due = Math.floor((now - this.lastTickAt) / this.opts.tickMs);
     const ticks = Math.min(Math.max(due, min), 2 * this.opts.config.electionTick);
     if (due > 0) this.lastTickAt += due * this.opts.tickMs;
@@ -466,7 +467,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     const first = pos.index - group.length + 1;
     group.forEach((g, k) => {
       const index = first + k;
-      const timer = this.clock.setTimeout(() => {
+      const timer = this.scheduler.setTimeout(() => {
         this.proposalsByIndex.delete(index);
         g.reject(this.failed("timeout", new RaftTimeoutError(`proposal at index ${index} not applied within ${g.timeoutMs} ms; it may still commit`)));
       }, g.timeoutMs);
@@ -493,7 +494,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     const transport = this.opts.transport;
     const observer = this.opts.observer;
     if (rd.messages.length > 0) transport.send(rd.messages);
-    const writeStarted = this.clock.monotonic();
+    const writeStarted = this.scheduler.monotonic();
     const persisted =
       rd.entries.length > 0 || rd.hardState || rd.snapshot
         ? this.opts.storage.persist({
@@ -511,18 +512,18 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     if (early && rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
     if (persisted) {
       await persisted;
-      observer?.diskWrite((this.clock.monotonic() - writeStarted) / 1000);
+      observer?.diskWrite((this.scheduler.monotonic() - writeStarted) / 1000);
     }
     if (!early && rd.messagesAfterPersist.length > 0) transport.send(rd.messagesAfterPersist);
     if (rd.snapshot) {
-      const restoreStarted = this.clock.monotonic();
+      const restoreStarted = this.scheduler.monotonic();
       this.opts.stateMachine.restore(rd.snapshot.data);
       this.applied = rd.snapshot.metadata.index;
       this.snapshotIndex = rd.snapshot.metadata.index;
       this.snapshotBytes = rd.snapshot.data.length;
       this.bytesSinceSnapshot = 0;
       this.stats.snapshotsRestored++;
-      this.emit("restored", { index: this.snapshotIndex, bytes: this.snapshotBytes, restoreMs: this.clock.monotonic() - restoreStarted });
+      this.emit("restored", { index: this.snapshotIndex, bytes: this.snapshotBytes, restoreMs: this.scheduler.monotonic() - restoreStarted });
       this.rejectProposalsUpTo(this.applied);
       this.applyAll(rd.committedEntries);
     }
@@ -544,9 +545,9 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
 
   private applyAll(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
-    const started = this.clock.monotonic();
+    const started = this.scheduler.monotonic();
     for (const e of entries) this.applyEntry(e);
-    this.opts.observer?.applied((this.clock.monotonic() - started) / 1000, entries.length);
+    this.opts.observer?.applied((this.scheduler.monotonic() - started) / 1000, entries.length);
   }
 
   private applyEntry(e: Entry): void {
@@ -562,7 +563,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     const p = this.proposalsByIndex.get(e.index);
     if (!p) return;
     this.proposalsByIndex.delete(e.index);
-    this.clock.clearTimeout(p.timer);
+    this.scheduler.clearTimeout(p.timer);
     // Another leader's entry took this index: ours was overwritten.
     if (p.term === e.term) {
       this.stats.proposalsCommitted++;
@@ -585,7 +586,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   private rejectProposalsUpTo(index: number): void {
     for (const [i, p] of this.proposalsByIndex) {
       if (i > index) continue;
-      this.clock.clearTimeout(p.timer);
+      this.scheduler.clearTimeout(p.timer);
       // Covered by a snapshot: the outcome is unknown here.
       p.reject(this.failed("dropped", new ProposalDroppedError(`proposal at index ${i} was replaced by a snapshot`)));
       this.proposalsByIndex.delete(i);
@@ -637,20 +638,20 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   /** A failed write or a broken invariant: the member stops rather than diverge. */
   private fail(err: unknown): void {
     this.stopped = true;
-    this.clock.clearInterval(this.ticker);
+    this.scheduler.clearInterval(this.ticker);
     if (this.opts.onFatal) this.opts.onFatal(err);
     else throw err;
   }
 
   private async takeSnapshot(): Promise<void> {
-    const started = this.clock.monotonic();
+    const started = this.scheduler.monotonic();
     // The state as of this index, with the membership applied up to it.
     const index = this.applied;
     const confState = this.raw.raft.confState();
     const bytesCovered = this.bytesSinceSnapshot;
     const sm = this.opts.stateMachine;
     const data = sm.snapshotSteps ? await this.runSteps(sm.snapshotSteps()) : sm.snapshot();
-    const encoded = this.clock.monotonic();
+    const encoded = this.scheduler.monotonic();
     if (this.stopped) return;
     const snap = await this.opts.storage.compact(index, confState, data);
     // A leader's snapshot may have been installed meanwhile: the storage's is the latest either way.
@@ -659,7 +660,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       this.snapshotBytes = snap.data.length;
       this.bytesSinceSnapshot = Math.max(0, this.bytesSinceSnapshot - bytesCovered);
     }
-    this.emit("snapshot", { index, bytes: data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(this.clock.monotonic() - encoded) });
+    this.emit("snapshot", { index, bytes: data.length, encodeMs: Math.round(encoded - started), writeMs: Math.round(this.scheduler.monotonic() - encoded) });
   }
 
   /** Runs a state machine's steps, yielding to the event loop between them. */
@@ -667,7 +668,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     for (;;) {
       const step = steps.next();
       if (step.done) return step.value;
-      await new Promise<void>((resolve) => this.clock.defer(resolve));
+      await new Promise<void>((resolve) => this.scheduler.defer(resolve));
     }
   }
 
@@ -682,12 +683,12 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
 
   private waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const started = this.clock.monotonic();
+      const started = this.scheduler.monotonic();
       const check = (): void => {
         if (cond()) return resolve();
         if (this.stopped) return reject(new StoppedError("member stopped"));
-        if (this.clock.monotonic() - started > timeoutMs) return reject(new RaftTimeoutError(`${what} within ${timeoutMs} ms`));
-        this.clock.setTimeout(check, Math.max(1, this.opts.tickMs));
+        if (this.scheduler.monotonic() - started > timeoutMs) return reject(new RaftTimeoutError(`${what} within ${timeoutMs} ms`));
+        this.scheduler.setTimeout(check, Math.max(1, this.opts.tickMs));
       };
       check();
     });

@@ -6,7 +6,7 @@
  * disk and Raft network twins of test/sim. A crash kills its clock and
  * loses unsynced writes; a restart rebuilds everything from its disk.
  * `serve` is what its gRPC services do with a call: run it here, or
- * forward it once to the leader when this member does not lead.
+ * forward it to the leader through the real leader hold.
  */
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -21,6 +21,8 @@ import { RouteLog } from "../../src/coordinator/service/route-log.js";
 import { watchRoutes } from "../../src/coordinator/service/route-watch.js";
 import { WatchHub } from "../../src/coordinator/service/watch-hub.js";
 import { toGrpcError } from "../../src/member/grpc-status.js";
+import { refusedAsNotLeader } from "../../src/member/leader-forwarder.js";
+import { type HoldCounts, LeaderHold } from "../../src/member/leader-hold.js";
 import { type NodeId, NotLeaderError, type RaftConfig, StateRole } from "../../src/raft/index.js";
 import { RaftDriver } from "../../src/raft-runtime/driver.js";
 import { ProcessClock } from "../../src/time/process-clock.js";
@@ -58,6 +60,8 @@ export interface CoordinatorMemberSetup {
   readonly member: (id: NodeId) => SimCoordinatorMember | undefined;
   readonly snapshotEvery: number;
   readonly requestTimeoutMs: number;
+  /** How often the members' leader hold came into play, summed. */
+  readonly holdCounts: HoldCounts;
   readonly timings: CoreTimings;
   readonly stateConfig?: Partial<CoordinatorStateConfig>;
   readonly detectorBugs?: DetectorBugs;
@@ -70,6 +74,8 @@ export class SimCoordinatorMember {
   clock: ProcessClock | undefined;
   machine: ObservedMachine | undefined;
   core: CoordinatorCore | undefined;
+  /** The leader hold of this incarnation, as each forwarder of a real member has one. */
+  private hold: LeaderHold | undefined;
   private routes: RouteLog | undefined;
   private transport: SimTransport | undefined;
   incarnation = 0;
@@ -120,6 +126,7 @@ export class SimCoordinatorMember {
     });
     if (incarnation !== this.incarnation) return;
     this.driver = driver;
+    this.hold = new LeaderHold(driver, clock, setup.holdCounts);
     this.machine = machine;
     this.routes = routes;
     this.core = new CoordinatorCore({
@@ -141,6 +148,7 @@ export class SimCoordinatorMember {
     void this.transport?.close();
     this.disk.crash();
     this.driver = undefined;
+    this.hold = undefined;
     this.clock = undefined;
     this.transport = undefined;
     this.machine = undefined;
@@ -172,21 +180,39 @@ export class SimCoordinatorMember {
     return this.clock && this.core ? { clock: this.clock, incarnation: this.incarnation } : undefined;
   }
 
-  /** A call as the member's gRPC handler runs it: here, or forwarded once to the leader (handler.ts). */
-  async serve(method: MemberMethod, req: Record<string, unknown>, forwarded = false): Promise<unknown> {
+  /**
+   * A call as the member's gRPC handler runs it (handler.ts): here, or
+   * forwarded to the leader by the real leader hold (held while no leader
+   * is known, sent on to the next leader when one refuses it), within the
+   * caller's `timeoutMs`, as a gRPC deadline reaches the member.
+   */
+  async serve(method: MemberMethod, req: Record<string, unknown>, forwarded = false, timeoutMs = Infinity): Promise<unknown> {
     const core = this.core;
     const driver = this.driver;
-    if (!core || !driver) throw rpcError(grpc.status.UNAVAILABLE, `${this.id} is not running`);
+    const clock = this.clock;
+    const hold = this.hold;
+    if (!core || !driver || !clock || !hold) throw rpcError(grpc.status.UNAVAILABLE, `${this.id} is not running`);
     try {
       return await this.run(core, method, req);
     } catch (err) {
-      const lead = driver.core.raft.lead;
-      if (err instanceof NotLeaderError && !forwarded && lead !== "" && lead !== this.id) {
-        const leader = this.setup.member(lead);
-        return this.setup.rpc.call(this.id, lead, () => (leader ? leader.serve(method, req, true) : Promise.reject(rpcError(grpc.status.UNAVAILABLE, "no leader"))), this.setup.requestTimeoutMs);
-      }
-      throw toGrpcError(err);
+      if (!(err instanceof NotLeaderError) || forwarded) throw toGrpcError(err);
     }
+    const deadline = clock.now() + timeoutMs;
+    return hold.call({
+      // The RPC network routes by member id; the driver knows the leader by its address "sim:<id>".
+      send: (address) => {
+        const lead = address.slice(address.indexOf(":") + 1);
+        const remaining = deadline - clock.now();
+        const leader = this.setup.member(lead);
+        const run = () => (leader ? leader.serve(method, req, true, remaining) : Promise.reject(rpcError(grpc.status.UNAVAILABLE, `${lead} is not running`)));
+        return this.setup.rpc.call(this.id, lead, run, Math.min(this.setup.requestTimeoutMs, remaining));
+      },
+      refusedAsNotLeader,
+      noLeader: () => toGrpcError(new NotLeaderError(driver.core.raft.lead)),
+      hold: true,
+      callerDeadlineMs: deadline,
+      cancelled: () => false,
+    });
   }
 
   private async run(core: CoordinatorCore, method: MemberMethod, req: Record<string, unknown>): Promise<unknown> {

@@ -36,7 +36,7 @@ export function simAgentLink(processName: string, rpc: RpcNetwork, memberIds: re
     unary: async (address, _service, method, request, timeoutMs) => {
       const id = memberIdOf(address);
       const req = request as Record<string, unknown>;
-      const answer = await rpc.call(processName, id, () => member(id)!.serve(method as MemberMethod, req), timeoutMs);
+      const answer = await rpc.call(processName, id, () => member(id)!.serve(method as MemberMethod, req, false, timeoutMs), timeoutMs);
       const nodeId = String(req.node_id);
       if (method === "Heartbeat") observer.heartbeatAcked(nodeId, Number(req.generation));
       if (method === "SaveCheckpoint") {

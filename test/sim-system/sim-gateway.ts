@@ -89,7 +89,7 @@ export class SimGateway {
     const to = ids[this.cursor % ids.length]!;
     const member = this.setup.member(to)!;
     this.setup.rpc
-      .call(this.id, to, () => member.serve("GetRoute", { meeting_id: meetingId }), 2000)
+      .call(this.id, to, () => member.serve("GetRoute", { meeting_id: meetingId }, false, 2000), 2000)
       .then((answer) => {
         const route = parseRoute(answer as Record<string, unknown>);
         if (typeof route !== "string" && this.cache === cache) cache.remember(route);
