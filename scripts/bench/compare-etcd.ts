@@ -9,14 +9,22 @@
  *  3. leader kill -9 under the create load → first acknowledged write from
  *     another member of an attempt sent after the kill.
  * 64 calls in flight from `clients` load processes (load-client.ts, one
- * channel per member, the same client code for both), plus a 1-process
- * round for reference. Rounds alternate etcd, convene, bare grpc-js, etcd,
+ * channel per member, the same client code for both), and a 1-process round
+ * before and after. Rounds alternate etcd, convene, bare grpc-js, etcd,
  * ... so drift of the machine hits all alike; figures are medians over
- * rounds. "bare grpc-js" (steps 1 and 2 only) is a grpc-js server that
- * answers GetRoute at once: the most calls these clients get through here.
+ * rounds. Create rounds go on until each system has written
+ * COMPARE_ETCD_FILL meetings, so how p99 and CPU per create grow with the
+ * state shows round by round. "bare grpc-js" (steps 1 and 2 only) is a
+ * grpc-js server that answers GetRoute at once: the most calls these
+ * clients get through here, and with one process the load client's own
+ * headroom. Then: each member's RSS after the creates, CPU per read, idle
+ * CPU per member over 10 s, and the time from restarting the killed
+ * member to every member having caught up; the last lines are issue 21's
+ * targets, each met or MISSED.
  *
  * Settings (env): COMPARE_ETCD_CLIENTS (2), COMPARE_ETCD_SECONDS per round
- * (6), COMPARE_ETCD_ROUNDS (2), COMPARE_ETCD_TRIALS kill trials per system
+ * (6), COMPARE_ETCD_ROUNDS at least (2), COMPARE_ETCD_FILL meetings written
+ * before the last round (200,000), COMPARE_ETCD_TRIALS kill trials per system
  * (3), COMPARE_ETCD_DEADLINE_MS per call (1000), COMPARE_ETCD_STEPS (e.g.
  * "kill"; "create,read,kill" when unset). Run standalone with
  * `node --import tsx scripts/bench/compare-etcd.ts --clients N`.
@@ -34,6 +42,10 @@ import { EtcdCluster, ensureEtcd, freeEtcdBasePort } from "./etcd-cluster.js";
 import { type Job, type JobResult, LoadPool, type SystemName } from "./load-client.js";
 import { type NoopServer, startNoopServer } from "./noop-process.js";
 
+/** At most this many create rounds, whatever the fill. */
+const MAX_ROUNDS = 40;
+/** The window over which idle members' CPU is read. */
+const IDLE_SECONDS = 10;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = (): number => performance.timeOrigin + performance.now();
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(loadProto("convene.proto"), "convene.v1.NodeAgent");
@@ -42,6 +54,8 @@ export interface CompareOptions {
   clients: number;
   seconds: number;
   rounds: number;
+  /** Create rounds go on until each system has written this many meetings. */
+  fill: number;
   trials: number;
   deadlineMs: number;
   /** Which steps run: creates, reads (which need the creates), leader kills. */
@@ -60,6 +74,7 @@ export function compareOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Com
     clients: Math.floor(num("COMPARE_ETCD_CLIENTS", 2, 1)),
     seconds: num("COMPARE_ETCD_SECONDS", 6, 0.5),
     rounds: Math.floor(num("COMPARE_ETCD_ROUNDS", 2, 1)),
+    fill: Math.floor(num("COMPARE_ETCD_FILL", 200_000, 0)),
     trials: Math.floor(num("COMPARE_ETCD_TRIALS", 3, 0)),
     deadlineMs: num("COMPARE_ETCD_DEADLINE_MS", 1000, 50),
     steps: stepsFrom(env.COMPARE_ETCD_STEPS),
@@ -99,6 +114,16 @@ interface System {
   restart(i: number): Promise<void>;
   /** OS process ids of the running members. */
   pids(): number[];
+}
+
+/** Resident memory of a process in MiB (VmRSS); 0 once it is gone. */
+function rssMiBOf(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
@@ -215,9 +240,13 @@ interface Figures {
   rate: number;
   p50: number;
   p99: number;
+  /** Operations acknowledged. */
+  ops: number;
   errors: number;
   retries: number;
   cpu: number[];
+  /** The load processes' CPU per acknowledged call, in µs. */
+  clientCpuPerOpUs: number;
   /** The three members' CPU over the job, in cores (2 = both cores of this machine). */
   serverCpu: number;
   errorKinds: Record<string, number>;
@@ -233,6 +262,8 @@ function merge(results: JobResult[], serverCpu: number): Figures {
   const ms = (p: number) => Number((all.getValueAtPercentile(p) / 1000).toFixed(1));
   return {
     rate: results.reduce((s, r) => s + r.ops / r.seconds, 0),
+    ops: results.reduce((s, r) => s + r.ops, 0),
+    clientCpuPerOpUs: (results.reduce((s, r) => s + r.cpuSeconds, 0) * 1e6) / Math.max(1, results.reduce((s, r) => s + r.ops, 0)),
     p50: all.totalCount ? ms(50) : NaN,
     p99: all.totalCount ? ms(99) : NaN,
     errors: results.reduce((s, r) => s + r.errors, 0),
@@ -270,12 +301,12 @@ function bareSystem(noop: NoopServer): System {
 
 function describe(f: Figures): string {
   const kinds = Object.entries(f.errorKinds).map(([k, v]) => `${v}× ${k}`).join("; ");
-  const server = Number.isFinite(f.serverCpu) ? `, server CPU ${fmt(f.serverCpu * 100)}%` : "";
-  return `${fmt(f.rate)}/s p50 ${fmt(f.p50, 1)} p99 ${fmt(f.p99, 1)} ms, client CPU ${f.cpu.map((c) => `${fmt(c * 100)}%`).join("+")}${server}, errors ${f.errors}, retries ${f.retries}${kinds ? ` (${kinds})` : ""}`;
+  const server = Number.isFinite(f.serverCpu) ? `, server CPU ${fmt(f.serverCpu * 100)}% (${fmt((f.serverCpu * 1e6) / f.rate)} µs/op)` : "";
+  return `${fmt(f.rate)}/s p50 ${fmt(f.p50, 1)} p99 ${fmt(f.p99, 1)} ms, client CPU ${f.cpu.map((c) => `${fmt(c * 100)}%`).join("+")} (${fmt(f.clientCpuPerOpUs)} µs/call)${server}, errors ${f.errors}, retries ${f.retries}${kinds ? ` (${kinds})` : ""}`;
 }
 
 export async function benchCompareEtcd(options: CompareOptions = compareOptionsFromEnv()): Promise<Record<string, number | string>> {
-  const { clients, seconds, rounds, deadlineMs, steps } = options;
+  const { clients, seconds, rounds, fill, deadlineMs, steps } = options;
   const trials = steps.has("kill") ? options.trials : 0;
   const binary = ensureEtcd();
   const out: Record<string, number | string> = {};
@@ -318,6 +349,9 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
     const measured: System[] = [...systems, bareSystem(noop)];
     out["load average at start"] = loadavg().map((l) => l.toFixed(2)).join(" ");
     out["etcd version"] = (await etcd.memberStatus(etcdLeader)).version;
+    // Which profile (node --cpu-prof names it by pid) is the leader's.
+    const conveneLeader = await convene.waitForLeader();
+    out["convene members"] = ids.map((id) => `${id} pid ${convene!.pid(id)}${id === conveneLeader ? " (leader)" : ""}`).join(", ");
     out["load processes × in flight"] = `${clients} × ${share(clients, clients - 1)}${64 % clients ? "–" + share(clients, 0) : ""} (64), deadline ${deadlineMs} ms, ${seconds} s rounds after a ${Math.min(2, seconds)} s warm-up`;
 
     const warmSeconds = Math.min(2, seconds);
@@ -343,39 +377,71 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
       return merge(results, serverCpu);
     };
 
-    for (const op of (["create", "read"] as const).filter((o) => steps.has(o))) {
-      const per = new Map<SystemLabel, Figures[]>(measured.map((s) => [s.name, []]));
+    const perOpUs = (f: Figures): number => (f.serverCpu * 1e6) / f.rate;
+    const written = new Map<SystemLabel, number>(measured.map((s) => [s.name, 0]));
+    const create = new Map<SystemLabel, Figures[]>(measured.map((s) => [s.name, []]));
+    const createOne = new Map<SystemLabel, Figures[]>(measured.map((s) => [s.name, []]));
+    const reads = new Map<SystemLabel, Figures[]>(measured.map((s) => [s.name, []]));
+    /** The largest member's RSS (MiB) right after the last create round. */
+    const rssAfterCreates = new Map<SystemLabel, number>();
+    const m = (fs: Figures[], k: "rate" | "p50" | "p99") => median(fs.map((f) => f[k]));
+    const last = <T>(xs: T[]): T => xs[xs.length - 1]!;
+
+    if (steps.has("create")) {
       // Warm-up, not reported: JIT of the clients and of convene, first writes of etcd.
-      for (const sys of measured) await measure(sys, op, clients, warmSeconds);
-      for (let r = 1; r <= rounds; r++) {
+      for (const sys of measured) await measure(sys, "create", clients, warmSeconds);
+      const oneProcessRound = async (label: string): Promise<void> => {
         for (const sys of measured) {
-          const f = await measure(sys, op, clients);
-          per.get(sys.name)!.push(f);
-          out[`${op} r${r} ${sys.name}`] = describe(f);
+          const f = await measure(sys, "create", 1);
+          createOne.get(sys.name)!.push(f);
+          written.set(sys.name, written.get(sys.name)! + f.ops);
+          out[`create 1-process ${label} ${sys.name}`] = describe(f);
+        }
+      };
+      await oneProcessRound("first");
+      // Rounds go on until each system holds `fill` meetings, so growth shows round by round.
+      const filled = (): boolean => systems.every((s) => written.get(s.name)! >= fill);
+      for (let r = 1; r <= MAX_ROUNDS && (r <= rounds || !filled()); r++) {
+        for (const sys of measured) {
+          const f = await measure(sys, "create", clients);
+          create.get(sys.name)!.push(f);
+          written.set(sys.name, written.get(sys.name)! + f.ops);
+          out[`create r${r} ${sys.name}`] = `${describe(f)}, ${fmt(written.get(sys.name)!)} written`;
         }
       }
-      for (const sys of systems) out[`${op} 1-process ${sys.name}`] = describe(await measure(sys, op, 1));
-      const [e, c, b] = [per.get("etcd")!, per.get("convene")!, per.get("bare grpc-js")!];
-      const m = (fs: Figures[], k: "rate" | "p50" | "p99") => median(fs.map((f) => f[k]));
-      out[`${op} etcd /s`] = Math.round(m(e, "rate"));
-      out[`${op} convene /s`] = Math.round(m(c, "rate"));
-      out[`${op} rate convene/etcd`] = ratio(m(c, "rate"), m(e, "rate"));
-      out[`${op} etcd p50 ms`] = m(e, "p50");
-      out[`${op} convene p50 ms`] = m(c, "p50");
-      out[`${op} etcd p99 ms`] = m(e, "p99");
-      out[`${op} convene p99 ms`] = m(c, "p99");
-      out[`${op} p99 convene/etcd`] = ratio(m(c, "p99"), m(e, "p99"));
-      out[`${op} bare grpc-js /s`] = Math.round(m(b, "rate"));
-      out[`${op} bare grpc-js p99 ms`] = m(b, "p99");
-      out[`${op} rate convene/bare`] = ratio(m(c, "rate"), m(b, "rate"));
-      out[`${op} rate 2× etcd/bare`] = ratio(2 * m(e, "rate"), m(b, "rate"));
-      out[`${op} max client CPU`] = `${fmt(Math.max(...[...e, ...c].flatMap((f) => f.cpu)) * 100)}% of a core`;
-      const rateMet = m(c, "rate") >= 2 * m(e, "rate") ? "met" : "not met";
-      const p99Met = m(c, "p99") <= 0.5 * m(e, "p99") ? "met" : "not met";
-      out[`${op} target`] = op === "create" ? `rate ≥ 2.0× etcd (${rateMet}), p99 ≤ 0.5× etcd (${p99Met})` : `rate ≥ 2.0× etcd (${rateMet})`;
+      await oneProcessRound("last");
+      for (const sys of systems) {
+        const rss = sys.pids().map(rssMiBOf);
+        rssAfterCreates.set(sys.name, Math.max(...rss));
+        out[`RSS after creates ${sys.name}`] = `${rss.map((r) => fmt(r)).join(" / ")} MiB (${fmt(written.get(sys.name)!)} written)`;
+      }
+    }
+    if (steps.has("read")) {
+      for (const sys of measured) await measure(sys, "read", clients, warmSeconds);
+      for (let r = 1; r <= rounds; r++) {
+        for (const sys of measured) {
+          const f = await measure(sys, "read", clients);
+          reads.get(sys.name)!.push(f);
+          out[`read r${r} ${sys.name}`] = describe(f);
+        }
+      }
     }
 
+    // Idle: no load, the three meeting servers of convene still heartbeating (etcd has none).
+    const idle = new Map<SystemLabel, number[]>();
+    await sleep(3000);
+    for (const sys of systems) {
+      const pids = sys.pids();
+      const cpu0 = pids.map(cpuSecondsOf);
+      const t0 = performance.now();
+      await sleep(IDLE_SECONDS * 1000);
+      const secs = (performance.now() - t0) / 1000;
+      idle.set(sys.name, pids.map((p, k) => (cpuSecondsOf(p) - cpu0[k]!) / secs));
+      out[`idle CPU per member ${sys.name}`] = idle.get(sys.name)!.map((c) => `${fmt(c * 100, 1)}%`).join(" / ");
+    }
     const kills = new Map<SystemLabel, number[]>(systems.map((s) => [s.name, []]));
+    // Killed member started again → every member has applied what the leader had committed.
+    const restarts = new Map<SystemLabel, number[]>(systems.map((s) => [s.name, []]));
     const warmMs = 1500;
     for (let t = 1; t <= trials; t++) {
       for (const sys of systems) {
@@ -398,7 +464,9 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
         kills.get(sys.name)!.push(ms);
         const shown = firsts.length ? `${fmt(ms)} ms` : `no write acknowledged within ${warmMs / 1000 + 15} s`;
         out[`kill→write t${t} ${sys.name}`] = `${shown} (${describe(merge(results, NaN))})`;
+        const restartedAt = performance.now();
         await sys.restart(leader);
+        restarts.get(sys.name)!.push(performance.now() - restartedAt);
         await sleep(500);
       }
     }
@@ -408,7 +476,46 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
       out["kill→write convene median ms"] = Math.round(c);
       out["kill→write convene/etcd"] = ratio(c, e);
       out["kill→write target"] = `convene median ≤ 1,000 ms (${c <= 1000 ? "met" : "not met"})`;
+      const [re, rc] = [median(restarts.get("etcd")!), median(restarts.get("convene")!)];
+      out["killed member restarted → caught up"] = `etcd ${restarts.get("etcd")!.map((x) => fmt(x)).join(" / ")} ms, convene ${restarts.get("convene")!.map((x) => fmt(x)).join(" / ")} ms — target convene median ≤ etcd median: ${rc <= re ? "met" : "MISSED"}`;
     }
+    // The figures of issue 21's table, each with its target.
+    const verdict = (ok: boolean): string => (ok ? "met" : "MISSED");
+    const [E, C, B] = ["etcd", "convene", "bare grpc-js"] as const;
+    if (steps.has("create")) {
+      const bareOne = createOne.get(B)!;
+      const headroom = Math.min(...bareOne.map((f) => f.rate));
+      out["load client: 1 process → do-nothing server"] = `${bareOne.map((f) => `${fmt(f.rate)}/s at ${fmt(f.clientCpuPerOpUs)} µs client CPU per call`).join("; ")} — target ≥ 8,000/s: ${verdict(headroom >= 8000)}`;
+      const rate2 = ratio(m(create.get(C)!, "rate"), m(create.get(E)!, "rate"));
+      out["creates/s, 2 processes (median of rounds)"] = `etcd ${fmt(m(create.get(E)!, "rate"))}, convene ${fmt(m(create.get(C)!, "rate"))} (${rate2}×) — target ≥ 2.0×: ${verdict(rate2 >= 2)}`;
+      const rate1 = ratio(m(createOne.get(C)!, "rate"), m(createOne.get(E)!, "rate"));
+      out["creates/s, 1 process (first and last)"] = `etcd ${createOne.get(E)!.map((f) => fmt(f.rate)).join(" / ")}, convene ${createOne.get(C)!.map((f) => fmt(f.rate)).join(" / ")} (${rate1}×) — target ≥ 1.5×: ${verdict(rate1 >= 1.5)}`;
+      const p99Rounds = (name: SystemLabel) => create.get(name)!.map((f) => fmt(f.p99, 1)).join(" ");
+      out["create p99 per 2-process round etcd"] = `${p99Rounds(E)} ms`;
+      out["create p99 per 2-process round convene"] = `${p99Rounds(C)} ms`;
+      const p2 = ratio(m(create.get(C)!, "p99"), m(create.get(E)!, "p99"));
+      const p2last = ratio(last(create.get(C)!).p99, last(create.get(E)!).p99);
+      const p1 = ratio(m(createOne.get(C)!, "p99"), m(createOne.get(E)!, "p99"));
+      const p1last = ratio(last(createOne.get(C)!).p99, last(createOne.get(E)!).p99);
+      out["create p99 convene/etcd"] = `2 processes ${p2}× (last round ${p2last}×), 1 process ${p1}× (last round ${p1last}×) — target ≤ 0.7× in each: ${verdict(Math.max(p2, p2last, p1, p1last) <= 0.7)}`;
+      const cpuRounds = (name: SystemLabel) => create.get(name)!.map((f) => fmt(perOpUs(f))).join(" ");
+      out["member CPU per create, per round etcd"] = `${cpuRounds(E)} µs`;
+      out["member CPU per create, per round convene"] = `${cpuRounds(C)} µs`;
+      const cpuC = median(create.get(C)!.map(perOpUs));
+      const cpuE = median(create.get(E)!.map(perOpUs));
+      const cpuLast = perOpUs(last(create.get(C)!));
+      const flat = cpuLast <= 1.2 * perOpUs(create.get(C)![0]!);
+      out["member CPU per create convene"] = `median ${fmt(cpuC)} µs, last round ${fmt(cpuLast)} µs, ${ratio(cpuC, cpuE)}× etcd's — target ≤ 100 µs, ≤ 0.35× etcd, last round ≤ 1.2× first: ${verdict(cpuC <= 100 && cpuLast <= 100 && cpuC <= 0.35 * cpuE && flat)}`;
+      const rss = (name: SystemLabel) => rssAfterCreates.get(name)!;
+      out["largest member RSS after the creates"] = `etcd ${fmt(rss(E))} MiB, convene ${fmt(rss(C))} MiB (${ratio(rss(C), rss(E))}×) — target ≤ 1.2×: ${verdict(rss(C) <= 1.2 * rss(E))}`;
+    }
+    if (steps.has("read")) {
+      const readE = median(reads.get(E)!.map(perOpUs));
+      const readC = median(reads.get(C)!.map(perOpUs));
+      out["member CPU per linearizable read"] = `etcd ${fmt(readE)} µs, convene ${fmt(readC)} µs (${ratio(readC, readE)}×) — target ≤ 0.5×: ${verdict(readC <= 0.5 * readE)}`;
+    }
+    const idleMax = (name: SystemLabel) => Math.max(...idle.get(name)!);
+    out["idle CPU, busiest member"] = `etcd ${fmt(idleMax(E) * 100, 1)}%, convene ${fmt(idleMax(C) * 100, 1)}% — target ≤ etcd's: ${verdict(idleMax(C) <= idleMax(E))}`;
     out["load average at end"] = loadavg().map((l) => l.toFixed(2)).join(" ");
     return out;
   } catch (e) {
