@@ -4,7 +4,8 @@
  * 100,000 meetings with 1 KiB checkpoints on three coordinator members.
  * Reports the leader's CPU during steady heartbeats, each member's memory
  * (RSS), the size of a member's data directory, and the time for a member
- * killed with kill -9 to restart and catch up.
+ * killed with kill -9 to restart and catch up, and GetRoute's latency while
+ * the heartbeats flow. SCALE_NODES and SCALE_MEETINGS change the size.
  */
 import { type ChildProcess, execSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -14,6 +15,7 @@ import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { loadProto, lookup } from "../../src/wire/proto.js";
 import { MemberCluster, buildOnce, unary } from "../../test/support/member-cluster.js";
+import { closedLoop } from "./latency.js";
 
 /** Runs op(i) for i in [0, total) with `concurrency` in flight; returns the failures. */
 async function forEachConcurrently(total: number, concurrency: number, op: (i: number, worker: number) => Promise<unknown>): Promise<number> {
@@ -96,7 +98,23 @@ function rssMiB(pid: number): number {
   return Math.round(Number(m![1]) / 1024);
 }
 
-export async function benchScale(options: { nodes?: number; meetings?: number } = {}): Promise<Record<string, number | string>> {
+/** SCALE_NODES and SCALE_MEETINGS (whole numbers) in place of the defaults, e.g. 10,000 and 1,000,000. */
+export function scaleOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): { nodes?: number; meetings?: number } {
+  const whole = (name: string): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return undefined;
+    const v = Number(raw);
+    if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a whole number of at least 1, got ${JSON.stringify(raw)}`);
+    return v;
+  };
+  const nodes = whole("SCALE_NODES");
+  const meetings = whole("SCALE_MEETINGS");
+  return { ...(nodes === undefined ? {} : { nodes }), ...(meetings === undefined ? {} : { meetings }) };
+}
+
+const fmt = (n: number): string => Math.round(n).toLocaleString("en-US");
+
+export async function benchScale(options: { nodes?: number; meetings?: number } = scaleOptionsFromEnv()): Promise<Record<string, number | string>> {
   const nodeCount = options.nodes ?? 1000;
   const meetingCount = options.meetings ?? 100_000;
   const ids = ["n1", "n2", "n3"];
@@ -143,9 +161,15 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     leader = await cluster.waitForLeader();
     const pids = new Map(ids.map((id) => [id, cluster.pid(id)!]));
     // Steady state: only heartbeats, for 10 s.
+    const beats0 = (await fleet.stats()).heartbeats;
     const t0 = cpuTicks(pids.get(leader)!);
     await sleep(10_000);
     const leaderCpu = (cpuTicks(pids.get(leader)!) - t0) / 100 / 10;
+    const beatsPerSecond = ((await fleet.stats()).heartbeats - beats0) / 10;
+    // Route lookups while the heartbeats go on: linearizable GetRoute of meetings made above, 16 in flight.
+    const reader = new CoordinatorClient(cluster.addresses.get(leader)!, grpc.credentials.createInsecure());
+    const lookups = await closedLoop(16, 10, (_w, seq) => unary(reader, "GetRoute", { meeting_id: `room-${(seq * 7919) % meetingCount}`, create: false, region: "" }, 10_000));
+    reader.close();
     const rss = ids.map((id) => rssMiB(pids.get(id)!));
     // What the RSS holds: V8's heap (used of committed) and buffers outside it (checkpoints, log entries, snapshot).
     const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
@@ -178,7 +202,9 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       "meetings created": created,
       "creates/s": Math.round(created / createSeconds),
       "checkpoints saved/s": Math.round(list.meetings.length / saveSeconds),
+      "heartbeats/s asked / answered": `${fmt(nodeCount * 2)} / ${fmt(beatsPerSecond)}`,
       "leader CPU, heartbeats only (cores)": Number(leaderCpu.toFixed(2)),
+      "GetRoute under heartbeats, 16 in flight": `${fmt(lookups.opsPerSecond)}/s, p50 ${lookups.latencies.ms(50)} ms, p99 ${lookups.latencies.ms(99)} ms, ${lookups.errors} errors`,
       "RSS per member MiB": rss.join(" / "),
       "heap used/committed + buffers MiB": memory.join(" · "),
       "data dir MiB": dataMiB,
