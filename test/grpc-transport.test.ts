@@ -23,7 +23,10 @@ import { Recorder } from "./support/transport-recorder.js";
 
 class SpyLogger implements TransportLogger {
   readonly lines: string[] = [];
-  debug(): void {}
+  readonly debugs: { fields: Record<string, unknown>; message: string }[] = [];
+  debug(fields: object, message: string): void {
+    this.debugs.push({ fields: fields as Record<string, unknown>, message });
+  }
   warn(_fields: object, message: string): void {
     this.lines.push(message);
   }
@@ -302,6 +305,35 @@ describe("GrpcTransport", () => {
     const commits = back.seen.messages.map((m) => m.commit);
     expect(commits).toEqual([...commits].sort((a, b) => a - b));
     expect(new Set(commits).size).toBe(commits.length);
+  });
+
+  it("dials a restarted peer back as soon as it is up, not after the redial backoff", async () => {
+    const [n1, n2, n3] = await cluster(["n1", "n2", "n3"]);
+    n1!.transport.send([heartbeat("n1", "n3", 0)]);
+    await until(() => n3!.seen.messages.length === 1);
+    await n3!.transport.close();
+    n3!.server.forceShutdown();
+    const addresses = new Map([["n1", `127.0.0.1:${n1!.port}`], ["n2", `127.0.0.1:${n2!.port}`], ["n3", `127.0.0.1:${n3!.port}`]]);
+    // Heartbeats to the dead n3 until a failed redial starts a backoff of at least 700 ms.
+    let commit = 1;
+    const longBackoff = () => n1!.log.debugs.find((d) => d.message === "stream to peer broke again" && Number(d.fields.retryInMs) >= 700);
+    const since = performance.now();
+    while (!longBackoff()) {
+      n1!.transport.send([heartbeat("n1", "n3", commit++)]);
+      await sleep(20);
+      if (performance.now() - since > 15_000) throw new Error("no redial backoff of 700 ms within 15 s");
+    }
+    // n3 comes back at once: n1 must not wait the backoff out.
+    const back = await startMember("n3", await bindServer(n3!.port), addresses);
+    const restartedAt = performance.now();
+    while (back.seen.messages.length === 0) {
+      n1!.transport.send([heartbeat("n1", "n3", commit++)]);
+      await sleep(10);
+      if (performance.now() - restartedAt > 5000) throw new Error("n3 not redialled within 5 s");
+    }
+    const waitedMs = performance.now() - restartedAt;
+    expect(waitedMs, `n3 heard from n1 ${Math.round(waitedMs)} ms after it was up; the backoff was ${String(longBackoff()!.fields.retryInMs)} ms`).toBeLessThan(500);
+    expect(n1!.log.debugs.some((d) => d.message === "peer is up again; redialling now")).toBe(true);
   });
 
   it("reports a stuck peer (it accepts TCP but never answers) without delaying the others", async () => {

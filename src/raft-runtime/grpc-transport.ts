@@ -224,6 +224,8 @@ export class GrpcTransport implements Transport {
       SendSnapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, AckWire>, callback: grpc.sendUnaryData<AckWire>) =>
         this.serveSnapshot(call, callback),
     });
+    // Each peer hears at once that this member is up (see PeerLink.announce).
+    for (const link of this.links.values()) link.announce();
   }
 
   send(messages: readonly Message[]): void {
@@ -312,6 +314,8 @@ export class GrpcTransport implements Transport {
         sender = batch.from;
         generation = ++this.streamGenerations;
         this.newestStream.set(sender, generation);
+        // A stream from a peer means it is up: no need to wait out a redial backoff towards it.
+        this.links.get(sender)?.peerIsUp();
       }
       if (this.newestStream.get(sender) !== generation) {
         // The sender has redialled: what still comes here may be older than what came there.
@@ -466,7 +470,7 @@ interface OutboundStream {
 
 /** The sending side towards one peer: its stream, its queue, its redial backoff, its snapshot calls. */
 class PeerLink {
-  private readonly client: grpc.Client;
+  private client: grpc.Client;
   private snapshotClient: grpc.Client | undefined;
   private stream: OutboundStream | undefined;
   private queue: Message[] = [];
@@ -492,6 +496,33 @@ class PeerLink {
     this.queue.push(m);
     this.queueSizes.push(size);
     this.queuedBytes += size;
+  }
+
+  /**
+   * Opens the stream with an empty batch, which tells the peer this member
+   * is up: a member that restarts is then dialled back at once, not after
+   * the leader's redial backoff towards it (up to RECONNECT_MAX_MS) runs out.
+   */
+  announce(): void {
+    if (this.backoffTimer || this.stream) return;
+    const stream = this.openStream();
+    stream.call.write({ clusterId: this.ctx.clusterId, from: this.ctx.selfId, to: this.peer, messages: encodeMessages([]) });
+  }
+
+  /**
+   * The peer opened a stream to this member, so it is up: unless a stream
+   * to it is open, the next message dials it at once, on a new channel
+   * (which alone skips gRPC's own redial backoff), not after this link's
+   * backoff runs out.
+   */
+  peerIsUp(): void {
+    if (this.stream) return; // open (or opening) already
+    clearTimeout(this.backoffTimer);
+    this.backoffTimer = undefined;
+    this.backoffMs = 0;
+    this.client.close();
+    this.client = new grpc.Client(this.address, this.ctx.credentialsFor(this.peer), channelOptions(this.ctx.maxMessageBytes));
+    this.ctx.logger.debug({ peer: this.peer }, "peer is up again; redialling now");
   }
 
   /** Writes what the stream takes now. Called after each tick's send(), and when the stream frees up. */
