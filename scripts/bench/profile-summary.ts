@@ -39,12 +39,12 @@ export function partOf(url: string, functionName: string): string {
     [/node_modules\/(msgpackr|msgpackr-extract)\//, "msgpack"],
     [/node_modules\/(classic-level|abstract-level|level|level-transcoder|level-supports)\//, "LevelDB binding"],
     [/node_modules\//, "other dependencies"],
-    [/\/src\/raft\//, "Raft core"],
-    [/\/src\/raft-runtime\//, "Raft runtime (driver, transport, storage)"],
-    [/\/src\/coordinator\//, "coordinator"],
-    [/\/src\/member\//, "member (server, forwarding)"],
-    [/\/src\/security\//, "security"],
-    [/\/src\//, "other convene code"],
+    [/\/(src|dist)\/raft\//, "Raft core"],
+    [/\/(src|dist)\/raft-runtime\//, "Raft runtime (driver, transport, storage)"],
+    [/\/(src|dist)\/coordinator\//, "coordinator"],
+    [/\/(src|dist)\/member\//, "member (server, forwarding)"],
+    [/\/(src|dist)\/security\//, "security"],
+    [/\/(src|dist)\//, "other convene code"],
     [/^node:internal\/http2|^node:http2/, "Node http2"],
     [/^node:internal\/(streams|stream_base_commons)|^node:stream/, "Node streams"],
     [/^node:internal\/(timers|process\/task_queues)|^node:timers/, "Node timers and microtasks"],
@@ -79,7 +79,7 @@ export function summarize(profile: Profile, top = 15, sinceMs = 0, untilMs = Inf
     busy += us;
     const part = partOf(url, functionName);
     parts.set(part, (parts.get(part) ?? 0) + us);
-    const name = `${functionName || "(anonymous)"} ${url.replace(/^.*\/(node_modules|src)\//, "$1/")}:${lineNumber + 1}`;
+    const name = `${functionName || "(anonymous)"} ${url.replace(/^.*\/(node_modules|src|dist)\//, "$1/")}:${lineNumber + 1}`;
     const f = functions.get(name) ?? { part, us: 0 };
     f.us += us;
     functions.set(name, f);
