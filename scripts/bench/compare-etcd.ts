@@ -29,9 +29,9 @@
  * "kill"; "create,read,kill" when unset). Run standalone with
  * `node --import tsx scripts/bench/compare-etcd.ts --clients N`.
  */
-import { readFileSync } from "node:fs";
-import { loadavg } from "node:os";
-import { resolve } from "node:path";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
@@ -114,6 +114,8 @@ interface System {
   restart(i: number): Promise<void>;
   /** OS process ids of the running members. */
   pids(): number[];
+  /** What each member's memory holds, where the system reports it. */
+  memoryDetail?(): Promise<string>;
 }
 
 /** Resident memory of a process in MiB (VmRSS); 0 once it is gone. */
@@ -233,6 +235,14 @@ function conveneSystem(cluster: MemberCluster, ids: string[]): System {
       await cluster.waitForApplied(ids, s.commit_index, 30_000);
     },
     pids: () => ids.map((id) => cluster.pid(id)).filter((p): p is number => p !== undefined),
+    memoryDetail: async () => {
+      const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+      const parts = await Promise.all(ids.map(async (id) => {
+        const s = await cluster.status(id);
+        return `${id} ${mib(s.heap_used_bytes)}/${mib(s.heap_total_bytes)} + ${mib(s.array_buffers_bytes)}`;
+      }));
+      return `${parts.join(" · ")} MiB (V8 heap used/committed + buffers outside it)`;
+    },
   };
 }
 
@@ -299,6 +309,31 @@ function bareSystem(noop: NoopServer): System {
   };
 }
 
+/** Event-loop blocks (with their CPU and GC share) and leader changes the convene members logged in `logDir`. */
+function stallsIn(logDir: string, ids: readonly string[]): string {
+  const blocks: string[] = [];
+  let leaderChanges = 0;
+  for (const id of ids) {
+    let text = "";
+    try {
+      text = readFileSync(join(logDir, `${id}.log`), "utf8");
+    } catch {
+      continue; // never logged
+    }
+    for (const line of text.split("\n")) {
+      if (line.includes("\"leader changed\"")) leaderChanges++;
+      if (!line.includes("event loop was blocked")) continue;
+      try {
+        const e = JSON.parse(line) as { blockedMs: number; cpuMs: number; gcMs: number };
+        blocks.push(`${id} ${e.blockedMs} ms (CPU ${e.cpuMs}, GC ${e.gcMs})`);
+      } catch {
+        blocks.push(`${id} (unparsed)`);
+      }
+    }
+  }
+  return `${leaderChanges} leader changes seen; event loop blocked ≥ 500 ms ${blocks.length} times${blocks.length ? `: ${blocks.slice(0, 8).join(", ")}` : ""}`;
+}
+
 function describe(f: Figures): string {
   const kinds = Object.entries(f.errorKinds).map(([k, v]) => `${v}× ${k}`).join("; ");
   const server = Number.isFinite(f.serverCpu) ? `, server CPU ${fmt(f.serverCpu * 100)}% (${fmt((f.serverCpu * 1e6) / f.rate)} µs/op)` : "";
@@ -311,6 +346,7 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
   const binary = ensureEtcd();
   const out: Record<string, number | string> = {};
   const ids = ["n1", "n2", "n3"];
+  const logDir = process.env.CONVENE_CLUSTER_LOG_DIR ?? mkdtempSync(join(tmpdir(), "compare-etcd-logs-"));
   let etcd: EtcdCluster | undefined;
   let convene: MemberCluster | undefined;
   let servers: MeetingServers | undefined;
@@ -333,6 +369,8 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
+    // Every member's whole log, read at the end for its stalls (MemberCluster appends there).
+    process.env.CONVENE_CLUSTER_LOG_DIR = logDir;
     etcd = new EtcdCluster(binary, await freeEtcdBasePort());
     // Members run from the build, as operators run them: a restart is timed from the process start, not from a TypeScript transform.
     buildOnce();
@@ -353,6 +391,7 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
     out["etcd version"] = (await etcd.memberStatus(etcdLeader)).version;
     // Which profile (node --cpu-prof names it by pid) is the leader's.
     const conveneLeader = await convene.waitForLeader();
+    out["convene member logs"] = `${logDir} (kept)`;
     out["convene members"] = ids.map((id) => `${id} pid ${convene!.pid(id)}${id === conveneLeader ? " (leader)" : ""}`).join(", ");
     out["load processes × in flight"] = `${clients} × ${share(clients, clients - 1)}${64 % clients ? "–" + share(clients, 0) : ""} (64), deadline ${deadlineMs} ms, ${seconds} s rounds after a ${Math.min(2, seconds)} s warm-up`;
 
@@ -416,6 +455,7 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
         const rss = sys.pids().map(rssMiBOf);
         rssAfterCreates.set(sys.name, Math.max(...rss));
         out[`RSS after creates ${sys.name}`] = `${rss.map((r) => fmt(r)).join(" / ")} MiB (${fmt(written.get(sys.name)!)} written)`;
+        if (sys.memoryDetail) out[`memory after creates ${sys.name}`] = await sys.memoryDetail();
       }
     }
     if (steps.has("read")) {
@@ -518,6 +558,8 @@ export async function benchCompareEtcd(options: CompareOptions = compareOptionsF
     }
     const idleMax = (name: SystemLabel) => Math.max(...idle.get(name)!);
     out["idle CPU, busiest member"] = `etcd ${fmt(idleMax(E) * 100, 1)}%, convene ${fmt(idleMax(C) * 100, 1)}% — target ≤ etcd's: ${verdict(idleMax(C) <= idleMax(E))}`;
+    // What a stall of convene's would be: its members' own account of event-loop blocks and leader changes.
+    out["convene stalls"] = stallsIn(logDir, ids);
     out["load average at end"] = loadavg().map((l) => l.toFixed(2)).join(" ");
     return out;
   } catch (e) {
