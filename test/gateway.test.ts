@@ -124,7 +124,7 @@ describe("gateway config, paths, cache and limits", () => {
     cache.applyBatch(10, true, [ch("a", "n1", 1), ch("b", "n1", 1)]);
     cache.applyBatch(10, false, [ch("c", "n2", 1)]); // second chunk of the same table
     expect(cache.size).toBe(3);
-    cache.remember({ meetingId: "a", nodeId: "n2", address: "127.0.0.1:2", epoch: 2 });
+    cache.beginLookup("a").answer({ meetingId: "a", nodeId: "n2", address: "127.0.0.1:2", epoch: 2 });
     expect(cache.applyBatch(11, false, [ch("a", "n1", 1)]).applied).toBe(0); // older than what GetRoute said
     expect(cache.get("a")!.nodeId).toBe("n2");
     cache.applyBatch(12, false, [ch("b", "", 0), ch("x", "n1", 1, 99999999)]);

@@ -12,6 +12,10 @@
  * - Epochs only grow for one meeting, so an answer older than what is cached
  *   (a GetRoute that raced a move, a feed member that lags) never replaces
  *   a newer route; an equal epoch is the same placement.
+ * - A GetRoute answer is refused when its epoch is older than any this
+ *   cache held for the meeting while the call was in flight: the feed may
+ *   have delivered the move and then dropped the meeting (its new node died
+ *   too) before a slow answer, read before the move, came back.
  */
 import { isHostPort } from "./config.js";
 
@@ -72,12 +76,34 @@ export interface RouteCacheBugs {
   readonly applyOutOfOrder?: boolean;
 }
 
+/** A GetRoute in flight for one meeting (RouteCache.beginLookup). */
+export interface RouteLookup {
+  /**
+   * Stores the answer unless the cache held a newer epoch for the meeting
+   * at some moment since the lookup began; returns the entry now cached, or
+   * undefined when the answer was refused and nothing is cached (ask again).
+   * Ends the lookup.
+   */
+  answer(route: Route): CachedRoute | undefined;
+  /** Ends the lookup without an answer (the call failed). */
+  abandon(): void;
+  /** The newest epoch cached for the meeting since the lookup began: the least a retry may accept. */
+  readonly floor: number;
+}
+
+interface OpenLookup {
+  /** The newest epoch cached for the meeting since the lookup began. */
+  floor: number;
+}
+
 export class RouteCache {
   private routes = new Map<string, CachedRoute>();
   /** Told of every route stored (a new meeting, a move, a newer epoch), after it is in the table. */
   private readonly storedListeners: ((route: CachedRoute) => void)[] = [];
   /** The table a reset replaced, kept while chunks of that reset's revision arrive (moves, newer epochs). */
   private replaced: { revision: number; routes: Map<string, CachedRoute> } | undefined;
+  /** Lookups in flight per meeting; only these meetings keep a floor, so ended meetings leave nothing behind. */
+  private readonly lookups = new Map<string, Set<OpenLookup>>();
   /** The feed revision the table is at (0: nothing from the feed yet). */
   revision = 0;
 
@@ -101,12 +127,33 @@ export class RouteCache {
     return this.routes.values();
   }
 
-  /** Stores a GetRoute answer unless a newer epoch is cached; returns the entry now cached. */
-  remember(route: Route): CachedRoute {
-    const cached = this.routes.get(route.meetingId);
-    if (cached && cached.epoch > route.epoch && !this.bugs.applyOutOfOrder) return cached;
-    if (cached && sameRoute(cached, route)) return cached;
-    return this.put(route);
+  /**
+   * Begins a GetRoute for `meetingId`: its answer goes through the lookup,
+   * which knows what the cache held meanwhile. A retry passes the refused
+   * lookup's floor as `atLeast`.
+   */
+  beginLookup(meetingId: string, atLeast = 0): RouteLookup {
+    const open: OpenLookup = { floor: Math.max(atLeast, this.routes.get(meetingId)?.epoch ?? 0) };
+    let set = this.lookups.get(meetingId);
+    if (!set) this.lookups.set(meetingId, (set = new Set()));
+    set.add(open);
+    const end = (): void => {
+      if (set.delete(open) && set.size === 0) this.lookups.delete(meetingId);
+    };
+    return {
+      answer: (route) => {
+        end();
+        const cached = this.routes.get(route.meetingId);
+        const older = route.epoch < open.floor || (cached !== undefined && cached.epoch > route.epoch);
+        if (older && !this.bugs.applyOutOfOrder) return cached;
+        if (cached && sameRoute(cached, route)) return cached;
+        return this.put(route);
+      },
+      abandon: end,
+      get floor() {
+        return open.floor;
+      },
+    };
   }
 
   /** Drops a route found stale, unless the cache already holds another (newer) placement. */
@@ -161,6 +208,7 @@ export class RouteCache {
   private put(route: Route): CachedRoute {
     const entry: CachedRoute = { meetingId: route.meetingId, nodeId: route.nodeId, address: route.address, epoch: route.epoch, json: undefined };
     this.routes.set(route.meetingId, entry);
+    for (const open of this.lookups.get(route.meetingId) ?? []) open.floor = Math.max(open.floor, route.epoch);
     for (const listener of this.storedListeners) listener(entry);
     return entry;
   }

@@ -24,12 +24,16 @@ import {
   CreateRateLimitedError,
   GatewayClosedError,
   MeetingNotFoundError,
+  UpstreamUnavailableError,
   fromCoordinatorStatus,
 } from "./errors.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { NodeAddressGuard } from "./node-address-guard.js";
 import { MoveWatch } from "./move-watch.js";
 import { type CachedRoute, type Route, type RouteCache, parseRoute } from "./route-cache.js";
+
+/** GetRoute calls for one lookup while their answers are older than a route the feed brought meanwhile. */
+const STALE_ANSWER_ATTEMPTS = 3;
 
 interface Pending {
   readonly clientIp: string;
@@ -168,13 +172,39 @@ export class RouteResolver {
     }
     let created = false;
     try {
-      return await this.getRoute(meetingId, true, (c) => (created = c));
+      return await this.getRoute(meetingId, true, (c) => (created ||= c));
     } finally {
       if (!created) this.limiter.refund(clientIp, Date.now());
     }
   }
 
+  /**
+   * GetRoute, stored in the cache. An answer older than a route the feed
+   * brought while the call was in flight is refused by the cache; the call
+   * is made again (a read begun after the feed's change sees it), a few
+   * times at most.
+   */
   private async getRoute(meetingId: string, create: boolean, onCreated?: (created: boolean) => void): Promise<CachedRoute> {
+    let floor = 0;
+    for (let attempt = 1; ; attempt++) {
+      const lookup = this.cache.beginLookup(meetingId, floor);
+      let route: Route;
+      try {
+        route = await this.askCoordinator(meetingId, create, onCreated);
+      } catch (err) {
+        lookup.abandon();
+        throw err;
+      }
+      const stored = lookup.answer(route);
+      if (stored) return stored;
+      floor = lookup.floor;
+      if (attempt === STALE_ANSWER_ATTEMPTS) {
+        throw new UpstreamUnavailableError(`meeting ${meetingId} is moving: the coordinator answered ${STALE_ANSWER_ATTEMPTS} times with a placement older than one this gateway already saw`);
+      }
+    }
+  }
+
+  private async askCoordinator(meetingId: string, create: boolean, onCreated?: (created: boolean) => void): Promise<Route> {
     this.asked++;
     let res: RouteMessage;
     try {
@@ -193,6 +223,6 @@ export class RouteResolver {
       throw new CoordinatorAnswerError(`the coordinator's route for meeting ${meetingId} cannot be used: ${why}`);
     }
     if (res.created === true) this.logger.debug({ meetingId, node: route.nodeId }, "meeting created");
-    return this.cache.remember(route);
+    return route;
   }
 }

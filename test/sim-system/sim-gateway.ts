@@ -80,7 +80,7 @@ export class SimGateway {
   /**
    * A request for `meetingId` the cache cannot answer (a miss, or a route
    * found stale by the proxy): GetRoute on a member, and the answer stored
-   * as RouteResolver stores it. Answers can arrive after newer feed batches.
+   * as RouteResolver stores it (through a lookup begun with the call). Answers can arrive after newer feed batches.
    */
   lookup(meetingId: string): void {
     const cache = this.cache;
@@ -88,13 +88,16 @@ export class SimGateway {
     const ids = this.setup.memberIds();
     const to = ids[this.cursor % ids.length]!;
     const member = this.setup.member(to)!;
+    const pending = cache.beginLookup(meetingId);
     this.setup.rpc
       .call(this.id, to, () => member.serve("GetRoute", { meeting_id: meetingId }, false, 2000), 2000)
       .then((answer) => {
         const route = parseRoute(answer as Record<string, unknown>);
-        if (typeof route !== "string" && this.cache === cache) cache.remember(route);
+        // A crashed gateway's cache is gone with its process.
+        if (typeof route !== "string" && this.cache === cache) pending.answer(route);
+        else pending.abandon();
       })
-      .catch(() => undefined);
+      .catch(() => pending.abandon());
   }
 
   crash(): void {
