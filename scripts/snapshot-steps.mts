@@ -35,5 +35,6 @@ for (let run = 1; run <= 3; run++) {
       break;
     }
   }
-  console.log(`run ${run}: ${meetings} meetings, ${bytes.length} bytes, ${steps.length} steps, longest ${Math.max(...steps).toFixed(1)} ms, total ${steps.reduce((a, b) => a + b, 0).toFixed(1)} ms`);
+  if (process.env.STEPS) console.log(steps.map((t, i) => [i, t.toFixed(0)]).filter(([, t]) => Number(t) >= 20).join(" "));
+  console.log(`run ${run}: ${meetings} meetings, ${bytes.length} bytes, ${steps.length} steps, first ${steps[0]!.toFixed(1)} ms, longest ${Math.max(...steps).toFixed(1)} ms, total ${steps.reduce((a, b) => a + b, 0).toFixed(1)} ms`);
 }

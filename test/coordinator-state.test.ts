@@ -20,6 +20,7 @@ import {
   validateSequence,
 } from "../src/coordinator/ids.js";
 import { validateLabels } from "../src/coordinator/labels.js";
+import { formatsAt } from "../src/coordinator/formats.js";
 import type { AssignmentEvent } from "../src/coordinator/model.js";
 import { type DistributiveOmit, Harness, type Input } from "./support/state-harness.js";
 import type { CoordinatorStateConfig } from "../src/coordinator/state-config.js";
@@ -741,6 +742,49 @@ describe("determinism", () => {
     const older = new CoordinatorStateMachine();
     older.restore(Buffer.concat([length, oneShotHeader, atOnce.subarray(4 + headerLength)]));
     expect(queriesOf(older)).toEqual(queriesOf(sm));
+  });
+
+  it("a large snapshot in steps keeps every meeting as of its start, while deaths, re-registers, moves, ends and creates change meetings it has not yet written", () => {
+    // 15,000 meetings span three row steps; the first step copies no meeting, so each change below reaches one the encoding has not written.
+    const a = new Harness();
+    const b = new Harness();
+    const both = (input: Input, check = false) => {
+      const [x, y] = [a, b].map((h) => {
+        h.nowMs += 10;
+        const stamp = { version: formatsAt(h.q.clusterVersion).command, term: 1 };
+        const outcome = h.sm.apply(encodeCommand({ nowMs: h.nowMs, ...input } as Command, stamp), ++h.index);
+        if (check) h.sm.checkInvariants();
+        return outcome;
+      });
+      expect(y).toEqual(x);
+    };
+    for (const h of [a, b]) h.raiseClusterVersion();
+    for (const n of ["n1", "n2", "n3"]) both({ type: "register", nodeId: n, address: `10.0.0.1:${n.slice(1)}`, capacity: 100_000, region: "", labels: [], incarnation: `${n}-first` });
+    for (let m = 0; m < 15_000; m++) both({ type: "createMeeting", meetingId: `m${m}`, region: "", requiredLabels: [] });
+    both({ type: "startMove", meetingId: "m14998", toNodeId: "", timeoutMs: 60_000 });
+    const expected = Buffer.from(b.sm.snapshot());
+    const steps = a.sm.snapshotSteps();
+    const changes: Input[] = [
+      { type: "setLiveness", nodeId: "n2", generation: 1, liveness: "DEAD" },
+      { type: "register", nodeId: "n1", address: "10.0.0.1:1", capacity: 100_000, region: "", labels: [], incarnation: "n1-second" },
+      { type: "startMove", meetingId: "m14999", toNodeId: "", timeoutMs: 60_000 },
+      { type: "endMeeting", meetingId: "m14998" },
+      { type: "endMeeting", meetingId: "m14997" },
+      { type: "createMeeting", meetingId: "m14997", region: "", requiredLabels: [] },
+    ];
+    let step = steps.next();
+    for (let k = 0; !step.done; k++) {
+      const change = changes[k];
+      if (change) both(change, true);
+      else both({ type: "createMeeting", meetingId: `late-${k}`, region: "", requiredLabels: [] });
+      step = steps.next();
+    }
+    expect(Buffer.from(step.value).equals(expected)).toBe(true);
+    // The changes did happen, to meetings the encoding had not reached when they did.
+    const moved = a.q.listMeetings().filter((r) => r.meetingId.startsWith("m") && r.epoch > 1);
+    expect(moved.length).toBeGreaterThan(9_000); // n2's third by its death, n1's by its new tenure
+    expect(moved.some((r) => Number(r.meetingId.slice(1)) >= 10_000)).toBe(true); // in the third row step
+    expect(a.q.getRoute("m14998").ok).toBe(false);
   });
 
   it.each([4, 5])("snapshot → restore round-trips exactly: same queries, same bytes, same later results (seed %i)", (seed) => {

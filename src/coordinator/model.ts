@@ -58,10 +58,10 @@ export interface NodeRecord {
 
 export interface MeetingRecord {
   readonly id: string;
-  /** The hosting node, or "" while no live node has room for it. */
-  owner: string;
+  /** The hosting node, or "" while no live node has room for it. Changed only by CoordinatorState (see its meeting watchers). */
+  readonly owner: string;
   /** 1 at creation; +1 each time it is assigned to a new owner. */
-  epoch: number;
+  readonly epoch: number;
   /** The log index of the command that created it. */
   readonly createdIndex: number;
   readonly createdAtMs: number;
@@ -71,7 +71,7 @@ export interface MeetingRecord {
   /** No node with any of these key/values hosts it. */
   readonly excludedLabels: Labels;
   /** A planned move under way (move-commands.ts), or undefined. Cleared whenever the owner changes. */
-  move: PendingMove | undefined;
+  readonly move: PendingMove | undefined;
 }
 
 /**

@@ -10,7 +10,7 @@
 import { BrokenInvariantError } from "./errors.js";
 import { type CoordinatorEvent, EVENT_TYPES, type EventType } from "./event-log.js";
 import type { Labels } from "./labels.js";
-import type { HandOverReason, MoveReason } from "./model.js";
+import type { HandOverReason, MeetingRecord, MoveReason } from "./model.js";
 import type { CoordinatorState } from "./state.js";
 
 /** cpu, in, out, participants limits; the same figures reported, reportedAtMs; drainDeadlineMs. Parallel to the nodes' rows. */
@@ -26,12 +26,12 @@ export interface SnapshotExtras {
   eventFloor: number;
 }
 
+/**
+ * What a snapshot holds beyond the rows, as of now; `meetingExtras` is
+ * left empty for the caller, which passes over the meetings anyway
+ * (meetingExtraRow, one meeting at a time).
+ */
 export function captureExtras(state: CoordinatorState): SnapshotExtras {
-  const meetingExtras: MeetingExtraRow[] = [];
-  for (const m of state.meetings.values()) {
-    if (m.excludedLabels.length === 0 && !m.move) continue;
-    meetingExtras.push([m.id, m.excludedLabels, m.move?.toNodeId ?? "", m.move?.reason ?? "", m.move?.startedAtMs ?? 0, m.move?.deadlineMs ?? 0]);
-  }
   return {
     nodeExtras: [...state.nodes.values()].map((n) => [
       n.limits.cpuPermille,
@@ -45,7 +45,7 @@ export function captureExtras(state: CoordinatorState): SnapshotExtras {
       n.load.reportedAtMs,
       n.drainDeadlineMs,
     ]),
-    meetingExtras,
+    meetingExtras: [],
     events: state.events.list().map((e) => [
       e.index,
       e.position,
@@ -64,6 +64,12 @@ export function captureExtras(state: CoordinatorState): SnapshotExtras {
     ]),
     eventFloor: state.events.floor,
   };
+}
+
+/** A meeting's row of excluded labels and move under way, or undefined when it has neither. */
+export function meetingExtraRow(m: MeetingRecord): MeetingExtraRow | undefined {
+  if (m.excludedLabels.length === 0 && !m.move) return undefined;
+  return [m.id, m.excludedLabels, m.move?.toNodeId ?? "", m.move?.reason ?? "", m.move?.startedAtMs ?? 0, m.move?.deadlineMs ?? 0];
 }
 
 /** Sets what `extras` holds on a state whose nodes and meetings are already decoded (in snapshot order). */

@@ -127,6 +127,13 @@ export class CoordinatorState implements CoordinatorQueries {
   private readonly unassigned = new Set<string>();
   /** Derived: meetings with a hand-over under way. */
   private readonly moving = new Set<string>();
+  /**
+   * Told of a meeting just before its owner, epoch or move changes: a
+   * snapshot encoded in steps keeps the meeting as it was when the
+   * encoding began (state-snapshot.ts), without copying every meeting up
+   * front. Meeting records change nowhere else.
+   */
+  private readonly meetingWatchers = new Set<(meeting: MeetingRecord) => void>();
 
   /** `eventFloor`: the index before the first event this state may not know (a state restored from an older snapshot format). */
   constructor(
@@ -272,6 +279,18 @@ export class CoordinatorState implements CoordinatorQueries {
     this.retiredGenerations.set(nodeId, node.generation);
   }
 
+  /** Calls `before` with each meeting about to change, until the returned function is called. */
+  watchMeetingChanges(before: (meeting: MeetingRecord) => void): () => void {
+    this.meetingWatchers.add(before);
+    return () => void this.meetingWatchers.delete(before);
+  }
+
+  /** The one way to write a meeting record: the watchers hear of it first. */
+  private writable(meeting: MeetingRecord): { -readonly [K in keyof MeetingRecord]: MeetingRecord[K] } {
+    for (const before of this.meetingWatchers) before(meeting);
+    return meeting;
+  }
+
   /** Adds a meeting with no owner yet (epoch 0): `assign` gives it epoch 1. */
   addMeeting(meeting: MeetingRecord): void {
     if (this.meetings.has(meeting.id)) throw new BrokenInvariantError(`meeting ${meeting.id} already exists`);
@@ -316,8 +335,9 @@ export class CoordinatorState implements CoordinatorQueries {
     const node = this.nodeOrThrow(nodeId);
     if (meeting.owner !== "") throw new BrokenInvariantError(`meeting ${meeting.id} is owned by ${meeting.owner}`);
     if (node.liveness === "DEAD") throw new BrokenInvariantError(`meeting ${meeting.id} assigned to dead node ${nodeId}`);
-    meeting.owner = nodeId;
-    if (!(this.config.bugs?.moveWithoutEpochBump && meeting.epoch > 0)) meeting.epoch++;
+    const written = this.writable(meeting);
+    written.owner = nodeId;
+    if (!(this.config.bugs?.moveWithoutEpochBump && meeting.epoch > 0)) written.epoch++;
     node.assigned++;
     this.ownedSetOf(nodeId).add(meeting.id);
     this.unassigned.delete(meeting.id);
@@ -332,7 +352,7 @@ export class CoordinatorState implements CoordinatorQueries {
     events.push({ type: "REVOKED", nodeId: node.id, generation: node.generation, meetingId: meeting.id, epoch: meeting.epoch });
     this.ownedSetOf(node.id).delete(meeting.id);
     node.assigned--;
-    meeting.owner = "";
+    this.writable(meeting).owner = "";
     this.unassigned.add(meeting.id);
   }
 
@@ -351,7 +371,7 @@ export class CoordinatorState implements CoordinatorQueries {
     for (const meetingId of ids) {
       const meeting = this.meetingOrThrow(meetingId);
       events.push({ type: "REVOKED", nodeId, generation: oldGeneration, meetingId, epoch: meeting.epoch });
-      meeting.epoch++;
+      this.writable(meeting).epoch++;
       events.push({ type: "ASSIGNED", nodeId, generation: node.generation, ...this.assignmentOf(meeting) });
     }
     return ids.length;
@@ -406,13 +426,15 @@ export class CoordinatorState implements CoordinatorQueries {
   /** Records a hand-over of an assigned meeting and tells its owner (HANDOVER). */
   startMove(meeting: MeetingRecord, move: PendingMove, events: AssignmentEvent[]): void {
     const node = this.nodeOrThrow(meeting.owner);
-    meeting.move = move;
+    this.writable(meeting).move = move;
     this.moving.add(meeting.id);
     events.push({ type: "HANDOVER", nodeId: node.id, generation: node.generation, meetingId: meeting.id, epoch: meeting.epoch });
   }
 
   clearMove(meeting: MeetingRecord): void {
-    meeting.move = undefined;
+    if (meeting.move !== undefined) {
+      this.writable(meeting).move = undefined;
+    }
     this.moving.delete(meeting.id);
   }
 
