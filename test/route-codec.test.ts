@@ -19,6 +19,7 @@ const route = fc.record({
   address: fc.string({ maxLength: 300 }),
   epoch: fc.oneof(fc.nat(), fc.maxSafeNat(), fc.constantFrom(0, 127, 128, 16_383, 16_384, 2 ** 32, 2 ** 53 - 1)),
   created: fc.boolean(),
+  revision: fc.oneof(fc.nat(), fc.maxSafeNat(), fc.constantFrom(0, 127, 128, 2 ** 53 - 1)),
 });
 
 describe("route codec", () => {
@@ -41,7 +42,7 @@ describe("route codec", () => {
   });
 
   it("writes the bytes protobufjs writes for a typical route", () => {
-    const r = { meeting_id: "room-1", node_id: "s1", address: "127.0.0.1:9000", epoch: 300, created: true };
+    const r = { meeting_id: "room-1", node_id: "s1", address: "127.0.0.1:9000", epoch: 300, created: true, revision: 123_456 };
     expect(encodeRoute(r).equals(service["GetRoute"]!.responseSerialize(r))).toBe(true);
   });
 
@@ -53,7 +54,7 @@ describe("route codec", () => {
 
   it("is what the member's Coordinator service answers with", () => {
     const wrapped = withRouteEncoders(service);
-    const r = { meeting_id: "room-1", node_id: "s1", address: "a:1", epoch: 2, created: false };
+    const r = { meeting_id: "room-1", node_id: "s1", address: "a:1", epoch: 2, created: false, revision: 9 };
     expect(decodeRoute(wrapped["GetRoute"]!.responseSerialize(r))).toEqual(r);
     expect(wrapped["ListMeetings"]!.responseSerialize({ meetings: [r] }).equals(encodeListMeetingsResponse({ meetings: [r] }))).toBe(true);
   });

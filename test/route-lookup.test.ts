@@ -4,7 +4,9 @@
  * epoch N+1 and then dropped the meeting (its new node died as well)
  * while a GetRoute read before the move was in flight. Its epoch-N answer
  * must not be cached: the gateway would route to a placement older than
- * one its feed delivered. The resolver asks again instead.
+ * one its feed delivered. The resolver asks again instead. And the other
+ * way round (seed 610256): an answer read at a revision the feed has not
+ * reached is newer than the feed's changes to that meeting up to it.
  */
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
@@ -53,6 +55,44 @@ describe("route lookups against the feed", () => {
     expect((cache as unknown as { lookups: Map<string, unknown> }).lookups.size).toBe(0);
   });
 
+  it("a lagging feed's older changes to a meeting answered at a newer revision are skipped: its old epochs, its removal, the epoch after", () => {
+    // Whole-product simulation seed 610256: the answer (epoch 4, read at revision 218) came while the feed was at 51.
+    const cache = new RouteCache();
+    cache.applyBatch(51, false, []);
+    expect(cache.beginLookup("m").answer(route("n4", 4), 218)).toMatchObject({ epoch: 4 });
+    cache.applyBatch(65, false, [ch("m", "n1", 1)]);
+    cache.applyBatch(100, false, [ch("m", "", 0)]);
+    expect(cache.get("m")).toMatchObject({ nodeId: "n4", epoch: 4 });
+    cache.applyBatch(105, false, [ch("m", "n3", 3)]);
+    cache.applyBatch(188, false, [ch("m", "n4", 4)]);
+    expect(cache.get("m")).toMatchObject({ nodeId: "n4", epoch: 4 });
+    // Past the answer's revision the feed is the newer word again, removal included.
+    cache.applyBatch(219, false, [ch("m", "", 0)]);
+    expect(cache.get("m")).toBeUndefined();
+    expect((cache as unknown as { ahead: Map<string, number> }).ahead.size).toBe(0);
+  });
+
+  it("a reset table older than an answer keeps the answer's route, even when the table lacks the meeting or holds an older epoch", () => {
+    const cache = new RouteCache();
+    cache.applyBatch(10, false, [ch("m", "n1", 1), ch("k", "n1", 1)]);
+    cache.beginLookup("m").answer(route("n3", 3), 50);
+    cache.applyBatch(40, true, [ch("k", "n1", 1)]);
+    expect(cache.get("m")).toMatchObject({ epoch: 3 });
+    cache.applyBatch(40, false, [ch("m", "n2", 2)]); // a later chunk of the same table
+    expect(cache.get("m")).toMatchObject({ epoch: 3 });
+    // A table as new as the answer is the whole truth.
+    cache.applyBatch(60, true, [ch("k", "n1", 1)]);
+    expect(cache.get("m")).toBeUndefined();
+  });
+
+  it("an answer at a revision the feed has passed sets no skip: the feed's next changes apply", () => {
+    const cache = new RouteCache();
+    cache.applyBatch(30, false, [ch("m", "n1", 1)]);
+    cache.beginLookup("m").answer(route("n1", 1), 20);
+    cache.applyBatch(31, false, [ch("m", "", 0)]);
+    expect(cache.get("m")).toBeUndefined();
+  });
+
   it("the planted bug (applyOutOfOrder) stores the old answer, so the simulation's knob still bites", () => {
     const cache = new RouteCache({ applyOutOfOrder: true });
     const lookup = cache.beginLookup("m");
@@ -64,13 +104,13 @@ describe("route lookups against the feed", () => {
 
 describe("route resolver against late answers", () => {
   /** A coordinator client whose GetRoute answers come from `answers`, the feed's batches applied while the first is in flight. */
-  function resolverWith(cache: RouteCache, answers: { nodeId: string; epoch: number }[], whileInFlight: () => void) {
+  function resolverWith(cache: RouteCache, answers: { nodeId: string; epoch: number; revision?: unknown }[], whileInFlight: () => void) {
     let calls = 0;
     const client = {
       unary: async () => {
         const a = answers[Math.min(calls, answers.length - 1)]!;
         if (calls++ === 0) whileInFlight();
-        return { meeting_id: "m", node_id: a.nodeId, address: `127.0.0.1:${a.epoch + 1000}`, epoch: a.epoch, created: false };
+        return { meeting_id: "m", node_id: a.nodeId, address: `127.0.0.1:${a.epoch + 1000}`, epoch: a.epoch, created: false, revision: a.revision ?? 0 };
       },
     } as unknown as CoordinatorClient;
     const metrics = new GatewayMetrics({ cacheSize: () => cache.size, openWebSockets: () => 0, feedRevision: () => cache.revision });
@@ -88,6 +128,20 @@ describe("route resolver against late answers", () => {
     await expect(resolver.locate("m", "10.0.0.1")).resolves.toMatchObject({ nodeId: "n3", epoch: 3 });
     expect(calls()).toBe(2);
     expect(cache.get("m")).toMatchObject({ epoch: 3 });
+  });
+
+  it("passes the answer's revision to the cache, and refuses a revision outside uint64 as an answer outside the contract", async () => {
+    const cache = new RouteCache();
+    const { resolver } = resolverWith(cache, [{ nodeId: "n4", epoch: 4, revision: 500 }], () => undefined);
+    await resolver.locate("m", "10.0.0.1");
+    cache.applyBatch(400, false, [ch("m", "", 0)]);
+    expect(cache.get("m")).toMatchObject({ epoch: 4 });
+    for (const revision of [-1, 1.5, "7", 2 ** 53]) {
+      const other = new RouteCache();
+      const bad = resolverWith(other, [{ nodeId: "n4", epoch: 4, revision }], () => undefined);
+      await expect(bad.resolver.locate("m", "10.0.0.1"), String(revision)).rejects.toThrow(/revision .* is not a uint64/);
+      expect(other.get("m")).toBeUndefined();
+    }
   });
 
   it("gives up with 503 after a few stale answers, caching none", async () => {

@@ -16,6 +16,11 @@
  *   cache held for the meeting while the call was in flight: the feed may
  *   have delivered the move and then dropped the meeting (its new node died
  *   too) before a slow answer, read before the move, came back.
+ * - A GetRoute answer read at a revision the feed has not reached yet is
+ *   newer than what the feed will bring for that meeting up to that
+ *   revision: those changes (a route, a removal, a reset's table) are
+ *   skipped, or a lagging feed would take the meeting back to an older
+ *   epoch, or drop it and let an older epoch in.
  */
 import { isHostPort } from "./config.js";
 
@@ -79,12 +84,12 @@ export interface RouteCacheBugs {
 /** A GetRoute in flight for one meeting (RouteCache.beginLookup). */
 export interface RouteLookup {
   /**
-   * Stores the answer unless the cache held a newer epoch for the meeting
-   * at some moment since the lookup began; returns the entry now cached, or
-   * undefined when the answer was refused and nothing is cached (ask again).
-   * Ends the lookup.
+   * Stores the answer, read at `revision` (0: not known), unless the cache
+   * held a newer epoch for the meeting at some moment since the lookup
+   * began; returns the entry now cached, or undefined when the answer was
+   * refused and nothing is cached (ask again). Ends the lookup.
    */
-  answer(route: Route): CachedRoute | undefined;
+  answer(route: Route, revision?: number): CachedRoute | undefined;
   /** Ends the lookup without an answer (the call failed). */
   abandon(): void;
   /** The newest epoch cached for the meeting since the lookup began: the least a retry may accept. */
@@ -104,6 +109,11 @@ export class RouteCache {
   private replaced: { revision: number; routes: Map<string, CachedRoute> } | undefined;
   /** Lookups in flight per meeting; only these meetings keep a floor, so ended meetings leave nothing behind. */
   private readonly lookups = new Map<string, Set<OpenLookup>>();
+  /**
+   * Meetings known from a GetRoute answer read at a revision the feed has
+   * not reached: that revision. Dropped once the feed passes it.
+   */
+  private readonly ahead = new Map<string, number>();
   /** The feed revision the table is at (0: nothing from the feed yet). */
   revision = 0;
 
@@ -141,11 +151,12 @@ export class RouteCache {
       if (set.delete(open) && set.size === 0) this.lookups.delete(meetingId);
     };
     return {
-      answer: (route) => {
+      answer: (route, revision = 0) => {
         end();
         const cached = this.routes.get(route.meetingId);
         const older = route.epoch < open.floor || (cached !== undefined && cached.epoch > route.epoch);
         if (older && !this.bugs.applyOutOfOrder) return cached;
+        if (revision > this.revision && !this.bugs.applyOutOfOrder) this.ahead.set(route.meetingId, Math.max(revision, this.ahead.get(route.meetingId) ?? 0));
         if (cached && sameRoute(cached, route)) return cached;
         return this.put(route);
       },
@@ -169,6 +180,11 @@ export class RouteCache {
     if (reset) {
       this.replaced = { revision, routes: this.routes };
       this.routes = new Map();
+      // Routes newer than the table stay; the table's rows for them are skipped below.
+      for (const [meetingId, at] of this.ahead) {
+        const route = at > revision ? this.replaced.routes.get(meetingId) : undefined;
+        if (route) this.routes.set(meetingId, route);
+      }
     } else if (this.replaced && revision > this.replaced.revision) {
       this.replaced = undefined;
     }
@@ -176,6 +192,7 @@ export class RouteCache {
     const previous = this.replaced?.routes;
     for (const change of changes) {
       const meetingId = change.meeting_id;
+      if (typeof meetingId === "string" && revision <= (this.ahead.get(meetingId) ?? 0) && !this.bugs.applyOutOfOrder) continue;
       if (change.node_id === "" && typeof meetingId === "string") {
         if (this.routes.delete(meetingId)) applied++;
         continue;
@@ -202,6 +219,7 @@ export class RouteCache {
       applied++;
     }
     this.revision = revision;
+    for (const [meetingId, at] of this.ahead) if (at <= revision) this.ahead.delete(meetingId);
     return { applied, invalid };
   }
 

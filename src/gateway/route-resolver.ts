@@ -46,6 +46,7 @@ interface RouteMessage {
   address?: unknown;
   epoch?: unknown;
   created?: unknown;
+  revision?: unknown;
 }
 
 export class RouteResolver {
@@ -188,14 +189,14 @@ export class RouteResolver {
     let floor = 0;
     for (let attempt = 1; ; attempt++) {
       const lookup = this.cache.beginLookup(meetingId, floor);
-      let route: Route;
+      let answer: { route: Route; revision: number };
       try {
-        route = await this.askCoordinator(meetingId, create, onCreated);
+        answer = await this.askCoordinator(meetingId, create, onCreated);
       } catch (err) {
         lookup.abandon();
         throw err;
       }
-      const stored = lookup.answer(route);
+      const stored = lookup.answer(answer.route, answer.revision);
       if (stored) return stored;
       floor = lookup.floor;
       if (attempt === STALE_ANSWER_ATTEMPTS) {
@@ -204,7 +205,8 @@ export class RouteResolver {
     }
   }
 
-  private async askCoordinator(meetingId: string, create: boolean, onCreated?: (created: boolean) => void): Promise<Route> {
+  /** One GetRoute call: the route, and the revision it was read at (0 from a member that does not say). */
+  private async askCoordinator(meetingId: string, create: boolean, onCreated?: (created: boolean) => void): Promise<{ route: Route; revision: number }> {
     this.asked++;
     let res: RouteMessage;
     try {
@@ -217,12 +219,14 @@ export class RouteResolver {
     this.onQuorum();
     onCreated?.(res.created === true);
     const route = parseRoute(res);
-    if (typeof route === "string" || route.meetingId !== meetingId) {
-      const why = typeof route === "string" ? route : `it is the route of meeting ${route.meetingId}`;
+    const revision = res.revision ?? 0;
+    if (typeof route === "string" || route.meetingId !== meetingId || typeof revision !== "number" || !Number.isSafeInteger(revision) || revision < 0) {
+      const why =
+        typeof route === "string" ? route : route.meetingId !== meetingId ? `it is the route of meeting ${route.meetingId}` : `revision ${String(revision)} is not a uint64`;
       this.logger.warn({ meetingId, why }, "GetRoute answered a route outside the contract");
       throw new CoordinatorAnswerError(`the coordinator's route for meeting ${meetingId} cannot be used: ${why}`);
     }
     if (res.created === true) this.logger.debug({ meetingId, node: route.nodeId }, "meeting created");
-    return route;
+    return { route, revision };
   }
 }

@@ -10,10 +10,9 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import type { CreateMeetingResult } from "../../src/coordinator/command-results.js";
-import { failureToError } from "../../src/coordinator/errors.js";
 import type { CoordinatorStateConfig } from "../../src/coordinator/state-config.js";
 import { CoordinatorCore, type CoreTimings } from "../../src/coordinator/service/coordinator-core.js";
+import { answerGetRoute } from "../../src/coordinator/service/coordinator-service.js";
 import { CoordinatorStats } from "../../src/coordinator/service/coordinator-stats.js";
 import type { DetectorBugs } from "../../src/coordinator/service/failure-detector.js";
 import type { StreamReport } from "../../src/coordinator/service/node-streams.js";
@@ -229,19 +228,12 @@ export class SimCoordinatorMember {
         return core.agents.handOver(req);
       case "Drain":
         return core.agents.drain(req);
-      case "CreateMeeting": {
-        // GetRoute(create=true), as coordinator-service.ts proposes it.
-        const r = await core.replica.propose<CreateMeetingResult>({ type: "createMeeting", meetingId: String(req.meeting_id), region: "", requiredLabels: [] });
-        return { meeting_id: r.route.meetingId, node_id: r.route.nodeId, epoch: r.route.epoch, created: r.created };
-      }
-      case "GetRoute": {
-        // GetRoute(create=false), a linearizable read on this member, as coordinator-service.ts serves it.
-        const meetingId = String(req.meeting_id);
-        const found = await core.replica.read((q) => q.getRoute(meetingId));
-        if (!found.ok) throw failureToError(found);
-        const r = found.route;
-        return { meeting_id: r.meetingId, node_id: r.nodeId, address: r.address, epoch: r.epoch };
-      }
+      case "CreateMeeting":
+        // GetRoute(create=true), the service's own code.
+        return answerGetRoute(core.replica, { meeting_id: req.meeting_id, create: true });
+      case "GetRoute":
+        // GetRoute(create=false): a linearizable read on this member, the service's own code.
+        return answerGetRoute(core.replica, { meeting_id: req.meeting_id });
       case "DrainNode": {
         // As coordinator-service.ts proposes it: now (moving the meetings or not), or with a deadline.
         const nodeId = String(req.node_id);

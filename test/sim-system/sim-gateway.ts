@@ -94,7 +94,7 @@ export class SimGateway {
       .then((answer) => {
         const route = parseRoute(answer as Record<string, unknown>);
         // A crashed gateway's cache is gone with its process.
-        if (typeof route !== "string" && this.cache === cache) pending.answer(route);
+        if (typeof route !== "string" && this.cache === cache) pending.answer(route, Number((answer as { revision?: number }).revision ?? 0));
         else pending.abandon();
       })
       .catch(() => pending.abandon());

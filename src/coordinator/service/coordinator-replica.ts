@@ -30,10 +30,15 @@ export class CoordinatorReplica {
    * rejects with its CoordinatorError (INVALID_ARGUMENT, NOT_FOUND, ...).
    */
   async propose<T extends CommandSuccess>(proposal: Proposal): Promise<T> {
+    return (await this.proposeAt<T>(proposal)).result;
+  }
+
+  /** `propose`, with the log index the command applied at: the revision of the route changes it made. */
+  async proposeAt<T extends CommandSuccess>(proposal: Proposal): Promise<{ readonly result: T; readonly index: number }> {
     const command = { ...proposal, nowMs: this.clock.now() } as Command;
     const outcome = (await this.raft.propose(encodeCommand(command, this.stampFor(command)))) as ApplyOutcome;
     if (!outcome.result.ok) throw failureToError(outcome.result);
-    return outcome.result as T;
+    return { result: outcome.result as T, index: outcome.index };
   }
 
   /**

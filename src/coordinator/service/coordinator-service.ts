@@ -33,8 +33,33 @@ const ROLE: Record<StateRole, number> = {
   [StateRole.PreCandidate]: 3,
 };
 
-function routeMessage(r: Route, created = false): Record<string, unknown> {
-  return { meeting_id: r.meetingId, node_id: r.nodeId, address: r.address, epoch: r.epoch, created };
+function routeMessage(r: Route, revision: number, created = false): Record<string, unknown> {
+  return { meeting_id: r.meetingId, node_id: r.nodeId, address: r.address, epoch: r.epoch, created, revision };
+}
+
+/**
+ * GetRoute on this member (the handler's work, apart from gRPC; the
+ * whole-product simulation calls it too). The answer carries the revision
+ * it is as of: the read's applied index, or the create's own index.
+ */
+export async function answerGetRoute(coordinator: CoordinatorReplica, req: Req): Promise<Record<string, unknown>> {
+  const meetingId = validateMeetingId(req.meeting_id);
+  const create = validateBoolean(req.create ?? false, "create");
+  const region = validateRegion(req.region ?? "");
+  // Placement constraints: validated always, used only by a create.
+  const requiredLabels = validateLabels(req.required_labels ?? {}, "required_labels");
+  const excludedLabels = validateLabels(req.excluded_labels ?? {}, "excluded_labels");
+  const preferredNodeId = validateNodeIdOrEmpty(req.preferred_node_id ?? "", "preferred_node_id");
+  if (create) {
+    // One Raft write answers both cases (create-if-absent returns an
+    // existing route unchanged), and makes concurrent creates of one
+    // meeting agree: a read first would cost a second round.
+    const { result, index } = await coordinator.proposeAt<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels, excludedLabels, preferredNodeId });
+    return routeMessage(result.route, index, result.created);
+  }
+  const { found, revision } = await coordinator.read((q) => ({ found: q.getRoute(meetingId), revision: q.appliedIndex }));
+  if (!found.ok) throw failureToError(found);
+  return routeMessage(found.route, revision);
 }
 
 export function coordinatorHandlers(deps: {
@@ -51,25 +76,7 @@ export function coordinatorHandlers(deps: {
   const raft: RaftDriver = coordinator.raft;
 
   return {
-    GetRoute: unaryHandler<Req>(forwarder, "GetRoute", async (req) => {
-      const meetingId = validateMeetingId(req.meeting_id);
-      const create = validateBoolean(req.create ?? false, "create");
-      const region = validateRegion(req.region ?? "");
-      // Placement constraints: validated always, used only by a create.
-      const requiredLabels = validateLabels(req.required_labels ?? {}, "required_labels");
-      const excludedLabels = validateLabels(req.excluded_labels ?? {}, "excluded_labels");
-      const preferredNodeId = validateNodeIdOrEmpty(req.preferred_node_id ?? "", "preferred_node_id");
-      if (create) {
-        // One Raft write answers both cases (create-if-absent returns an
-        // existing route unchanged), and makes concurrent creates of one
-        // meeting agree: a read first would cost a second round.
-        const r = await coordinator.propose<CreateMeetingResult>({ type: "createMeeting", meetingId, region, requiredLabels, excludedLabels, preferredNodeId });
-        return routeMessage(r.route, r.created);
-      }
-      const found = await coordinator.read((q) => q.getRoute(meetingId));
-      if (!found.ok) throw failureToError(found);
-      return routeMessage(found.route);
-    }),
+    GetRoute: unaryHandler<Req>(forwarder, "GetRoute", (req) => answerGetRoute(coordinator, req)),
 
     EndMeeting: unaryHandler<Req>(forwarder, "EndMeeting", async (req) => {
       await coordinator.propose({ type: "endMeeting", meetingId: validateMeetingId(req.meeting_id) });
@@ -120,7 +127,7 @@ export function coordinatorHandlers(deps: {
       const page = await coordinator.read((q) => q.listMeetingsPage(nodeId, after, limit));
       const last = page.routes.at(-1);
       return {
-        meetings: page.routes.map((r) => routeMessage(r)),
+        meetings: page.routes.map((r) => routeMessage(r, 0)),
         next_page_token: page.more && last ? encodePageToken("meetings", nodeId, last.meetingId) : "",
       };
     }),

@@ -9,7 +9,7 @@
  * plain proto3 (fields in number order, default values omitted), so any
  * protobuf decoder, ours included, reads them.
  *
- *   Route                { 1: meeting_id, 2: node_id, 3: address, 4: epoch (uint64), 5: created (bool) }
+ *   Route                { 1: meeting_id, 2: node_id, 3: address, 4: epoch (uint64), 5: created (bool), 6: revision (uint64) }
  *   ListMeetingsResponse { repeated 1: Route meetings }
  */
 import type * as grpc from "@grpc/grpc-js";
@@ -20,6 +20,8 @@ export interface RouteWire {
   readonly address: string;
   readonly epoch: number;
   readonly created?: boolean;
+  /** GetRoute's answers only (ListMeetings leaves it out). */
+  readonly revision?: number;
 }
 
 const WIRE_VARINT = 0;
@@ -80,7 +82,8 @@ function sizeRoute(r: RouteWire): Sized {
     stringFieldSize(nodeBytes) +
     stringFieldSize(addressBytes) +
     (r.epoch > 0 ? 1 + varintSize(r.epoch) : 0) +
-    (r.created ? 2 : 0);
+    (r.created ? 2 : 0) +
+    (r.revision ? 1 + varintSize(r.revision) : 0);
   return { meetingBytes, nodeBytes, addressBytes, body };
 }
 
@@ -105,11 +108,16 @@ function writeRoute(out: Buffer, at: number, r: RouteWire, s: Sized): number {
     out[at++] = tag(5, WIRE_VARINT);
     out[at++] = 1;
   }
+  if (r.revision) {
+    out[at++] = tag(6, WIRE_VARINT);
+    at = writeVarint(out, at, r.revision);
+  }
   return at;
 }
 
 function checkEpoch(r: RouteWire): void {
   if (!Number.isSafeInteger(r.epoch) || r.epoch < 0) throw new RangeError(`route epoch must be a non-negative safe integer, got ${r.epoch}`);
+  if (r.revision !== undefined && (!Number.isSafeInteger(r.revision) || r.revision < 0)) throw new RangeError(`route revision must be a non-negative safe integer, got ${r.revision}`);
 }
 
 export function encodeRoute(r: RouteWire): Buffer {
