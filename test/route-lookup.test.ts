@@ -80,9 +80,19 @@ describe("route lookups against the feed", () => {
     expect(cache.get("m")).toMatchObject({ epoch: 3 });
     cache.applyBatch(40, false, [ch("m", "n2", 2)]); // a later chunk of the same table
     expect(cache.get("m")).toMatchObject({ epoch: 3 });
-    // A table as new as the answer is the whole truth.
+    // A table newer than the answer is the whole truth.
     cache.applyBatch(60, true, [ch("k", "n1", 1)]);
     expect(cache.get("m")).toBeUndefined();
+  });
+
+  it("a reset table at the very revision of an answer keeps the meeting (seed 600104: the table's row was skipped and the answer's route not kept)", () => {
+    const cache = new RouteCache();
+    cache.applyBatch(122, false, [ch("m", "n1", 1)]);
+    cache.beginLookup("m").answer(route("n3", 3), 199);
+    cache.applyBatch(199, true, [ch("m", "n3", 3)]);
+    expect(cache.get("m")).toMatchObject({ nodeId: "n3", epoch: 3 });
+    cache.applyBatch(200, false, []);
+    expect(cache.get("m")).toMatchObject({ nodeId: "n3", epoch: 3 });
   });
 
   it("an answer at a revision the feed has passed sets no skip: the feed's next changes apply", () => {

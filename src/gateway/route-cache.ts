@@ -180,9 +180,9 @@ export class RouteCache {
     if (reset) {
       this.replaced = { revision, routes: this.routes };
       this.routes = new Map();
-      // Routes newer than the table stay; the table's rows for them are skipped below.
+      // Routes as new as the table or newer stay; the table's rows for them are skipped below.
       for (const [meetingId, at] of this.ahead) {
-        const route = at > revision ? this.replaced.routes.get(meetingId) : undefined;
+        const route = at >= revision ? this.replaced.routes.get(meetingId) : undefined;
         if (route) this.routes.set(meetingId, route);
       }
     } else if (this.replaced && revision > this.replaced.revision) {
