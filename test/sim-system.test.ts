@@ -14,7 +14,7 @@ import type { DetectorBugs } from "../src/coordinator/service/failure-detector.j
 import type { RouteCacheBugs } from "../src/gateway/route-cache.js";
 import { runSystemSimulation } from "./sim-system/system-simulation.js";
 
-const SEEDS = Number(process.env.SIM_SYSTEM_SEEDS ?? 60);
+const SEEDS = Number(process.env.SIM_SYSTEM_SEEDS ?? 200);
 const CHUNK = 20;
 
 /** What the clean seeds saw, summed: the coverage test reads it. */
