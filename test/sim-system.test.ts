@@ -2,8 +2,9 @@
  * The whole-product simulation as CI runs it: seeds of 3 and 5 members,
  * each with member crashes, pauses, partitions and leadership changes,
  * lost, delayed and replayed calls, meeting servers cut off, crashing,
- * restarting under the same id at once and freezing, drains, and
- * gateways cut off and restarted while they route; any
+ * restarting under the same id at once and freezing, drains, members
+ * that lose their disk and are replaced, and gateways cut off and
+ * restarted while they route; any
  * violation prints the command that replays it. Then each planted bug
  * (a knob, off in production) is caught within a few seeds, so a
  * simulation that stopped looking would fail here.
@@ -70,7 +71,7 @@ describe("whole-product simulation", () => {
   it("really exercises every kind of fault, move and save", { timeout: 600_000 }, async () => {
     // Over the seeds above (or 20 of its own when run alone).
     if (seedsRun < 20) await failuresOf(1, 20);
-    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves", "plannedMoves", "rebalances", "plannedMovesDone", "plannedStops"]) {
+    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves", "plannedMoves", "rebalances", "plannedMovesDone", "plannedStops", "memberReplacementsDone"]) {
       expect(totals[kind], kind).toBeGreaterThan(5);
     }
     expect(totals.savesAcked).toBeGreaterThan(2000);

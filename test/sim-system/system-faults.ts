@@ -9,7 +9,8 @@
  * over at a deadline, deregister), or are drained (now, most with their
  * meetings moved, or with a deadline for hand-overs) and undrained; the
  * operator moves meetings (planned hand-overs, some with deadlines the
- * owner misses) and rebalances; gateways are cut from members and crash.
+ * owner misses) and rebalances; gateways are cut from members and crash;
+ * a member loses its disk and is replaced (member-replacement.ts).
  */
 import type { SystemSimulation } from "./system-simulation.js";
 
@@ -181,6 +182,8 @@ export class SystemFaults {
       const request = { max_moves: 1 + rng.intBelow(3), max_in_flight: 1 + rng.intBelow(3), threshold_permille: 300 + rng.intBelow(600), timeout_ms: 1000 + rng.intBelow(5000) };
       this.sim.operatorCall("Rebalance", request).catch(() => undefined);
     }
+    // Last: the member that loses its disk may be the leader the faults above acted on.
+    if (rng.chance(0.001 * v)) this.sim.replacer.begin();
   }
 
   private pause(id: string): void {

@@ -27,6 +27,7 @@ import { SimMeetingServer } from "./meeting-server.js";
 import { SimGateway } from "./sim-gateway.js";
 import type { RouteCacheBugs } from "../../src/gateway/route-cache.js";
 import { RpcNetwork, isRpcError } from "./rpc-network.js";
+import { MemberReplacer } from "./member-replacement.js";
 import { SystemChecker } from "./system-checker.js";
 import { SystemFaults } from "./system-faults.js";
 
@@ -77,6 +78,9 @@ export class SystemSimulation {
   readonly gateways = new Map<string, SimGateway>();
   readonly checker: SystemChecker;
   readonly faults: SystemFaults;
+  readonly replacer = new MemberReplacer(this);
+  /** The members in the group's address list: the founders, then each replacement in its predecessor's place. */
+  private readonly memberIds: NodeId[];
   private meetingSeq = 0;
   private readonly memberSetup: CoordinatorMemberSetup;
   readonly stats: Record<string, number> = { meetingsCreated: 0, drains: 0 };
@@ -103,13 +107,15 @@ export class SystemSimulation {
       options.trace,
     );
     const ids = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
+    this.memberIds = [...ids];
+    const memberIds = (): NodeId[] => this.memberIds;
     this.memberSetup = {
       world: this.world,
       network: this.network,
       rpc: this.rpc,
       config: (id) => ({ ...defaultConfig(id, this.rng.fork()), electionTick: 20, heartbeatTick: 2 }),
       tickMs: TICK_MS,
-      peers: () => new Map(ids.map((id) => [id, `sim:${id}`])),
+      peers: () => new Map(memberIds().map((id) => [id, `sim:${id}`])),
       member: (id) => this.members.get(id),
       snapshotEvery: this.rng.chance(0.5) ? 20 + this.rng.intBelow(200) : 10_000,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
@@ -120,17 +126,7 @@ export class SystemSimulation {
       observer: this.checker,
       onFatal: (id, err) => this.checker.note(`${id} stopped on a broken invariant: ${err instanceof Error ? err.message : String(err)}`),
     };
-    for (const id of ids) {
-      const disk = new SimDisk(id, MemoryDurableStorage.bootstrap(ids), this.rng.fork(), { persisted: () => undefined });
-      const m = new SimCoordinatorMember(id, disk, this.memberSetup);
-      m.skewMs = WALL_CLOCK_MS;
-      if (options.faults !== false) {
-        m.rate = 0.98 + 0.04 * this.rng.next();
-        // Wall clocks about now, a few seconds apart (virtual time itself starts at 0).
-        m.skewMs = WALL_CLOCK_MS + this.rng.intBelow(10_000) - 5_000;
-      }
-      this.members.set(id, m);
-    }
+    for (const id of ids) this.addMember(id, MemoryDurableStorage.bootstrap(ids));
     const serverCount = 3 + this.rng.intBelow(4);
     for (let i = 1; i <= serverCount; i++) {
       const id = `s${i}`;
@@ -140,7 +136,7 @@ export class SystemSimulation {
           world: this.world,
           rpc: this.rpc,
           rng: this.rng.fork(),
-          memberIds: () => ids,
+          memberIds,
           member: (mid) => this.members.get(mid),
           observer: this.checker,
           checkpointEveryMs: 200 + this.rng.intBelow(400),
@@ -156,7 +152,7 @@ export class SystemSimulation {
           world: this.world,
           rpc: this.rpc,
           rng: this.rng.fork(),
-          memberIds: () => ids,
+          memberIds,
           member: (mid) => this.members.get(mid),
           observer: this.checker,
           ...(options.gatewayBugs ? { cacheBugs: options.gatewayBugs } : {}),
@@ -164,6 +160,39 @@ export class SystemSimulation {
       );
     }
     this.faults = new SystemFaults(this, options.faults !== false);
+  }
+
+  private addMember(id: NodeId, platter: MemoryDurableStorage): SimCoordinatorMember {
+    const disk = new SimDisk(id, platter, this.rng.fork(), { persisted: () => undefined });
+    const m = new SimCoordinatorMember(id, disk, this.memberSetup);
+    m.skewMs = WALL_CLOCK_MS;
+    if (this.options.faults !== false) {
+      m.rate = 0.98 + 0.04 * this.rng.next();
+      // Wall clocks about now, a few seconds apart (virtual time itself starts at 0).
+      m.skewMs = WALL_CLOCK_MS + this.rng.intBelow(10_000) - 5_000;
+    }
+    this.members.set(id, m);
+    return m;
+  }
+
+  /** A member's process and disk are lost for good: it leaves the simulation (the group still counts it until it is removed). */
+  loseMember(id: NodeId): void {
+    const lost = this.members.get(id)!;
+    lost.crash();
+    lost.disk.wipe();
+    this.members.delete(id);
+  }
+
+  /**
+   * After `id` was removed from the group: a new member (a new id, an empty
+   * disk) takes its place in the address list and starts, waiting to be
+   * added. Returns its id.
+   */
+  addReplacement(id: NodeId, count: number): NodeId {
+    const fresh = `${id.split("r")[0]}r${count}`;
+    this.memberIds.splice(this.memberIds.indexOf(id), 1, fresh);
+    void this.addMember(fresh, new MemoryDurableStorage()).start();
+    return fresh;
   }
 
   trace(line: string): void {
@@ -222,6 +251,7 @@ export class SystemSimulation {
     const faultyMs = this.options.faultyMs ?? 20_000;
     for (const m of this.members.values()) void m.start();
     let operator: ReturnType<VirtualScheduler["setInterval"]> | undefined;
+    let replacing: ReturnType<VirtualScheduler["setInterval"]> | undefined;
     try {
       await this.raiseClusterVersion();
       for (const s of this.servers.values()) s.start();
@@ -231,6 +261,8 @@ export class SystemSimulation {
         this.operatorTick();
         this.faults.tick();
       }, OPERATOR_EVERY_MS);
+      // A replacement under way when the faults stop is finished by the operator during the settle.
+      replacing = this.world.setInterval(() => this.replacer.tick(), OPERATOR_EVERY_MS);
       await this.runUntil(started + faultyMs);
       this.world.clearInterval(operator);
       await this.settle();
@@ -238,6 +270,7 @@ export class SystemSimulation {
       if (!(err instanceof StopAtViolation)) this.checker.note(`exception: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     } finally {
       this.world.clearInterval(operator);
+      this.world.clearInterval(replacing);
       for (const s of this.servers.values()) s.crash();
       for (const g of this.gateways.values()) g.crash();
       for (const m of this.members.values()) m.crash();
@@ -250,6 +283,8 @@ export class SystemSimulation {
       stats: {
         ...this.stats,
         ...this.faults.counts,
+        memberReplacements: this.replacer.begun,
+        memberReplacementsDone: this.replacer.completed,
         applies: this.checker.applies,
         deaths: this.checker.deaths,
         handoffs: this.checker.handoffs,
@@ -322,6 +357,7 @@ export class SystemSimulation {
     if (!leader?.machine) return ["no leader"];
     const q = leader.machine.queries;
     const problems: string[] = [];
+    if (this.replacer.busy) problems.push(`the replacement of a lost member is not finished (${this.replacer.state})`);
     for (const s of this.servers.values()) {
       const node = q.getNode(s.id);
       const generation = s.generation;
