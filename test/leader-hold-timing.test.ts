@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { HOLD_MARGIN_MS, LEADER_HOLD_MS, LeaderHold, type HeldCall } from "../src/member/leader-hold.js";
+import { HOLD_MARGIN_MS, LEADER_HOLD_MS, LeaderHold, type HeldCall, holdsForLeader } from "../src/member/leader-hold.js";
 import { VirtualScheduler, flushMicrotasks } from "../src/time/virtual-scheduler.js";
 
 class FakeDriver extends EventEmitter {
@@ -107,6 +107,18 @@ describe("leader hold", () => {
     await s.runTo(0);
     expect(r.at).toBe(0);
     expect(String(r.error)).toContain("no leader is known");
+  });
+
+  it("does not hold a heartbeat: answered at once, its agent tries a member that knows the leader (sim-system seed 810274)", async () => {
+    expect(holdsForLeader("Heartbeat")).toBe(false);
+    for (const method of ["Register", "SaveCheckpoint", "WatchAssignments", "GetRoute", "DrainNode", "Deregister"]) expect(holdsForLeader(method), method).toBe(true);
+    const s = setup();
+    const beat = s.start(async () => "unreachable", { hold: holdsForLeader("Heartbeat") });
+    const save = s.start(async () => "saved", { hold: holdsForLeader("SaveCheckpoint") });
+    await s.runTo(0);
+    expect(beat.at).toBe(0);
+    expect(String(beat.error)).toContain("no leader is known");
+    expect(save.at).toBeUndefined();
   });
 
   it("sends a call its leader refused as not leading to the next leader, within the hold", async () => {

@@ -7,7 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { NOT_LEADER_PREFIX, NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
-import { LeaderHold } from "./leader-hold.js";
+import { LeaderHold, holdsForLeader } from "./leader-hold.js";
 import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../security/client-security.js";
 import { FORWARDED_HEADER, FORWARD_DEADLINE_HEADER, LEADER_HINT_HEADER } from "../wire/headers.js";
 
@@ -64,7 +64,7 @@ export class LeaderForwarder {
       send: (address) => this.send<Res>(address, method, request, caller),
       refusedAsNotLeader,
       noLeader: () => new NotLeaderError(this.node.status().lead),
-      hold: caller !== undefined,
+      hold: caller !== undefined && holdsForLeader(method),
       callerDeadlineMs: callerDeadlineMs(caller),
       cancelled: () => caller?.cancelled === true,
     });

@@ -20,6 +20,19 @@ export const HOLD_MARGIN_MS = 100;
 /** After a refusal, the longest to wait for news of the next leader before trying again. */
 const RETRY_WAIT_MS = 250;
 
+/**
+ * Whether a forwarded call of `method` is held while no leader is known.
+ * Heartbeats are not: one is worth only until the next, an interval later,
+ * and an agent answered UNAVAILABLE at once tries its next member, which
+ * may know the leader (a member cut off from the others knows none). Held
+ * here, the beat would reach no leader before the failure detector expects
+ * the next one, and a server whose streams the leader cannot see would be
+ * declared dead while it heartbeats on time.
+ */
+export function holdsForLeader(method: string): boolean {
+  return method !== "Heartbeat";
+}
+
 /** What the hold needs of the member's Raft driver. */
 export interface LeaderWatch {
   /** Where the leader is reached, or "" when none is known. */

@@ -21,7 +21,7 @@ import { watchRoutes } from "../../src/coordinator/service/route-watch.js";
 import { WatchHub } from "../../src/coordinator/service/watch-hub.js";
 import { toGrpcError } from "../../src/member/grpc-status.js";
 import { refusedAsNotLeader } from "../../src/member/leader-forwarder.js";
-import { type HoldCounts, LeaderHold } from "../../src/member/leader-hold.js";
+import { type HoldCounts, LeaderHold, holdsForLeader } from "../../src/member/leader-hold.js";
 import { type NodeId, NotLeaderError, type RaftConfig, StateRole } from "../../src/raft/index.js";
 import { RaftDriver } from "../../src/raft-runtime/driver.js";
 import { ProcessClock } from "../../src/time/process-clock.js";
@@ -208,7 +208,7 @@ export class SimCoordinatorMember {
       },
       refusedAsNotLeader,
       noLeader: () => toGrpcError(new NotLeaderError(driver.core.raft.lead)),
-      hold: true,
+      hold: holdsForLeader(method),
       callerDeadlineMs: deadline,
       cancelled: () => false,
     });
