@@ -145,6 +145,36 @@ describe("FailureDetector", () => {
     expect(proposals).toEqual(["a:SUSPECT", "a:DEAD"]); // by its broken connection, long before its lease
   });
 
+  it("a member's lost report of an opened stream is noticed at its next report, and its whole table keeps the node connected", async () => {
+    // Seed 1012955 of the whole-product simulation: a's stream was on n2,
+    // which crashed (its close unreported); a reopened on n3, whose report
+    // was lost. When n2 restarted with an empty table, a looked
+    // disconnected and was judged by the stricter rule while it lived.
+    const { d, clock, proposals } = detector({ a: "ALIVE", b: "ALIVE" }, { leaseTtlMs: 5000 });
+    d.startLeading();
+    await warmUp(d, clock, 5000, "a", "b");
+    const answers: boolean[] = [];
+    let lose = false;
+    const n3 = new LocalStreams("n3", (r) => lose || answers.push(d.streamsReported(r).resync), 1_000_000);
+    const n2 = member("n2", d, clock);
+    expect(d.streamsReported(n3.resync()).resync).toBe(false);
+    n2.opened("a", 1);
+    lose = true;
+    n3.opened("a", 1);
+    lose = false;
+    n3.opened("b", 1); // the next report: a number is missing
+    expect(answers).toEqual([true]);
+    expect(d.streamsReported(n3.resync()).resync).toBe(false);
+    // n2 restarts with nothing open.
+    d.streamsReported(new LocalStreams("n2", () => undefined, (clock.now() + 1) * 1000).resync());
+    expect(d.openStreams("a", 1)).toBe(1);
+    const beats = clock.setInterval(() => d.heard("b", 1), options.heartbeatIntervalMs);
+    await clock.advance(3 * options.heartbeatIntervalMs); // a is late, but connected: judged by its lease
+    clock.clearInterval(beats);
+    d.stopLeading();
+    expect(proposals).toEqual(["a:SUSPECT"]);
+  });
+
   it("a new leader trusts 'no stream left' only after its first lease, once members have resynced", async () => {
     const { d, clock, proposals } = detector({ a: "ALIVE" }, { leaseTtlMs: 400 });
     const n1 = member("n1", d, clock);

@@ -20,6 +20,7 @@ import { MemberCluster, unary } from "./support/member-cluster.js";
 const pkg = loadProto("convene.proto");
 const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.NodeAgent");
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
+const MemberAdmin = lookup<grpc.ServiceClientConstructor>(loadProto("member.proto"), "convene.member.v1.MemberAdmin");
 
 type Watch = grpc.ClientReadableStream<{ type: number; meeting_id: string; epoch: number }>;
 
@@ -135,5 +136,29 @@ describe("node liveness under extra streams", () => {
     await expect.poll(async () => (await nodeState(nodeId)).state, { timeout: 5_000, interval: 50 }).toBe("DEAD");
     // Grace (300 ms) or a missed heartbeat (600 ms after the last), plus proposal and polling.
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("a member whose stream report went missing is asked for its whole table, by the leader and through a follower", async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = ids.find((id) => id !== leader)!;
+    const admin = (id: string) => new MemberAdmin(cluster.addresses.get(id)!, grpc.credentials.createInsecure());
+    const [atLeader, atFollower] = [admin(leader), admin(follower)];
+    const report = async (client: grpc.Client, sequence: number, resync = false): Promise<boolean> => {
+      const counts = [{ node_id: "reported", generation: 1, open_streams: 1, sequence }];
+      return (await unary<{ resync: boolean }>(client, "NodeConnection", { member_id: "reporter", resync, sequence, counts })).resync;
+    };
+    try {
+      expect(await report(atLeader, 10)).toBe(true); // none of its reports reached this leader yet
+      expect(await report(atLeader, 11, true)).toBe(false);
+      expect(await report(atLeader, 12)).toBe(false);
+      expect(await report(atLeader, 14)).toBe(true); // 13 is missing
+      expect(await report(atLeader, 15)).toBe(true); // still missing until a whole table comes
+      expect(await report(atLeader, 16, true)).toBe(false);
+      expect(await report(atFollower, 17)).toBe(false);
+      expect(await report(atFollower, 19)).toBe(true);
+    } finally {
+      atLeader.close();
+      atFollower.close();
+    }
   });
 });

@@ -4,7 +4,7 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type { AuditEntry } from "../coordinator/model.js";
-import type { StreamReport } from "../coordinator/service/node-streams.js";
+import type { StreamReport, StreamReportAnswer } from "../coordinator/service/node-streams.js";
 import { NotLeaderError } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import { InvalidArgumentError, toGrpcError } from "./grpc-status.js";
@@ -43,8 +43,8 @@ export function statusOf(node: RaftDriver, extras: () => Record<string, unknown>
   };
 }
 
-/** Where a leader's failure detector hears which watch streams every member holds. */
-export type ConnectionSink = (report: StreamReport) => void;
+/** Where a leader's failure detector hears which watch streams every member holds; its answer goes back to the member. */
+export type ConnectionSink = (report: StreamReport) => StreamReportAnswer;
 
 /** The coordinator's audit trail, when this member runs the coordinator. */
 export type AuditSource = (limit: number) => Promise<readonly AuditEntry[]>;
@@ -203,13 +203,12 @@ export function adminServiceHandlers(deps: AdminServiceDeps): grpc.UntypedServic
       }
       if (!node.isLeader() && LeaderForwarder.mayForward(call)) {
         forwarder.forward("NodeConnection", call.request).then(
-          () => callback(null, {}),
+          (answer) => callback(null, answer),
           (err: unknown) => callback(toGrpcError(err)),
         );
         return;
       }
-      onNodeConnection?.(report);
-      callback(null, {});
+      callback(null, onNodeConnection?.(report) ?? { resync: false });
     },
   };
 }

@@ -57,11 +57,12 @@ export class LeaderForwarder {
    * leader is known (leader-hold.ts) and rejects with NotLeaderError when
    * none is known by the hold's end. `caller` carries the original call's
    * deadline and cancellation over: a write its client gave up on must not
-   * be applied seconds later.
+   * be applied seconds later. `timeoutMs` shortens this forwarder's deadline
+   * for a call of its own that is better retried than waited for.
    */
-  forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+  forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>, timeoutMs = this.timeoutMs): Promise<Res> {
     return this.hold.call<Res>({
-      send: (address) => this.send<Res>(address, method, request, caller),
+      send: (address) => this.send<Res>(address, method, request, caller, timeoutMs),
       refusedAsNotLeader,
       noLeader: () => new NotLeaderError(this.node.status().lead),
       hold: caller !== undefined && holdsForLeader(method),
@@ -70,7 +71,7 @@ export class LeaderForwarder {
     });
   }
 
-  private send<Res>(address: string, method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>): Promise<Res> {
+  private send<Res>(address: string, method: string, request: unknown, caller: grpc.ServerUnaryCall<unknown, unknown> | undefined, timeoutMs: number): Promise<Res> {
     let client = this.clients.get(address);
     if (!client) {
       client = new this.ClientCtor(address, this.security.credentials);
@@ -90,7 +91,7 @@ export class LeaderForwarder {
     const callerToken = caller?.metadata.get(AUTHORIZATION_HEADER)[0];
     if (typeof callerToken === "string") meta.set(AUTHORIZATION_HEADER, callerToken);
     else if (!caller && this.security.token !== undefined) meta.set(AUTHORIZATION_HEADER, `Bearer ${this.security.token}`);
-    const deadline = Math.min(Date.now() + this.timeoutMs, callerDeadlineMs(caller));
+    const deadline = Math.min(Date.now() + timeoutMs, callerDeadlineMs(caller));
     meta.set(FORWARD_DEADLINE_HEADER, String(deadline));
     return new Promise<Res>((resolve, reject) => {
       const call = fn.call(client, request, meta, { deadline }, (err, res) => (err ? reject(err) : resolve(res as Res)));

@@ -166,7 +166,7 @@ export class Member {
       adminServiceHandlers({
         node,
         forwarder: adminForwarder,
-        onNodeConnection: (report) => app?.onStreamReport(report),
+        onNodeConnection: (report) => app?.onStreamReport(report) ?? { resync: false },
         statusExtras: () => ({
           cluster_id: clusterId,
           formats: ADVERTISED_FORMATS,

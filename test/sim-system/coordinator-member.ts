@@ -65,6 +65,8 @@ export interface CoordinatorMemberSetup {
   readonly stateConfig?: Partial<CoordinatorStateConfig>;
   readonly detectorBugs?: DetectorBugs;
   readonly observer: ApplyObserver;
+  /** Where --trace lines go (already stamped with the time). */
+  readonly trace?: (line: string) => void;
   readonly onFatal: (id: NodeId, err: unknown) => void;
 }
 
@@ -134,10 +136,20 @@ export class SimCoordinatorMember {
       watches,
       timings: setup.timings,
       scheduler: clock,
-      forwardStreamReport: (report) => this.forwardReport(report),
+      forwardStreamReport: (report, timeoutMs) => this.forwardReport(report, timeoutMs),
       stats: new CoordinatorStats(() => clock.now()),
-      logger: silent,
+      logger: setup.trace ? this.traceLogger() : silent,
       ...(setup.detectorBugs ? { detectorBugs: setup.detectorBugs } : {}),
+    });
+  }
+
+  /** With --trace, what the member logs at info and above (its detector's judgements) goes in the trace. */
+  private traceLogger(): pino.Logger {
+    return pino({ level: "info", base: null, timestamp: false }, {
+      write: (line: string) => {
+        const { msg, level: _level, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        this.setup.trace?.(`${this.id}: ${String(msg)} ${JSON.stringify(rest)}`);
+      },
     });
   }
 
@@ -274,7 +286,7 @@ export class SimCoordinatorMember {
   }
 
   /** MemberAdmin.NodeConnection to the leader this member knows (a follower's stream counts). */
-  private forwardReport(report: StreamReport): Promise<unknown> {
+  private forwardReport(report: StreamReport, timeoutMs: number): Promise<unknown> {
     const lead = this.driver?.core.raft.lead ?? "";
     if (lead === "" || lead === this.id) return Promise.reject(new Error("no leader to report to"));
     return this.setup.rpc.call(
@@ -283,10 +295,9 @@ export class SimCoordinatorMember {
       async () => {
         const leader = this.setup.member(lead);
         if (!leader?.core || !leader.isLeader) throw rpcError(grpc.status.UNAVAILABLE, `${lead} does not lead`);
-        leader.core.onStreamReport(report);
-        return {};
+        return leader.core.onStreamReport(report);
       },
-      this.setup.requestTimeoutMs,
+      timeoutMs,
     );
   }
 }

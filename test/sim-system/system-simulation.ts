@@ -124,6 +124,7 @@ export class SystemSimulation {
       ...(options.detectorBugs ? { detectorBugs: options.detectorBugs } : {}),
       ...(options.stateBugs ? { stateConfig: { bugs: options.stateBugs } } : {}),
       observer: this.checker,
+      ...(options.trace ? { trace: (line: string) => this.trace(line) } : {}),
       onFatal: (id, err) => this.checker.note(`${id} stopped on a broken invariant: ${err instanceof Error ? err.message : String(err)}`),
     };
     for (const id of ids) this.addMember(id, MemoryDurableStorage.bootstrap(ids));

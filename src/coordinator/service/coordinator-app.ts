@@ -26,7 +26,7 @@ import { moveCoordinatorHandlers } from "./move-service.js";
 import { nodeAgentHandlers } from "./node-agent-service.js";
 import { withRouteEncoders } from "./route-codec.js";
 import { routeFeedHandlers } from "./route-feed-service.js";
-import { type StreamReport } from "./node-streams.js";
+import type { StreamReport, StreamReportAnswer } from "./node-streams.js";
 import { RouteLog } from "./route-log.js";
 import { reportMessage } from "./stream-reporter.js";
 import { type Scheduler, realScheduler, sleepOn } from "../../time/scheduler.js";
@@ -111,7 +111,7 @@ export class CoordinatorApp {
       watches: this.watches,
       timings: this.timings,
       scheduler: this.scheduler,
-      forwardStreamReport: (report) => adminForwarder.forward("NodeConnection", reportMessage(report)),
+      forwardStreamReport: (report, timeoutMs) => adminForwarder.forward("NodeConnection", reportMessage(report), undefined, timeoutMs),
       stats: this.stats,
       logger: this.logger,
       ...(nodeAddresses
@@ -144,8 +144,8 @@ export class CoordinatorApp {
   }
 
   /** A member (or this one) reports the watch streams it holds to the leader's detector. */
-  onStreamReport(report: StreamReport): void {
-    this.core?.onStreamReport(report);
+  onStreamReport(report: StreamReport): StreamReportAnswer {
+    return this.core?.onStreamReport(report) ?? { resync: false };
   }
 
   /**

@@ -18,8 +18,8 @@ import { LoadReports } from "./load-reports.js";
 import { MoveWatchdog } from "./move-watchdog.js";
 import { type AgentTimings, NodeAgentCore } from "./node-agent-core.js";
 import type { NodeAddressCheck } from "./node-address-check.js";
-import type { StreamReport } from "./node-streams.js";
-import { StreamReporter } from "./stream-reporter.js";
+import type { StreamReport, StreamReportAnswer } from "./node-streams.js";
+import { type ReportForward, StreamReporter } from "./stream-reporter.js";
 import type { WatchHub } from "./watch-hub.js";
 
 export interface CoreTimings extends AgentTimings {
@@ -51,7 +51,7 @@ export class CoordinatorCore {
       timings: CoreTimings;
       scheduler: Scheduler;
       /** Carries this member's stream counts to the leader when another member leads. */
-      forwardStreamReport: (report: StreamReport) => Promise<unknown>;
+      forwardStreamReport: ReportForward;
       stats: CoordinatorStats;
       logger: Logger;
       addressCheck?: NodeAddressCheck;
@@ -103,7 +103,7 @@ export class CoordinatorCore {
     raft.on("leader", this.onLeader);
     if (raft.isLeader()) leading.forEach((l) => l.startLeading());
     // After the detector's own leader listener: a member that starts to lead resets its detector first.
-    this.streams = new StreamReporter(raft, detector, deps.forwardStreamReport, scheduler);
+    this.streams = new StreamReporter(raft, detector, deps.forwardStreamReport, scheduler, timings.heartbeatIntervalMs);
     this.agents = new NodeAgentCore({
       coordinator: this.replica,
       detector,
@@ -124,8 +124,8 @@ export class CoordinatorCore {
   }
 
   /** A member (or this one) reports the watch streams it holds to the leader's detector. */
-  onStreamReport(report: StreamReport): void {
-    this.detector.streamsReported(report);
+  onStreamReport(report: StreamReport): StreamReportAnswer {
+    return this.detector.streamsReported(report);
   }
 
   stop(): void {

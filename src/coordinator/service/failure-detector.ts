@@ -27,7 +27,7 @@
 import { type Scheduler, type TimerHandle, realScheduler } from "../../time/scheduler.js";
 import type { Liveness } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
-import { type StreamReport, StreamTable } from "./node-streams.js";
+import { type StreamReport, type StreamReportAnswer, StreamTable } from "./node-streams.js";
 
 export interface FailureDetectorOptions {
   readonly leaseTtlMs: number;
@@ -126,16 +126,18 @@ export class FailureDetector {
   /**
    * A member's report of the watch streams it holds (its own, when this
    * member holds them). A node with a stream open anywhere was just heard;
-   * one whose last stream closed is disconnected.
+   * one whose last stream closed is disconnected. The answer asks for the
+   * member's whole table when one of its reports is missing.
    */
-  streamsReported(report: StreamReport): void {
+  streamsReported(report: StreamReport): StreamReportAnswer {
     if (this.bugs.anyStreamCloseSuspects) {
       for (const c of report.counts) (c.open > 0 ? this.heard(c.nodeId, c.generation) : this.disconnected(c.nodeId, c.generation));
-      return;
+      return { resync: false };
     }
-    const { opened, closed } = this.streams.apply(report);
+    const { opened, closed, resync } = this.streams.apply(report);
     for (const n of opened) this.heard(n.nodeId, n.generation);
     for (const n of closed) this.disconnected(n.nodeId, n.generation);
+    return { resync };
   }
 
   /** Open streams of a node generation on every member, as reported to this leader. */

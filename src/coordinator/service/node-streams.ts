@@ -15,6 +15,15 @@
  * member sends its whole table (a resync) when it learns of a new leader,
  * and the detector trusts "no stream left" only after its first full lease
  * (failure-detector.ts).
+ *
+ * A report can be lost on the way (a connection that breaks under it). A
+ * lost "opened" is the dangerous one: the leader then believes a node's
+ * last stream closed while it is open, and judges it by the stricter
+ * rule of a disconnected node. Each member numbers its reports one by
+ * one, so the leader notices a missing number at the next report and
+ * answers it with `resync` (the member then sends its whole table); a
+ * report that is itself the last one lost is noticed by its sender when
+ * it goes unanswered (stream-reporter.ts).
  */
 
 export interface StreamCount {
@@ -34,6 +43,12 @@ export interface StreamReport {
   /** The member's sequence when the report was made (for a resync: every count it omits is zero as of this). */
   readonly sequence: number;
   readonly counts: readonly StreamCount[];
+}
+
+/** The leader's answer to a report. */
+export interface StreamReportAnswer {
+  /** A report of this member is missing (or none has reached this leader yet): send the whole table. */
+  readonly resync: boolean;
 }
 
 export interface NodeGeneration {
@@ -94,12 +109,16 @@ export class StreamTable {
   private readonly byNode = new Map<string, Map<string, { open: number; sequence: number }>>();
   /** The newest generation reported per node: entries of older ones are dropped. */
   private readonly generations = new Map<string, number>();
+  /** Per member, the newest report sequence that arrived, and whether one before it is missing (until a whole table comes). */
+  private readonly reporters = new Map<string, { sequence: number; missing: boolean }>();
 
   /**
    * Applies a report; returns the node generations whose total went from
-   * none to some (`opened`) or from some to none (`closed`).
+   * none to some (`opened`) or from some to none (`closed`), and whether the
+   * member must send its whole table (`resync`: a report of it is missing).
    */
-  apply(report: StreamReport): { opened: NodeGeneration[]; closed: NodeGeneration[] } {
+  apply(report: StreamReport): { opened: NodeGeneration[]; closed: NodeGeneration[]; resync: boolean } {
+    const resync = this.noteSequence(report);
     const touched = new Map<string, NodeGeneration & { before: boolean }>();
     const touch = (nodeId: string, generation: number): Map<string, { open: number; sequence: number }> => {
       const key = keyOf(nodeId, generation);
@@ -132,7 +151,26 @@ export class StreamTable {
       if (now && !t.before) opened.push({ nodeId: t.nodeId, generation: t.generation });
       if (!now && t.before) closed.push({ nodeId: t.nodeId, generation: t.generation });
     }
-    return { opened, closed };
+    return { opened, closed, resync };
+  }
+
+  /**
+   * Whether a report of this member went missing: its reports are numbered
+   * one by one, so a number skipped (or a first report that is not a whole
+   * table) means this leader lacks one. A report merely overtaken by a later
+   * one also looks missing; asking for the table then costs one extra.
+   * The previous form's reports (no member id) carry no numbering.
+   */
+  private noteSequence(report: StreamReport): boolean {
+    if (report.memberId === "") return false;
+    const known = this.reporters.get(report.memberId);
+    if (report.resync) {
+      if (!known || report.sequence > known.sequence) this.reporters.set(report.memberId, { sequence: report.sequence, missing: false });
+      return false;
+    }
+    const missing = !known || known.missing || report.sequence > known.sequence + 1;
+    this.reporters.set(report.memberId, { sequence: Math.max(known?.sequence ?? 0, report.sequence), missing });
+    return missing;
   }
 
   /** Open streams of this node generation on every member, as last reported. */
@@ -144,6 +182,7 @@ export class StreamTable {
   clear(): void {
     this.byNode.clear();
     this.generations.clear();
+    this.reporters.clear();
   }
 
   private forgetOlder(nodeId: string, generation: number): void {

@@ -4,7 +4,9 @@
  * (MemberAdmin.NodeConnection). A new leader gets the whole table; a
  * report that did not arrive is replaced by a whole table, retried until
  * the leader has it, since a count the leader missed could make a node's
- * last stream look closed when it is not.
+ * last stream look closed when it is not. A report goes missing either
+ * unanswered within `reportTimeoutMs` (noticed here) or with a later one
+ * answered (the leader notices the skipped number and answers `resync`).
  *
  * Created by CoordinatorApp.attach after the detector's own leader
  * listener, so a member that starts to lead resets its detector first,
@@ -13,10 +15,13 @@
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import type { Scheduler, TimerHandle } from "../../time/scheduler.js";
 import type { FailureDetector } from "./failure-detector.js";
-import { LocalStreams, type StreamReport } from "./node-streams.js";
+import { LocalStreams, type StreamReport, type StreamReportAnswer } from "./node-streams.js";
 
 /** Between two attempts to give the leader a whole table. */
 const RESYNC_RETRY_MS = 200;
+
+/** Sends a report to the leader within `timeoutMs`; resolves with the leader's answer. */
+export type ReportForward = (report: StreamReport, timeoutMs: number) => Promise<unknown>;
 
 export class StreamReporter {
   readonly local: LocalStreams;
@@ -27,8 +32,10 @@ export class StreamReporter {
   constructor(
     private readonly raft: RaftDriver,
     private readonly detector: FailureDetector,
-    private readonly forward: (report: StreamReport) => Promise<unknown>,
+    private readonly forward: ReportForward,
     private readonly scheduler: Scheduler,
+    /** How long a forwarded report may go unanswered before it counts as lost (about a heartbeat interval). */
+    private readonly reportTimeoutMs: number,
   ) {
     // Sequences start above any this member sent before a restart.
     this.local = new LocalStreams(raft.id, (report) => this.send(report), scheduler.now() * 1000);
@@ -44,14 +51,23 @@ export class StreamReporter {
   private send(report: StreamReport): void {
     if (this.stopped) return;
     if (this.raft.isLeader()) {
-      this.detector.streamsReported(report);
+      if (this.detector.streamsReported(report).resync) this.resyncSoon(0);
       return;
     }
     if (this.raft.status().lead === "") {
       // Nobody to tell; the next leader gets the whole table.
       return;
     }
-    this.forward(report).catch(() => this.resyncSoon(RESYNC_RETRY_MS));
+    this.deliver(report);
+  }
+
+  private deliver(report: StreamReport): void {
+    this.forward(report, this.reportTimeoutMs).then(
+      (answer) => {
+        if ((answer as Partial<StreamReportAnswer> | undefined)?.resync === true) this.resyncSoon(0);
+      },
+      () => this.resyncSoon(RESYNC_RETRY_MS),
+    );
   }
 
   private resyncSoon(delayMs: number): void {
@@ -62,7 +78,7 @@ export class StreamReporter {
       if (this.stopped || this.raft.status().lead === "") return;
       const report = this.local.resync();
       if (this.raft.isLeader()) this.detector.streamsReported(report);
-      else this.forward(report).catch(() => this.resyncSoon(RESYNC_RETRY_MS));
+      else this.deliver(report);
     }, delayMs);
   }
 }
