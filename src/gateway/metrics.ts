@@ -4,7 +4,8 @@
  * every request (requests by status, cache hits and misses) are plain
  * numbers on the hot path, handed to prom-client when /metrics is scraped.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../metrics/process-metrics.js";
 
 /** Which kind of request a status is counted under. */
 export type RequestKind = "route" | "proxy" | "websocket" | "other";
@@ -135,7 +136,7 @@ export class GatewayMetrics {
     new Gauge({ name: "convene_gateway_route_cache_size", help: "Routes in the cache", registers, collect() { this.set(gauges.cacheSize()); } });
     new Gauge({ name: "convene_gateway_websockets_open", help: "WebSocket connections being proxied", registers, collect() { this.set(gauges.openWebSockets()); } });
     new Gauge({ name: "convene_gateway_route_feed_revision", help: "Coordinator revision the route cache is at", registers, collect() { this.set(gauges.feedRevision()); } });
-    collectDefaultMetrics({ register: this.registry, prefix: "convene_gateway_" });
+    registerProcessMetrics(this.registry, "convene_gateway_");
   }
 
   /** Counts a client connection lost mid-exchange (see DisconnectStage). */

@@ -12,7 +12,8 @@
  * deploy/ (dashboard, alert rules) names only metrics that exist here
  * (test/member-metrics.test.ts checks it against a running member).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../metrics/process-metrics.js";
 import type { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { NODE_STATUSES } from "../coordinator/model.js";
 import type { DriverObserver, RaftDriver } from "../raft-runtime/driver.js";
@@ -61,7 +62,7 @@ export class MemberMetrics {
         for (const [method, byCode] of calls) for (const [code, n] of byCode) this.inc({ method, code: STATUS_NAMES[code] ?? String(code) }, n);
       },
     });
-    collectDefaultMetrics({ register: this.registry, prefix: "convene_member_" });
+    registerProcessMetrics(this.registry, "convene_member_");
   }
 
   /** Adds the metrics read from the running member: its Raft state, and the coordinator's when it runs one. */
