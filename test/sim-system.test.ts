@@ -73,7 +73,7 @@ describe("whole-product simulation", () => {
   it("really exercises every kind of fault, move and save", { timeout: 600_000 }, async () => {
     // Over the seeds above (or 20 of its own when run alone).
     if (seedsRun < 20) await failuresOf(1, 20);
-    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves", "plannedMoves", "rebalances", "plannedMovesDone", "plannedStops", "memberReplacementsDone"]) {
+    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves", "plannedMoves", "rebalances", "plannedMovesDone", "plannedStops", "memberReplacementsDone", "leadsAgain", "extraStreams", "leaderHints"]) {
       expect(totals[kind], kind).toBeGreaterThan(5);
     }
     expect(totals.savesAcked).toBeGreaterThan(2000);

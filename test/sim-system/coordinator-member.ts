@@ -195,9 +195,11 @@ export class SimCoordinatorMember {
    * A call as the member's gRPC handler runs it (handler.ts): here, or
    * forwarded to the leader by the real leader hold (held while no leader
    * is known, sent on to the next leader when one refuses it), within the
-   * caller's `timeoutMs`, as a gRPC deadline reaches the member.
+   * caller's `timeoutMs`, as a gRPC deadline reaches the member. A
+   * forwarded call's answer names the leader this member knows
+   * (`onLeaderHint`), as handler.ts sends it in the answer's metadata.
    */
-  async serve(method: MemberMethod, req: Record<string, unknown>, forwarded = false, timeoutMs = Infinity): Promise<unknown> {
+  async serve(method: MemberMethod, req: Record<string, unknown>, forwarded = false, timeoutMs = Infinity, onLeaderHint?: (leaderId: string) => void): Promise<unknown> {
     const core = this.core;
     const driver = this.driver;
     const clock = this.clock;
@@ -209,7 +211,7 @@ export class SimCoordinatorMember {
       if (!(err instanceof NotLeaderError) || forwarded) throw toGrpcError(err);
     }
     const deadline = clock.now() + timeoutMs;
-    return hold.call({
+    const answer = await hold.call({
       // The RPC network routes by member id; the driver knows the leader by its address "sim:<id>".
       send: (address) => {
         const lead = address.slice(address.indexOf(":") + 1);
@@ -224,6 +226,9 @@ export class SimCoordinatorMember {
       callerDeadlineMs: deadline,
       cancelled: () => false,
     });
+    const lead = driver.core.raft.lead;
+    if (lead !== "") onLeaderHint?.(lead);
+    return answer;
   }
 
   private async run(core: CoordinatorCore, method: MemberMethod, req: Record<string, unknown>): Promise<unknown> {

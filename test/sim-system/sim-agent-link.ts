@@ -12,6 +12,7 @@ import type { RpcNetwork } from "./rpc-network.js";
 
 export interface WireObserver {
   heartbeatAcked(nodeId: string, generation: number): void;
+  leaderHinted(): void;
   saveAcked(nodeId: string, generation: number, meetingId: string, epoch: number, sequence: number, state: string): void;
 }
 
@@ -33,10 +34,16 @@ export function memberAddress(memberIds: readonly string[], id: string): string 
 export function simAgentLink(processName: string, rpc: RpcNetwork, memberIds: readonly string[], member: (id: string) => SimCoordinatorMember | undefined, observer: WireObserver): AgentLink {
   const memberIdOf = (address: string): string => memberIds[Number(address.slice(address.lastIndexOf(":") + 1)) - 17001]!;
   return {
-    unary: async (address, _service, method, request, timeoutMs) => {
+    unary: async (address, _service, method, request, timeoutMs, onLeaderHint) => {
       const id = memberIdOf(address);
       const req = request as Record<string, unknown>;
-      const answer = await rpc.call(processName, id, () => member(id)!.serve(method as MemberMethod, req, false, timeoutMs), timeoutMs);
+      // The hint rides with the answer (gRPC sends it as the answer's metadata).
+      let hint: string | undefined;
+      const answer = await rpc.call(processName, id, () => member(id)!.serve(method as MemberMethod, req, false, timeoutMs, (lead) => (hint = lead)), timeoutMs);
+      if (hint !== undefined) {
+        observer.leaderHinted();
+        onLeaderHint(memberAddress(memberIds, hint));
+      }
       const nodeId = String(req.node_id);
       if (method === "Heartbeat") observer.heartbeatAcked(nodeId, Number(req.generation));
       if (method === "SaveCheckpoint") {

@@ -72,6 +72,8 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
   /** `${meeting}#${epoch}` → the host's last write when it handed the meeting over. */
   private readonly finals = new Map<string, string>();
   savesAcked = 0;
+  /** Answers to servers' calls that named the leader (the agents then call it directly). */
+  leaderHints = 0;
 
   constructor(
     private readonly witness: LivenessWitness,
@@ -219,6 +221,10 @@ export class SystemChecker implements ApplyObserver, ServerObserver, GatewayObse
   }
 
   // ---------------------------------------------------------------- servers
+
+  leaderHinted(): void {
+    this.leaderHints++;
+  }
 
   heartbeatAcked(nodeId: string, generation: number): void {
     const key = `${nodeId}/${generation}`;

@@ -11,7 +11,11 @@
  * operator moves meetings (planned hand-overs, some with deadlines the
  * owner misses) and rebalances; gateways are cut from members and crash;
  * a member loses its disk and is replaced (member-replacement.ts).
+ * Leadership moves, and often comes back to a member once the servers'
+ * leases under the other leader have run out (sometimes while a third
+ * member stalls); servers' extra watch streams open and close.
  */
+import * as grpc from "@grpc/grpc-js";
 import type { SystemSimulation } from "./system-simulation.js";
 
 export class SystemFaults {
@@ -24,6 +28,8 @@ export class SystemFaults {
     quickRestarts: 0,
     freezes: 0,
     transfers: 0,
+    leadsAgain: 0,
+    extraStreams: 0,
     gatewayCuts: 0,
     gatewayCrashes: 0,
     leaves: 0,
@@ -112,6 +118,7 @@ export class SystemFaults {
       } else if (!g.up && rng.chance(0.05)) g.start();
     }
     if (rpc.isCut() && rng.chance(0.03)) rpc.healAll();
+    if (rng.chance(0.01 * v)) this.extraStream(rng.pick([...servers.values()]), rng.pick(memberIds), 20 + rng.intBelow(1500));
     for (const s of servers.values()) {
       if (s.up && rng.chance(0.001 * v)) {
         this.sim.trace(`${s.id} crashes`);
@@ -141,12 +148,16 @@ export class SystemFaults {
         s.freeze(ms);
       }
     }
-    if (leader && rng.chance(0.005 * v)) {
+    if (leader && rng.chance(0.01 * v)) {
       // A planned leadership change: leaders come and go without crashing, and often lead again later.
       const to = rng.pick(memberIds.filter((id) => id !== leader.id));
       this.counts.transfers!++;
       this.sim.trace(`leadership ${leader.id} → ${to}`);
       void leader.driver!.transferLeadership(to, 2000).catch(() => undefined);
+      // Half the time it comes back once the nodes' leases have run out
+      // under the other leader: what it heard in its earlier term is then
+      // stale, and only a fresh lease keeps it from judging by it.
+      if (rng.chance(0.7)) this.leadAgainLater(leader.id, 1600 + rng.intBelow(2400));
     }
     if (rng.chance(0.002 * v)) {
       const s = rng.pick(serverIds);
@@ -186,10 +197,47 @@ export class SystemFaults {
     if (rng.chance(0.001 * v)) this.sim.replacer.begin();
   }
 
-  private pause(id: string): void {
+  /**
+   * A second WatchAssignments stream under a live server's id and
+   * generation (a reconnect race, a tool), opened on some member and closed
+   * soon: the server's liveness must follow the server, not this stream.
+   */
+  private extraStream(s: { id: string; processName: string; up: boolean; frozen: boolean; generation: number }, memberId: string, closeAfterMs: number): void {
+    if (!s.up || s.frozen || s.generation === 0) return;
+    const request = { node_id: s.id, generation: s.generation };
+    this.counts.extraStreams!++;
+    this.sim.trace(`an extra stream of ${s.id} on ${memberId} for ${closeAfterMs} ms`);
+    const cancel = this.sim.rpc.openStream(
+      s.processName,
+      memberId,
+      (sink) => {
+        const core = this.sim.members.get(memberId)?.core;
+        if (core) return core.agents.watch(request, sink);
+        sink.end(grpc.status.UNAVAILABLE, `${memberId} is not running`);
+        return () => undefined;
+      },
+      { data: () => undefined, end: () => undefined },
+    );
+    this.sim.world.setTimeout(cancel, closeAfterMs);
+  }
+
+  private leadAgainLater(id: string, afterMs: number): void {
+    this.sim.world.setTimeout(() => {
+      const now = this.sim.leader();
+      if (!this.on || !now || now.id === id || !this.sim.members.get(id)?.up) return;
+      this.counts.leadsAgain!++;
+      this.sim.trace(`leadership ${now.id} → ${id} (it leads again)`);
+      void now.driver!.transferLeadership(id, 2000).catch(() => undefined);
+      // Sometimes a third member stalls just then: its streams reach the
+      // new leader only when it runs again.
+      const others = [...this.sim.members.keys()].filter((m) => m !== id && m !== now.id);
+      if (others.length > 0 && this.sim.rng.chance(0.7)) this.pause(this.sim.rng.pick(others), 500 + this.sim.rng.intBelow(1500));
+    }, afterMs);
+  }
+
+  private pause(id: string, ms = 100 + this.sim.rng.intBelow(rngSpan(this.sim.rng.chance(0.2)))): void {
     const m = this.sim.members.get(id)!;
     if (!m.up || m.pausedUntil > 0) return;
-    const ms = 100 + this.sim.rng.intBelow(rngSpan(this.sim.rng.chance(0.2)));
     this.sim.trace(`${id} pauses for ${ms} ms`);
     this.counts.memberPauses!++;
     m.pause(ms);

@@ -291,6 +291,7 @@ export class SystemSimulation {
         handoffs: this.checker.handoffs,
         plannedMovesDone: this.checker.plannedMoves,
         savesAcked: this.checker.savesAcked,
+        leaderHints: this.checker.leaderHints,
         gatewayRoutes: this.checker.gatewayRoutes,
         rpcCalls: this.rpc.calls,
         callsHeldForLeader: this.memberSetup.holdCounts.held,
