@@ -76,6 +76,7 @@ describe("a TLS cluster made by `convene certs`, with tokens", () => {
   let beat: NodeJS.Timeout | undefined;
   let leader: string;
   let follower: string;
+  let m1Generation = 0;
 
   /** A client of `Ctor` at member `id` over TLS, sending `tokenValue` if given. */
   const client = (Ctor: grpc.ServiceClientConstructor, id: string, tokenValue?: string): grpc.Client => {
@@ -111,6 +112,7 @@ describe("a TLS cluster made by `convene certs`, with tokens", () => {
   it("elects a leader and serves GetRoute(create) over TLS", async () => {
     const agent = client(NodeAgentClient, follower, token("agent-m1"));
     const r = await call<{ generation: number }>(agent, "Register", { node_id: "m1", address: "127.0.0.1:29001", capacity: 10, region: "", labels: {} });
+    m1Generation = r.generation;
     const heartbeat = () => call(agent, "Heartbeat", { node_id: "m1", generation: r.generation, active_meetings: 0, load: 0 });
     await heartbeat();
     beat = setInterval(() => void heartbeat().catch(() => undefined), 300);
@@ -166,6 +168,20 @@ describe("a TLS cluster made by `convene certs`, with tokens", () => {
     expect(await outcome(call(agentAtLeader, "Heartbeat", { node_id: "m2", generation: 1 }, forged))).toMatch(/^PERMISSION_DENIED: the agent token of node m1/);
     const anonymousAtLeader = client(CoordinatorClient, leader);
     expect(await outcome(call(anonymousAtLeader, "DrainNode", { node_id: "m1" }, forged))).toMatch(/^UNAUTHENTICATED/);
+  });
+
+  it("checks every beat on HeartbeatStream against the agent's token, and forwards the token with it", async () => {
+    const agent = client(NodeAgentClient, follower, token("agent-m1"));
+    const stream = (agent as unknown as { HeartbeatStream(): grpc.ClientDuplexStream<unknown, { sequence: number; code: number; leader: string }> }).HeartbeatStream();
+    stream.on("error", () => undefined);
+    const first = new Promise<{ sequence: number; code: number; leader: string }>((resolve) => stream.once("data", resolve));
+    const status = new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
+    // Forwarded by the follower with the agent's token, accepted by the leader.
+    stream.write({ node_id: "m1", generation: m1Generation, sequence: 1 });
+    expect(await first).toMatchObject({ sequence: 1, code: grpc.status.OK, leader: cluster.addresses.get(leader) });
+    stream.write({ node_id: "m2", generation: 1, sequence: 2 });
+    const end = await status;
+    expect(`${grpc.status[end.code]}: ${end.details}`).toMatch(/^PERMISSION_DENIED: the agent token of node m1 may not act for node "m2"/);
   });
 
   it("serves the node agent library and the operator CLI over TLS with their tokens", async () => {

@@ -12,10 +12,22 @@ import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../securit
 import { FORWARDED_HEADER, FORWARD_DEADLINE_HEADER, LEADER_HINT_HEADER } from "../wire/headers.js";
 
 
+/**
+ * The call a forwarded request came in on: its credentials and forwarding
+ * marker (metadata), deadline and cancellation. A unary call is one; a beat
+ * on HeartbeatStream passes one of its own (heartbeat-stream.ts).
+ */
+export interface ForwardedCall {
+  readonly metadata: grpc.Metadata;
+  readonly cancelled: boolean;
+  getDeadline(): grpc.Deadline;
+  once(event: "cancelled", listener: () => void): unknown;
+}
+
 type UnaryMethod = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
 
 /** The caller's deadline in epoch ms (Infinity when it set none). */
-function callerDeadlineMs(caller: grpc.ServerUnaryCall<unknown, unknown> | undefined): number {
+function callerDeadlineMs(caller: ForwardedCall | undefined): number {
   const deadline = caller?.getDeadline();
   if (deadline instanceof Date) return deadline.getTime();
   return typeof deadline === "number" && Number.isFinite(deadline) ? deadline : Infinity;
@@ -48,7 +60,7 @@ export class LeaderForwarder {
   }
 
   /** Whether this call may be forwarded (it was not already). */
-  static mayForward(call: grpc.ServerUnaryCall<unknown, unknown>): boolean {
+  static mayForward(call: Pick<ForwardedCall, "metadata">): boolean {
     return call.metadata.get(FORWARDED_HEADER).length === 0;
   }
 
@@ -60,7 +72,7 @@ export class LeaderForwarder {
    * be applied seconds later. `timeoutMs` shortens this forwarder's deadline
    * for a call of its own that is better retried than waited for.
    */
-  forward<Res>(method: string, request: unknown, caller?: grpc.ServerUnaryCall<unknown, unknown>, timeoutMs = this.timeoutMs): Promise<Res> {
+  forward<Res>(method: string, request: unknown, caller?: ForwardedCall, timeoutMs = this.timeoutMs): Promise<Res> {
     return this.hold.call<Res>({
       send: (address) => this.send<Res>(address, method, request, caller, timeoutMs),
       refusedAsNotLeader,
@@ -71,7 +83,7 @@ export class LeaderForwarder {
     });
   }
 
-  private send<Res>(address: string, method: string, request: unknown, caller: grpc.ServerUnaryCall<unknown, unknown> | undefined, timeoutMs: number): Promise<Res> {
+  private send<Res>(address: string, method: string, request: unknown, caller: ForwardedCall | undefined, timeoutMs: number): Promise<Res> {
     let client = this.clients.get(address);
     if (!client) {
       client = new this.ClientCtor(address, this.security.credentials);
@@ -97,6 +109,11 @@ export class LeaderForwarder {
       const call = fn.call(client, request, meta, { deadline }, (err, res) => (err ? reject(err) : resolve(res as Res)));
       caller?.once("cancelled", () => call.cancel());
     });
+  }
+
+  /** Where the leader is reached, or "" when none is known. */
+  leaderAddress(): string {
+    return this.node.leaderAddress();
   }
 
   /** Response metadata naming the leader, for the answer to a forwarded call; undefined when none is known. */

@@ -8,6 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { LEADER_HINT_HEADER } from "../wire/headers.js";
 import { loadProto, lookup } from "../wire/proto.js";
 import { type ClientSecurity, PLAINTEXT, makeClient } from "../security/client-security.js";
+import { type BeatCall, HeartbeatStream } from "./heartbeat-stream.js";
 
 export type AgentService = "NodeAgent" | "Coordinator";
 
@@ -46,6 +47,7 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
 type UnaryFn = (req: unknown, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
 type StreamFn = (req: unknown, opts?: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
+type DuplexFn = (opts?: grpc.CallOptions) => grpc.ClientDuplexStream<unknown, unknown>;
 
 const clientCtors = new Map<AgentService, grpc.ServiceClientConstructor>();
 function serviceClient(service: AgentService): grpc.ServiceClientConstructor {
@@ -54,13 +56,31 @@ function serviceClient(service: AgentService): grpc.ServiceClientConstructor {
   return ctor;
 }
 
-/** The agent's gRPC channels: one client per service and member. */
+/**
+ * The agent's gRPC channels: one client per service and member. Heartbeats
+ * go as messages on a HeartbeatStream per member (heartbeat-stream.ts), or
+ * as unary calls to a member that has no such method.
+ */
 export class GrpcAgentLink implements AgentLink {
   private readonly clients = new Map<string, grpc.Client>();
+  private readonly beats = new Map<string, HeartbeatStream>();
 
   constructor(private readonly security: ClientSecurity = PLAINTEXT) {}
 
   unary(address: string, service: AgentService, method: string, request: unknown, timeoutMs: number, onLeaderHint: (leader: string) => void): Promise<unknown> {
+    if (service === "NodeAgent" && method === "Heartbeat") {
+      const stream = this.heartbeatStream(address);
+      if (!stream.unsupported) {
+        return stream.beat(request as Record<string, unknown>, timeoutMs, onLeaderHint).catch((err: unknown) => {
+          if ((err as { code?: unknown }).code !== grpc.status.UNIMPLEMENTED) throw err;
+          return this.call(address, service, method, request, timeoutMs, onLeaderHint);
+        });
+      }
+    }
+    return this.call(address, service, method, request, timeoutMs, onLeaderHint);
+  }
+
+  private call(address: string, service: AgentService, method: string, request: unknown, timeoutMs: number, onLeaderHint: (leader: string) => void): Promise<unknown> {
     const client = this.client(service, address);
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
     if (typeof fn !== "function") return Promise.reject(new Error(`invariant: ${service} has no method ${method}`));
@@ -83,8 +103,21 @@ export class GrpcAgentLink implements AgentLink {
   }
 
   close(): void {
+    for (const b of this.beats.values()) b.close();
+    this.beats.clear();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+  }
+
+  private heartbeatStream(address: string): HeartbeatStream {
+    let stream = this.beats.get(address);
+    if (!stream) {
+      const client = this.client("NodeAgent", address);
+      const open = (client as unknown as Record<string, DuplexFn>)["HeartbeatStream"]!;
+      stream = new HeartbeatStream(() => open.call(client, {}) as BeatCall);
+      this.beats.set(address, stream);
+    }
+    return stream;
   }
 
   private client(service: AgentService, address: string): grpc.Client {

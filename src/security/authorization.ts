@@ -34,6 +34,8 @@ const agentOwnNode: Access = { open: false, roles: ["operator", "agent"], ownNod
 const RULES: Readonly<Record<string, Access>> = {
   "/convene.v1.NodeAgent/Register": agentOwnNode,
   "/convene.v1.NodeAgent/Heartbeat": agentOwnNode,
+  // Checked beat by beat: every message on the stream must name the agent's node.
+  "/convene.v1.NodeAgent/HeartbeatStream": agentOwnNode,
   "/convene.v1.NodeAgent/WatchAssignments": agentOwnNode,
   "/convene.v1.NodeAgent/SaveCheckpoint": agentOwnNode,
   "/convene.v1.NodeAgent/Deregister": agentOwnNode,

@@ -129,7 +129,7 @@ export class CoordinatorApp {
     });
     node.on("leader", (change) => (change.isSelf ? versions.start() : versions.stop()));
     if (node.isLeader()) versions.start();
-    server.addService(NodeAgent.service, nodeAgentHandlers(core.agents, agentForwarder));
+    server.addService(NodeAgent.service, nodeAgentHandlers(core.agents, agentForwarder, this.timings));
     const hasLeader = (): boolean => node.status().lead !== "";
     server.addService(withRouteEncoders(Coordinator.service), {
       ...coordinatorHandlers({ coordinator, forwarder: coordinatorForwarder, peers, probe: this.probe, ownFormats, logger: this.logger }),

@@ -7,15 +7,17 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { unaryHandler } from "./handler.js";
-import type { AgentRequest, NodeAgentCore } from "./node-agent-core.js";
+import { heartbeatStreamHandler } from "./heartbeat-stream.js";
+import type { AgentRequest, AgentTimings, NodeAgentCore } from "./node-agent-core.js";
 import { callSink } from "./watch-hub.js";
 
 export type { AgentTimings } from "./node-agent-core.js";
 
-export function nodeAgentHandlers(core: NodeAgentCore, forwarder: LeaderForwarder): grpc.UntypedServiceImplementation {
+export function nodeAgentHandlers(core: NodeAgentCore, forwarder: LeaderForwarder, timings: AgentTimings): grpc.UntypedServiceImplementation {
   return {
     Register: unaryHandler<AgentRequest>(forwarder, "Register", (req) => core.register(req)),
     Heartbeat: unaryHandler<AgentRequest>(forwarder, "Heartbeat", (req) => core.heartbeat(req)),
+    HeartbeatStream: heartbeatStreamHandler({ heartbeat: (req) => core.heartbeat(req), forwarder, timings }),
     SaveCheckpoint: unaryHandler<AgentRequest>(forwarder, "SaveCheckpoint", (req) => core.saveCheckpoint(req)),
     Deregister: unaryHandler<AgentRequest>(forwarder, "Deregister", (req) => core.deregister(req)),
     HandOver: unaryHandler<AgentRequest>(forwarder, "HandOver", (req) => core.handOver(req)),
