@@ -9,6 +9,7 @@ import { benchCoordinator } from "./bench/coordinator.js";
 import { benchFailover } from "./bench/failover.js";
 import { benchGateway } from "./bench/gateway.js";
 import { benchRaft, benchRaftSteady } from "./bench/raft.js";
+import { benchPlacement } from "./bench/placement.js";
 import { benchScale } from "./bench/scale.js";
 import { benchRaftCore } from "./bench/raft-core.js";
 import { silenceIpServernameWarning } from "../src/security/servername-warning.js";
@@ -36,6 +37,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   failover: () => benchFailover(),
   gateway: () => benchGateway(),
   "browser-failover": async () => (await import("./bench/browser-failover.js")).benchBrowserFailover(),
+  placement: () => benchPlacement(),
   scale: () => benchScale(),
   "compare-etcd": async () => (await import("./bench/compare-etcd.js")).benchCompareEtcd(),
 };

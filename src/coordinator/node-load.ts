@@ -64,12 +64,6 @@ export const MAX_WEIGHT = 1000;
 
 const DIMENSIONS = ["cpuPermille", "netInBytesPerSec", "netOutBytesPerSec", "participants"] as const;
 type Dimension = (typeof DIMENSIONS)[number];
-const WEIGHT_OF: Record<Dimension, keyof PlacementWeights> = {
-  cpuPermille: "cpu",
-  netInBytesPerSec: "netIn",
-  netOutBytesPerSec: "netOut",
-  participants: "participants",
-};
 
 /** CPU as the API sends it (a double in 0..1) → thousandths, rounded: what enters commands. */
 export function cpuToPermille(value: unknown, field: string): number {
@@ -123,10 +117,14 @@ export interface LoadedNode {
 
 /** Whether a reported figure is at or over a declared limit: such a node takes no meeting. */
 export function overALimit(node: LoadedNode): boolean {
-  for (const d of DIMENSIONS) {
-    if (node.limits[d] > 0 && node.load[d] >= node.limits[d]) return true;
-  }
-  return false;
+  // Written out rather than looped over DIMENSIONS: placement runs this for every node on every create.
+  const { limits, load } = node;
+  return (
+    (limits.cpuPermille > 0 && load.cpuPermille >= limits.cpuPermille) ||
+    (limits.netInBytesPerSec > 0 && load.netInBytesPerSec >= limits.netInBytesPerSec) ||
+    (limits.netOutBytesPerSec > 0 && load.netOutBytesPerSec >= limits.netOutBytesPerSec) ||
+    (limits.participants > 0 && load.participants >= limits.participants)
+  );
 }
 
 /**
@@ -136,10 +134,18 @@ export function overALimit(node: LoadedNode): boolean {
  * one fixed order.
  */
 export function loadScore(node: LoadedNode, meetingWeight: number, weights: PlacementWeights): number {
+  // Written out in DIMENSIONS' order (the sum's order must not change: every member must score alike), not looped: placement scores every node on every create.
+  const { limits, load } = node;
   let score = weights.meetings * (meetingWeight / node.capacity);
-  for (const d of DIMENSIONS) {
-    const w = weights[WEIGHT_OF[d]];
-    if (w !== 0 && node.load[d] !== 0) score += w * (node.load[d] / scaleOf(node, d));
+  if (weights.cpu !== 0 && load.cpuPermille !== 0) score += weights.cpu * (load.cpuPermille / (limits.cpuPermille > 0 ? limits.cpuPermille : DEFAULT_SCALES.cpuPermille));
+  if (weights.netIn !== 0 && load.netInBytesPerSec !== 0) {
+    score += weights.netIn * (load.netInBytesPerSec / (limits.netInBytesPerSec > 0 ? limits.netInBytesPerSec : DEFAULT_SCALES.netInBytesPerSec));
+  }
+  if (weights.netOut !== 0 && load.netOutBytesPerSec !== 0) {
+    score += weights.netOut * (load.netOutBytesPerSec / (limits.netOutBytesPerSec > 0 ? limits.netOutBytesPerSec : DEFAULT_SCALES.netOutBytesPerSec));
+  }
+  if (weights.participants !== 0 && load.participants !== 0) {
+    score += weights.participants * (load.participants / (limits.participants > 0 ? limits.participants : DEFAULT_SCALES.participants));
   }
   return score;
 }

@@ -37,7 +37,7 @@ import { ResourceExhaustedError } from "./errors.js";
 import { isHeldOut } from "./flap-damping.js";
 import { type Labels, NO_LABELS, compareStrings, labelsMatch, labelsShareAny, labelsToString } from "./labels.js";
 import type { Liveness } from "./model.js";
-import { DEFAULT_WEIGHTS, type LoadFigures, NO_LIMITS, NO_LOAD, type NodeLimits, type PlacementWeights, loadScore, overALimit } from "./node-load.js";
+import { DEFAULT_WEIGHTS, type LoadFigures, type LoadedNode, NO_LIMITS, NO_LOAD, type NodeLimits, type PlacementWeights, loadScore, overALimit } from "./node-load.js";
 import { type RecentPlacements, countRecent } from "./recent-placements.js";
 
 /** What placement reads of a node; `NodeRecord` satisfies it as is. */
@@ -86,12 +86,14 @@ export function ineligibility(c: PlacementCandidate, req: PlacementRequest): Ine
   if (c.draining) return "draining";
   if (c.assigned >= c.capacity) return "full";
   if (overALimit(loaded(c))) return "over-limit";
-  if (!labelsMatch(c.labels, req.requiredLabels)) return "labels";
+  if (req.requiredLabels.length > 0 && !labelsMatch(c.labels, req.requiredLabels)) return "labels";
   if (req.excludedLabels && req.excludedLabels.length > 0 && labelsShareAny(c.labels, req.excludedLabels)) return "excluded-labels";
   return "";
 }
 
-function loaded(c: PlacementCandidate): { capacity: number; limits: NodeLimits; load: LoadFigures } {
+/** What the load rules read of a candidate: the candidate itself when it has both (a NodeRecord does), so the hot loop allocates nothing. */
+function loaded(c: PlacementCandidate): LoadedNode {
+  if (c.limits !== undefined && c.load !== undefined) return c as LoadedNode;
   return { capacity: c.capacity, limits: c.limits ?? NO_LIMITS, load: c.load ?? NO_LOAD };
 }
 
@@ -115,21 +117,30 @@ interface Scored {
   readonly score: number;
 }
 
-function better(a: Scored, b: Scored | undefined): boolean {
+/** Whether (candidate, weight, score) ranks before `b`: the lower score, then the lower exact meetings ratio, then the smaller id. */
+function better(candidate: PlacementCandidate, weight: number, score: number, b: Scored | undefined): boolean {
   if (b === undefined) return true;
-  if (a.score !== b.score) return a.score < b.score;
-  const byLoad = compareRelativeLoad(a.weight, a.candidate.capacity, b.weight, b.candidate.capacity);
-  return byLoad !== 0 ? byLoad < 0 : compareStrings(a.candidate.id, b.candidate.id) < 0;
+  if (score !== b.score) return score < b.score;
+  const byLoad = compareRelativeLoad(weight, candidate.capacity, b.weight, b.candidate.capacity);
+  return byLoad !== 0 ? byLoad < 0 : compareStrings(candidate.id, b.candidate.id) < 0;
 }
 
-/** The best of one pool (nodes held out or not): in the requested region if any, else anywhere. */
+/**
+ * The best of one pool (nodes held out or not): in the requested region if
+ * any, else anywhere. A candidate is kept (allocated) only when it leads:
+ * the pass over thousands of nodes allocates almost nothing.
+ */
 class Pool {
   private anywhere: Scored | undefined;
   private inRegion: Scored | undefined;
 
-  offer(scored: Scored, region: string): void {
-    if (better(scored, this.anywhere)) this.anywhere = scored;
-    if (region !== "" && scored.candidate.region === region && better(scored, this.inRegion)) this.inRegion = scored;
+  offer(candidate: PlacementCandidate, weight: number, score: number, region: string): void {
+    const leadsAnywhere = better(candidate, weight, score, this.anywhere);
+    const leadsRegion = region !== "" && candidate.region === region && better(candidate, weight, score, this.inRegion);
+    if (!leadsAnywhere && !leadsRegion) return;
+    const scored = { candidate, weight, score };
+    if (leadsAnywhere) this.anywhere = scored;
+    if (leadsRegion) this.inRegion = scored;
   }
 
   get best(): Scored | undefined {
@@ -146,8 +157,8 @@ export function findPlacement(candidates: Iterable<PlacementCandidate>, req: Pla
     if (ineligibility(candidate, req) !== "") continue;
     if (candidate.id === req.preferredNodeId) return candidate.id;
     const weight = candidate.assigned + countRecent(candidate.recent, req.nowMs, req.burstWindowMs);
-    const scored = { candidate, weight, score: loadScore(loaded(candidate), weight, weights) };
-    (isHeldOut(candidate.heldOutUntilMs, req.nowMs) ? heldOut : preferred).offer(scored, req.region);
+    const score = loadScore(loaded(candidate), weight, weights);
+    (isHeldOut(candidate.heldOutUntilMs, req.nowMs) ? heldOut : preferred).offer(candidate, weight, score, req.region);
   }
   return (preferred.best ?? heldOut.best)?.candidate.id;
 }
