@@ -1,6 +1,7 @@
 /**
  * scale: 1,000 registered meeting servers heartbeating every 500 ms (from
- * a separate process, heartbeat-fleet.ts, re-registering when declared dead) and
+ * separate processes, heartbeat-fleet.ts, one per 5,000 servers, through the
+ * agent's own link; re-registering when declared dead) and
  * 100,000 meetings with 1 KiB checkpoints on three coordinator members.
  * Reports the leader's CPU during steady heartbeats, each member's memory
  * (RSS), the size of a member's data directory, and the time for a member
@@ -40,25 +41,38 @@ const NodeAgentClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.N
 const CoordinatorClient = lookup<grpc.ServiceClientConstructor>(pkg, "convene.v1.Coordinator");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The heartbeat-fleet.ts child process. */
-class Fleet {
+interface FleetStats {
+  reregistered: number;
+  heartbeats: number;
+  failures: number;
+  /** The fleet processes' own CPU, ms. */
+  cpuMs: number;
+  failuresByStatus: Record<string, { count: number; first: string }>;
+}
+
+/** One heartbeat-fleet.ts child process: nodes s<first> … s<first + count - 1>. */
+class FleetProcess {
   private readonly child: ChildProcess;
   private readonly lines: ((line: string) => void)[] = [];
   readonly registered: Promise<Record<string, number>>;
 
-  constructor(coordinators: string[], nodes: number, capacity: number) {
+  constructor(coordinators: string[], first: number, count: number, capacity: number) {
     const script = fileURLToPath(new URL("./heartbeat-fleet.ts", import.meta.url));
-    this.child = spawn(process.execPath, ["--import", "tsx", script, "--coordinators", coordinators.join(","), "--nodes", String(nodes), "--capacity", String(capacity)], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    // About 250 servers per connection: separate servers would each have their own.
+    const links = Math.max(1, Math.ceil(count / 250));
+    this.child = spawn(
+      process.execPath,
+      ["--import", "tsx", script, "--coordinators", coordinators.join(","), "--first", String(first), "--count", String(count), "--capacity", String(capacity), "--links", String(links)],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
     createInterface({ input: this.child.stdout! }).on("line", (line) => this.lines.shift()?.(line));
     this.registered = this.nextLine().then((line) => (JSON.parse(line) as { registered: Record<string, number> }).registered);
   }
 
-  async stats(): Promise<{ reregistered: number; heartbeats: number; failures: number }> {
+  async stats(): Promise<FleetStats> {
     const reply = this.nextLine();
     this.child.stdin!.write("stats\n");
-    return JSON.parse(await reply) as { reregistered: number; heartbeats: number; failures: number };
+    return JSON.parse(await reply) as FleetStats;
   }
 
   stop(): void {
@@ -67,6 +81,41 @@ class Fleet {
 
   private nextLine(): Promise<string> {
     return new Promise((resolve) => this.lines.push(resolve));
+  }
+}
+
+/** The meeting servers, one process per 5,000 of them (a process beats 10,000 times a second at that size). */
+class Fleet {
+  private readonly processes: FleetProcess[] = [];
+  readonly registered: Promise<Record<string, number>>;
+
+  constructor(coordinators: string[], nodes: number, capacity: number) {
+    const count = Math.max(1, Math.ceil(nodes / 5000));
+    for (let p = 0; p < count; p++) {
+      const first = Math.floor((p * nodes) / count);
+      const last = Math.floor(((p + 1) * nodes) / count);
+      this.processes.push(new FleetProcess(coordinators, first, last - first, capacity));
+    }
+    this.registered = Promise.all(this.processes.map((p) => p.registered)).then((all) => Object.assign({}, ...all) as Record<string, number>);
+  }
+
+  async stats(): Promise<FleetStats> {
+    const all = await Promise.all(this.processes.map((p) => p.stats()));
+    const byStatus: FleetStats["failuresByStatus"] = {};
+    for (const s of all) {
+      for (const [name, f] of Object.entries(s.failuresByStatus)) (byStatus[name] ??= { count: 0, first: f.first }).count += f.count;
+    }
+    return {
+      reregistered: all.reduce((n, s) => n + s.reregistered, 0),
+      heartbeats: all.reduce((n, s) => n + s.heartbeats, 0),
+      failures: all.reduce((n, s) => n + s.failures, 0),
+      cpuMs: all.reduce((n, s) => n + s.cpuMs, 0),
+      failuresByStatus: byStatus,
+    };
+  }
+
+  stop(): void {
+    for (const p of this.processes) p.stop();
   }
 }
 
@@ -133,7 +182,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     // would: this process's load (64 creates in flight) must not delay them.
     // They talk to the leader, as node agents do once a forwarded call's
     // leader hint reached them.
-    fleet = new Fleet([address], nodeCount, Math.ceil((meetingCount * 2) / nodeCount));
+    fleet = new Fleet([address, ...ids.filter((id) => id !== leader).map((id) => cluster.addresses.get(id)!)], nodeCount, Math.ceil((meetingCount * 2) / nodeCount));
     const generations = await fleet.registered;
     // ListMeetings of 100,000 meetings is several MiB: past the 4 MiB default.
     const coordinator = new CoordinatorClient(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 << 20 });
@@ -161,11 +210,13 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     leader = await cluster.waitForLeader();
     const pids = new Map(ids.map((id) => [id, cluster.pid(id)!]));
     // Steady state: only heartbeats, for 10 s.
-    const beats0 = (await fleet.stats()).heartbeats;
+    const steady0 = await fleet.stats();
     const t0 = cpuTicks(pids.get(leader)!);
     await sleep(10_000);
     const leaderCpu = (cpuTicks(pids.get(leader)!) - t0) / 100 / 10;
-    const beatsPerSecond = ((await fleet.stats()).heartbeats - beats0) / 10;
+    const steady1 = await fleet.stats();
+    const beatsPerSecond = (steady1.heartbeats - steady0.heartbeats) / 10;
+    const beatsInWindow = Math.max(1, steady1.heartbeats - steady0.heartbeats);
     // Route lookups while the heartbeats go on: linearizable GetRoute of meetings made above, 16 in flight.
     const reader = new CoordinatorClient(cluster.addresses.get(leader)!, grpc.credentials.createInsecure());
     const lookups = await closedLoop(16, 10, (_w, seq) => unary(reader, "GetRoute", { meeting_id: `room-${(seq * 7919) % meetingCount}`, create: false, region: "" }, 10_000));
@@ -198,19 +249,21 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       "nodes not ALIVE at the end": dead,
       "nodes declared dead during the run (re-registered)": fleetStats.reregistered,
       "heartbeats answered / failed": `${fleetStats.heartbeats} / ${fleetStats.failures}`,
+      "failed heartbeats by status": Object.entries(fleetStats.failuresByStatus).map(([name, f]) => `${name} ${f.count} (${f.first})`).join("; ") || "none",
       "checkpoint saves refused": saveFailures,
       "meetings created": created,
       "creates/s": Math.round(created / createSeconds),
       "checkpoints saved/s": Math.round(list.meetings.length / saveSeconds),
       "heartbeats/s asked / answered": `${fmt(nodeCount * 2)} / ${fmt(beatsPerSecond)}`,
       "leader CPU, heartbeats only (cores)": Number(leaderCpu.toFixed(2)),
+      "CPU per heartbeat, leader / fleet (µs)": `${fmt((leaderCpu * 10 * 1e6) / beatsInWindow)} / ${fmt(((steady1.cpuMs - steady0.cpuMs) * 1000) / beatsInWindow)}`,
       "GetRoute under heartbeats, 16 in flight": `${fmt(lookups.opsPerSecond)}/s, p50 ${lookups.latencies.ms(50)} ms, p99 ${lookups.latencies.ms(99)} ms, ${lookups.errors} errors`,
       "RSS per member MiB": rss.join(" / "),
       "heap used/committed + buffers MiB": memory.join(" · "),
       "data dir MiB": dataMiB,
       "restart + catch-up s": Number(restartSeconds.toFixed(2)),
       "CPU stolen by the host during the run s": Number((stealSeconds() - stealAtStart).toFixed(1)),
-      targets: "≤ 512 MiB per member; restart ≤ 5 s",
+      targets: nodeCount >= 10_000 ? "≤ 2 GiB per member; restart + catch-up ≤ 10 s; no node declared dead; GetRoute p99 ≤ 50 ms" : "≤ 512 MiB per member; restart ≤ 5 s",
     };
   } finally {
     fleet?.stop();
