@@ -39,6 +39,12 @@ const MAX_DETAILS_CHARS = 1_000;
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
+/** An error message cut to MAX_DETAILS_CHARS and well-formed (see capStatus); also for statuses sent inside messages. */
+export function capDetails(details: string): string {
+  const cut = details.length > MAX_DETAILS_CHARS ? `${details.slice(0, MAX_DETAILS_CHARS)}… (${details.length} characters)` : details;
+  return cut.replace(LONE_SURROGATE, "\ufffd");
+}
+
 /**
  * `err` as grpc-js will read it, its message cut to MAX_DETAILS_CHARS and
  * well-formed: grpc-js percent-encodes the message with encodeURI, which
@@ -50,8 +56,7 @@ function capStatus(err: unknown): unknown {
   const e = err as { code?: unknown; details?: unknown; message?: unknown; metadata?: unknown };
   const details = typeof e.details === "string" ? e.details : typeof e.message === "string" ? e.message : undefined;
   if (details === undefined) return err;
-  const cut = details.length > MAX_DETAILS_CHARS ? `${details.slice(0, MAX_DETAILS_CHARS)}… (${details.length} characters)` : details;
-  const wellFormed = cut.replace(LONE_SURROGATE, "\ufffd");
+  const wellFormed = capDetails(details);
   if (wellFormed === details) return err;
   return { code: e.code, details: wellFormed, ...(e.metadata ? { metadata: e.metadata } : {}) };
 }

@@ -214,6 +214,12 @@ export function judge(world: FuzzWorld, method: MethodInfo, memberId: string, fr
       ]);
       return bad.length > 0 ? reject([IA], bad) : session(world, r);
     }
+    case "convene.v1.NodeAgent/HeartbeatStream": {
+      // Each beat is judged as the unary Heartbeat, but answered in the stream (its status is a field of
+      // its answer) while the stream goes on: a stream of refused beats is a read; one valid beat is not sent.
+      const verdicts = frames.map((f) => judge(world, { ...method, id: "convene.v1.NodeAgent/Heartbeat" }, memberId, [f]));
+      return verdicts.some((v) => v.kind === "unsafe") ? UNSAFE : READ;
+    }
     case "convene.v1.NodeAgent/WatchAssignments": {
       const bad = invalid([
         [matches(r.node_id, NODE_ID), "node_id"],
@@ -427,6 +433,10 @@ export function typedRequests(world: FuzzWorld, method: MethodInfo): fc.Arbitrar
           participants: fc.oneof(fc.nat(), hostileNumber()),
         }),
       );
+    case "convene.v1.NodeAgent/HeartbeatStream": {
+      const beat = typedRequests(world, { ...method, id: "convene.v1.NodeAgent/Heartbeat" })!;
+      return fc.tuple(beat, fc.oneof(fc.nat(), hostileLong())).map(([b, sequence]) => ({ ...b, sequence }));
+    }
     case "convene.v1.NodeAgent/WatchAssignments":
     case "convene.v1.NodeAgent/Deregister":
     case "convene.member.v1.MemberAdmin/NodeConnection":

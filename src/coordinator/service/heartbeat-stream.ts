@@ -18,6 +18,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { toGrpcError } from "../../member/grpc-status.js";
 import { type ForwardedCall, LeaderForwarder } from "../../member/leader-forwarder.js";
+import { capDetails } from "../../member/member-server.js";
 import { NotLeaderError } from "../../raft/errors.js";
 import type { AgentRequest, AgentTimings } from "./node-agent-core.js";
 
@@ -81,7 +82,8 @@ export function heartbeatStreamHandler(deps: HeartbeatStreamDeps): (call: grpc.S
         ({ response, leader }) => answer({ sequence, code: grpc.status.OK, details: "", response, leader }),
         (err: unknown) => {
           const { code, details } = toGrpcError(err);
-          answer({ sequence, code, details, leader: "" });
+          // Cut as every status's message is (member-server.ts): a beat may quote a huge hostile value.
+          answer({ sequence, code, details: capDetails(details), leader: "" });
         },
       ).finally(() => {
         inProgress--;
