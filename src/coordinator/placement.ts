@@ -110,19 +110,34 @@ export function compareRelativeLoad(aWeight: number, aCapacity: number, bWeight:
   return bigLeft < bigRight ? -1 : bigLeft > bigRight ? 1 : 0;
 }
 
-interface Scored {
+/** An eligible node with what placement ranks it by, as they were when it was scored. */
+export interface Scored {
   readonly candidate: PlacementCandidate;
   /** assigned + recent */
   readonly weight: number;
   readonly score: number;
 }
 
-/** Whether (candidate, weight, score) ranks before `b`: the lower score, then the lower exact meetings ratio, then the smaller id. */
-function better(candidate: PlacementCandidate, weight: number, score: number, b: Scored | undefined): boolean {
-  if (b === undefined) return true;
-  if (score !== b.score) return score < b.score;
+/** Scores an (eligible) candidate for `req`. */
+export function scoreOf(candidate: PlacementCandidate, req: PlacementRequest): Scored {
+  const weight = candidate.assigned + countRecent(candidate.recent, req.nowMs, req.burstWindowMs);
+  return { candidate, weight, score: loadScore(loaded(candidate), weight, req.weights ?? DEFAULT_WEIGHTS) };
+}
+
+/** Placement's order (rules 5 and 6): the lower score, then the lower exact meetings ratio, then the smaller id. A total order. */
+export function compareScored(a: Scored, b: Scored): number {
+  return compareRanks(a.candidate, a.weight, a.score, b);
+}
+
+function compareRanks(candidate: PlacementCandidate, weight: number, score: number, b: Scored): number {
+  if (score !== b.score) return score < b.score ? -1 : 1;
   const byLoad = compareRelativeLoad(weight, candidate.capacity, b.weight, b.candidate.capacity);
-  return byLoad !== 0 ? byLoad < 0 : compareStrings(candidate.id, b.candidate.id) < 0;
+  return byLoad !== 0 ? byLoad : compareStrings(candidate.id, b.candidate.id);
+}
+
+/** Whether (candidate, weight, score) ranks before `b`. */
+function better(candidate: PlacementCandidate, weight: number, score: number, b: Scored | undefined): boolean {
+  return b === undefined || compareRanks(candidate, weight, score, b) < 0;
 }
 
 /**

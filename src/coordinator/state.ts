@@ -42,9 +42,14 @@ import type {
 import type { PlannedMove } from "./move-commands.js";
 import { NO_LIMITS } from "./node-load.js";
 import { type PlacementRequest, explainNoPlacement, findPlacement } from "./placement.js";
+import { PlacementRanking } from "./placement-ranking.js";
 import { notePlacement } from "./recent-placements.js";
 import { type RebalanceOptions, planRebalance } from "./rebalance.js";
 import type { CoordinatorStateConfig } from "./state-config.js";
+
+
+/** Meetings placed in a row by a scan each before a ranking takes over (building one costs a few scans). */
+const IN_ROW_SCANS = 8;
 
 export type RouteLookup = { readonly ok: true; readonly route: Route } | CommandFailure;
 export type SessionCheck = { readonly ok: true; readonly node: NodeView } | CommandFailure;
@@ -387,9 +392,10 @@ export class CoordinatorState implements CoordinatorQueries {
   evacuate(nodeId: string, unplaceable: "unassign" | "stay", events: AssignmentEvent[]): { moved: number; notMoved: number } {
     let moved = 0;
     let notMoved = 0;
+    const inRow = this.inRowPlacement(nodeId);
     for (const meetingId of this.ownedSorted(nodeId)) {
       const meeting = this.meetingOrThrow(meetingId);
-      const target = this.findNodeFor(meeting, nodeId);
+      const target = inRow.find(meeting);
       if (target === undefined) {
         notMoved++;
         if (unplaceable === "unassign") this.revoke(meeting, events);
@@ -397,6 +403,7 @@ export class CoordinatorState implements CoordinatorQueries {
       }
       this.revoke(meeting, events);
       this.assign(meeting, target, events);
+      inRow.placed(target);
       moved++;
     }
     return { moved, notMoved };
@@ -409,14 +416,43 @@ export class CoordinatorState implements CoordinatorQueries {
   placeUnassigned(events: AssignmentEvent[]): number {
     if (this.unassigned.size === 0 || !this.anyNodeHasRoom()) return 0;
     let placed = 0;
+    const inRow = this.inRowPlacement();
     for (const meetingId of [...this.unassigned].sort(compareStrings)) {
       const meeting = this.meetingOrThrow(meetingId);
-      const target = this.findNodeFor(meeting);
+      const target = inRow.find(meeting);
       if (target === undefined) continue;
       this.assign(meeting, target, events);
+      inRow.placed(target);
       placed++;
     }
     return placed;
+  }
+
+  /**
+   * findNodeFor for meetings placed one after another, each assigned (and
+   * `placed` told) before the next is asked. Past the first few, a
+   * ranking of the nodes (placement-ranking.ts) replaces a scan of every
+   * node per meeting: the same choices, so that a death of many servers at
+   * once does not hold every member in one apply for seconds.
+   */
+  private inRowPlacement(excludeNodeId?: string): { find(meeting: MeetingRecord): string | undefined; placed(nodeId: string): void } {
+    const bugs = this.config.bugs;
+    const scanOnly = bugs?.placeOnDrainingOrSuspect === true || bugs?.placeOverLimit === true;
+    let asked = 0;
+    let ranking: PlacementRanking | undefined;
+    let rankedFor = "";
+    return {
+      find: (meeting) => {
+        if (scanOnly || asked++ < IN_ROW_SCANS) return this.findNodeFor(meeting, excludeNodeId);
+        const key = JSON.stringify([meeting.region, meeting.requiredLabels, meeting.excludedLabels ?? null]);
+        if (ranking === undefined || key !== rankedFor) {
+          ranking = new PlacementRanking(this.nodes.values(), this.placementRequest(meeting, excludeNodeId));
+          rankedFor = key;
+        }
+        return ranking.best();
+      },
+      placed: (nodeId) => ranking?.update(this.nodeOrThrow(nodeId)),
+    };
   }
 
   get unassignedCount(): number {
