@@ -188,9 +188,17 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     const coordinator = new CoordinatorClient(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 << 20 });
     const createdAt = Date.now();
     let created = 0;
+    // Progress on stderr, so a long run that is stopped still tells how far it got and at what cost.
+    const progress = async (what: string, done: number, sinceMs: number): Promise<void> => {
+      const f = await fleet!.stats();
+      const rss = ids.map((id) => (cluster.pid(id) ? rssMiB(cluster.pid(id)!) : 0)).join("/");
+      process.stderr.write(`scale: ${what} ${fmt(done)} in ${Math.round((Date.now() - sinceMs) / 1000)} s; RSS ${rss} MiB; beats ${fmt(f.heartbeats)} answered, ${fmt(f.failures)} failed, ${fmt(f.reregistered)} re-registered\n`);
+    };
+    const every = Math.max(10_000, Math.round(meetingCount / 20));
     await forEachConcurrently(meetingCount, 64, async (seq) => {
       await unary(coordinator, "GetRoute", { meeting_id: `room-${seq}`, create: true, region: "" }, 10_000);
       created++;
+      if (created % every === 0) void progress("created", created, createdAt);
     });
     const createSeconds = (Date.now() - createdAt) / 1000;
     let list: { meetings: { meeting_id: string; node_id: string; epoch: number }[] };
@@ -202,9 +210,11 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     // Random bytes: LevelDB compresses, and real meeting state is not all alike.
     const states = Array.from({ length: 64 }, () => randomBytes(1024));
     const savedAt = Date.now();
+    let saved = 0;
     const saveFailures = await forEachConcurrently(list.meetings.length, 64, async (k, w) => {
       const m = list.meetings[k]!;
       await unary(agents[w % 4]!, "SaveCheckpoint", { node_id: m.node_id, generation: generations[m.node_id], meeting_id: m.meeting_id, epoch: m.epoch, sequence: 1, state: states[k % 64] }, 10_000);
+      if (++saved % every === 0) void progress("checkpoints saved", saved, savedAt);
     });
     const saveSeconds = (Date.now() - savedAt) / 1000;
     leader = await cluster.waitForLeader();
