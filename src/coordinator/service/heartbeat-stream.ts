@@ -22,6 +22,9 @@ import { capDetails } from "../../member/member-server.js";
 import { NotLeaderError } from "../../raft/errors.js";
 import type { AgentRequest, AgentTimings } from "./node-agent-core.js";
 
+/** Answers of one stream waiting to be sent before the member stops reading its beats. */
+export const MAX_ANSWERS_BUFFERED = 1024;
+
 /** Beats of one stream being run or forwarded at once; a real agent has one in flight. */
 export const MAX_BEATS_IN_PROGRESS = 256;
 
@@ -55,8 +58,10 @@ export function heartbeatStreamHandler(deps: HeartbeatStreamDeps): (call: grpc.S
     let ended = false;
     const answer = (a: HeartbeatAnswer): void => {
       if (ended || call.cancelled || call.destroyed) return;
-      if (!call.write(a)) {
-        // The client is not reading its answers: read no more of its beats until it does.
+      call.write(a);
+      // Answers piling up unsent: the client is not reading them. Read no more of its beats until it does.
+      // (Not at the stream's own mark of 16: a stream shared by many servers answers in bursts.)
+      if (call.writableLength > MAX_ANSWERS_BUFFERED && !call.isPaused()) {
         call.pause();
         call.once("drain", () => call.resume());
       }
