@@ -38,6 +38,7 @@ const benchmarks: Record<string, () => Promise<Record<string, number | string>> 
   gateway: () => benchGateway(),
   "browser-failover": async () => (await import("./bench/browser-failover.js")).benchBrowserFailover(),
   placement: () => benchPlacement(),
+  "grpc-stream": async () => (await import("./bench/grpc-stream.js")).benchGrpcStream(),
   scale: () => benchScale(),
   "compare-etcd": async () => (await import("./bench/compare-etcd.js")).benchCompareEtcd(),
 };
