@@ -47,7 +47,6 @@ import { notePlacement } from "./recent-placements.js";
 import { type RebalanceOptions, planRebalance } from "./rebalance.js";
 import type { CoordinatorStateConfig } from "./state-config.js";
 
-
 /** Meetings placed in a row by a scan each before a ranking takes over (building one costs a few scans). */
 const IN_ROW_SCANS = 8;
 
