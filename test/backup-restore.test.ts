@@ -41,6 +41,7 @@ describe("convene snapshot save / status / restore", () => {
   it("a backup under load restores into a new group holding every write acknowledged before it, byte for byte", async () => {
     cluster = new MemberCluster(IDS, undefined, { app: "coordinator", snapshotEvery: 300 });
     for (const id of IDS) cluster.start(id);
+    await cluster.waitForAll();
     await cluster.waitForLeader();
     const addresses = IDS.map((id) => cluster!.addresses.get(id)!);
     const port = Number(addresses[0]!.split(":")[1]);
@@ -94,6 +95,7 @@ describe("convene snapshot save / status / restore", () => {
       expect(r.stdout).toContain(`index ${described.index}, term ${described.term}`);
     }
     for (const id of IDS) cluster.start(id);
+    await cluster.waitForAll();
     await cluster.waitForLeader();
 
     const client = coordinatorClient(addresses[2]!);

@@ -98,6 +98,8 @@ describe("a TLS cluster made by `convene certs`, with tokens", () => {
       clientOptions: { interceptors: [tokenInterceptor(token("operator"))] },
     });
     for (const id of ids) cluster.start(id);
+    // Every member serving, not only two that elected a leader: the tests call a follower by name.
+    await cluster.waitForAll();
     leader = await cluster.waitForLeader();
     follower = ids.find((id) => id !== leader)!;
   });
@@ -241,6 +243,7 @@ describe("mutual TLS: members know each other by certificate", () => {
       clientOptions: { interceptors: [tokenInterceptor(readFileSync(file("operator.token"), "utf8").trim())] },
     });
     for (const id of ids) cluster.start(id);
+    await cluster.waitForAll();
     await cluster.waitForLeader();
   });
 

@@ -99,6 +99,7 @@ describe("members known by certificate (--require-client-cert)", () => {
       clientOptions: { interceptors: [tokenInterceptor(operator)] },
     });
     for (const id of ids) cluster.start(id);
+    await cluster.waitForAll();
     await cluster.waitForLeader();
   }, 60_000);
 
@@ -157,6 +158,7 @@ describe("members known by token (one per member), over TLS", () => {
       clientOptions: { interceptors: [tokenInterceptor(readFileSync(file("operator.token"), "utf8").trim())] },
     });
     for (const id of ids) cluster.start(id);
+    await cluster.waitForAll();
     await cluster.waitForLeader();
   }, 60_000);
 
