@@ -61,6 +61,13 @@ async function register(seq: number): Promise<number> {
 
 /** Nodes whose heartbeat (or re-register) is still in flight: an agent sends the next one only after. */
 const inFlight = new Set<number>();
+/** Nodes whose tick came while a beat was in flight: as an agent does (heartbeat-loop.ts), beat once it is answered. */
+const tickMissed = new Set<number>();
+
+function tick(seq: number): void {
+  if (inFlight.has(seq)) tickMissed.add(seq);
+  else void beat(seq);
+}
 
 async function beat(seq: number): Promise<void> {
   if (inFlight.has(seq)) return;
@@ -83,6 +90,7 @@ async function beat(seq: number): Promise<void> {
   } finally {
     inFlight.delete(seq);
   }
+  if (tickMissed.delete(seq)) void beat(seq);
 }
 
 let next = first;
@@ -91,7 +99,7 @@ await Promise.all(
     for (let seq = next++; seq < first + count; seq = next++) {
       generations.set(`s${seq}`, await register(seq));
       // Heartbeat from the moment it is registered, as an agent does.
-      setInterval(() => void beat(seq), 500);
+      setInterval(() => tick(seq), 500);
     }
   }),
 );
