@@ -7,7 +7,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { CoordinatorReplica } from "../src/coordinator/service/coordinator-replica.js";
-import { type DetectorBugs, FailureDetector, ON_TIME_SLACK } from "../src/coordinator/service/failure-detector.js";
+import { type DetectorBugs, FailureDetector, type FailureDetectorOptions, type Judgement, ON_TIME_SLACK } from "../src/coordinator/service/failure-detector.js";
+import { LocalHealth } from "../src/coordinator/service/local-health.js";
 import { LocalStreams, type StreamReport } from "../src/coordinator/service/node-streams.js";
 import { VirtualScheduler } from "../src/time/virtual-scheduler.js";
 
@@ -29,7 +30,7 @@ function stub(liveness: Record<string, Liveness>) {
 
 const options = { leaseTtlMs: 400, heartbeatIntervalMs: 100, disconnectGraceMs: 100, checkEveryMs: 20 };
 
-function detector(liveness: Record<string, Liveness>, opts: Partial<typeof options> & { onMassSilence?: (o: number, l: number) => void } = {}, bugs: DetectorBugs = {}) {
+function detector(liveness: Record<string, Liveness>, opts: Partial<FailureDetectorOptions> = {}, bugs: DetectorBugs = {}) {
   const { coordinator, proposals } = stub(liveness);
   const clock = new VirtualScheduler();
   const d = new FailureDetector(coordinator, { ...options, ...opts }, clock, bugs);
@@ -256,6 +257,108 @@ describe("FailureDetector", () => {
     clock.clearInterval(beats);
     d.stopLeading();
     expect(proposals).toEqual(["d:SUSPECT", "d:DEAD"]);
+  });
+});
+
+describe("FailureDetector on a saturated leader (local health)", () => {
+  /** A detector whose event loop is as busy as `busy.share` says; the multiplier's changes and the judgements are kept. */
+  function saturable(liveness: Record<string, Liveness>) {
+    const busy = { share: 0, reads: 0 };
+    const changes: number[] = [];
+    const judged: Judgement[] = [];
+    const t = detector(liveness, {
+      loopBusyShare: () => {
+        busy.reads++;
+        return busy.share;
+      },
+      onLocalHealth: (m) => changes.push(m),
+      onJudged: (j) => judged.push(j),
+    });
+    return { ...t, busy, changes, judged };
+  }
+
+  it("stretches the timeouts up to three times while its loop is saturated, and judges as usual again once it has room", async () => {
+    const { d, clock, proposals, busy, changes, judged } = saturable({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE" });
+    d.startLeading();
+    const beats = clock.setInterval(() => ["a", "b", "c"].forEach((id) => d.heard(id, 1)), 50);
+    await warmUp(d, clock, 450, "d");
+    busy.share = 1;
+    await clock.advance(250); // two reads, one per heartbeat interval
+    expect(d.timeoutMultiplier).toBe(3);
+    expect(changes).toEqual([2, 3]);
+    d.heard("d", 1);
+    // Usually suspect at 200 ms and dead at 400: not yet at 550.
+    await clock.advance(550);
+    expect(proposals).toEqual([]);
+    await clock.advance(100); // 650: past 2 intervals × 3
+    expect(proposals).toEqual(["d:SUSPECT"]);
+    await clock.advance(600); // 1,250: past the lease × 3
+    expect(proposals).toEqual(["d:SUSPECT", "d:DEAD"]);
+    expect(judged.map((j) => j.timeoutMultiplier)).toEqual([3, 3]);
+    // Room again: one step down per interval.
+    busy.share = 0.1;
+    await clock.advance(250);
+    expect(changes).toEqual([2, 3, 2, 1]);
+    expect(d.timeoutMultiplier).toBe(1);
+    // And a node gone silent now is judged at the usual times.
+    clock.clearInterval(beats);
+    const fewer = clock.setInterval(() => ["a", "b"].forEach((id) => d.heard(id, 1)), 50);
+    d.heard("c", 1);
+    await clock.advance(190);
+    expect(proposals).toEqual(["d:SUSPECT", "d:DEAD"]);
+    await clock.advance(30);
+    clock.clearInterval(fewer);
+    d.stopLeading();
+    expect(proposals).toEqual(["d:SUSPECT", "d:DEAD", "c:SUSPECT"]);
+  });
+
+  it("still suspects a node whose connection breaks at once, and declares it dead after the grace and a stretched heartbeat", async () => {
+    const { d, clock, proposals, busy } = saturable({ a: "ALIVE" });
+    d.startLeading();
+    const n1 = member("n1", d, clock);
+    busy.share = 1;
+    await warmUp(d, clock, 1300, "a"); // past the first lease; multiplier 3 by now
+    expect(d.timeoutMultiplier).toBe(3);
+    n1.opened("a", 1);
+    d.heard("a", 1);
+    n1.closed("a", 1);
+    await clock.advance(40); // a third of the grace: unchanged by the multiplier
+    expect(proposals).toEqual(["a:SUSPECT"]);
+    await clock.advance(300); // 340: past the grace, not past 1.2 intervals × 3 (360)
+    expect(proposals).toEqual(["a:SUSPECT"]);
+    await clock.advance(40);
+    d.stopLeading();
+    expect(proposals).toEqual(["a:SUSPECT", "a:DEAD"]);
+  });
+
+  it("reads the busy share once per heartbeat interval, starts each term at 1, and never stretches without a meter", async () => {
+    const { d, clock, busy } = saturable({ a: "ALIVE" });
+    d.startLeading();
+    busy.share = 1;
+    await clock.advance(1000);
+    expect(busy.reads).toBe(1 + 10); // once when it starts leading, then every 100 ms
+    expect(d.timeoutMultiplier).toBe(3);
+    d.stopLeading();
+    d.startLeading();
+    expect(d.timeoutMultiplier).toBe(1);
+    d.stopLeading();
+    const plain = detector({ a: "ALIVE" });
+    plain.d.startLeading();
+    await plain.clock.advance(1000);
+    expect(plain.d.timeoutMultiplier).toBe(1);
+    plain.d.stopLeading();
+  });
+});
+
+describe("LocalHealth", () => {
+  it("steps up on a saturated window, down on a relaxed one, holds between, and stays within 1..max", () => {
+    const h = new LocalHealth({ saturated: 0.95, relaxed: 0.8, maxMultiplier: 3 });
+    const seen = [0.96, 0.9, 1, 1, 1, 0.85, 0.5, 0.2, 0.1, 0.95].map((share) => {
+      h.observe(share);
+      return h.multiplier;
+    });
+    expect(seen).toEqual([2, 2, 3, 3, 3, 3, 2, 1, 1, 2]);
+    expect(new LocalHealth({ saturated: 0.95, relaxed: 0.8, maxMultiplier: 1 }).observe(1)).toBe(false);
   });
 });
 

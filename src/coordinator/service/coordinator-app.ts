@@ -30,6 +30,7 @@ import type { StreamReport, StreamReportAnswer } from "./node-streams.js";
 import { RouteLog } from "./route-log.js";
 import { reportMessage } from "./stream-reporter.js";
 import { type Scheduler, realScheduler, sleepOn } from "../../time/scheduler.js";
+import { loopBusyShareMeter } from "./loop-busy-share.js";
 import { WatchHub } from "./watch-hub.js";
 
 export interface CoordinatorTimings {
@@ -114,6 +115,7 @@ export class CoordinatorApp {
       forwardStreamReport: (report, timeoutMs) => adminForwarder.forward("NodeConnection", reportMessage(report), undefined, timeoutMs),
       stats: this.stats,
       logger: this.logger,
+      loopBusyShare: loopBusyShareMeter(),
       ...(nodeAddresses
         ? { addressCheck: new NodeAddressCheck({ allow: nodeAddresses.allow, ownAddresses: () => [nodeAddresses.listen, ...peers().values()] }) }
         : {}),

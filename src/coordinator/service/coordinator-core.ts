@@ -57,6 +57,8 @@ export class CoordinatorCore {
       addressCheck?: NodeAddressCheck;
       /** Test-only planted bugs (the simulation's knobs); none in production. */
       detectorBugs?: DetectorBugs;
+      /** This process's event-loop busy share since the last call (loop-busy-share.ts); the detector's timeouts stretch while it is saturated. */
+      loopBusyShare?: () => number;
     },
   ) {
     const { raft, machine, timings, scheduler, logger } = deps;
@@ -76,6 +78,11 @@ export class CoordinatorCore {
           overdue > 0
             ? logger.warn({ overdue, live }, "most nodes are overdue at once: this leader is likely overloaded or cut off; judging none of them by lease")
             : logger.info({ live }, "nodes are heard again; leases count again"),
+        ...(deps.loopBusyShare ? { loopBusyShare: deps.loopBusyShare } : {}),
+        onLocalHealth: (multiplier, busyShare) =>
+          multiplier > 1
+            ? logger.warn({ multiplier, busyShare }, "this leader's event loop is saturated: it may hear heartbeats late, so it judges silence by timeouts stretched by the multiplier")
+            : logger.info({ busyShare }, "this leader's event loop has room again: timeouts are back to normal"),
       },
       scheduler,
       deps.detectorBugs,

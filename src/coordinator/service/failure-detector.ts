@@ -23,10 +23,16 @@
  * them, and that is no sign of the leader's health. Kubernetes' node
  * lifecycle controller stops evictions on a "full disruption" for the
  * same reason.
+ *
+ * A leader that is merely saturated hears every node a little late, not
+ * most of them far too late: given its event loop's busy share, it
+ * stretches the timeouts it judges silence by (local-health.ts) while it
+ * is saturated, so its own slowness is not taken for theirs.
  */
 import { type Scheduler, type TimerHandle, realScheduler } from "../../time/scheduler.js";
 import type { Liveness } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
+import { LocalHealth, type LocalHealthOptions } from "./local-health.js";
 import { type StreamReport, type StreamReportAnswer, StreamTable } from "./node-streams.js";
 
 export interface FailureDetectorOptions {
@@ -44,6 +50,15 @@ export interface FailureDetectorOptions {
   readonly onJudged?: (judged: Judgement) => void;
   /** Told when mass silence starts (overdue, live) and when it ends (0, live). */
   readonly onMassSilence?: (overdue: number, live: number) => void;
+  /**
+   * The share of wall time this process's event loop was busy since the
+   * previous call (0..1), read once per heartbeat interval; without it the
+   * timeouts are never stretched (local-health.ts).
+   */
+  readonly loopBusyShare?: () => number;
+  readonly localHealth?: LocalHealthOptions;
+  /** Told when the timeouts' multiplier changes, with the busy share that changed it. */
+  readonly onLocalHealth?: (multiplier: number, busyShare: number) => void;
 }
 
 interface Seen {
@@ -68,6 +83,8 @@ export interface Judgement {
   readonly disconnectedAgoMs: number | undefined;
   readonly leadingForMs: number;
   readonly openStreams: number;
+  /** What the timeouts were stretched by (local-health.ts): 1 unless this leader was saturated. */
+  readonly timeoutMultiplier: number;
 }
 
 /**
@@ -95,13 +112,22 @@ export class FailureDetector {
   /** Liveness proposals in flight, so a slow commit is not proposed twice. */
   private readonly proposing = new Set<string>();
   private inMassSilence = false;
+  private readonly health: LocalHealth;
+  private lastBusyReadMs = 0;
 
   constructor(
     private readonly coordinator: CoordinatorReplica,
     private readonly options: FailureDetectorOptions,
     private readonly scheduler: Scheduler = realScheduler,
     private readonly bugs: DetectorBugs = {},
-  ) {}
+  ) {
+    this.health = new LocalHealth(options.localHealth);
+  }
+
+  /** What the timeouts are stretched by now (1 unless this leader is saturated). */
+  get timeoutMultiplier(): number {
+    return this.health.multiplier;
+  }
 
   /** This member became leader: judge nobody before a full lease from now. */
   startLeading(): void {
@@ -111,6 +137,9 @@ export class FailureDetector {
     this.leaderSinceMs = stale ? this.leaderSinceMs : now;
     this.streamsKnownFromMs = stale ? 0 : now + this.options.leaseTtlMs;
     this.lastCheckMs = now;
+    this.health.reset();
+    this.lastBusyReadMs = now;
+    this.options.loopBusyShare?.();
     this.timer = this.scheduler.setInterval(() => this.check(), this.options.checkEveryMs);
   }
 
@@ -190,7 +219,7 @@ export class FailureDetector {
     if (!this.timer || !node || node.liveness !== "ALIVE") return;
     const s = this.seen.get(nodeId);
     const heardAt = s && s.generation === node.generation ? s.atMs : this.leaderSinceMs;
-    if (this.scheduler.now() - heardAt > this.options.heartbeatIntervalMs) this.disconnected(nodeId, node.generation);
+    if (this.scheduler.now() - heardAt > this.options.heartbeatIntervalMs * this.health.multiplier) this.disconnected(nodeId, node.generation);
   }
 
   private check(): void {
@@ -205,7 +234,11 @@ export class FailureDetector {
       this.leaderSinceMs = now;
       return;
     }
-    const { leaseTtlMs, heartbeatIntervalMs, disconnectGraceMs } = this.options;
+    this.readLocalHealth(now);
+    const m = this.health.multiplier;
+    const leaseTtlMs = this.options.leaseTtlMs * m;
+    const heartbeatIntervalMs = this.options.heartbeatIntervalMs * m;
+    const { disconnectGraceMs } = this.options;
     const verdicts: { nodeId: string; generation: number; verdict: Verdict }[] = [];
     let live = 0;
     for (const node of this.coordinator.local().listNodes()) {
@@ -256,9 +289,19 @@ export class FailureDetector {
         disconnectedAgoMs: mine && s.disconnectedAtMs !== undefined ? now - s.disconnectedAtMs : undefined,
         leadingForMs: now - this.leaderSinceMs,
         openStreams: this.streams.openStreams(nodeId, generation),
+        timeoutMultiplier: m,
       };
       this.propose(nodeId, generation, liveness, judged);
     }
+  }
+
+  /** Once per heartbeat interval: how busy this process was meanwhile moves the timeouts' multiplier. */
+  private readLocalHealth(now: number): void {
+    const read = this.options.loopBusyShare;
+    if (!read || now - this.lastBusyReadMs < this.options.heartbeatIntervalMs) return;
+    this.lastBusyReadMs = now;
+    const share = read();
+    if (this.health.observe(share)) this.options.onLocalHealth?.(this.health.multiplier, share);
   }
 
   /**
