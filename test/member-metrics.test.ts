@@ -133,6 +133,7 @@ describe("members you can watch", () => {
       expect(value(t, 'convene_meeting_moves_total{reason="node_dead"}')).toBeGreaterThanOrEqual(1);
       expect(value(t, "convene_raft_applied_index")).toBeGreaterThan(3);
       expect(value(t, "convene_cluster_version")).toBe(NEWEST_CLUSTER_VERSION);
+      expect(value(t, "convene_detector_timeout_multiplier")).toBe(1); // three idle members
     }
     const leaderText = texts[IDS.indexOf(leader)]!;
     expect(value(leaderText, "convene_checkpoint_saves_total")).toBeGreaterThanOrEqual(1);

@@ -73,7 +73,7 @@ describe("whole-product simulation", () => {
   it("really exercises every kind of fault, move and save", { timeout: 600_000 }, async () => {
     // Over the seeds above (or 20 of its own when run alone).
     if (seedsRun < 20) await failuresOf(1, 20);
-    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves", "plannedMoves", "rebalances", "plannedMovesDone", "plannedStops", "memberReplacementsDone", "leadsAgain", "extraStreams", "leaderHints"]) {
+    for (const kind of ["memberCrashes", "memberPauses", "partitions", "transfers", "serverCuts", "serverCrashes", "quickRestarts", "freezes", "drains", "deaths", "handoffs", "streamBreaks", "replays", "gatewayCuts", "gatewayRoutes", "leaves", "plannedMoves", "rebalances", "plannedMovesDone", "plannedStops", "memberReplacementsDone", "leadsAgain", "extraStreams", "leaderHints", "saturations"]) {
       expect(totals[kind], kind).toBeGreaterThan(5);
     }
     expect(totals.savesAcked).toBeGreaterThan(2000);
@@ -84,6 +84,7 @@ describe("whole-product simulation catches planted bugs", () => {
   const knobs: [string, Bugs, RegExp][] = [
     ["any stream close suspects the node", { detectorBugs: { anyStreamCloseSuspects: true } }, /declared dead while it ran/],
     ["no fresh lease after a leader change", { detectorBugs: { noFreshLease: true } }, /declared dead while it ran/],
+    ["a saturated leader shrinking its timeouts", { detectorBugs: { saturationShrinksTimeouts: true } }, /declared dead while it ran/],
     ["a move without an epoch bump", { stateBugs: { moveWithoutEpochBump: true } }, /given to .* but it was given to/],
     ["a checkpoint with a lower sequence accepted", { stateBugs: { lowerSequenceAccepted: true } }, /stored sequence went back/],
     ["placement on a draining or suspect node", { stateBugs: { placeOnDrainingOrSuspect: true } }, /placed on .*, which is (SUSPECT|DRAINING)/],

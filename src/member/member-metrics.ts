@@ -157,6 +157,14 @@ export class MemberMetrics {
     new Gauge({ name: "convene_meetings", help: "Meetings, as this member has applied them", registers, collect() { this.set(counts().meetings); } });
     new Gauge({ name: "convene_meetings_unassigned", help: "Meetings waiting for a live meeting server with room", registers, collect() { this.set(counts().unassigned); } });
     new Gauge({ name: "convene_checkpoints", help: "Meetings with a stored checkpoint", registers, collect() { this.set(counts().checkpoints); } });
+    new Gauge({
+      name: "convene_detector_timeout_multiplier",
+      help: "What the leader's failure detector multiplies its timeouts by while its event loop is saturated (1 = not stretched; 1 on followers)",
+      registers,
+      collect() {
+        this.set(app.detectorTimeoutMultiplier());
+      },
+    });
     new Gauge({ name: "convene_cluster_version", help: "The cluster version this member has applied (which formats the group writes)", registers, collect() { this.set(app.machine.queries.clusterVersion); } });
     const stats = app.stats;
     new Counter({

@@ -83,6 +83,8 @@ export class SimCoordinatorMember {
   rate = 1;
   skewMs = 0;
   pausedUntil = 0;
+  /** The event-loop busy share its detector reads (local-health.ts): 1 while a fault saturates it. */
+  busyShare = 0.3;
 
   constructor(
     readonly id: NodeId,
@@ -140,6 +142,7 @@ export class SimCoordinatorMember {
       stats: new CoordinatorStats(() => clock.now()),
       logger: setup.trace ? this.traceLogger() : silent,
       ...(setup.detectorBugs ? { detectorBugs: setup.detectorBugs } : {}),
+      loopBusyShare: () => this.busyShare,
     });
   }
 
@@ -179,6 +182,12 @@ export class SimCoordinatorMember {
       if (this.clock === clock) this.pausedUntil = 0;
       clock.resume();
     }, ms);
+  }
+
+  /** Its event loop is saturated for `ms`: its detector stretches its timeouts meanwhile (it runs at full speed here). */
+  saturate(ms: number): void {
+    this.busyShare = 1;
+    this.setup.world.setTimeout(() => (this.busyShare = 0.3), ms);
   }
 
   resume(): void {

@@ -13,9 +13,12 @@
  * a member loses its disk and is replaced (member-replacement.ts).
  * Leadership moves, and often comes back to a member once the servers'
  * leases under the other leader have run out (sometimes while a third
- * member stalls); servers' extra watch streams open and close.
+ * member stalls); servers' extra watch streams open and close; a member's
+ * event loop is saturated for a while (its detector stretches its
+ * timeouts: local-health.ts).
  */
 import * as grpc from "@grpc/grpc-js";
+import { SeededRandom } from "../../src/raft/random.js";
 import type { SystemSimulation } from "./system-simulation.js";
 
 export class SystemFaults {
@@ -36,7 +39,10 @@ export class SystemFaults {
     plannedMoves: 0,
     rebalances: 0,
     plannedStops: 0,
+    saturations: 0,
   };
+  /** Its own stream, so the other faults' schedules are those of the seeds before it was added. */
+  private readonly saturationRng: SeededRandom;
   /** A third of the seeds are violent: faults ten times as often. */
   private readonly violence: number;
 
@@ -46,6 +52,7 @@ export class SystemFaults {
   ) {
     const rng = sim.rng;
     this.violence = rng.chance(0.33) ? 4 : 1;
+    this.saturationRng = new SeededRandom((sim.options.seed ^ 0x5a7ca7ed) >>> 0);
     if (on) {
       sim.network.faults = {
         dropRate: rng.next() * 0.05,
@@ -85,6 +92,17 @@ export class SystemFaults {
     }
     const leader = this.sim.leader();
     if (leader && rng.chance(0.003 * v)) this.pause(leader.id);
+    const saturating = this.saturationRng;
+    if (saturating.chance(0.004 * v)) {
+      // Mostly the leader: its detector is the one judging.
+      const m = leader && saturating.chance(0.7) ? leader : members.get(saturating.pick(memberIds))!;
+      const ms = 300 + saturating.intBelow(4000);
+      if (m.up) {
+        this.counts.saturations!++;
+        this.sim.trace(`${m.id} is saturated for ${ms} ms`);
+        m.saturate(ms);
+      }
+    }
     if (rng.chance(0.004 * v)) {
       const shuffled = [...memberIds].sort(() => rng.next() - 0.5);
       const cut = 1 + rng.intBelow(memberIds.length - 1);

@@ -82,6 +82,11 @@ export class CoordinatorApp {
     });
   }
 
+  /** What the leader's failure detector stretches its timeouts by (local-health.ts); 1 on a follower or before the services run. */
+  detectorTimeoutMultiplier(): number {
+    return this.core?.detector.timeoutMultiplier ?? 1;
+  }
+
   /** Wires the services once the Raft member runs. */
   attach(
     node: RaftDriver,

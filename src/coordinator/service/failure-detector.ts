@@ -96,6 +96,8 @@ export interface DetectorBugs {
   readonly anyStreamCloseSuspects?: boolean;
   /** A member that leads again judges by what it heard in its earlier term, with no fresh lease. */
   readonly noFreshLease?: boolean;
+  /** A saturated leader shrinks its timeouts instead of stretching them (judges its own slowness as the nodes'). */
+  readonly saturationShrinksTimeouts?: boolean;
 }
 
 /** A heartbeat is on time when it comes within this many heartbeat intervals of the previous one. */
@@ -137,8 +139,8 @@ export class FailureDetector {
     this.leaderSinceMs = stale ? this.leaderSinceMs : now;
     this.streamsKnownFromMs = stale ? 0 : now + this.options.leaseTtlMs;
     this.lastCheckMs = now;
-    this.health.reset();
     this.lastBusyReadMs = now;
+    // Starts the first window now: how busy it was as a follower says nothing of leading.
     this.options.loopBusyShare?.();
     this.timer = this.scheduler.setInterval(() => this.check(), this.options.checkEveryMs);
   }
@@ -150,6 +152,7 @@ export class FailureDetector {
     if (!this.bugs.noFreshLease) this.seen.clear();
     this.streams.clear();
     this.proposing.clear();
+    this.health.reset();
   }
 
   /**
@@ -235,7 +238,7 @@ export class FailureDetector {
       return;
     }
     this.readLocalHealth(now);
-    const m = this.health.multiplier;
+    const m = this.bugs.saturationShrinksTimeouts ? 1 / this.health.multiplier : this.health.multiplier;
     const leaseTtlMs = this.options.leaseTtlMs * m;
     const heartbeatIntervalMs = this.options.heartbeatIntervalMs * m;
     const { disconnectGraceMs } = this.options;
