@@ -249,7 +249,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     const dataMiB = Math.round(Number(execSync(`du -sk ${cluster.dataDir(follower)}`).toString().split("\t")[0]) / 1024);
     // Restart a follower from kill -9 and time its catch-up.
     await cluster.kill9(follower);
-    const commit = (await cluster.status(leader)).commit_index;
+    const commit = (await retryUnavailable(() => cluster.status(leader))).commit_index;
     const restartAt = Date.now();
     cluster.start(follower);
     await cluster.waitForApplied([follower], commit, 60_000);
