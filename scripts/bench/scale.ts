@@ -202,12 +202,22 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       if (created % every === 0) void progress("created", created, createdAt);
     });
     const createSeconds = (Date.now() - createdAt) / 1000;
-    let list: { meetings: { meeting_id: string; node_id: string; epoch: number }[] };
+    type Listed = { meeting_id: string; node_id: string; epoch: number };
+    // Every page: ListMeetings answers at most 10,000 meetings a call.
+    const list: { meetings: Listed[] } = { meetings: [] };
     try {
-      list = await retryUnavailable(() => unary(coordinator, "ListMeetings", { node_id: "" }, 60_000));
+      let pageToken = "";
+      do {
+        const page = await retryUnavailable(() =>
+          unary<{ meetings: Listed[]; next_page_token: string }>(coordinator, "ListMeetings", { node_id: "", page_size: 10_000, page_token: pageToken }, 60_000),
+        );
+        list.meetings.push(...page.meetings);
+        pageToken = page.next_page_token;
+      } while (pageToken !== "");
     } catch (err) {
       throw new Error(`ListMeetings failed: ${String(err)}\n${cluster.recentLogs()}`);
     }
+    if (list.meetings.length !== created) throw new Error(`ListMeetings listed ${list.meetings.length} meetings of the ${created} created`);
     // Random bytes, different for every meeting: LevelDB compresses, and a few states recycled would
     // shrink the data directory (its blocks of 4 KiB hold repeats) below what real meetings make.
     const savedAt = Date.now();
