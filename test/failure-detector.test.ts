@@ -249,6 +249,25 @@ describe("FailureDetector", () => {
     expect(episodes).toEqual([[3, 4], [0, 4]]);
   });
 
+  it("gives the nodes still silent when a mass silence ends a full lease more, then judges them", async () => {
+    const { d, clock, proposals } = detector({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE", e: "ALIVE", f: "ALIVE" });
+    d.startLeading();
+    await warmUp(d, clock, 450, "a", "b", "c", "d", "e", "f");
+    let heard = ["a", "b"];
+    const beats = clock.setInterval(() => heard.forEach((id) => d.heard(id, 1)), 50);
+    await clock.advance(600); // c, d, e, f silent: 4 of 6
+    expect(proposals).toEqual([]);
+    heard = ["a", "b", "c", "d"]; // c and d come back: 2 of 6 silent, the episode ends
+    await clock.advance(150);
+    expect(proposals).toEqual([]);
+    await clock.advance(230); // two intervals after the end: late
+    expect(proposals).toEqual(["e:SUSPECT", "f:SUSPECT"]);
+    await clock.advance(120); // a full lease (400) after the end (c and d were heard at their next beat, up to 50 ms in)
+    clock.clearInterval(beats);
+    d.stopLeading();
+    expect(proposals).toEqual(["e:SUSPECT", "f:SUSPECT", "e:DEAD", "f:DEAD"]);
+  });
+
   it("still declares a minority of silent nodes dead", async () => {
     const { d, clock, proposals } = detector({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE" });
     d.startLeading();

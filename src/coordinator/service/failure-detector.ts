@@ -274,12 +274,20 @@ export class FailureDetector {
     }
     const overdue = verdicts.filter((v) => v.verdict === "expired" || v.verdict === "late").length;
     const massSilence = overdue >= (this.options.massSilenceMinNodes ?? 3) && overdue > live * (this.options.massSilenceFraction ?? 0.5);
+    const silenceEnded = this.inMassSilence && !massSilence;
     if (massSilence !== this.inMassSilence) {
       this.inMassSilence = massSilence;
       this.options.onMassSilence?.(massSilence ? overdue : 0, live);
     }
+    if (silenceEnded) {
+      // Those heard again reached this leader first; the rest are likely a
+      // moment behind them (after an election, a whole client process may
+      // still be asking the old leader). A full lease from now for every
+      // node, as after an election or a stall, before silence counts again.
+      this.leaderSinceMs = now;
+    }
     for (const { nodeId, generation, verdict } of verdicts) {
-      if (verdict !== "broken" && verdict !== "disconnected" && massSilence) continue;
+      if (verdict !== "broken" && verdict !== "disconnected" && (massSilence || silenceEnded)) continue;
       const liveness: Liveness = verdict === "broken" || verdict === "expired" ? "DEAD" : "SUSPECT";
       const s = this.seen.get(nodeId);
       const mine = s && s.generation === generation;
