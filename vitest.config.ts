@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Every placement is checked against a scan of every node, in this process and in the members it starts (state-config.ts).
+    env: { CONVENE_CHECK_PLACEMENT_INDEX: "1" },
   },
 });

@@ -77,6 +77,7 @@ export function applyCommand(state: CoordinatorState, command: Command, index: n
     summary: result.ok ? summary : `${summary}: ${result.message}`,
     term,
   });
+  if (state.config.checkPlacementIndex) state.checkPlacementIndex();
   return { index, result, events };
 }
 
@@ -151,6 +152,7 @@ function applyRegister(state: CoordinatorState, c: RegisterCommand, events: Assi
     existing.limits = c.limits ?? NO_LIMITS;
     existing.load = NO_LOAD;
     existing.drainDeadlineMs = 0;
+    state.nodeChanged(existing);
   } else {
     const node: NodeRecord = {
       id: c.nodeId,
@@ -200,6 +202,9 @@ function applySetLiveness(state: CoordinatorState, c: SetLivenessCommand, events
     const record = recordDeath(node, state.clockMs, state.config);
     node.deathsMs = record.deathsMs;
     node.heldOutUntilMs = record.heldOutUntilMs;
+  }
+  state.nodeChanged(node);
+  if (c.liveness === "DEAD") {
     // All its meetings move in this one command (one committed batch).
     ({ moved, notMoved: unassigned } = state.evacuate(node.id, "unassign", events));
   }
@@ -300,6 +305,7 @@ function applyDrainNode(state: CoordinatorState, c: DrainNodeCommand, events: As
   const node = state.nodes.get(c.nodeId);
   if (!node) return refused(subject, failure("NOT_FOUND", `node ${c.nodeId} is not registered`));
   node.draining = true;
+  state.nodeChanged(node);
   // Meetings no other node has room for stay where they are: the node is
   // still serving them, which beats leaving them with no host.
   const { moved } = c.migrate ? state.evacuate(node.id, "stay", events) : { moved: 0 };
@@ -317,6 +323,7 @@ function applyDeregister(state: CoordinatorState, c: DeregisterCommand, events: 
     return refused(subject, failure("FAILED_PRECONDITION", `generation ${c.generation} is stale; node ${c.nodeId} is at generation ${node.generation}`));
   }
   node.draining = true;
+  state.nodeChanged(node);
   // The node is leaving: a meeting no other node has room for waits
   // unassigned (with its checkpoint) rather than stay on a host that goes.
   const { moved, notMoved } = state.evacuate(node.id, "unassign", events);

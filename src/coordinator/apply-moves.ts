@@ -193,6 +193,7 @@ function applyScheduleDrain(state: CoordinatorState, c: ScheduleDrainCommand): H
   }
   node.draining = true;
   node.drainDeadlineMs = state.clockMs + c.afterMs;
+  state.nodeChanged(node);
   return {
     result: { ok: true, type: "scheduleDrain", deadlineMs: node.drainDeadlineMs },
     summary: `${c.nodeId}: draining; its ${node.assigned} meetings are handed over at ${node.drainDeadlineMs} unless they end first`,
@@ -228,6 +229,7 @@ function applyUndrain(state: CoordinatorState, c: UndrainCommand): Handled<Undra
   const wasDraining = node.draining;
   node.draining = false;
   node.drainDeadlineMs = 0;
+  state.nodeChanged(node);
   return { result: { ok: true, type: "undrain", wasDraining }, summary: `${c.nodeId}: ${wasDraining ? "takes new meetings again" : "was not draining"}` };
 }
 

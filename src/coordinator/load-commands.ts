@@ -59,6 +59,7 @@ export function applyReportLoad(state: CoordinatorState, c: ReportLoadCommand): 
     }
     const { cpuPermille, netInBytesPerSec, netOutBytesPerSec, participants } = r;
     node.load = { cpuPermille, netInBytesPerSec, netOutBytesPerSec, participants, reportedAtMs: state.clockMs };
+    state.nodeChanged(node);
     written++;
     if (parts.length < 5) parts.push(`${r.nodeId}: ${figuresToString(r)}`);
   }

@@ -39,6 +39,14 @@ export interface CoordinatorStateConfig {
   readonly eventLogSize: number;
   /** How much each load dimension weighs in placement (node-load.ts). */
   readonly placementWeights: PlacementWeights;
+  /**
+   * Test-only: every placement from the index is compared with a scan of
+   * every node, and the index with the nodes after every command; a
+   * difference stops the member (BrokenInvariantError). O(nodes) per
+   * command. The test suite turns it on for every member it runs
+   * (CONVENE_CHECK_PLACEMENT_INDEX=1, vitest.config.ts).
+   */
+  readonly checkPlacementIndex?: boolean;
 }
 
 export function defaultStateConfig(): CoordinatorStateConfig {
@@ -51,6 +59,7 @@ export function defaultStateConfig(): CoordinatorStateConfig {
     auditLogSize: 1_000,
     eventLogSize: 20_000,
     placementWeights: DEFAULT_WEIGHTS,
+    ...(process.env["CONVENE_CHECK_PLACEMENT_INDEX"] === "1" ? { checkPlacementIndex: true } : {}),
   };
 }
 

@@ -20,7 +20,8 @@
  *   - node.assigned equals the number of meetings it owns;
  *   - a checkpoint exists only for a known meeting;
  *   - meeting epochs are >= 1;
- *   - a pending move is only on an assigned meeting, and indexed.
+ *   - a pending move is only on an assigned meeting, and indexed;
+ *   - the placement index files each node by its current inputs.
  */
 import { AuditLog } from "./audit-log.js";
 import { BrokenInvariantError, type CommandFailure, failure } from "./errors.js";
@@ -41,7 +42,8 @@ import type {
 } from "./model.js";
 import type { PlannedMove } from "./move-commands.js";
 import { NO_LIMITS } from "./node-load.js";
-import { type PlacementRequest, explainNoPlacement, findPlacement } from "./placement.js";
+import { type PlacementRequest, explainNoPlacement, findPlacement, ineligibility } from "./placement.js";
+import { PlacementIndex, SCAN } from "./placement-index.js";
 import { PlacementRanking } from "./placement-ranking.js";
 import { notePlacement } from "./recent-placements.js";
 import { type RebalanceOptions, planRebalance } from "./rebalance.js";
@@ -138,6 +140,8 @@ export class CoordinatorState implements CoordinatorQueries {
    * front. Meeting records change nowhere else.
    */
   private readonly meetingWatchers = new Set<(meeting: MeetingRecord) => void>();
+  /** Derived: the nodes that could take a meeting, in placement's order (placement-index.ts). */
+  private readonly placementIndex: PlacementIndex;
 
   /** `eventFloor`: the index before the first event this state may not know (a state restored from an older snapshot format). */
   constructor(
@@ -146,6 +150,7 @@ export class CoordinatorState implements CoordinatorQueries {
   ) {
     this.audit = new AuditLog(config.auditLogSize);
     this.events = new EventLog(config.eventLogSize, eventFloor);
+    this.placementIndex = new PlacementIndex(config.burstWindowMs, config.placementWeights);
   }
 
   // ---- queries -----------------------------------------------------------
@@ -272,6 +277,17 @@ export class CoordinatorState implements CoordinatorQueries {
     this.nodes.set(node.id, node);
     this.owned.set(node.id, new Set());
     this.retiredGenerations.delete(node.id);
+    this.nodeChanged(node);
+  }
+
+  /**
+   * Every change to a node's placement inputs (liveness, draining,
+   * capacity, region, labels, limits, load, hold-out) made outside these
+   * primitives must be reported here before the next placement: placement
+   * reads its index, not the nodes.
+   */
+  nodeChanged(node: NodeRecord): void {
+    this.placementIndex.refile(node, this.clockMs);
   }
 
   /** Forgets a node that owns nothing; its generation is remembered. */
@@ -280,6 +296,7 @@ export class CoordinatorState implements CoordinatorQueries {
     if (node.assigned !== 0) throw new BrokenInvariantError(`node ${nodeId} still owns ${node.assigned} meetings`);
     this.nodes.delete(nodeId);
     this.owned.delete(nodeId);
+    this.placementIndex.remove(nodeId);
     this.retiredGenerations.set(nodeId, node.generation);
   }
 
@@ -318,15 +335,36 @@ export class CoordinatorState implements CoordinatorQueries {
     this.checkpoints.set(checkpoint.meetingId, checkpoint);
   }
 
-  /** The node placement would choose for this meeting now, if any. */
+  /** The node placement would choose for this meeting now, if any: from the index, as a scan of every node would. */
   findNodeFor(meeting: MeetingRecord, excludeNodeId?: string, preferredNodeId?: string): string | undefined {
     const bugs = this.config.bugs;
-    const nodes = bugs?.placeOnDrainingOrSuspect
-      ? [...this.nodes.values()].map((n) => ({ ...n, draining: false, liveness: n.liveness === "SUSPECT" ? ("ALIVE" as const) : n.liveness }))
-      : bugs?.placeOverLimit
-        ? [...this.nodes.values()].map((n) => ({ ...n, limits: NO_LIMITS }))
-        : this.nodes.values();
-    return findPlacement(nodes, this.placementRequest(meeting, excludeNodeId, preferredNodeId));
+    const req = this.placementRequest(meeting, excludeNodeId, preferredNodeId);
+    if (bugs?.placeOnDrainingOrSuspect) {
+      return findPlacement(
+        [...this.nodes.values()].map((n) => ({ ...n, draining: false, liveness: n.liveness === "SUSPECT" ? ("ALIVE" as const) : n.liveness })),
+        req,
+      );
+    }
+    if (bugs?.placeOverLimit) return findPlacement([...this.nodes.values()].map((n) => ({ ...n, limits: NO_LIMITS })), req);
+    const chosen = this.placeFromIndex(req);
+    if (this.config.checkPlacementIndex) {
+      const scanned = findPlacement(this.nodes.values(), req);
+      if (scanned !== chosen) throw new BrokenInvariantError(`placement index chose ${String(chosen)} for meeting ${meeting.id}, a scan ${String(scanned)}`);
+    }
+    return chosen;
+  }
+
+  private placeFromIndex(req: PlacementRequest): string | undefined {
+    // Rule 2: an eligible preferred node, held out or not.
+    const preferred = req.preferredNodeId === undefined ? undefined : this.nodes.get(req.preferredNodeId);
+    if (preferred && ineligibility(preferred, req) === "") return preferred.id;
+    const best = this.placementIndex.best(req);
+    return best === SCAN ? findPlacement(this.nodes.values(), req) : best;
+  }
+
+  /** Throws BrokenInvariantError if the placement index disagrees with the nodes (tests run it after every command). O(nodes). */
+  checkPlacementIndex(): void {
+    this.placementIndex.check(this.nodes.values(), this.clockMs);
   }
 
   /** ResourceExhausted's message for this meeting: why no node fits. */
@@ -346,6 +384,7 @@ export class CoordinatorState implements CoordinatorQueries {
     this.ownedSetOf(nodeId).add(meeting.id);
     this.unassigned.delete(meeting.id);
     notePlacement(node.recent, this.clockMs, this.config.burstWindowMs);
+    this.nodeChanged(node);
     events.push({ type: "ASSIGNED", nodeId, generation: node.generation, ...this.assignmentOf(meeting) });
   }
 
@@ -356,6 +395,7 @@ export class CoordinatorState implements CoordinatorQueries {
     events.push({ type: "REVOKED", nodeId: node.id, generation: node.generation, meetingId: meeting.id, epoch: meeting.epoch });
     this.ownedSetOf(node.id).delete(meeting.id);
     node.assigned--;
+    this.nodeChanged(node);
     this.writable(meeting).owner = "";
     this.unassigned.add(meeting.id);
   }
@@ -510,6 +550,7 @@ export class CoordinatorState implements CoordinatorQueries {
       this.nodeOrThrow(meeting.owner).assigned++;
       this.ownedSetOf(meeting.owner).add(meeting.id);
     }
+    this.placementIndex.rebuild(this.nodes.values(), this.clockMs);
   }
 
   /** Throws BrokenInvariantError at the first invariant that does not hold. O(state). */
@@ -540,6 +581,7 @@ export class CoordinatorState implements CoordinatorQueries {
     for (const id of this.checkpoints.keys()) {
       if (!this.meetings.has(id)) throw new BrokenInvariantError(`checkpoint of unknown meeting ${id}`);
     }
+    this.checkPlacementIndex();
   }
 
   // ---- helpers -------------------------------------------------------------
