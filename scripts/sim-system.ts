@@ -7,6 +7,8 @@
 import { runSystemSimulation } from "../test/sim-system/system-simulation.js";
 import { parseSeedFlags } from "./seed-flags.js";
 
+// Every placement checked against a scan of every node, as in the test suite (state-config.ts); read when each state is made.
+process.env["CONVENE_CHECK_PLACEMENT_INDEX"] ??= "1";
 const run = parseSeedFlags();
 const count = run.count;
 
