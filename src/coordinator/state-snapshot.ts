@@ -276,7 +276,8 @@ export function decodeState(data: Uint8Array, config: CoordinatorStateConfig): C
     if (v > NEWEST_CLUSTER_VERSION) throw new NewerFormatError(`snapshot of cluster version ${v}, newer than this member knows (1..${NEWEST_CLUSTER_VERSION}): run a newer release`);
     state.clusterVersion = v;
   }
-  for (const row of rows(body.nodes, "nodes", 13)) state.addNode(nodeFromRow(row as NodeRow));
+  // Filed for placement by rebuildDerived below, all at once.
+  for (const row of rows(body.nodes, "nodes", 13)) state.addNode(nodeFromRow(row as NodeRow), false);
   for (const [id, generation] of rows(body.retired, "retired", 2)) state.retiredGenerations.set(id as string, generation as number);
   for (const [id, token] of rows(body.incarnations ?? [], "incarnations", 2)) {
     const node = state.nodes.get(id as string);

@@ -272,12 +272,13 @@ export class CoordinatorState implements CoordinatorQueries {
     if (nowMs > this.clockMs) this.clockMs = nowMs;
   }
 
-  addNode(node: NodeRecord): void {
+  /** `filed` false: the caller files every node at once afterwards (rebuildDerived, after a restore) rather than one splice each. */
+  addNode(node: NodeRecord, filed = true): void {
     if (this.nodes.has(node.id)) throw new BrokenInvariantError(`node ${node.id} is already registered`);
     this.nodes.set(node.id, node);
     this.owned.set(node.id, new Set());
     this.retiredGenerations.delete(node.id);
-    this.nodeChanged(node);
+    if (filed) this.nodeChanged(node);
   }
 
   /**
