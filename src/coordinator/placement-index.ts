@@ -34,6 +34,7 @@ import { NO_LABELS, compareStrings } from "./labels.js";
 import type { NodeRecord } from "./model.js";
 import type { PlacementWeights } from "./node-load.js";
 import { type PlacementRequest, compareRelativeLoad, ineligibility, scoreOf } from "./placement.js";
+import { insertSorted, removeSorted } from "./sorted-list.js";
 
 /** A filed node, with the inputs of its rank as they were when it was filed. */
 interface Entry {
@@ -174,8 +175,8 @@ export class PlacementIndex {
     this.unfile(node.id);
     const entry = this.entryOf(node, nowMs);
     if (!entry) return;
-    insert(this.all, entry);
-    insert(this.regionList(entry.region), entry);
+    insertSorted(this.all, entry, compareEntries);
+    insertSorted(this.regionList(entry.region), entry, compareEntries);
     this.note(entry);
   }
 
@@ -187,9 +188,9 @@ export class PlacementIndex {
   private unfile(nodeId: string): void {
     const entry = this.filed.get(nodeId);
     if (!entry) return;
-    remove(this.all, entry);
+    removeSorted(this.all, entry, compareEntries, `placement index's node ${entry.id}`);
     const regional = this.regionList(entry.region);
-    remove(regional, entry);
+    removeSorted(regional, entry, compareEntries, `placement index's node ${entry.id}`);
     if (regional.length === 0) this.byRegion.delete(entry.region);
     this.filed.delete(nodeId);
     this.withRecent.delete(nodeId);
@@ -208,26 +209,4 @@ export class PlacementIndex {
     const { weight, score } = scoreOf(node, req);
     return { node, id: node.id, region: node.region, capacity: node.capacity, weight, score };
   }
-}
-
-/** The first index whose entry does not rank before `entry`. */
-function insertionPoint(list: readonly Entry[], entry: Entry): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareEntries(list[mid]!, entry) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function insert(list: Entry[], entry: Entry): void {
-  list.splice(insertionPoint(list, entry), 0, entry);
-}
-
-function remove(list: Entry[], entry: Entry): void {
-  const i = insertionPoint(list, entry);
-  if (list[i] !== entry) throw new BrokenInvariantError(`placement index lost node ${entry.id}`);
-  list.splice(i, 1);
 }

@@ -14,6 +14,7 @@
  */
 import { isHeldOut } from "./flap-damping.js";
 import { type PlacementCandidate, type PlacementRequest, type Scored, compareScored, ineligibility, scoreOf } from "./placement.js";
+import { insertSorted, removeSorted } from "./sorted-list.js";
 
 export class PlacementRanking {
   /** Eligible nodes not held out, then those held out (a last resort), each in placement order. */
@@ -45,15 +46,11 @@ export class PlacementRanking {
   update(candidate: PlacementCandidate): void {
     const old = this.entries.get(candidate.id);
     if (old) {
-      const pool = this.pools[old.pool];
-      pool.splice(this.indexOf(pool, old.scored), 1);
+      removeSorted(this.pools[old.pool], old.scored, compareScored, `node ${candidate.id}`);
       this.entries.delete(candidate.id);
     }
     const scored = this.add(candidate, false);
-    if (scored) {
-      const pool = this.pools[this.entries.get(candidate.id)!.pool];
-      pool.splice(this.insertionPoint(pool, scored), 0, scored);
-    }
+    if (scored) insertSorted(this.pools[this.entries.get(candidate.id)!.pool], scored, compareScored);
   }
 
   /** Scores and files `c` if eligible; appended unsorted while building, else returned for the caller to insert. */
@@ -64,23 +61,5 @@ export class PlacementRanking {
     this.entries.set(c.id, { scored, pool });
     if (append) this.pools[pool].push(scored);
     return scored;
-  }
-
-  private indexOf(pool: Scored[], scored: Scored): number {
-    const i = this.insertionPoint(pool, scored);
-    if (pool[i] !== scored) throw new Error(`invariant: node ${scored.candidate.id} is not where its rank puts it`);
-    return i;
-  }
-
-  /** The first index whose entry does not rank before `scored`. */
-  private insertionPoint(pool: Scored[], scored: Scored): number {
-    let lo = 0;
-    let hi = pool.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareScored(pool[mid]!, scored) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 }
