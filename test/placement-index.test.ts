@@ -167,6 +167,12 @@ describe("PlacementIndex", () => {
     expect(index.best(req)).toBe(SCAN);
     expect(index.best({ ...req, weights: DEFAULT_WEIGHTS })).toBe("s00");
     expect(index.best({ ...req, weights: DEFAULT_WEIGHTS, burstWindowMs: WINDOW * 2 })).toBe(SCAN);
+    // No weights means the defaults: answered by an index of the defaults, a scan for any other.
+    const { weights: _, ...unweighted } = req;
+    expect(index.best(unweighted)).toBe("s00");
+    const other = new PlacementIndex(WINDOW, { ...DEFAULT_WEIGHTS, cpu: 2 });
+    other.rebuild(nodes, 0);
+    expect(other.best(unweighted)).toBe(SCAN);
   });
 
   it("asks for a scan when only held-out nodes could take the meeting (placement's last resort)", () => {

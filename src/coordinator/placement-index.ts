@@ -32,7 +32,7 @@ import { BrokenInvariantError } from "./errors.js";
 import { isHeldOut } from "./flap-damping.js";
 import { NO_LABELS, compareStrings } from "./labels.js";
 import type { NodeRecord } from "./model.js";
-import type { PlacementWeights } from "./node-load.js";
+import { DEFAULT_WEIGHTS, type PlacementWeights } from "./node-load.js";
 import { type PlacementRequest, compareRelativeLoad, ineligibility, scoreOf } from "./placement.js";
 import { insertSorted, removeSorted } from "./sorted-list.js";
 
@@ -112,7 +112,8 @@ export class PlacementIndex {
    * node is the caller's to check first (rule 2).
    */
   best(req: PlacementRequest): string | typeof SCAN {
-    if ((req.weights !== undefined && req.weights !== this.weights) || req.burstWindowMs !== this.burstWindowMs) return SCAN;
+    // A request without weights is scored by the defaults (placement.ts), which may not be the index's.
+    if ((req.weights ?? DEFAULT_WEIGHTS) !== this.weights || req.burstWindowMs !== this.burstWindowMs) return SCAN;
     this.turnWindow(req.nowMs);
     if (req.region !== "") {
       const inRegion = this.firstPassing(this.byRegion.get(req.region), req);
