@@ -7,11 +7,13 @@
  */
 import { describe, expect, it } from "vitest";
 import {
+  ConfChangeType,
   type Message,
   MessageType,
   NotLeaderError,
   ReadOnlyOption,
   ProposalDroppedError,
+  SeededRandom,
   type Ready,
   StateRole,
   type TestingBugs,
@@ -394,5 +396,120 @@ describe("a follower told its leader's connection was lost (reportPeerDown)", ()
     const h = leaderHarness({ preVote: false });
     h.raw("n2").reportPeerDown("n1");
     expect(h.raft("n2").lead).toBe("n1");
+  });
+});
+
+// ====================================================================== sleeping between ticks
+
+describe("ticksUntilDue: how long a driver may sleep between ticks", () => {
+  const outbox = (r: { msgs: readonly Message[]; msgsAfterPersist: readonly Message[] }): number => r.msgs.length + r.msgsAfterPersist.length;
+
+  /** Ticks `id` alone `k - 1` times and checks that none of those ticks did anything a caller could see. */
+  function expectQuietFor(h: Harness, id: string, k: number): void {
+    const r = h.raft(id);
+    const before = { role: r.role, term: r.term, lead: r.lead, vote: r.vote, out: outbox(r), ready: h.raw(id).hasReady() };
+    for (let i = 1; i < k; i++) {
+      h.raw(id).tick();
+      expect({ role: r.role, term: r.term, lead: r.lead, vote: r.vote, out: outbox(r), ready: h.raw(id).hasReady() }, `${id}: tick ${i} of ${k}`).toEqual(before);
+    }
+  }
+
+  it("a leader: the tick it names sends the heartbeat, none before it", () => {
+    const h = leaderHarness({ heartbeatTick: 4 });
+    for (let round = 0; round < 6; round++) {
+      const k = h.raft("n1").ticksUntilDue();
+      expect(k).toBeGreaterThanOrEqual(1);
+      expectQuietFor(h, "n1", k);
+      const out = outbox(h.raft("n1"));
+      h.raw("n1").tick();
+      // A heartbeat, or the quorum check (which sends nothing while the followers answer).
+      if (outbox(h.raft("n1")) === out) expect(h.raft("n1").electionElapsed).toBe(0);
+      h.stabilize();
+    }
+  });
+
+  it("a follower: the tick it names campaigns, none before it", () => {
+    const h = leaderHarness();
+    h.crash("n1");
+    const k = h.raft("n2").ticksUntilDue();
+    expect(k).toBeGreaterThanOrEqual(ELECTION_TICK);
+    expectQuietFor(h, "n2", k);
+    h.raw("n2").tick();
+    expect(h.raft("n2").role).not.toBe(StateRole.Follower);
+  });
+
+  it("a pre-candidate whose leader's connection broke: the early retry, not a whole timeout", () => {
+    const h = leaderHarness();
+    h.crash("n1");
+    h.isolate("n3");
+    h.raw("n2").reportPeerDown("n1");
+    h.tickUntil(() => h.raft("n2").role === StateRole.PreCandidate, ELECTION_TICK, "n2");
+    const k = h.raft("n2").ticksUntilDue();
+    expect(k).toBeLessThanOrEqual(Math.max(2, Math.ceil(ELECTION_TICK / 6)));
+    expectQuietFor(h, "n2", k);
+    const asked = h.sent.filter((m) => m.from === "n2" && m.type === MessageType.PreVote).length;
+    h.tick("n2");
+    expect(h.sent.filter((m) => m.from === "n2" && m.type === MessageType.PreVote).length).toBeGreaterThan(asked);
+  });
+
+  it("a learner never needs a tick", () => {
+    const h = leaderHarness();
+    h.addMember("n4");
+    h.proposeConfChange("n1", ConfChangeType.AddLearner, "n4");
+    h.stabilize();
+    h.tick(undefined, 2);
+    expect(h.raft("n4").ticksUntilDue()).toBe(Infinity);
+  });
+
+  it("in random runs (faults, restarts, lost leaders, every read mode), no tick before the one named does anything", () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const rng = new SeededRandom(seed);
+      const checkQuorum = rng.intBelow(4) !== 0;
+      const config: ConfigOverrides = {
+        heartbeatTick: 1 + rng.intBelow(4),
+        preVote: rng.intBelow(4) !== 0,
+        checkQuorum,
+        // Lease reads need the quorum check.
+        readOnlyOption: checkQuorum && rng.intBelow(3) === 0 ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
+      };
+      const h = new Harness(THREE, { seed, config });
+      for (let step = 0; step < 40; step++) {
+        const ids = h.alive().map((m) => m.id);
+        const id = ids[rng.intBelow(ids.length)]!;
+        switch (rng.intBelow(8)) {
+          case 0: {
+            const leader = h.leader();
+            if (leader) h.propose(leader, `s${seed}-${step}`);
+            break;
+          }
+          case 1:
+            if (ids.length === 3) h.crash(id);
+            break;
+          case 2:
+            for (const m of h.members.values()) if (!m.raw) h.restart(m.id);
+            break;
+          case 3:
+            h.isolate(id);
+            break;
+          case 4:
+            h.heal();
+            break;
+          case 5: {
+            const lead = h.raft(id).lead;
+            if (lead) h.raw(id).reportPeerDown(lead);
+            break;
+          }
+          default:
+            h.tick(undefined, 1 + rng.intBelow(2 * ELECTION_TICK));
+        }
+        h.stabilize();
+        const alive = h.alive().map((m) => m.id);
+        const checked = alive[rng.intBelow(alive.length)]!;
+        const k = h.raft(checked).ticksUntilDue();
+        expect(k, `seed ${seed} step ${step}`).toBeGreaterThanOrEqual(1);
+        if (k !== Infinity) expectQuietFor(h, checked, k);
+        h.stabilize();
+      }
+    }
   });
 });

@@ -19,7 +19,7 @@ import type { AddressInfo } from "node:net";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import type { MemberMetrics } from "./member-metrics.js";
 
-/** The timer ticks every tickMs; this much silence means the loop is stuck (or stopped). */
+/** The loop ticks at least once per election timeout; this much silence means it is stuck (or stopped). */
 const LIVE_WITHIN_MS = 5_000;
 /** How long /readyz waits for its ReadIndex round. */
 const READY_TIMEOUT_MS = 2_000;

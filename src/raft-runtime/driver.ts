@@ -107,7 +107,9 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   /** The member's clock and timers: what else waits on this member's time (the leader hold) uses it too. */
   readonly scheduler: Scheduler;
   private readonly peers: Map<NodeId, string>;
+  /** Wakes the loop when the core's next tick can act (see armTicker). */
   private ticker: TimerHandle | undefined;
+  private tickerDueAt = Infinity;
   /** Time of the last tick the core was given (see tickAsDue). */
   private lastTickAt = 0;
   private processing = false;
@@ -168,16 +170,14 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     });
     for (const [id, address] of node.peers) if (id !== node.id) opts.transport.addPeer(id, address);
     node.lastTickAt = node.scheduler.monotonic();
-    node.ticker = node.scheduler.setInterval(() => {
-      node.tickAsDue(1);
-      node.schedule();
-    }, opts.tickMs);
     node.schedule();
     return node;
   }
 
   private receive(m: import("../raft/types.js").Message): void {
     if (this.stopped) return;
+    // The core judges a message by its clock (a lease, a vote within it): bring it up to date first.
+    this.tickAsDue();
     const invalid = this.raw.step(m);
     if (invalid) return; // Dropped: a malformed message changes nothing.
     this.schedule();
@@ -370,7 +370,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.scheduler.clearInterval(this.ticker);
+    this.scheduler.clearTimeout(this.ticker);
     if (this.processing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.snapshotInProgress;
     const err = new StoppedError("member stopped");
@@ -389,6 +389,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   // ------------------------------------------------------------ the loop
 
   private schedule(): void {
+    this.armTicker();
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     this.scheduler.defer(() => {
@@ -398,19 +399,22 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   }
 
   /**
-   * Ticks the core as often as time says, at least `min` times. The ticker
-   * fires once after this process stood still (a GC, a SIGSTOP, a starved
-   * machine), however long: counting callbacks would let a leader that
-   * slept through its lease serve lease reads, and hold on to a term it
-   * lost, as if no time had passed. So every time the loop runs it first
-   * catches up on the ticks it missed (at most two election timeouts'
-   * worth: enough to end any lease or leadership that ran out).
+   * Ticks the core as often as time says since it was last ticked. The
+   * timer sleeps until the core can act, and fires once after this process
+   * stood still (a GC, a SIGSTOP, a starved machine), however long: so the
+   * ticks come from the clock, never from counting callbacks, which would
+   * let a leader that slept through its lease serve lease reads, and hold
+   * on to a term it lost, as if no time had passed. Every wake (the timer,
+   * a message, the loop) first catches up on the ticks it missed (at most
+   * two election timeouts' worth: enough to end any lease or leadership
+   * that ran out).
    */
-  private tickAsDue(min: 0 | 1): void {
+  private tickAsDue(): void {
     const now = this.scheduler.monotonic();
     const due = Math.floor((now - this.lastTickAt) / this.opts.tickMs);
-    const ticks = Math.min(Math.max(due, min), 2 * this.opts.config.electionTick);
-    if (due > 0) this.lastTickAt += due * this.opts.tickMs;
+    if (due <= 0) return;
+    this.lastTickAt += due * this.opts.tickMs;
+    const ticks = Math.min(due, 2 * this.opts.config.electionTick);
     for (let i = 0; i < ticks; i++) this.raw.tick();
   }
 
@@ -418,7 +422,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     if (this.processing || this.stopped) return;
     this.processing = true;
     try {
-      this.tickAsDue(0);
+      this.tickAsDue();
       this.flushProposals();
       this.flushReads();
       while (this.raw.hasReady() && !this.stopped) {
@@ -431,8 +435,33 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
       this.fail(err);
     } finally {
       this.processing = false;
+      this.armTicker();
       for (const w of this.idleWaiters.splice(0)) w();
     }
+  }
+
+  /**
+   * Sets the one timer to the tick at which the core can next act (a
+   * heartbeat, a quorum check, a campaign), not to every tick: an idle
+   * member wakes a few times per heartbeat interval, not every tickMs, and
+   * each wake of an idle process costs CPU. The ticks it sleeps through
+   * are given at the next wake (tickAsDue). The wait is at most an
+   * election timeout, so sinceLastTickMs stays a liveness signal.
+   */
+  private armTicker(): void {
+    if (this.stopped) return;
+    const ticks = Math.min(this.raw.ticksUntilDue(), this.opts.config.electionTick);
+    const dueAt = this.lastTickAt + ticks * this.opts.tickMs;
+    if (this.ticker !== undefined && this.tickerDueAt <= dueAt) return;
+    this.scheduler.clearTimeout(this.ticker);
+    this.tickerDueAt = dueAt;
+    this.ticker = this.scheduler.setTimeout(() => {
+      this.ticker = undefined;
+      this.tickAsDue();
+      // Re-armed here too: a loop stuck in a disk write still ticks (and /livez sees it).
+      this.armTicker();
+      this.schedule();
+    }, Math.max(1, Math.ceil(dueAt - this.scheduler.monotonic())));
   }
 
   private flushProposals(): void {
@@ -638,7 +667,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   /** A failed write or a broken invariant: the member stops rather than diverge. */
   private fail(err: unknown): void {
     this.stopped = true;
-    this.scheduler.clearInterval(this.ticker);
+    this.scheduler.clearTimeout(this.ticker);
     if (this.opts.onFatal) this.opts.onFatal(err);
     else throw err;
   }

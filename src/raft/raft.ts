@@ -217,8 +217,32 @@ export class Raft {
     return (
       this.role === StateRole.PreCandidate &&
       this.now < this.eagerPreVoteUntil &&
-      this.electionElapsed >= Math.max(2, Math.ceil(this.config.electionTick / 6))
+      this.electionElapsed >= this.preVoteRetryTicks()
     );
+  }
+
+  private preVoteRetryTicks(): number {
+    return Math.max(2, Math.ceil(this.config.electionTick / 6));
+  }
+
+  /**
+   * How many more tick() calls until one of them can change anything: a
+   * leader's heartbeat or quorum check, a campaign (or a pre-vote asked
+   * again). Ticks before it only count; a driver may sleep until it and
+   * give the core the ticks it slept through at once. Never late, at least 1;
+   * Infinity when no tick can act (a learner).
+   */
+  ticksUntilDue(): number {
+    if (this.role === StateRole.Leader) {
+      return Math.max(1, Math.min(this.config.heartbeatTick - this.heartbeatElapsed, this.config.electionTick - this.electionElapsed));
+    }
+    if (!this.promotable()) return Infinity;
+    let ticks = this.randomizedElectionTimeout - this.electionElapsed;
+    if (this.role === StateRole.PreCandidate) {
+      const retry = Math.max(1, this.preVoteRetryTicks() - this.electionElapsed);
+      if (this.now + retry < this.eagerPreVoteUntil) ticks = Math.min(ticks, retry);
+    }
+    return Math.max(1, ticks);
   }
 
   private tickHeartbeat(): void {

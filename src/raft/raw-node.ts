@@ -62,6 +62,11 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /** Ticks until one can act (Raft.ticksUntilDue): how long the driver may sleep. */
+  ticksUntilDue(): number {
+    return this.raft.ticksUntilDue();
+  }
+
   /** Starts an election now (tests, bootstrapping). */
   campaign(): void {
     this.raft.step(message({ type: MessageType.Hup, from: this.raft.id }));
