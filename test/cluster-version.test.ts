@@ -303,10 +303,16 @@ describe("the leader's cluster version monitor", () => {
         return sm.apply(encodeCommand({ ...p, nowMs: 1 }, { version: 2, term: 1 }), ++index).result;
       },
     } as unknown as CoordinatorReplica;
-    const probe = { status: async (address: string) => (formats[address] ? ({ formats: formats[address] } as ProbedMember) : undefined) } as unknown as MemberProbe;
+    const asked: string[] = [];
+    const probe = {
+      status: async (address: string) => {
+        asked.push(address);
+        return formats[address] ? ({ formats: formats[address] } as ProbedMember) : undefined;
+      },
+    } as unknown as MemberProbe;
     const peers = new Map([...members.voters, ...members.learners].map((id) => [id, id]));
     const monitor = new ClusterVersionMonitor({ coordinator, probe, peers: () => peers, ownFormats: NEW, log: () => undefined });
-    return { monitor, sm, proposed };
+    return { monitor, sm, proposed, asked };
   }
 
   it("raises once every voter and learner understands the new formats, and only then", async () => {
@@ -335,5 +341,15 @@ describe("the leader's cluster version monitor", () => {
     formats.n2 = BASELINE_FORMATS;
     await monitor.check();
     expect(proposed).toEqual([2, 3]);
+  });
+
+  it("asks nobody once the version is as high as the leader itself understands (an idle group stays quiet)", async () => {
+    const group = { voters: ["n1", "n2", "n3"], learners: [] };
+    const { monitor, asked } = leaderOf(group, { n2: NEW, n3: NEW });
+    expect(await monitor.check()).toBe(highestCommonVersion([NEW]));
+    expect(asked).toEqual(["n2", "n3"]);
+    asked.length = 0;
+    for (let i = 0; i < 5; i++) await monitor.check();
+    expect(asked).toEqual([]);
   });
 });

@@ -64,6 +64,8 @@ export class ClusterVersionMonitor {
     const { coordinator, probe, peers, ownFormats } = this.options;
     const raft: RaftDriver = coordinator.raft;
     if (!raft.isLeader()) return undefined;
+    // Already as high as this member understands: no answer could raise it, so nobody is asked (an idle group stays quiet).
+    if (coordinator.local().clusterVersion >= highestCommonVersion([ownFormats])) return undefined;
     const { confState, id: self } = raft.status();
     const members = [...new Set([...confState.voters, ...confState.learners])];
     const addresses = peers();
