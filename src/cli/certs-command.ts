@@ -6,7 +6,6 @@
  *   convene certs --out ./certs --member n1=10.0.0.1 --member n2 --member n3 --agent m1 --agent m2 --https gw=gw.example
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { writeCerts } from "../security/certs.js";
 import { intArg } from "./arguments.js";
 import { UsageError } from "./errors.js";
 
@@ -39,7 +38,9 @@ export function addCertsCommand(program: Command): void {
     .option("--https <name[=host,...]>", "a gateway or demo server serving HTTPS (--tls-cert/--tls-key): https-<name>.crt/.key for localhost, 127.0.0.1, ::1 and the hosts given; repeat", collect)
     .addOption(new Option("--days <n>", "validity of the certificates").default(365).argParser(intArg(1, 3650)))
     .option("--force", "overwrite files that exist")
-    .action((opts: CertsOptions) => {
+    .action(async (opts: CertsOptions) => {
+      // node-forge is large: only this command loads it, not every start of a member.
+      const { writeCerts } = await import("../security/certs.js");
       let result;
       try {
         result = writeCerts({
