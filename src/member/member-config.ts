@@ -66,12 +66,13 @@ export interface MemberConfig {
 /** Defaults tuned for failover well under a second on a small machine. */
 export const memberDefaults = {
   tickMs: 20,
-  // Election timeout 400–800 ms; heartbeats every 100 ms (etcd's default)
-  // leave room for event-loop stalls of 300 ms without spurious elections.
-  // More often would cost an idle member CPU (each wake of an idle process
-  // does), and buys nothing under load, where appends flow anyway.
+  // Election timeout 400–800 ms: heartbeats every 40 ms leave room for
+  // event-loop stalls of a loaded 2-core machine without spurious elections.
+  // Every 100 ms (etcd's default) halves an idle member's CPU here, but a
+  // saturated group (10,000 servers heartbeating) then lost its leader
+  // again and again (BENCHMARKS.md, issue 21's table).
   electionTicks: 20,
-  heartbeatTicks: 5,
+  heartbeatTicks: 2,
   snapshotEvery: 10_000,
   requestTimeoutMs: 5_000,
   logLevel: "info",
