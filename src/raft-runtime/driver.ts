@@ -389,7 +389,6 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   // ------------------------------------------------------------ the loop
 
   private schedule(): void {
-    this.armTicker();
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     this.scheduler.defer(() => {
@@ -446,7 +445,9 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
    * member wakes a few times per heartbeat interval, not every tickMs, and
    * each wake of an idle process costs CPU. The ticks it sleeps through
    * are given at the next wake (tickAsDue). The wait is at most an
-   * election timeout, so sinceLastTickMs stays a liveness signal.
+   * election timeout, so sinceLastTickMs stays a liveness signal. Set
+   * after each run of the loop (every change to the core's timers goes
+   * through one), not per message or proposal.
    */
   private armTicker(): void {
     if (this.stopped) return;
