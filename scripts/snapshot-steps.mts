@@ -4,15 +4,10 @@
  * checkpoint for every other meeting, encoded three times with
  * `snapshotSteps`. `npx tsx scripts/snapshot-steps.mts [meetings]`
  */
-import { type Command, encodeCommand } from "../src/coordinator/commands.js";
-import { CoordinatorStateMachine } from "../src/coordinator/coordinator-state-machine.js";
+import { machineWithMeetings } from "./bench/meeting-state.js";
 
 const meetings = Number(process.argv[2] ?? 60_000);
-const sm = new CoordinatorStateMachine();
-let index = 0;
-const apply = (c: object): void => void sm.apply(encodeCommand({ nowMs: 1_000 + index, ...c } as Command), ++index);
-for (let n = 0; n < 3; n++) apply({ type: "register", nodeId: `m${n}`, address: `127.0.0.1:${10_000 + n}`, capacity: 1_000_000, region: "", labels: [] });
-for (let m = 0; m < meetings; m++) apply({ type: "createMeeting", meetingId: `meeting-${m}`, region: "", requiredLabels: [] });
+const { sm, apply } = machineWithMeetings(meetings);
 const state = Buffer.alloc(64, 7);
 for (let m = 0; m < meetings; m += 2) {
   const found = sm.queries.getRoute(`meeting-${m}`);

@@ -7,16 +7,12 @@
  *   npx tsx scripts/bench/state-restore.mts [meetings]
  */
 import { PerformanceObserver } from "node:perf_hooks";
-import { type Command, encodeCommand } from "../../src/coordinator/commands.js";
 import { CoordinatorStateMachine } from "../../src/coordinator/coordinator-state-machine.js";
 import { CoordinatorState } from "../../src/coordinator/state.js";
+import { machineWithMeetings } from "./meeting-state.js";
 
 const meetings = Number(process.argv[2] ?? 250_000);
-const sm = new CoordinatorStateMachine();
-let index = 0;
-const apply = (c: object): void => void sm.apply(encodeCommand({ nowMs: 1_000 + index, ...c } as Command), ++index);
-for (let n = 0; n < 3; n++) apply({ type: "register", nodeId: `m${n}`, address: `127.0.0.1:${10_000 + n}`, capacity: 1_000_000, region: "", labels: [] });
-for (let m = 0; m < meetings; m++) apply({ type: "createMeeting", meetingId: `meeting-${m}`, region: "", requiredLabels: [] });
+const { sm } = machineWithMeetings(meetings);
 const steps = sm.snapshotSteps();
 let bytes: Uint8Array | undefined;
 while (!bytes) {
