@@ -144,7 +144,7 @@ function cpuSecondsOf(pid: number): number {
  * every 500 ms through whichever member answers (the first one that fails
  * is skipped until it answers again); registers again when told to.
  */
-class MeetingServers {
+export class MeetingServers {
   private readonly agents: grpc.Client[];
   private readonly generations = new Map<string, number>();
   private current = 0;

@@ -533,7 +533,13 @@ export class CoordinatorState implements CoordinatorQueries {
 
   // ---- restore and checks ------------------------------------------------
 
-  /** Recomputes every derived index and counter from the records (after restore). */
+  /**
+   * Recomputes every derived index and counter from the records (after a
+   * restore), checking as it files each record the invariants that the
+   * records alone can break. Those of the indexes hold by construction
+   * here, so a restore needs no second pass over the state
+   * (`checkInvariants`, which tests run after every command, checks both).
+   */
   rebuildDerived(): void {
     this.owned.clear();
     this.unassigned.clear();
@@ -543,13 +549,20 @@ export class CoordinatorState implements CoordinatorQueries {
       this.owned.set(node.id, new Set());
     }
     for (const meeting of this.meetings.values()) {
+      if (meeting.epoch < 1) throw new BrokenInvariantError(`meeting ${meeting.id} has epoch ${meeting.epoch}`);
       if (meeting.move) this.moving.add(meeting.id);
       if (meeting.owner === "") {
+        if (meeting.move) throw new BrokenInvariantError(`unowned meeting ${meeting.id} has a move under way`);
         this.unassigned.add(meeting.id);
         continue;
       }
-      this.nodeOrThrow(meeting.owner).assigned++;
-      this.ownedSetOf(meeting.owner).add(meeting.id);
+      const owner = this.nodeOrThrow(meeting.owner);
+      if (owner.liveness === "DEAD") throw new BrokenInvariantError(`meeting ${meeting.id} is owned by dead node ${owner.id}`);
+      owner.assigned++;
+      this.ownedSetOf(owner.id).add(meeting.id);
+    }
+    for (const id of this.checkpoints.keys()) {
+      if (!this.meetings.has(id)) throw new BrokenInvariantError(`checkpoint of unknown meeting ${id}`);
     }
     this.placementIndex.rebuild(this.nodes.values(), this.clockMs);
   }
