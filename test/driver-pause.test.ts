@@ -29,6 +29,7 @@ async function cluster(seed: number) {
     config: (id) => ({ ...defaultConfig(id, rng.fork()), electionTick: 10, heartbeatTick: 1, readOnlyOption: ReadOnlyOption.LeaseBased }),
     peers: () => new Map(IDS.map((id) => [id, id])),
     snapshotEvery: 1_000_000,
+    catchUpEntries: 0,
     requestTimeoutMs: 20 * ELECTION_MS,
     onApplied: () => undefined,
     onFatal: (id, err) => {

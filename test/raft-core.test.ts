@@ -18,6 +18,7 @@ import {
   StateRole,
   type TestingBugs,
 } from "../src/raft/index.js";
+import { RaftLog } from "../src/raft/raft-log.js";
 import { type ConfigOverrides, ELECTION_TICK, Harness, dec, enc } from "./support/raft-harness.js";
 
 const THREE = ["n1", "n2", "n3"];
@@ -511,5 +512,63 @@ describe("ticksUntilDue: how long a driver may sleep between ticks", () => {
         h.stabilize();
       }
     }
+  });
+});
+
+describe("catch-up entries kept behind a snapshot", () => {
+  /** n3 misses ten entries; then n1 and n2 compact at their applied index, keeping `catchUp` entries. */
+  function behindTheSnapshot(catchUp: number): Harness {
+    const h = leaderHarness();
+    h.isolate("n3");
+    for (let i = 0; i < 10; i++) h.propose("n1", `v${i}`);
+    h.stabilize();
+    h.compact("n1", undefined, catchUp);
+    h.compact("n2", undefined, catchUp);
+    h.heal();
+    h.tick(undefined, 2 * ELECTION_TICK);
+    h.stabilize();
+    return h;
+  }
+  const snapsTo = (h: Harness, id: string) => h.sentWhere((m) => m.to === id && m.type === MessageType.Snap).length;
+
+  it("a follower that missed fewer entries than are kept is sent entries, not the snapshot", () => {
+    const h = behindTheSnapshot(20);
+    expect(h.raft("n1").log.firstIndex()).toBeLessThan(h.member("n1").storage.snapshot().metadata.index);
+    expect(snapsTo(h, "n3")).toBe(0);
+    expect(h.member("n3").snapshotsInstalled).toBe(0);
+    expect(h.appliedTexts("n3")).toEqual(h.appliedTexts("n1"));
+  });
+
+  it("a follower that missed more is sent the snapshot", () => {
+    const h = behindTheSnapshot(3);
+    expect(snapsTo(h, "n3")).toBeGreaterThan(0);
+    expect(h.member("n3").snapshotsInstalled).toBe(1);
+    expect(h.member("n3").data).toEqual(h.member("n1").data);
+  });
+
+  it("a member restarted with catch-up entries in its log applies none of them again", () => {
+    const h = leaderHarness();
+    for (let i = 0; i < 10; i++) h.propose("n1", `v${i}`);
+    h.stabilize();
+    h.compact("n2", undefined, 8);
+    const before = h.member("n2").data.slice();
+    h.crash("n2");
+    h.restart("n2");
+    const snapIndex = h.member("n2").storage.snapshot().metadata.index;
+    expect(h.raft("n2").log.applied).toBe(snapIndex);
+    // Even without the applied index in the config, a log starts at the snapshot, not at its first entry.
+    const log = new RaftLog(h.member("n2").storage, Infinity);
+    expect([log.applied, log.committed, log.firstIndex()]).toEqual([snapIndex, snapIndex, snapIndex - 7]);
+    h.propose("n1", "after");
+    h.tick(undefined, 2 * ELECTION_TICK);
+    h.stabilize();
+    // Only the new entry is applied (the harness throws if an index is applied out of order or twice).
+    expect(h.member("n2").applied.map((e) => dec(e.data))).toEqual(["after"]);
+    expect(h.appliedTexts("n2")).toEqual([...before, "after"]);
+    // Leading, it still has them to send.
+    h.crash("n1");
+    h.tick("n3", 2 * ELECTION_TICK);
+    h.elect("n2");
+    expect(h.raft("n2").log.firstIndex()).toBeLessThan(h.member("n2").storage.snapshot().metadata.index);
   });
 });

@@ -22,8 +22,11 @@ export interface DurableStorage extends Storage {
   /**
    * Records a snapshot of the applied state at `index` and deletes the log
    * up to it, in one atomic synced write: no range is ever deleted that the
-   * stored snapshot does not cover.
+   * stored snapshot does not cover. The `catchUpEntries` entries before
+   * `index` stay readable in memory (as far as the log has them), so a
+   * follower that little behind is sent them rather than the snapshot;
+   * the disk does not keep them.
    */
-  compact(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot>;
+  compact(index: number, confState: ConfState, data: Uint8Array, catchUpEntries?: number): Promise<Snapshot>;
   close(): Promise<void>;
 }

@@ -187,15 +187,15 @@ export class LevelStorage implements DurableStorage {
    * queue: a 100 MB file and its fsync take seconds on a loaded machine,
    * and log appends queued behind them would stall the whole group.
    */
-  async compact(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+  async compact(index: number, confState: ConfState, data: Uint8Array, catchUpEntries = 0): Promise<Snapshot> {
     // Only an index already committed on disk has a term that cannot
     // change; anything else is the queue's to decide (and refuse).
-    const durable = index >= this.copy.firstIndex() && index <= Math.min(this.copy.lastIndex(), this.copy.initialState().hardState.commit);
-    if (!durable) return this.copy.compact(index, confState, data);
+    const durable = index > this.copy.snapshot().metadata.index && index <= Math.min(this.copy.lastIndex(), this.copy.initialState().hardState.commit);
+    if (!durable) return this.copy.compact(index, confState, data, catchUpEntries);
     const ref = await this.files.write(this.copy.term(index), index, data);
     this.prewritten.set(data, ref);
     try {
-      return await this.copy.compact(index, confState, data);
+      return await this.copy.compact(index, confState, data, catchUpEntries);
     } finally {
       this.prewritten.delete(data);
       this.files.release(ref.file);

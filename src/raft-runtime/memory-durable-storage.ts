@@ -13,7 +13,7 @@
  */
 import type { DurableStorage, PersistBatch } from "./durable-storage.js";
 import { ConfigError } from "../raft/errors.js";
-import { MemoryStorage, type Storage } from "../raft/storage.js";
+import { MemoryStorage, type Storage, type StoredLog } from "../raft/storage.js";
 import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.js";
 
 /** An inclusive range of log indexes. */
@@ -32,11 +32,13 @@ export interface StorageChange {
   readonly entries: readonly Entry[];
   readonly hardState?: HardState;
   /**
-   * Stored entries that leave the log: covered by the new snapshot, or a
-   * suffix replaced by conflicting entries. Disjoint from `entries`.
+   * Stored entries that leave the disk: covered by the new snapshot (the
+   * disk keeps no catch-up entries, see `whatTheDiskKeeps`), or a suffix
+   * replaced by conflicting entries. Disjoint from `entries`; it may name
+   * indexes the disk no longer holds.
    */
   readonly removed: readonly IndexRange[];
-  /** The log after the change. */
+  /** The log in memory after the change (catch-up entries included). */
   readonly firstIndex: number;
   readonly lastIndex: number;
 }
@@ -62,9 +64,10 @@ export function planPersist(current: Storage, batch: PersistBatch): StorageChang
   const oldFirst = current.firstIndex();
   const oldLast = current.lastIndex();
   // A snapshot no newer than ours is already covered, as in MemoryStorage.
-  const snapshot = batch.snapshot && batch.snapshot.metadata.index >= oldFirst ? batch.snapshot : undefined;
-  const snapIndex = snapshot ? snapshot.metadata.index : oldFirst - 1;
+  const snapshot = batch.snapshot && batch.snapshot.metadata.index > current.snapshot().metadata.index ? batch.snapshot : undefined;
+  const snapIndex = snapshot ? snapshot.metadata.index : current.snapshot().metadata.index;
   // A snapshot from the leader replaces the whole log.
+  const start = snapshot ? snapIndex : oldFirst - 1;
   const baseLast = snapshot ? snapIndex : oldLast;
   const termAt = (i: number): number => (i === snapIndex && snapshot ? snapshot.metadata.term : current.term(i));
 
@@ -75,7 +78,8 @@ export function planPersist(current: Storage, batch: PersistBatch): StorageChang
     if (first > baseLast + 1) {
       throw new Error(`invariant: append at ${first} leaves a gap after ${baseLast}`);
     }
-    // Entries at or before the snapshot are already covered by it.
+    // Entries at or before the snapshot are already covered by it (and
+    // committed: the log's catch-up entries before it stay as they are).
     entries = batch.entries.slice(Math.max(0, snapIndex + 1 - first));
   }
   const lastIndex = entries.length > 0 ? entries[entries.length - 1]!.index : baseLast;
@@ -93,8 +97,8 @@ export function planPersist(current: Storage, batch: PersistBatch): StorageChang
     ...(snapshot ? { snapshot } : {}),
     entries,
     ...(batch.hardState ? { hardState: batch.hardState } : {}),
-    removed: removedIndexes(oldFirst, oldLast, snapIndex + 1, lastIndex),
-    firstIndex: snapIndex + 1,
+    removed: removedIndexes(oldFirst, oldLast, start + 1, lastIndex),
+    firstIndex: start + 1,
     lastIndex,
   };
 }
@@ -102,43 +106,63 @@ export function planPersist(current: Storage, batch: PersistBatch): StorageChang
 /**
  * Plans recording a snapshot of the applied state at `index` and dropping
  * the log up to it; undefined when the stored snapshot already covers it.
+ * The `catchUpEntries` entries before `index` stay in memory, as far as
+ * the log has them, so a follower that little behind is sent entries, not
+ * the whole state. The disk drops them with the rest: its format stays the
+ * one the previous release reads (a member may be rolled back to it), and
+ * a restarted member's log starts at its snapshot until its next
+ * compaction keeps catch-up entries again.
  */
-export function planCompaction(current: Storage, index: number, confState: ConfState, data: Uint8Array): StorageChange | undefined {
+export function planCompaction(current: Storage, index: number, confState: ConfState, data: Uint8Array, catchUpEntries = 0): StorageChange | undefined {
   const oldFirst = current.firstIndex();
   const oldLast = current.lastIndex();
-  if (index < oldFirst) return undefined;
+  if (index <= current.snapshot().metadata.index) return undefined;
   if (index > oldLast) throw new Error(`invariant: snapshot at ${index} past last index ${oldLast}`);
+  if (!Number.isSafeInteger(catchUpEntries) || catchUpEntries < 0) throw new Error(`invariant: catch-up entries must be a whole number ≥ 0, got ${catchUpEntries}`);
   // Applied ≤ commit: a snapshot past the commit index would hold state the
   // group may never agree on, and the hard state would then precede it.
   const commit = current.initialState().hardState.commit;
   if (index > commit) throw new Error(`invariant: snapshot at ${index} past the commit index ${commit}`);
   const snapshot: Snapshot = { metadata: { index, term: current.term(index), confState }, data };
+  const start = Math.max(oldFirst - 1, index - catchUpEntries);
   return {
     kind: "compaction",
     snapshot,
     entries: [],
     removed: removedIndexes(oldFirst, oldLast, index + 1, oldLast),
-    firstIndex: index + 1,
+    firstIndex: start + 1,
     lastIndex: oldLast,
   };
 }
 
-/** Applies a planned change to an in-memory store (after the disk has it). */
-export function applyChange(memory: MemoryStorage, change: StorageChange): void {
+/**
+ * Applies a planned change to an in-memory store (after the disk has it).
+ * `asDisk`: to a store that models the disk itself (the simulation's), so
+ * it keeps no catch-up entries and its log may start later than planned.
+ */
+export function applyChange(memory: MemoryStorage, change: StorageChange, asDisk = false): void {
   if (change.kind === "compaction") {
     const meta = change.snapshot!.metadata;
-    memory.createSnapshot(meta.index, meta.confState, change.snapshot!.data);
+    memory.createSnapshot(meta.index, meta.confState, change.snapshot!.data, asDisk ? meta.index + 1 : change.firstIndex);
   } else {
     if (change.snapshot) memory.applySnapshot(change.snapshot);
     memory.append(change.entries);
     if (change.hardState) memory.setHardState(change.hardState);
   }
   // The disk was written from the plan; the copy must now agree with it.
-  if (memory.firstIndex() !== change.firstIndex || memory.lastIndex() !== change.lastIndex) {
+  const firstAgrees = asDisk ? memory.firstIndex() >= change.firstIndex : memory.firstIndex() === change.firstIndex;
+  if (!firstAgrees || memory.lastIndex() !== change.lastIndex) {
     throw new Error(
       `invariant: planned log [${change.firstIndex}, ${change.lastIndex}] but memory holds [${memory.firstIndex()}, ${memory.lastIndex()}]`,
     );
   }
+}
+
+/** What a disk holds of a store: no catch-up entries, the log starts at the snapshot (see planCompaction). */
+export function whatTheDiskKeeps(stored: StoredLog): StoredLog {
+  const { index, term } = stored.snapshot.metadata;
+  if (stored.logStart.index >= index) return stored;
+  return { ...stored, logStart: { index, term }, entries: stored.entries.filter((e) => e.index > index) };
 }
 
 /** True when the change writes nothing (no need to pay for a synced write). */
@@ -218,9 +242,9 @@ export class MemoryDurableStorage extends MemoryStorage implements DurableStorag
     });
   }
 
-  compact(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+  compact(index: number, confState: ConfState, data: Uint8Array, catchUpEntries = 0): Promise<Snapshot> {
     return this.enqueue(async () => {
-      const change = planCompaction(this, index, confState, data);
+      const change = planCompaction(this, index, confState, data, catchUpEntries);
       if (change) await this.write(change);
       return this.snapshot();
     });
@@ -235,9 +259,7 @@ export class MemoryDurableStorage extends MemoryStorage implements DurableStorag
   /** What survives a crash of the owner: the applied changes, no writer. */
   override clone(): MemoryDurableStorage {
     const copy = new MemoryDurableStorage();
-    if (this.snapshot().metadata.index > 0) copy.applySnapshot(this.snapshot());
-    copy.append(allEntries(this));
-    copy.setHardState(this.initialState().hardState);
+    copy.load(whatTheDiskKeeps(this.stored()));
     return copy;
   }
 

@@ -21,12 +21,14 @@ export class RaftLog {
     /** Upper bound of the bytes of committed entries handed out in one Ready. */
     private readonly maxApplyBytes: number,
   ) {
-    const first = storage.firstIndex();
     const last = storage.lastIndex();
     this.unstable = new UnstableLog(last + 1);
-    // A new log starts with committed and applied at the snapshot.
-    this.committed = first - 1;
-    this.applied = first - 1;
+    // A new log starts with committed and applied at the snapshot (the
+    // state machine starts from it), not at the log's start: catch-up
+    // entries kept before the snapshot are never applied again.
+    const snapIndex = Math.max(storage.firstIndex() - 1, storage.snapshot().metadata.index);
+    this.committed = snapIndex;
+    this.applied = snapIndex;
   }
 
   firstIndex(): number {

@@ -58,6 +58,7 @@ export interface CoordinatorMemberSetup {
   readonly peers: () => ReadonlyMap<NodeId, string>;
   readonly member: (id: NodeId) => SimCoordinatorMember | undefined;
   readonly snapshotEvery: number;
+  readonly catchUpEntries: number;
   readonly requestTimeoutMs: number;
   /** How often the members' leader hold came into play, summed. */
   readonly holdCounts: HoldCounts;
@@ -123,6 +124,7 @@ export class SimCoordinatorMember {
       stateMachine: machine,
       peers: setup.peers(),
       snapshotEvery: setup.snapshotEvery,
+      catchUpEntries: setup.catchUpEntries,
       requestTimeoutMs: setup.requestTimeoutMs,
       scheduler: clock,
       onFatal: (err) => setup.onFatal(this.id, err),

@@ -12,6 +12,7 @@
  * answer; then the faults stop and within a bound every meeting must be
  * routable to a live server that holds it and every live server ALIVE.
  */
+import { CATCH_UP_ENTRIES } from "../../src/raft-runtime/driver.js";
 import * as grpc from "@grpc/grpc-js";
 import { NEWEST_CLUSTER_VERSION } from "../../src/coordinator/formats.js";
 import type { CoordinatorBugs } from "../../src/coordinator/planted-bugs.js";
@@ -118,6 +119,8 @@ export class SystemSimulation {
       peers: () => new Map(memberIds().map((id) => [id, `sim:${id}`])),
       member: (id) => this.members.get(id),
       snapshotEvery: this.rng.chance(0.5) ? 20 + this.rng.intBelow(200) : 10_000,
+      // From the seed, not drawn: other seeds' schedules stay as they were.
+      catchUpEntries: [0, 5, 50, CATCH_UP_ENTRIES][options.seed % 4]!,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       holdCounts: { held: 0, resent: 0 },
       timings: TIMINGS,

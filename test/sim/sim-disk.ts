@@ -6,7 +6,7 @@
  * write still in flight, as a power cut loses what was not yet synced.
  */
 import { type Entry, type NodeId, type SeededRandom } from "../../src/raft/index.js";
-import { MemoryDurableStorage, type StorageChange, applyChange } from "../../src/raft-runtime/memory-durable-storage.js";
+import { MemoryDurableStorage, type StorageChange, applyChange, whatTheDiskKeeps } from "../../src/raft-runtime/memory-durable-storage.js";
 import type { ProcessClock } from "../../src/time/process-clock.js";
 
 export interface DiskListener {
@@ -63,7 +63,7 @@ export class SimDisk {
   }
 
   private land(change: StorageChange): void {
-    applyChange(this.platter, change);
+    applyChange(this.platter, change, true);
     for (const e of change.entries) {
       let prevTerm: number | undefined;
       try {
@@ -76,11 +76,7 @@ export class SimDisk {
   }
 }
 
+/** What a restart reads back: the platter as LevelStorage keeps it (no catch-up entries). */
 function copyInto(from: MemoryDurableStorage, to: MemoryDurableStorage): void {
-  const copy = from.clone();
-  if (copy.snapshot().metadata.index > 0) to.applySnapshot(copy.snapshot());
-  const first = copy.firstIndex();
-  const last = copy.lastIndex();
-  if (last >= first) to.append(copy.entries(first, last + 1, Number.POSITIVE_INFINITY));
-  to.setHardState(copy.initialState().hardState);
+  to.load(whatTheDiskKeeps(from.stored()));
 }

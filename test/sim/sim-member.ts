@@ -43,6 +43,7 @@ export interface MemberSetup {
   readonly config: (id: NodeId) => RaftConfig;
   readonly peers: () => ReadonlyMap<NodeId, string>;
   readonly snapshotEvery: number;
+  readonly catchUpEntries: number;
   readonly requestTimeoutMs: number;
   readonly driverBugs?: DriverBugs;
   readonly onApplied: (id: NodeId, entry: Entry) => void;
@@ -102,6 +103,7 @@ export class SimMember {
       stateMachine: machine,
       peers: setup.peers(),
       snapshotEvery: setup.snapshotEvery,
+      catchUpEntries: setup.catchUpEntries,
       requestTimeoutMs: setup.requestTimeoutMs,
       scheduler: clock,
       onFatal: (err) => setup.onFatal(this.id, err),

@@ -266,12 +266,16 @@ export class Harness {
     return this.raw(id).proposeConfChange(encodeConfChange({ type, nodeId }));
   }
 
-  /** Compacts the member's disk at `index` (default: its applied index) with a snapshot of its state machine. */
-  compact(id: NodeId, index?: number): void {
+  /**
+   * Compacts the member's disk at `index` (default: its applied index) with
+   * a snapshot of its state machine, keeping `catchUpEntries` entries
+   * behind it (this harness's disk keeps them across a restart).
+   */
+  compact(id: NodeId, index?: number, catchUpEntries = 0): void {
     const m = this.member(id);
     const at = index ?? m.appliedIndex;
     if (at !== m.appliedIndex) throw new Error(`compact only at the applied index ${m.appliedIndex}`);
-    m.storage.createSnapshot(at, this.raft(id).confState(), enc(JSON.stringify(m.data)));
+    m.storage.createSnapshot(at, this.raft(id).confState(), enc(JSON.stringify(m.data)), at + 1 - catchUpEntries);
   }
 
   // ------------------------------------------------------------ network

@@ -21,11 +21,11 @@ import { type ConfState, type Entry, EntryType, type HardState } from "../../src
 
 export type StorageWrite =
   | { readonly kind: "persist"; readonly batch: PersistBatch }
-  | { readonly kind: "compact"; readonly index: number; readonly confState: ConfState; readonly data: Uint8Array };
+  | { readonly kind: "compact"; readonly index: number; readonly confState: ConfState; readonly data: Uint8Array; readonly catchUpEntries: number };
 
 export async function carryOut(store: DurableStorage, write: StorageWrite): Promise<void> {
   if (write.kind === "persist") await store.persist(write.batch);
-  else await store.compact(write.index, write.confState, write.data);
+  else await store.compact(write.index, write.confState, write.data, write.catchUpEntries);
 }
 
 const confState: ConfState = { voters: ["n1", "n2", "n3"], learners: ["n4"] };
@@ -48,7 +48,7 @@ export class StorageWorkload {
     this.count++;
     const write = this.choose();
     if (write.kind === "compact") {
-      this.model.createSnapshot(write.index, write.confState, write.data);
+      this.model.createSnapshot(write.index, write.confState, write.data, write.index + 1 - write.catchUpEntries);
     } else {
       if (write.batch.snapshot) this.model.applySnapshot(write.batch.snapshot);
       this.model.append(write.batch.entries);
@@ -61,13 +61,15 @@ export class StorageWorkload {
     const rng = this.rng;
     const m = this.model;
     const commit = m.initialState().hardState.commit;
-    const snapIndex = m.firstIndex() - 1;
+    const snapIndex = m.snapshot().metadata.index;
     const last = m.lastIndex();
     const roll = rng.next();
     if (roll < 0.12 && commit > snapIndex) {
       // Compaction at some applied (≤ commit) index past the snapshot.
       const index = snapIndex + 1 + rng.intBelow(commit - snapIndex);
-      return { kind: "compact", index, confState, data: this.bytes(1 + rng.intBelow(2000)) };
+      // Now and then keeping catch-up entries behind it (in memory only).
+      const catchUpEntries = rng.chance(0.5) ? rng.intBelow(8) : 0;
+      return { kind: "compact", index, confState, data: this.bytes(1 + rng.intBelow(2000)), catchUpEntries };
     }
     if (roll < 0.18) {
       // A leader's snapshot past our commit, sometimes inside our log (which
