@@ -44,6 +44,12 @@ import { type NoopServer, startNoopServer } from "./noop-process.js";
 
 /** At most this many create rounds, whatever the fill. */
 const MAX_ROUNDS = 40;
+/**
+ * How often a restarted member is asked whether it is up and caught up
+ * (both systems alike): at 100 ms the poll's own step was a tenth of what
+ * it measures.
+ */
+export const RESTART_POLL_MS = 10;
 /** The window over which idle members' CPU is read. */
 const IDLE_SECONDS = 10;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -215,7 +221,7 @@ function etcdSystem(cluster: EtcdCluster): System {
     kill9: (i) => cluster.kill9(i),
     restart: async (i) => {
       cluster.start(i);
-      await cluster.waitForCaughtUp();
+      await cluster.waitForCaughtUp(30_000, RESTART_POLL_MS);
     },
     pids: () => [0, 1, 2].map((i) => cluster.pid(i)).filter((p): p is number => p !== undefined),
   };
@@ -230,9 +236,9 @@ function conveneSystem(cluster: MemberCluster, ids: string[]): System {
     kill9: (i) => cluster.kill9(ids[i]!),
     restart: async (i) => {
       cluster.start(ids[i]!);
-      await cluster.waitForAll(30_000);
-      const s = await cluster.status(await cluster.waitForLeader());
-      await cluster.waitForApplied(ids, s.commit_index, 30_000);
+      await cluster.waitForAll(30_000, RESTART_POLL_MS);
+      const s = await cluster.status(await cluster.waitForLeader(30_000, undefined, RESTART_POLL_MS));
+      await cluster.waitForApplied(ids, s.commit_index, 30_000, RESTART_POLL_MS);
     },
     pids: () => ids.map((id) => cluster.pid(id)).filter((p): p is number => p !== undefined),
     memoryDetail: async () => {

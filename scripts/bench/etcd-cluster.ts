@@ -316,7 +316,7 @@ export class EtcdCluster {
    * The index of the member that is leader: the one whose own member_id
    * equals the leader its Status reports. Polls every running member.
    */
-  async waitForLeader(timeoutMs = 30_000): Promise<number> {
+  async waitForLeader(timeoutMs = 30_000, pollMs = 100): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       for (const i of this.processes.keys()) {
@@ -327,15 +327,15 @@ export class EtcdCluster {
           // not serving yet
         }
       }
-      await sleep(100);
+      await sleep(pollMs);
     }
     throw new Error(`no etcd leader within ${timeoutMs} ms\n${this.recentLogs()}`);
   }
 
   /** Waits until every running member has applied what the leader has committed now. */
-  async waitForCaughtUp(timeoutMs = 30_000): Promise<void> {
+  async waitForCaughtUp(timeoutMs = 30_000, pollMs = 100): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const leader = await this.waitForLeader(timeoutMs);
+    const leader = await this.waitForLeader(timeoutMs, pollMs);
     const target = (await this.memberStatus(leader)).raftIndex;
     for (const i of this.processes.keys()) {
       for (;;) {
@@ -346,7 +346,7 @@ export class EtcdCluster {
           // restarting
         }
         if (Date.now() > deadline) throw new Error(`etcd ${this.names[i]} did not apply ${target} within ${timeoutMs} ms\n${this.recentLogs()}`);
-        await sleep(100);
+        await sleep(pollMs);
       }
     }
   }

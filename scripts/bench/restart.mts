@@ -14,7 +14,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemberCluster, buildOnce } from "../../test/support/member-cluster.js";
-import { MeetingServers } from "./compare-etcd.js";
+import { MeetingServers, RESTART_POLL_MS } from "./compare-etcd.js";
 import { type Job, LoadPool } from "./load-client.js";
 
 const fill = Number(process.env.RESTART_FILL ?? 250_000);
@@ -65,9 +65,9 @@ try {
     });
     const started = performance.now();
     cluster.start(leaderId);
-    await cluster.waitForAll(30_000);
-    const s = await cluster.status(await cluster.waitForLeader());
-    await cluster.waitForApplied(ids, s.commit_index, 30_000);
+    await cluster.waitForAll(30_000, RESTART_POLL_MS);
+    const s = await cluster.status(await cluster.waitForLeader(30_000, undefined, RESTART_POLL_MS));
+    await cluster.waitForApplied(ids, s.commit_index, 30_000, RESTART_POLL_MS);
     const ms = performance.now() - started;
     times.push(ms);
     console.log(`trial ${t}: ${leaderId} restarted → caught up ${Math.round(ms)} ms (commit ${s.commit_index})`);

@@ -290,7 +290,7 @@ export class MemberCluster {
   }
 
   /** Waits until a running member reports itself leader; returns its id. */
-  async waitForLeader(timeoutMs = 20_000, among: readonly string[] = this.running()): Promise<string> {
+  async waitForLeader(timeoutMs = 20_000, among: readonly string[] = this.running(), pollMs = 100): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       for (const id of among) {
@@ -301,13 +301,13 @@ export class MemberCluster {
           // not up yet
         }
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, pollMs));
     }
     throw new Error(`no leader among ${among.join(", ")} within ${timeoutMs} ms\n${this.recentLogs()}`);
   }
 
   /** Waits until every running member answers (each process is up and serving). */
-  async waitForAll(timeoutMs = 20_000): Promise<void> {
+  async waitForAll(timeoutMs = 20_000, pollMs = 100): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (const id of this.running()) {
       for (;;) {
@@ -316,14 +316,14 @@ export class MemberCluster {
           break;
         } catch {
           if (Date.now() > deadline) throw new Error(`${id} is not serving after ${timeoutMs} ms\n${this.recentLogs()}`);
-          await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => setTimeout(r, pollMs));
         }
       }
     }
   }
 
   /** Waits until every listed member has applied at least `index`. */
-  async waitForApplied(ids: readonly string[], index: number, timeoutMs = 20_000): Promise<void> {
+  async waitForApplied(ids: readonly string[], index: number, timeoutMs = 20_000, pollMs = 100): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (const id of ids) {
       for (;;) {
@@ -333,7 +333,7 @@ export class MemberCluster {
           // restarting
         }
         if (Date.now() > deadline) throw new Error(`${id} did not apply ${index} within ${timeoutMs} ms\n${this.recentLogs()}`);
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, pollMs));
       }
     }
   }
