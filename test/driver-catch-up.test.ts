@@ -4,43 +4,14 @@
  * state again: the real RaftDriver on virtual time, as in driver-pause.
  */
 import { describe, expect, it } from "vitest";
-import { SeededRandom, StateRole, defaultConfig } from "../src/raft/index.js";
-import { MemoryDurableStorage } from "../src/raft-runtime/memory-durable-storage.js";
-import { VirtualScheduler, flushMicrotasks } from "../src/time/virtual-scheduler.js";
+import { StateRole } from "../src/raft/index.js";
+import { GROUP_ELECTION_MS as ELECTION_MS, faultFreeGroup } from "./sim/fault-free-group.js";
 import { encodeCommand } from "./sim/kv-machine.js";
-import { NO_FAULTS, SimNetwork } from "./sim/network.js";
-import { SimDisk } from "./sim/sim-disk.js";
-import { type MemberSetup, SimMember, TICK_MS } from "./sim/sim-member.js";
-
-const IDS = ["n1", "n2", "n3"];
-const ELECTION_MS = 10 * TICK_MS;
+import { TICK_MS } from "./sim/sim-member.js";
 
 /** n3 is killed, 60 writes later (snapshots every 20) it starts again; what it had to restore. */
 async function restartBehindSnapshots(catchUpEntries: number, seed = 5) {
-  const world = new VirtualScheduler(0);
-  const rng = new SeededRandom(seed);
-  const network = new SimNetwork(world, rng.fork());
-  network.faults = NO_FAULTS;
-  const members = IDS.map((id) => new SimMember(id, new SimDisk(id, MemoryDurableStorage.bootstrap(IDS), rng.fork(), { persisted: () => undefined })));
-  const setup: MemberSetup = {
-    world,
-    network,
-    config: (id) => ({ ...defaultConfig(id, rng.fork()), electionTick: 10, heartbeatTick: 1 }),
-    peers: () => new Map(IDS.map((id) => [id, id])),
-    snapshotEvery: 20,
-    catchUpEntries,
-    requestTimeoutMs: 20 * ELECTION_MS,
-    onApplied: () => undefined,
-    onFatal: (id, err) => {
-      throw new Error(`${id}: ${String(err)}`);
-    },
-    onSnapshot: () => undefined,
-  };
-  const run = async (ms: number) => {
-    await world.advance(ms);
-    await flushMicrotasks();
-  };
-  for (const m of members) await m.start(setup);
+  const { members, setup, run } = await faultFreeGroup({ seed, snapshotEvery: 20, catchUpEntries });
   await run(5 * ELECTION_MS);
   const write = async (n: number) => {
     for (let i = 0; i < n; i++) {

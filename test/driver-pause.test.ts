@@ -6,42 +6,13 @@
  * old leader must not serve a lease read of the old value.
  */
 import { describe, expect, it } from "vitest";
-import { ReadOnlyOption, SeededRandom, StateRole, defaultConfig } from "../src/raft/index.js";
-import { MemoryDurableStorage } from "../src/raft-runtime/memory-durable-storage.js";
-import { VirtualScheduler, flushMicrotasks } from "../src/time/virtual-scheduler.js";
+import { ReadOnlyOption, StateRole } from "../src/raft/index.js";
+import { GROUP_ELECTION_MS as ELECTION_MS, GROUP_IDS as IDS, faultFreeGroup } from "./sim/fault-free-group.js";
 import { encodeCommand } from "./sim/kv-machine.js";
-import { NO_FAULTS, SimNetwork } from "./sim/network.js";
-import { SimDisk } from "./sim/sim-disk.js";
-import { type MemberSetup, SimMember, TICK_MS } from "./sim/sim-member.js";
-
-const IDS = ["n1", "n2", "n3"];
-const ELECTION_MS = 10 * TICK_MS;
+import { type SimMember, TICK_MS } from "./sim/sim-member.js";
 
 async function cluster(seed: number) {
-  const world = new VirtualScheduler(0);
-  const rng = new SeededRandom(seed);
-  const network = new SimNetwork(world, rng.fork());
-  network.faults = NO_FAULTS;
-  const members = IDS.map((id) => new SimMember(id, new SimDisk(id, MemoryDurableStorage.bootstrap(IDS), rng.fork(), { persisted: () => undefined })));
-  const setup: MemberSetup = {
-    world,
-    network,
-    config: (id) => ({ ...defaultConfig(id, rng.fork()), electionTick: 10, heartbeatTick: 1, readOnlyOption: ReadOnlyOption.LeaseBased }),
-    peers: () => new Map(IDS.map((id) => [id, id])),
-    snapshotEvery: 1_000_000,
-    catchUpEntries: 0,
-    requestTimeoutMs: 20 * ELECTION_MS,
-    onApplied: () => undefined,
-    onFatal: (id, err) => {
-      throw new Error(`${id}: ${String(err)}`);
-    },
-    onSnapshot: () => undefined,
-  };
-  for (const m of members) await m.start(setup);
-  const run = async (ms: number) => {
-    await world.advance(ms);
-    await flushMicrotasks();
-  };
+  const { world, network, members, run } = await faultFreeGroup({ seed, config: { readOnlyOption: ReadOnlyOption.LeaseBased } });
   const leader = () => members.find((m) => m.role === StateRole.Leader && !m.clock?.isPaused);
   const write = async (via: SimMember, key: string, value: string) => {
     const done = via.driver!.propose(encodeCommand({ opId: `${key}=${value}`, via: via.id, op: { kind: "write", key, value } }));
