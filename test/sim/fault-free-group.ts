@@ -15,6 +15,8 @@ export const GROUP_ELECTION_MS = 10 * TICK_MS;
 
 export interface FaultFreeGroupOptions {
   readonly seed: number;
+  /** GROUP_IDS by default. */
+  readonly ids?: readonly string[];
   readonly config?: Partial<RaftConfig>;
   readonly snapshotEvery?: number;
   readonly catchUpEntries?: number;
@@ -25,12 +27,13 @@ export async function faultFreeGroup(options: FaultFreeGroupOptions) {
   const rng = new SeededRandom(options.seed);
   const network = new SimNetwork(world, rng.fork());
   network.faults = NO_FAULTS;
-  const members = GROUP_IDS.map((id) => new SimMember(id, new SimDisk(id, MemoryDurableStorage.bootstrap(GROUP_IDS), rng.fork(), { persisted: () => undefined })));
+  const ids = options.ids ?? GROUP_IDS;
+  const members = ids.map((id) => new SimMember(id, new SimDisk(id, MemoryDurableStorage.bootstrap(ids), rng.fork(), { persisted: () => undefined })));
   const setup: MemberSetup = {
     world,
     network,
     config: (id) => ({ ...defaultConfig(id, rng.fork()), electionTick: 10, heartbeatTick: 1, ...options.config }),
-    peers: () => new Map(GROUP_IDS.map((id) => [id, id])),
+    peers: () => new Map(ids.map((id) => [id, id])),
     snapshotEvery: options.snapshotEvery ?? 1_000_000,
     catchUpEntries: options.catchUpEntries ?? 0,
     requestTimeoutMs: 20 * GROUP_ELECTION_MS,
