@@ -37,11 +37,12 @@ describe("validateConfig", () => {
 
 describe("validateMemberConfig", () => {
   const ok = { id: "n1", listen: "127.0.0.1:7001", peers: "n1=127.0.0.1:7001,n2=127.0.0.1:7002", dataDir: "./data/n1" };
-  const flags: Record<string, string> = { id: "--id", listen: "--listen", peers: "--peers", dataDir: "--data", join: "--join", tickMs: "--tick-ms" };
+  const flags: Record<string, string> = { id: "--id", listen: "--listen", peers: "--peers", dataDir: "--data", join: "--join", tickMs: "--tick-ms", snapshotCatchUpEntries: "--snapshot-catch-up-entries" };
   const asFlags = (field: string): string => flags[field] ?? field;
 
   it("accepts a founding member and a joining one", () => {
-    expect(validateMemberConfig(ok)).toMatchObject({ id: "n1", join: false, tickMs: 20 });
+    expect(validateMemberConfig(ok)).toMatchObject({ id: "n1", join: false, tickMs: 20, snapshotCatchUpEntries: 5_000 });
+    expect(validateMemberConfig({ ...ok, snapshotCatchUpEntries: "0" })).toMatchObject({ snapshotCatchUpEntries: 0 });
     expect(validateMemberConfig({ id: "n4", listen: "127.0.0.1:7004", dataDir: "d", join: true })).toMatchObject({ join: true });
   });
 
@@ -66,6 +67,12 @@ describe("validateMemberConfig", () => {
     ["peers not id=host:port", { ...ok, peers: "n1" }, 'peers must list the founding members as id=host:port, comma-separated; got "n1"', "--peers must list the founding members"],
     ["a bad tick", { ...ok, tickMs: "0" }, 'tickMs must be a whole number from 1 to 10,000; got "0"', '--tick-ms must be a whole number from 1 to 10,000; got "0"'],
     ["election not above heartbeat", { ...ok, electionTicks: 2, heartbeatTicks: 2 }, "electionTicks (2) must be greater than heartbeatTicks (2)", "electionTicks (2) must be greater than heartbeatTicks (2)"],
+    [
+      "negative catch-up entries",
+      { ...ok, snapshotCatchUpEntries: -1 },
+      "snapshotCatchUpEntries must be a whole number from 0 to 100,000,000; got -1",
+      "--snapshot-catch-up-entries must be a whole number from 0 to 100,000,000; got -1",
+    ],
     ["a bad app", { ...ok, app: "etcd" }, 'app must be "coordinator" or "kv"; got "etcd"', 'app must be "coordinator" or "kv"; got "etcd"'],
   ];
   it.each(bad)("refuses %s, naming the field as the caller spells it", (_what, raw, byKey, byFlag) => {

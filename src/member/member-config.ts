@@ -4,6 +4,7 @@
  * FieldNames), the rule in words and the value of the first broken rule.
  */
 import { ConfigError } from "../raft/errors.js";
+import { CATCH_UP_ENTRIES } from "../raft-runtime/driver.js";
 import { DEFAULT_WEIGHTS, type PlacementWeights } from "../coordinator/node-load.js";
 import { type FieldNames, HOST_PORT_RULE, configKeys, describeValue, idProblem, inWords } from "../wire/describe.js";
 import { SecurityConfigError } from "../security/errors.js";
@@ -30,6 +31,8 @@ export interface MemberConfig {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly snapshotEvery: number;
+  /** Entries kept in memory behind each snapshot, for followers a little behind it (RaftDriverOptions.catchUpEntries). */
+  readonly snapshotCatchUpEntries: number;
   readonly requestTimeoutMs: number;
   readonly logLevel: string;
   /**
@@ -74,6 +77,7 @@ export const memberDefaults = {
   electionTicks: 20,
   heartbeatTicks: 2,
   snapshotEvery: 10_000,
+  snapshotCatchUpEntries: CATCH_UP_ENTRIES,
   requestTimeoutMs: 5_000,
   logLevel: "info",
 } as const;
@@ -112,7 +116,7 @@ type SecurityKey = (typeof SECURITY_KEYS)[number];
 
 export const MEMBER_CONFIG_KEYS: readonly string[] = [
   "id", "listen", "peers", "dataDir", "join", "forceNewCluster", "tickMs", "electionTicks", "heartbeatTicks",
-  "snapshotEvery", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", "metricsListen", "placementWeights", "eventLogSize",
+  "snapshotEvery", "snapshotCatchUpEntries", "requestTimeoutMs", "logLevel", "app", "nodeAddressAllow", "metricsListen", "placementWeights", "eventLogSize",
   ...SECURITY_KEYS,
 ];
 
@@ -261,6 +265,7 @@ export function validateMemberConfig(raw: RawMemberConfig, names: FieldNames = c
     electionTicks,
     heartbeatTicks,
     snapshotEvery: intField("snapshotEvery", raw.snapshotEvery ?? memberDefaults.snapshotEvery, 1, 100_000_000, names),
+    snapshotCatchUpEntries: intField("snapshotCatchUpEntries", raw.snapshotCatchUpEntries ?? memberDefaults.snapshotCatchUpEntries, 0, 100_000_000, names),
     requestTimeoutMs: intField("requestTimeoutMs", raw.requestTimeoutMs ?? memberDefaults.requestTimeoutMs, 1, 600_000, names),
     logLevel: typeof raw.logLevel === "string" ? raw.logLevel : memberDefaults.logLevel,
     app: validateApp(raw.app, names),

@@ -133,6 +133,7 @@ export class Member {
       stateMachine: app ? app.machine : kv,
       peers: config.peers,
       snapshotEvery: config.snapshotEvery,
+      catchUpEntries: config.snapshotCatchUpEntries,
       requestTimeoutMs: config.requestTimeoutMs,
       onFatal: (err) => {
         // A broken invariant: stop serving rather than risk wrong answers.

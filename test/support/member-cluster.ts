@@ -73,6 +73,8 @@ export function basePort(): number {
 
 export interface MemberProcessOptions {
   readonly snapshotEvery?: number;
+  /** --snapshot-catch-up-entries (0: a follower behind the snapshot always gets the snapshot). */
+  readonly snapshotCatchUpEntries?: number;
   /** The replicated application; "kv" (the Raft layer's tests) unless given. */
   readonly app?: "coordinator" | "kv";
   readonly extraArgs?: readonly string[];
@@ -155,6 +157,7 @@ export class MemberCluster {
       // Any free port: the default (the gRPC port + 1000) may be another cluster's. Not for another build, which may not know the flag.
       ...(opts.cli ? [] : ["--metrics-listen", "127.0.0.1:0"]),
       ...(this.options.snapshotEvery ? ["--snapshot-every", String(this.options.snapshotEvery)] : []),
+      ...(this.options.snapshotCatchUpEntries !== undefined ? ["--snapshot-catch-up-entries", String(this.options.snapshotCatchUpEntries)] : []),
       ...(this.options.extraArgs ?? []),
       ...(this.options.argsFor?.(id) ?? []),
       ...(opts.args ?? []),
