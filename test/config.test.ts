@@ -41,8 +41,8 @@ describe("validateMemberConfig", () => {
   const asFlags = (field: string): string => flags[field] ?? field;
 
   it("accepts a founding member and a joining one", () => {
-    expect(validateMemberConfig(ok)).toMatchObject({ id: "n1", join: false, tickMs: 20, snapshotCatchUpEntries: 5_000 });
-    expect(validateMemberConfig({ ...ok, snapshotCatchUpEntries: "0" })).toMatchObject({ snapshotCatchUpEntries: 0 });
+    expect(validateMemberConfig(ok)).toMatchObject({ id: "n1", join: false, tickMs: 20, snapshotCatchUpEntries: 0 });
+    expect(validateMemberConfig({ ...ok, snapshotCatchUpEntries: "5000" })).toMatchObject({ snapshotCatchUpEntries: 5_000 });
     expect(validateMemberConfig({ id: "n4", listen: "127.0.0.1:7004", dataDir: "d", join: true })).toMatchObject({ join: true });
   });
 

@@ -100,7 +100,8 @@ describe("member processes survive kill -9", () => {
   });
 
   it("kill -9 the leader, then a follower, restart them: nothing acknowledged is lost, history linearizable", async () => {
-    cluster = new MemberCluster(["n1", "n2", "n3"], undefined, { snapshotEvery: 300 });
+    // With catch-up entries, so real processes run that path too.
+    cluster = new MemberCluster(["n1", "n2", "n3"], undefined, { snapshotEvery: 300, snapshotCatchUpEntries: 5_000 });
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
     const firstLeader = await cluster.waitForLeader();
     const load = new Workload(cluster, 8);
@@ -158,7 +159,7 @@ describe("member processes survive kill -9", () => {
   }, 90_000);
 
   it("replaces a member whose disk is gone: learner, snapshot catch-up, promote, remove", async () => {
-    // No catch-up entries: the new member's log (from index 1) must come as the leader's snapshot.
+    // No catch-up entries (the default): the new member's log (from index 1) must come as the leader's snapshot.
     cluster = new MemberCluster(["n1", "n2", "n3"], undefined, { snapshotEvery: 100, snapshotCatchUpEntries: 0 });
     for (const id of ["n1", "n2", "n3"]) cluster.start(id);
     const leader = await cluster.waitForLeader();

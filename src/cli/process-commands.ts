@@ -59,7 +59,7 @@ function addMember(program: Command): void {
     .option("--election-ticks <n>", "election timeout, in ticks")
     .option("--heartbeat-ticks <n>", "heartbeat interval, in ticks")
     .option("--snapshot-every <n>", "applied entries between snapshots")
-    .option("--snapshot-catch-up-entries <n>", "entries kept in memory behind each snapshot for followers a little behind (default 5000)")
+    .option("--snapshot-catch-up-entries <n>", "entries kept in memory behind each snapshot for followers a little behind (default 0; etcd keeps 5000)")
     .option("--request-timeout-ms <n>", "deadline of a proposal")
     .option("--app <app>", "replicated application: coordinator (default) or kv")
     .option("--placement-weights <list>", "placement's weights, e.g. meetings=1,cpu=2,netIn=1,netOut=1,participants=1 (the same on every member)")

@@ -4,7 +4,6 @@
  * FieldNames), the rule in words and the value of the first broken rule.
  */
 import { ConfigError } from "../raft/errors.js";
-import { CATCH_UP_ENTRIES } from "../raft-runtime/driver.js";
 import { DEFAULT_WEIGHTS, type PlacementWeights } from "../coordinator/node-load.js";
 import { type FieldNames, HOST_PORT_RULE, configKeys, describeValue, idProblem, inWords } from "../wire/describe.js";
 import { SecurityConfigError } from "../security/errors.js";
@@ -77,7 +76,8 @@ export const memberDefaults = {
   electionTicks: 20,
   heartbeatTicks: 2,
   snapshotEvery: 10_000,
-  snapshotCatchUpEntries: CATCH_UP_ENTRIES,
+  // Off: see ETCD_CATCH_UP_ENTRIES in src/raft-runtime/driver.ts.
+  snapshotCatchUpEntries: 0,
   requestTimeoutMs: 5_000,
   logLevel: "info",
 } as const;

@@ -12,7 +12,7 @@
  * answer; then the faults stop and within a bound every meeting must be
  * routable to a live server that holds it and every live server ALIVE.
  */
-import { CATCH_UP_ENTRIES } from "../../src/raft-runtime/driver.js";
+import { ETCD_CATCH_UP_ENTRIES } from "../../src/raft-runtime/driver.js";
 import * as grpc from "@grpc/grpc-js";
 import { NEWEST_CLUSTER_VERSION } from "../../src/coordinator/formats.js";
 import type { CoordinatorBugs } from "../../src/coordinator/planted-bugs.js";
@@ -120,7 +120,7 @@ export class SystemSimulation {
       member: (id) => this.members.get(id),
       snapshotEvery: this.rng.chance(0.5) ? 20 + this.rng.intBelow(200) : 10_000,
       // From the seed, not drawn: other seeds' schedules stay as they were.
-      catchUpEntries: [0, 5, 50, CATCH_UP_ENTRIES][options.seed % 4]!,
+      catchUpEntries: [0, 5, 50, ETCD_CATCH_UP_ENTRIES][options.seed % 4]!,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       holdCounts: { held: 0, resent: 0 },
       timings: TIMINGS,

@@ -22,7 +22,7 @@ import {
   type TestingBugs,
   defaultConfig,
 } from "../../src/raft/index.js";
-import { CATCH_UP_ENTRIES, type DriverBugs } from "../../src/raft-runtime/driver.js";
+import { ETCD_CATCH_UP_ENTRIES, type DriverBugs } from "../../src/raft-runtime/driver.js";
 import { MemoryDurableStorage } from "../../src/raft-runtime/memory-durable-storage.js";
 import { VirtualScheduler, flushMicrotasks } from "../../src/time/virtual-scheduler.js";
 import { type HistoryOp, type KvOp, type KvResult, checkLinearizable } from "../support/linearizability.js";
@@ -142,7 +142,7 @@ export class Simulation {
     this.readMode = options.readMode ?? (this.rng.chance(0.25) ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe);
     this.smallMessages = this.rng.chance(0.5);
     this.snapshotEvery = this.rng.chance(0.7) ? 5 + this.rng.intBelow(40) : 1_000_000;
-    this.catchUpEntries = [0, 2, 20, CATCH_UP_ENTRIES][options.seed % 4]!;
+    this.catchUpEntries = [0, 2, 20, ETCD_CATCH_UP_ENTRIES][options.seed % 4]!;
     this.violence = this.rng.chance(0.33) ? 8 : 1;
     const ids = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
     this.clients = [0.3, 0.3, 0.1, 0.1, 0.03, 0.03].map((pace) => ({ believed: this.rng.pick(ids), busy: false, pace }));
