@@ -127,11 +127,6 @@ export class MemoryStorage implements Storage {
     return this.snap;
   }
 
-  /** The entry before the first one kept (the snapshot's, unless catch-up entries were kept). */
-  logStart(): LogPosition {
-    return this.start;
-  }
-
   // ---- writes, called by the driver only ----
 
   setHardState(hs: HardState): void {
