@@ -147,6 +147,12 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
   /** Reads whose read index is known, waiting for applied ≥ index. */
   private readyReads: { index: number; reads: PendingRead[] }[] = [];
   private readSeq = 0;
+  /**
+   * Names this run of the member in its read contexts: an answer to a
+   * round asked before a restart (held in the network, or queued at a
+   * leader) must not confirm a round of the same number asked after it.
+   */
+  private readonly readEpoch: string;
   private lastLeader: NodeId = "";
   private idleWaiters: (() => void)[] = [];
   readonly stats: DriverStats = { proposalsCommitted: 0, proposalsFailed: { not_leader: 0, dropped: 0, timeout: 0, stopped: 0 }, snapshotsRestored: 0 };
@@ -155,6 +161,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     super();
     this.opts = opts;
     this.scheduler = opts.scheduler ?? realScheduler;
+    this.readEpoch = `${this.scheduler.now()}.${this.scheduler.monotonic()}`;
     this.id = opts.config.id;
     this.peers = new Map(opts.peers);
     const snap = opts.storage.snapshot();
@@ -526,7 +533,7 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     if (this.queuedReads.length === 0) return;
     const reads = this.queuedReads;
     this.queuedReads = [];
-    const ctx = `${this.id}:${++this.readSeq}`;
+    const ctx = `${this.id}:${this.readEpoch}:${++this.readSeq}`;
     try {
       this.raw.readIndex(new TextEncoder().encode(ctx));
     } catch (err) {
