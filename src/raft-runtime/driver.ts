@@ -531,6 +531,11 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
 
   private flushReads(): void {
     if (this.queuedReads.length === 0) return;
+    // The core grants a lease read by its clock: bring it up to date first.
+    // A process paused during a disk write resumes inside process()'s loop,
+    // past its tick catch-up: without this, a leader deposed meanwhile
+    // granted a read queued during the pause on its old lease.
+    this.tickAsDue();
     const reads = this.queuedReads;
     this.queuedReads = [];
     const ctx = `${this.id}:${this.readEpoch}:${++this.readSeq}`;
