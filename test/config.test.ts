@@ -17,6 +17,8 @@ describe("validateConfig", () => {
     ["heartbeatTick", { heartbeatTick: 0 }, "heartbeatTick must be an integer at least 1, got 0"],
     ["electionTick", { electionTick: 1.5 }, "electionTick must be an integer at least 1, got 1.5"],
     ["electionTick vs heartbeatTick", { electionTick: 3, heartbeatTick: 3 }, "electionTick (3) must be greater than heartbeatTick (3)"],
+    ["idleHeartbeatTick below heartbeatTick", { heartbeatTick: 2, idleHeartbeatTick: 1 }, "idleHeartbeatTick must be an integer at least 2, got 1"],
+    ["idleHeartbeatTick vs electionTick", { electionTick: 10, idleHeartbeatTick: 10 }, "idleHeartbeatTick (10) must be less than electionTick (10)"],
     ["applied", { applied: -1 }, "applied must be an integer at least 0, got -1"],
     ["maxSizePerMsg", { maxSizePerMsg: 0 }, "maxSizePerMsg must be an integer at least 1, got 0"],
     ["maxInflightMsgs", { maxInflightMsgs: 0 }, "maxInflightMsgs must be an integer at least 1, got 0"],

@@ -402,6 +402,40 @@ describe("a follower told its leader's connection was lost (reportPeerDown)", ()
 
 // ====================================================================== sleeping between ticks
 
+describe("an idle leader heartbeats less often", () => {
+  const heartbeatsTo = (h: Harness, to: string): number => h.sent.filter((m) => m.type === MessageType.Heartbeat && m.from === "n1" && m.to === to).length;
+
+  it("every idleHeartbeatTick once nothing was appended for an election timeout, every heartbeatTick again from a proposal on", () => {
+    const h = leaderHarness({ heartbeatTick: 1, idleHeartbeatTick: 4 });
+    // Within an election timeout of the leader's first entry: the busy interval.
+    let before = heartbeatsTo(h, "n2");
+    h.tick("n1", ELECTION_TICK - 1);
+    expect(heartbeatsTo(h, "n2") - before).toBe(ELECTION_TICK - 1);
+    h.tick("n1", 1);
+    // Idle: one heartbeat every 4 ticks, and the followers keep the leader.
+    before = heartbeatsTo(h, "n2");
+    h.tick(undefined, 8 * ELECTION_TICK);
+    expect(heartbeatsTo(h, "n2") - before).toBe(2 * ELECTION_TICK);
+    expect(h.raft("n2").lead).toBe("n1");
+    expect(h.raft("n3").lead).toBe("n1");
+    expect(h.raft("n1").term).toBe(h.raft("n2").term);
+    // A proposal: every tick again for an election timeout.
+    h.propose("n1", "x");
+    h.stabilize();
+    before = heartbeatsTo(h, "n2");
+    h.tick("n1", ELECTION_TICK - 1);
+    expect(heartbeatsTo(h, "n2") - before).toBe(ELECTION_TICK - 1);
+  });
+
+  it("without idleHeartbeatTick, an idle leader keeps heartbeatTick", () => {
+    const h = leaderHarness({ heartbeatTick: 2 });
+    h.tick("n1", ELECTION_TICK);
+    const before = heartbeatsTo(h, "n2");
+    h.tick("n1", 4 * ELECTION_TICK);
+    expect(heartbeatsTo(h, "n2") - before).toBe(2 * ELECTION_TICK);
+  });
+});
+
 describe("ticksUntilDue: how long a driver may sleep between ticks", () => {
   const outbox = (r: { msgs: readonly Message[]; msgsAfterPersist: readonly Message[] }): number => r.msgs.length + r.msgsAfterPersist.length;
 
@@ -466,8 +500,10 @@ describe("ticksUntilDue: how long a driver may sleep between ticks", () => {
     for (let seed = 1; seed <= 300; seed++) {
       const rng = new SeededRandom(seed);
       const checkQuorum = rng.intBelow(4) !== 0;
+      const heartbeatTick = 1 + rng.intBelow(4);
       const config: ConfigOverrides = {
-        heartbeatTick: 1 + rng.intBelow(4),
+        heartbeatTick,
+        idleHeartbeatTick: heartbeatTick + rng.intBelow(ELECTION_TICK - heartbeatTick),
         preVote: rng.intBelow(4) !== 0,
         checkQuorum,
         // Lease reads need the quorum check.

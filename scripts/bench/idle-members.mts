@@ -4,9 +4,12 @@
  * /proc/<pid>/stat, after 5 s of settling. Flags after `--` go to every
  * member, to see what the idle CPU depends on:
  *   npx tsx scripts/bench/idle-members.mts -- --tick-ms 40 --election-ticks 10 --heartbeat-ticks 1
+ * IDLE_ETCD=1 then measures three idle etcd members (compare-etcd's) the
+ * same way, in the same sitting: idle CPU is comparable only within one.
  */
 import { readFileSync } from "node:fs";
 import { MemberCluster, buildOnce } from "../../test/support/member-cluster.js";
+import { EtcdCluster, ensureEtcd, freeEtcdBasePort } from "./etcd-cluster.js";
 
 const seconds = Number(process.env.IDLE_S ?? 10);
 const dash = process.argv.indexOf("--");
@@ -28,4 +31,20 @@ await new Promise((r) => setTimeout(r, seconds * 1000));
 const elapsed = (performance.now() - t0) / 1000;
 console.log(`idle CPU over ${seconds} s${flags.length ? ` (${flags.join(" ")})` : ""}: ${ids.map((id, k) => `${id}${id === leader ? " (leader)" : ""} ${(((cpuSeconds(pids[k]!) - before[k]!) / elapsed) * 100).toFixed(1)}%`).join(", ")}`);
 await cluster.close();
+if (process.env.IDLE_ETCD === "1") {
+  const etcd = new EtcdCluster(ensureEtcd(), await freeEtcdBasePort());
+  try {
+    for (let i = 0; i < 3; i++) etcd.start(i);
+    const etcdLeader = await etcd.waitForLeader();
+    await new Promise((r) => setTimeout(r, 5_000));
+    const etcdPids = [0, 1, 2].map((i) => etcd.pid(i)!);
+    const etcdBefore = etcdPids.map(cpuSeconds);
+    const e0 = performance.now();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const etcdElapsed = (performance.now() - e0) / 1000;
+    console.log(`etcd idle CPU over ${seconds} s: ${etcdPids.map((p, k) => `${etcd.names[k]}${k === etcdLeader ? " (leader)" : ""} ${(((cpuSeconds(p) - etcdBefore[k]!) / etcdElapsed) * 100).toFixed(1)}%`).join(", ")}`);
+  } finally {
+    await etcd.close();
+  }
+}
 process.exit(0);

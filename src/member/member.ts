@@ -126,6 +126,7 @@ export class Member {
         ...defaultConfig(config.id, new SeededRandom(randomInt(2 ** 31))),
         electionTick: config.electionTicks,
         heartbeatTick: config.heartbeatTicks,
+        idleHeartbeatTick: idleHeartbeatTicks(config),
       },
       tickMs: config.tickMs,
       storage,
@@ -221,4 +222,14 @@ export class Member {
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await this.node.stop();
   }
+}
+
+/**
+ * An idle leader heartbeats four times per election timeout (every 100 ms
+ * with the defaults), never less often than configured busy: each
+ * heartbeat wakes both followers, and an idle group needs them only to
+ * keep its leader. Under load it keeps heartbeatTicks (raft/config.ts).
+ */
+export function idleHeartbeatTicks(config: Pick<MemberConfig, "electionTicks" | "heartbeatTicks">): number {
+  return Math.max(config.heartbeatTicks, Math.min(config.electionTicks - 1, Math.floor(config.electionTicks / 4)));
 }

@@ -53,6 +53,13 @@ export interface RaftConfig {
   readonly electionTick: number;
   /** Ticks between the leader's heartbeats. Must be < electionTick. */
   readonly heartbeatTick: number;
+  /**
+   * Ticks between the heartbeats of a leader that appended nothing for an
+   * election timeout (default heartbeatTick): an idle group's followers
+   * wake less often, and a busy one keeps the short interval that holds it
+   * together under load. At least heartbeatTick, less than electionTick.
+   */
+  readonly idleHeartbeatTick?: number;
   /** Seeded randomness for election timeouts. */
   readonly random: RandomSource;
   /** The index already applied by the state machine at restart. */
@@ -112,6 +119,12 @@ export function validateConfig(c: RaftConfig): RaftConfig {
   requireInteger("electionTick", c.electionTick, 1);
   if (c.electionTick <= c.heartbeatTick) {
     throw new ConfigError(`electionTick (${c.electionTick}) must be greater than heartbeatTick (${c.heartbeatTick})`);
+  }
+  if (c.idleHeartbeatTick !== undefined) {
+    requireInteger("idleHeartbeatTick", c.idleHeartbeatTick, c.heartbeatTick);
+    if (c.idleHeartbeatTick >= c.electionTick) {
+      throw new ConfigError(`idleHeartbeatTick (${c.idleHeartbeatTick}) must be less than electionTick (${c.electionTick})`);
+    }
   }
   requireInteger("applied", c.applied, 0);
   requireInteger("maxSizePerMsg", c.maxSizePerMsg, 1);

@@ -64,6 +64,8 @@ export class Raft {
   private randomizedElectionTimeout = 0;
   /** Monotonic tick counter: the leader's clock for its lease. */
   private now = 0;
+  /** When this member, leading, last appended an entry: it heartbeats at the idle interval an election timeout later. */
+  private lastAppendTick = 0;
   /**
    * In lease mode a member that just started refuses votes until this tick:
    * it may have acknowledged a leader's heartbeat before it restarted, and
@@ -234,7 +236,7 @@ export class Raft {
    */
   ticksUntilDue(): number {
     if (this.role === StateRole.Leader) {
-      return Math.max(1, Math.min(this.config.heartbeatTick - this.heartbeatElapsed, this.config.electionTick - this.electionElapsed));
+      return Math.max(1, Math.min(this.heartbeatInterval() - this.heartbeatElapsed, this.config.electionTick - this.electionElapsed));
     }
     if (!this.promotable()) return Infinity;
     let ticks = this.randomizedElectionTimeout - this.electionElapsed;
@@ -243,6 +245,12 @@ export class Raft {
       if (this.now + retry < this.eagerPreVoteUntil) ticks = Math.min(ticks, retry);
     }
     return Math.max(1, ticks);
+  }
+
+  /** The leader's heartbeat interval now: the idle one once it appended nothing for an election timeout. */
+  private heartbeatInterval(): number {
+    const idle = this.config.idleHeartbeatTick ?? this.config.heartbeatTick;
+    return this.now - this.lastAppendTick >= this.config.electionTick ? idle : this.config.heartbeatTick;
   }
 
   private tickHeartbeat(): void {
@@ -255,7 +263,7 @@ export class Raft {
       if (this.role === StateRole.Leader && this.leadTransferee !== "") this.leadTransferee = "";
     }
     if (this.role !== StateRole.Leader) return;
-    if (this.heartbeatElapsed >= this.config.heartbeatTick) {
+    if (this.heartbeatElapsed >= this.heartbeatInterval()) {
       this.heartbeatElapsed = 0;
       this.step(message({ type: MessageType.Beat, from: this.id }));
     }
@@ -806,6 +814,7 @@ export class Raft {
   private appendEntries(entries: readonly { type: EntryType; data: Uint8Array }[]): number {
     let index = this.log.lastIndex();
     const ents: Entry[] = entries.map((e) => ({ term: this.term, index: ++index, type: e.type, data: e.data }));
+    this.lastAppendTick = this.now;
     // The leader's own acknowledgement comes only once these are on disk
     // (see onPersisted): it never counts what it could still lose.
     return this.log.append(ents);

@@ -184,6 +184,10 @@ export class Simulation {
         ...defaultConfig(id, this.rng.fork()),
         electionTick: ELECTION_TICK,
         heartbeatTick: 1,
+        // A third of the seeds heartbeat every 3 ticks when idle (the member
+        // derives the same from its election timeout: member.ts); taken from
+        // the seed, not its randomness, so other seeds replay as before.
+        ...(this.options.seed % 3 === 0 ? { idleHeartbeatTick: 3 } : {}),
         // Some seeds send one entry per append, so acknowledgements cover
         // partial ranges (what the commit rule of §5.4.2 is about).
         maxSizePerMsg: this.smallMessages ? 1 : 4096,
