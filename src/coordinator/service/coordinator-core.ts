@@ -40,7 +40,7 @@ export class CoordinatorCore {
   readonly loads: LoadReports;
   readonly streams: StreamReporter;
   readonly agents: NodeAgentCore;
-  private readonly placer: TimerHandle;
+  private readonly placer: { startLeading(): void; stopLeading(): void };
   private readonly onLeader: (change: { isSelf: boolean }) => void;
 
   constructor(
@@ -105,7 +105,24 @@ export class CoordinatorCore {
       },
       scheduler,
     );
-    const leading = [detector, this.watchdog, this.loads];
+    // Meetings left waiting for room are placed as soon as room returns: on
+    // the leader only, so a follower's timer does not wake it for nothing.
+    let placing: TimerHandle | undefined;
+    this.placer = {
+      startLeading: () => {
+        this.placer.stopLeading();
+        placing = scheduler.setInterval(() => {
+          if (raft.isLeader() && machine.unassignedMeetings().length > 0) {
+            this.replica.propose({ type: "placeUnassigned" }).catch(() => undefined);
+          }
+        }, PLACE_EVERY_MS);
+      },
+      stopLeading: () => {
+        if (placing) scheduler.clearInterval(placing);
+        placing = undefined;
+      },
+    };
+    const leading = [detector, this.watchdog, this.loads, this.placer];
     this.onLeader = (change) => leading.forEach((l) => (change.isSelf ? l.startLeading() : l.stopLeading()));
     raft.on("leader", this.onLeader);
     if (raft.isLeader()) leading.forEach((l) => l.startLeading());
@@ -122,12 +139,6 @@ export class CoordinatorCore {
       stats: deps.stats,
       logger,
     });
-    // Meetings left waiting for room are placed as soon as room returns.
-    this.placer = scheduler.setInterval(() => {
-      if (raft.isLeader() && machine.unassignedMeetings().length > 0) {
-        this.replica.propose({ type: "placeUnassigned" }).catch(() => undefined);
-      }
-    }, PLACE_EVERY_MS);
   }
 
   /** A member (or this one) reports the watch streams it holds to the leader's detector. */
@@ -137,7 +148,7 @@ export class CoordinatorCore {
 
   stop(): void {
     this.streams.stop();
-    this.deps.scheduler.clearInterval(this.placer);
+    this.placer.stopLeading();
     this.deps.raft.off("leader", this.onLeader);
     this.detector.stopLeading();
     this.watchdog.stopLeading();
