@@ -5,7 +5,9 @@
  * hears the node as often as it answers (not every second interval, where
  * its failure detector suspects the node).
  */
+import * as grpc from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
+import { CoordinatorCallError } from "../src/node-agent/errors.js";
 import type { CoordinatorConnection } from "../src/node-agent/coordinator-connection.js";
 import { type HeartbeatHost, HeartbeatLoop } from "../src/node-agent/heartbeat-loop.js";
 import { VirtualScheduler } from "../src/time/virtual-scheduler.js";
@@ -103,5 +105,82 @@ describe("HeartbeatLoop", () => {
     t.setMayBeat(false);
     await t.scheduler.advance(5_000);
     expect(t.sent).toEqual([500]);
+  });
+});
+
+describe("HeartbeatLoop: each beat's deadline follows the coordinator's answers", () => {
+  /** A coordinator answering every beat after `latencyMs()`; a beat whose deadline comes first fails DEADLINE_EXCEEDED (the answer still comes, unseen). */
+  function timedLoop(latencyMs: () => number) {
+    const scheduler = new VirtualScheduler(0);
+    const outcomes: { deadline: number; answered: boolean }[] = [];
+    const connection = {
+      unary: (_method: string, _req: unknown, opts: { timeoutMs: number }) =>
+        new Promise((resolve, reject) => {
+          const took = latencyMs();
+          if (took <= opts.timeoutMs) {
+            scheduler.setTimeout(() => {
+              outcomes.push({ deadline: opts.timeoutMs, answered: true });
+              resolve({ lease_ttl_ms: 1500, draining: false });
+            }, took);
+          } else {
+            scheduler.setTimeout(() => {
+              outcomes.push({ deadline: opts.timeoutMs, answered: false });
+              reject(new CoordinatorCallError("Heartbeat", "a:1", grpc.status.DEADLINE_EXCEEDED, "no answer"));
+            }, opts.timeoutMs);
+          }
+        }),
+    } as unknown as CoordinatorConnection;
+    const host: HeartbeatHost = {
+      nodeId: "m1",
+      capacity: 10,
+      rpcTimeoutMs: 1000,
+      mayBeat: () => true,
+      generation: () => 1,
+      activeMeetings: () => 0,
+      loadSample: () => undefined,
+      answered: () => undefined,
+      failed: () => undefined,
+    };
+    const loop = new HeartbeatLoop(connection, host, scheduler);
+    return { scheduler, loop, outcomes };
+  }
+
+  it("a third of the lease while answers are quick", async () => {
+    const t = timedLoop(() => 20);
+    t.loop.start(INTERVAL, 1500);
+    await t.scheduler.advance(5_000);
+    expect(t.loop.timeoutMs()).toBe(500);
+    expect(t.outcomes.every((o) => o.answered && o.deadline === 500)).toBe(true);
+  });
+
+  it("a coordinator slower than that: one beat given up, then its deadline grows and every beat is answered", async () => {
+    const t = timedLoop(() => 800);
+    t.loop.start(INTERVAL, 1500);
+    await t.scheduler.advance(20_000);
+    const given = t.outcomes.filter((o) => !o.answered);
+    expect(given).toHaveLength(1);
+    expect(t.outcomes.length).toBeGreaterThan(15);
+    expect(t.outcomes.slice(1).every((o) => o.answered)).toBe(true);
+    // Three times the answer time, within two leases.
+    expect(t.loop.timeoutMs()).toBe(2400);
+  });
+
+  it("back to a third of the lease once the answers are quick again; never beyond two leases", async () => {
+    let latency = 1400;
+    const t = timedLoop(() => latency);
+    t.loop.start(INTERVAL, 1500);
+    await t.scheduler.advance(20_000);
+    expect(t.loop.timeoutMs()).toBe(3000);
+    latency = 10;
+    await t.scheduler.advance(20_000);
+    expect(t.loop.timeoutMs()).toBe(500);
+  });
+
+  it("a member that answers nothing: every deadline doubles, up to two leases", async () => {
+    const t = timedLoop(() => Infinity);
+    t.loop.start(INTERVAL, 1500);
+    await t.scheduler.advance(30_000);
+    expect(t.outcomes.slice(0, 4).map((o) => o.deadline)).toEqual([500, 1000, 2000, 3000]);
+    expect(t.outcomes.every((o) => !o.answered && o.deadline <= 3000)).toBe(true);
   });
 });
