@@ -14,6 +14,21 @@ import { VirtualScheduler } from "../src/time/virtual-scheduler.js";
 
 const INTERVAL = 500;
 
+/** A host of node m1 that ignores what the beats bring. */
+function hostWith(rpcTimeoutMs: number, mayBeat: () => boolean): HeartbeatHost {
+  return {
+    nodeId: "m1",
+    capacity: 10,
+    rpcTimeoutMs,
+    mayBeat,
+    generation: () => 1,
+    activeMeetings: () => 0,
+    loadSample: () => undefined,
+    answered: () => undefined,
+    failed: () => undefined,
+  };
+}
+
 /** A loop whose every beat is answered (or refused, `fail`) `latencyMs()` after it is sent; records when each was sent. */
 function loopWith(latencyMs: () => number, fail = false) {
   const scheduler = new VirtualScheduler(0);
@@ -33,18 +48,7 @@ function loopWith(latencyMs: () => number, fail = false) {
         }, latencyMs());
       }),
   } as unknown as CoordinatorConnection;
-  const host: HeartbeatHost = {
-    nodeId: "m1",
-    capacity: 10,
-    rpcTimeoutMs: 2000,
-    mayBeat: () => mayBeat,
-    generation: () => 1,
-    activeMeetings: () => 0,
-    loadSample: () => undefined,
-    answered: () => undefined,
-    failed: () => undefined,
-  };
-  const loop = new HeartbeatLoop(connection, host, scheduler);
+  const loop = new HeartbeatLoop(connection, hostWith(2000, () => mayBeat), scheduler);
   return {
     scheduler,
     loop,
@@ -130,18 +134,7 @@ describe("HeartbeatLoop: each beat's deadline follows the coordinator's answers"
           }
         }),
     } as unknown as CoordinatorConnection;
-    const host: HeartbeatHost = {
-      nodeId: "m1",
-      capacity: 10,
-      rpcTimeoutMs: 1000,
-      mayBeat: () => true,
-      generation: () => 1,
-      activeMeetings: () => 0,
-      loadSample: () => undefined,
-      answered: () => undefined,
-      failed: () => undefined,
-    };
-    const loop = new HeartbeatLoop(connection, host, scheduler);
+    const loop = new HeartbeatLoop(connection, hostWith(1000, () => true), scheduler);
     return { scheduler, loop, outcomes };
   }
 
