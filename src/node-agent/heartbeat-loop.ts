@@ -5,7 +5,7 @@
  * coordinator answering in 600 ms of a 500 ms interval then hears this
  * node every 600 ms, not every 1,000 (two intervals, where its detector
  * suspects a node), and still gets at most one beat at a time. Each beat's
- * deadline follows how fast the coordinator answers (timeoutMs): a beat
+ * deadline follows how fast the coordinator answers, up to the lease (timeoutMs): a beat
  * given up is sent on to another member, which forwards it to the same
  * leader, so a fleet that gave up on a slow leader at a fixed deadline
  * multiplied its load (the 10,000-server scale run collapsed that way).
@@ -85,15 +85,17 @@ export class HeartbeatLoop {
    * a member that froze is left in time for the beat to reach another
    * before the lease runs out. A coordinator that answers slowly is given
    * three times its smoothed answer time, and each beat given up doubles
-   * the next one's deadline, up to two leases (a saturated leader stretches
-   * the leases it judges by, failure-detector.ts): a beat given up is sent
-   * to another member that forwards it to the same leader, and one still
-   * queued there renews the lease anyway.
+   * the next one's deadline, up to one lease: a beat given up is sent to
+   * another member that forwards it to the same leader, and one still
+   * queued there renews the lease anyway. Not beyond the lease: a slow
+   * leader that then froze is replaced after an election timeout, and its
+   * successor judges every server a lease after it took over, so a beat
+   * must leave the frozen one within a lease to reach the new one in time.
    */
   timeoutMs(): number {
     const quick = Math.min(this.host.rpcTimeoutMs, Math.max(this.intervalMs, Math.floor(this.leaseTtlMs / 3)));
     const slow = Math.max(3 * this.answerMs, quick * 2 ** Math.min(this.givenUp, 8));
-    return Math.max(quick, Math.min(Math.round(slow), 2 * this.leaseTtlMs));
+    return Math.max(quick, Math.min(Math.round(slow), this.leaseTtlMs));
   }
 
   /** One beat now, unless one is in flight or the host says not to. Never rejects. */
