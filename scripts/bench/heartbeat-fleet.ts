@@ -16,7 +16,7 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { GrpcAgentLink } from "../../src/node-agent/agent-link.js";
+import { type AgentLink, GrpcAgentLink } from "../../src/node-agent/agent-link.js";
 import { CoordinatorConnection } from "../../src/node-agent/coordinator-connection.js";
 import { type HeartbeatHost, HeartbeatLoop } from "../../src/node-agent/heartbeat-loop.js";
 import { agentDefaults } from "../../src/node-agent/agent-config.js";
@@ -30,8 +30,27 @@ const first = Number(values.first);
 const count = Number(values.count);
 const capacity = Number(values.capacity);
 const stats = { reregistered: 0, heartbeats: 0, failures: 0, attemptsFailed: 0, leaderHintsFollowed: 0 };
-/** Failed attempts (each sent on to the next member) by status name, for the report. */
+/** Failed heartbeat attempts by status name and the first details seen, for the report. */
 const failuresByStatus: Record<string, { count: number; first: string }> = {};
+/** The agent's link, counting every heartbeat attempt that failed (the client then sends it on to the next member or gives the beat up). */
+function countingLink(): AgentLink {
+  const link = new GrpcAgentLink();
+  return {
+    unary: (address, service, method, request, timeoutMs, onLeaderHint) =>
+      link.unary(address, service, method, request, timeoutMs, onLeaderHint).catch((err: unknown) => {
+        if (method === "Heartbeat") {
+          stats.attemptsFailed++;
+          const code = (err as { code?: unknown }).code;
+          const name = typeof code === "number" ? (grpc.status[code] ?? String(code)) : "UNKNOWN";
+          (failuresByStatus[name] ??= { count: 0, first: String((err as { details?: unknown }).details ?? err) }).count++;
+        }
+        throw err;
+      }),
+    watch: (address, request) => link.watch(address, request),
+    close: () => link.close(),
+  };
+}
+
 const connections = Array.from(
   { length: Number(values.links) },
   () =>
@@ -39,12 +58,8 @@ const connections = Array.from(
       rpcTimeoutMs: agentDefaults.rpcTimeoutMs,
       retryBaseMs: agentDefaults.retryBaseMs,
       retryMaxMs: agentDefaults.retryMaxMs,
-      link: new GrpcAgentLink(),
+      link: countingLink(),
       onLeaderHint: () => stats.leaderHintsFollowed++,
-      onRotate: (_from, _to, status) => {
-        stats.attemptsFailed++;
-        (failuresByStatus[grpc.status[status] ?? String(status)] ??= { count: 0, first: "" }).count++;
-      },
     }),
 );
 

@@ -47,7 +47,7 @@ interface FleetStats {
   heartbeats: number;
   /** Beats that failed on every member (the agent's call failed). */
   failures: number;
-  /** Attempts that failed and were sent on to the next member, as the agent does. */
+  /** Heartbeat attempts that failed (the agent then sends the beat on to the next member, or gives it up). */
   attemptsFailed: number;
   /** Times a connection moved to the member a forwarded answer named leader. */
   leaderHintsFollowed: number;
@@ -202,7 +202,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     const progress = async (what: string, done: number, sinceMs: number): Promise<void> => {
       const f = await fleet!.stats();
       const rss = ids.map((id) => (cluster.pid(id) ? rssMiB(cluster.pid(id)!) : 0)).join("/");
-      process.stderr.write(`scale: ${what} ${fmt(done)} in ${Math.round((Date.now() - sinceMs) / 1000)} s; RSS ${rss} MiB; beats ${fmt(f.heartbeats)} answered, ${fmt(f.failures)} failed (${fmt(f.attemptsFailed)} attempts sent on), ${fmt(f.reregistered)} re-registered, ${fmt(f.leaderHintsFollowed)} leader hints followed\n`);
+      process.stderr.write(`scale: ${what} ${fmt(done)} in ${Math.round((Date.now() - sinceMs) / 1000)} s; RSS ${rss} MiB; beats ${fmt(f.heartbeats)} answered, ${fmt(f.failures)} failed (${fmt(f.attemptsFailed)} failed attempts), ${fmt(f.reregistered)} re-registered, ${fmt(f.leaderHintsFollowed)} leader hints followed\n`);
     };
     const every = Math.max(10_000, Math.round(meetingCount / 20));
     await forEachConcurrently(meetingCount, 64, async (seq) => {
@@ -295,7 +295,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       "nodes not ALIVE at the end": dead,
       "nodes declared dead during the run (re-registered)": fleetStats.reregistered,
       "heartbeats answered / failed": `${fleetStats.heartbeats} / ${fleetStats.failures}`,
-      "heartbeat attempts failed and sent on to the next member": fleetStats.attemptsFailed,
+      "heartbeat attempts that failed (each sent on to the next member, or the beat given up)": fleetStats.attemptsFailed,
       "failed attempts by status": Object.entries(fleetStats.failuresByStatus).map(([name, f]) => `${name} ${f.count} (${f.first})`).join("; ") || "none",
       "checkpoint saves refused": saveFailures,
       "meetings created": created,

@@ -4,25 +4,14 @@
  * flight is not dropped but sent as soon as that beat is answered: a
  * coordinator answering in 600 ms of a 500 ms interval then hears this
  * node every 600 ms, not every 1,000 (two intervals, where its detector
- * suspects a node), and still gets at most one beat at a time. Each beat's
- * deadline follows how fast the coordinator answers, up to the lease (timeoutMs): a beat
- * given up is sent on to another member, which forwards it to the same
- * leader, so a fleet that gave up on a slow leader at a fixed deadline
- * multiplied its load (the 10,000-server scale run collapsed that way).
- * Owned by NodeAgent: `start(intervalMs)` after every
+ * suspects a node), and still gets at most one beat at a time. Owned by NodeAgent: `start(intervalMs)` after every
  * Register (the interval may change), `beat()` for an extra beat at once,
  * `stop()` before Deregister and in stop.
  */
-import * as grpc from "@grpc/grpc-js";
 import { type Scheduler, type TimerHandle, realScheduler } from "../time/scheduler.js";
 import type { LoadSample } from "./agent-config.js";
 import type { CoordinatorConnection } from "./coordinator-connection.js";
 import { parseHeartbeatResponse } from "./coordinator-responses.js";
-import { CoordinatorCallError } from "./errors.js";
-
-function isDeadline(err: unknown): boolean {
-  return err instanceof CoordinatorCallError && err.status === grpc.status.DEADLINE_EXCEEDED;
-}
 
 export interface HeartbeatHost {
   readonly nodeId: string;
@@ -47,10 +36,6 @@ export class HeartbeatLoop {
   private tickMissed = false;
   private intervalMs = 0;
   private leaseTtlMs = 0;
-  /** Smoothed time the coordinator took to answer a beat, ms (0: none answered yet). */
-  private answerMs = 0;
-  /** Beats given up in a row: each doubles the next one's deadline. */
-  private givenUp = 0;
 
   constructor(
     private readonly connection: CoordinatorConnection,
@@ -80,22 +65,12 @@ export class HeartbeatLoop {
   }
 
   /**
-   * Each attempt's deadline. While the coordinator answers quickly, a third
-   * of the lease (but at least one interval, never more than rpcTimeoutMs):
-   * a member that froze is left in time for the beat to reach another
-   * before the lease runs out. A coordinator that answers slowly is given
-   * three times its smoothed answer time, and each beat given up doubles
-   * the next one's deadline, up to one lease: a beat given up is sent to
-   * another member that forwards it to the same leader, and one still
-   * queued there renews the lease anyway. Not beyond the lease: a slow
-   * leader that then froze is replaced after an election timeout, and its
-   * successor judges every server a lease after it took over, so a beat
-   * must leave the frozen one within a lease to reach the new one in time.
+   * Each attempt's deadline: a heartbeat must not outlive the lease it
+   * renews, so at most a third of the lease (but at least one interval),
+   * and never more than rpcTimeoutMs.
    */
   timeoutMs(): number {
-    const quick = Math.min(this.host.rpcTimeoutMs, Math.max(this.intervalMs, Math.floor(this.leaseTtlMs / 3)));
-    const slow = Math.max(3 * this.answerMs, quick * 2 ** Math.min(this.givenUp, 8));
-    return Math.max(quick, Math.min(Math.round(slow), this.leaseTtlMs));
+    return Math.min(this.host.rpcTimeoutMs, Math.max(this.intervalMs, Math.floor(this.leaseTtlMs / 3)));
   }
 
   /** One beat now, unless one is in flight or the host says not to. Never rejects. */
@@ -108,21 +83,16 @@ export class HeartbeatLoop {
     const figures = sample
       ? { cpu: sample.cpu, net_in_bytes_per_sec: sample.netInBytesPerSec, net_out_bytes_per_sec: sample.netOutBytesPerSec, participants: sample.participants }
       : {};
-    const sentAt = this.scheduler.now();
     try {
       const raw = await this.connection.unary(
         "Heartbeat",
         { node_id: this.host.nodeId, generation, active_meetings: active, load: Math.min(1, active / this.host.capacity), ...figures },
         { timeoutMs: this.timeoutMs() },
       );
-      const tookMs = this.scheduler.now() - sentAt;
-      this.answerMs = this.answerMs === 0 ? tookMs : 0.8 * this.answerMs + 0.2 * tookMs;
-      this.givenUp = 0;
       const answer = parseHeartbeatResponse(raw);
       if (answer.leaseTtlMs > 0) this.leaseTtlMs = answer.leaseTtlMs;
       this.host.answered(this.leaseTtlMs, answer.draining);
     } catch (err) {
-      if (isDeadline(err)) this.givenUp++;
       this.host.failed(err, generation);
     } finally {
       this.inFlight = false;
