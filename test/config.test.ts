@@ -1,5 +1,6 @@
 /** Every config rule, by a table of bad values and the message each gives. */
 import { describe, expect, it } from "vitest";
+import { idleHeartbeatTicks } from "../src/member/member.js";
 import { validateMemberConfig } from "../src/member/member-config.js";
 import { ConfigError, ReadOnlyOption, SeededRandom, defaultConfig, validateConfig } from "../src/raft/index.js";
 import { describeValue, idProblem } from "../src/wire/describe.js";
@@ -81,6 +82,19 @@ describe("validateMemberConfig", () => {
     expect(() => validateMemberConfig(raw)).toThrow(ConfigError);
     expect(() => validateMemberConfig(raw)).toThrow(byKey);
     expect(() => validateMemberConfig(raw, asFlags)).toThrow(byFlag);
+  });
+});
+
+describe("the member's idle heartbeat interval", () => {
+  it("is a valid idleHeartbeatTick for every election and heartbeat setting a member accepts", () => {
+    for (let electionTicks = 2; electionTicks <= 200; electionTicks++) {
+      for (let heartbeatTicks = 1; heartbeatTicks < electionTicks; heartbeatTicks++) {
+        const idle = idleHeartbeatTicks({ electionTicks, heartbeatTicks });
+        expect(() => validateConfig({ ...defaultConfig("n1", new SeededRandom(1)), electionTick: electionTicks, heartbeatTick: heartbeatTicks, idleHeartbeatTick: idle })).not.toThrow();
+      }
+    }
+    // The defaults: every 5 ticks of 20 ms.
+    expect(idleHeartbeatTicks({ electionTicks: 20, heartbeatTicks: 2 })).toBe(5);
   });
 });
 

@@ -231,5 +231,5 @@ export class Member {
  * keep its leader. Under load it keeps heartbeatTicks (raft/config.ts).
  */
 export function idleHeartbeatTicks(config: Pick<MemberConfig, "electionTicks" | "heartbeatTicks">): number {
-  return Math.max(config.heartbeatTicks, Math.min(config.electionTicks - 1, Math.floor(config.electionTicks / 4)));
+  return Math.max(config.heartbeatTicks, Math.floor(config.electionTicks / 4));
 }

@@ -21,7 +21,7 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 const byPrefix = new Map<string, Registry>();
 
 /** How often the event-loop lag histogram samples (see above). */
-export const EVENT_LOOP_SAMPLE_MS = 250;
+const EVENT_LOOP_SAMPLE_MS = 250;
 
 /** Registers this process's metrics, named with `prefix`, in `registry`. */
 export function registerProcessMetrics(registry: Registry, prefix: string): void {
