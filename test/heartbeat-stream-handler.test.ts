@@ -3,11 +3,14 @@
  * process, with the beat's work in the test's hands: at most
  * MAX_BEATS_IN_PROGRESS beats of a stream run at once (the rest are
  * answered RESOURCE_EXHAUSTED at once, and the stream goes on); a
- * follower forwards each beat with a deadline and names the leader; a
+ * follower forwards each beat with a deadline and names the leader, at
+ * most as many at once as its forward slots (shared by every stream),
+ * past which a beat is answered at once with the leader's address; a
  * stream that was itself forwarded is not forwarded again.
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
+import { BeatForwardSlots } from "../src/coordinator/service/beat-forward-slots.js";
 import { MAX_BEATS_IN_PROGRESS, heartbeatStreamHandler } from "../src/coordinator/service/heartbeat-stream.js";
 import type { ForwardedCall } from "../src/member/leader-forwarder.js";
 import { NotLeaderError } from "../src/raft/errors.js";
@@ -66,6 +69,7 @@ describe("HeartbeatStream handler", () => {
       heartbeat: () => new Promise((resolve) => running.push(() => resolve({ lease_ttl_ms: 1500, draining: false }))),
       forwarder: unusedForwarder,
       timings,
+      forwardSlots: new BeatForwardSlots(),
     });
     const { stream, got, until } = open(c);
     const extra = 20;
@@ -98,6 +102,7 @@ describe("HeartbeatStream handler", () => {
         leaderAddress: () => "127.0.0.1:7002",
       },
       timings,
+      forwardSlots: new BeatForwardSlots(),
     });
     const { stream, got, until } = open(c);
     const before = Date.now();
@@ -112,8 +117,69 @@ describe("HeartbeatStream handler", () => {
     stream.cancel();
   });
 
+  it("forwards at most as many beats at once as its slots, over every stream, and sends the rest to the leader at once", async () => {
+    const waiting: (() => void)[] = [];
+    const slots = new BeatForwardSlots(3);
+    const c = await serve({
+      heartbeat: () => Promise.reject(new NotLeaderError("n2", "127.0.0.1:7002")),
+      forwarder: {
+        forward: <Res>(): Promise<Res> => new Promise<Res>((resolve) => waiting.push(() => resolve({ lease_ttl_ms: 1500 } as Res))),
+        leaderAddress: () => "127.0.0.1:7002",
+      },
+      timings,
+      forwardSlots: slots,
+    });
+    const a = open(c);
+    const b = open(c);
+    a.stream.write({ node_id: "s1", generation: 1, sequence: 1 });
+    a.stream.write({ node_id: "s2", generation: 1, sequence: 2 });
+    b.stream.write({ node_id: "s3", generation: 1, sequence: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(waiting).toHaveLength(3);
+    b.stream.write({ node_id: "s4", generation: 1, sequence: 2 });
+    a.stream.write({ node_id: "s5", generation: 1, sequence: 3 });
+    await Promise.all([a.until(1), b.until(1)]);
+    for (const got of [a.got[0], b.got[0]]) {
+      expect(got).toMatchObject({ code: grpc.status.UNAVAILABLE, leader: "127.0.0.1:7002" });
+      expect(got!.details).toMatch(/already forwards 3 heartbeats.*send heartbeats to the leader at 127\.0\.0\.1:7002/);
+    }
+    expect(waiting).toHaveLength(3);
+    expect(slots.refused).toBe(2);
+    // Answered beats give their slots back.
+    for (const finish of waiting.splice(0)) finish();
+    await Promise.all([a.until(3), b.until(2)]);
+    expect(slots.inUse).toBe(0);
+    a.stream.write({ node_id: "s1", generation: 1, sequence: 4 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(waiting).toHaveLength(1);
+    waiting[0]!();
+    await a.until(4);
+    expect(a.got.at(-1)).toMatchObject({ sequence: 4, code: grpc.status.OK });
+    a.stream.cancel();
+    b.stream.cancel();
+  });
+
+  it("gives a slot back when the forward fails", async () => {
+    const slots = new BeatForwardSlots(1);
+    const c = await serve({
+      heartbeat: () => Promise.reject(new NotLeaderError("n2", "127.0.0.1:7002")),
+      forwarder: { forward: () => Promise.reject(Object.assign(new Error("deadline"), { code: grpc.status.DEADLINE_EXCEEDED })), leaderAddress: () => "127.0.0.1:7002" },
+      timings,
+      forwardSlots: slots,
+    });
+    const { stream, got, until } = open(c);
+    stream.write({ node_id: "s1", generation: 1, sequence: 1 });
+    await until(1);
+    stream.write({ node_id: "s1", generation: 1, sequence: 2 });
+    await until(2);
+    expect(got.map((a) => a.code)).toEqual([grpc.status.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED]);
+    expect(slots.refused).toBe(0);
+    expect(slots.inUse).toBe(0);
+    stream.cancel();
+  });
+
   it("does not forward a stream that was itself forwarded: the beat is answered UNAVAILABLE", async () => {
-    const c = await serve({ heartbeat: () => Promise.reject(new NotLeaderError("", "")), forwarder: unusedForwarder, timings });
+    const c = await serve({ heartbeat: () => Promise.reject(new NotLeaderError("", "")), forwarder: unusedForwarder, timings, forwardSlots: new BeatForwardSlots() });
     const md = new grpc.Metadata();
     md.set(FORWARDED_HEADER, "n9");
     const { stream, got, until } = open(c, md);
@@ -125,7 +191,7 @@ describe("HeartbeatStream handler", () => {
 
   it("answers what it has in progress after the client closes its side, then ends the stream OK", async () => {
     const running: (() => void)[] = [];
-    const c = await serve({ heartbeat: () => new Promise((resolve) => running.push(() => resolve({ lease_ttl_ms: 1 }))), forwarder: unusedForwarder, timings });
+    const c = await serve({ heartbeat: () => new Promise((resolve) => running.push(() => resolve({ lease_ttl_ms: 1 }))), forwarder: unusedForwarder, timings, forwardSlots: new BeatForwardSlots() });
     const { stream, got } = open(c);
     const status = new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
     stream.write({ node_id: "s1", generation: 1, sequence: 1 });

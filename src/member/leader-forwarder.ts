@@ -5,7 +5,7 @@
  * A call that arrives while no leader is known is held (leader-hold.ts).
  */
 import * as grpc from "@grpc/grpc-js";
-import { NOT_LEADER_PREFIX, NotLeaderError } from "../raft/errors.js";
+import { NOT_LEADER_PREFIX } from "../raft/errors.js";
 import type { RaftDriver } from "../raft-runtime/driver.js";
 import { LeaderHold, holdsForLeader } from "./leader-hold.js";
 import { AUTHORIZATION_HEADER, type ClientSecurity, PLAINTEXT } from "../security/client-security.js";
@@ -76,7 +76,7 @@ export class LeaderForwarder {
     return this.hold.call<Res>({
       send: (address) => this.send<Res>(address, method, request, caller, timeoutMs),
       refusedAsNotLeader,
-      noLeader: () => new NotLeaderError(this.node.status().lead),
+      noLeader: () => this.node.notLeader(),
       hold: caller !== undefined && holdsForLeader(method),
       callerDeadlineMs: callerDeadlineMs(caller),
       cancelled: () => caller?.cancelled === true,

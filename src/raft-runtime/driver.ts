@@ -240,7 +240,8 @@ export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: 
     return this.proposalsByIndex.size + this.queuedProposals.length;
   }
 
-  private notLeader(): NotLeaderError {
+  /** This member's refusal of what needs the leader, naming the leader it knows (without building a whole status()). */
+  notLeader(): NotLeaderError {
     const lead = this.raw.raft.lead;
     return new NotLeaderError(lead, this.peers.get(lead) ?? "");
   }

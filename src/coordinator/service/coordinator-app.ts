@@ -7,7 +7,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { LeaderForwarder } from "../../member/leader-forwarder.js";
 import { loadProto, lookup } from "../../wire/proto.js";
-import { ConfChangeError, NotLeaderError } from "../../raft/errors.js";
+import { ConfChangeError } from "../../raft/errors.js";
 import { type ClientSecurity, PLAINTEXT } from "../../security/client-security.js";
 import type { Cidr } from "../../security/node-address-policy.js";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
@@ -144,7 +144,7 @@ export class CoordinatorApp {
       ...eventFeedHandlers({ machine: this.machine, hasLeader, scheduler: this.scheduler }),
     });
     const upstreamFailed = (nodeId: string): void => {
-      if (!node.isLeader()) throw new NotLeaderError(node.status().lead, node.leaderAddress());
+      if (!node.isLeader()) throw node.notLeader();
       detector.upstreamFailed(nodeId);
     };
     server.addService(RouteFeed.service, routeFeedHandlers({ routes: this.routes, forwarder: routeForwarder, upstreamFailed, hasLeader, scheduler: this.scheduler }));

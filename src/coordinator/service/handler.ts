@@ -8,14 +8,18 @@ import * as grpc from "@grpc/grpc-js";
 import { toGrpcError } from "../../member/grpc-status.js";
 import { LeaderForwarder, arrivedTooLate } from "../../member/leader-forwarder.js";
 import { NotLeaderError } from "../../raft/errors.js";
+import { type BeatForwardSlots, beatsForwardedDetails } from "./beat-forward-slots.js";
 
 export type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
 
 /**
  * Runs `run(request)`; if it throws NotLeaderError, forwards the call to the
- * leader as `method` (unless it was forwarded already).
+ * leader as `method` (unless it was forwarded already). With `slots`, at
+ * most that many such calls are forwarded at once; past them a call is
+ * answered UNAVAILABLE at once with the leader's address in its metadata
+ * (beat-forward-slots.ts).
  */
-export function unaryHandler<Req>(forwarder: LeaderForwarder, method: string, run: (req: Req) => Promise<unknown>): Unary {
+export function unaryHandler<Req>(forwarder: LeaderForwarder, method: string, run: (req: Req) => Promise<unknown>, slots?: BeatForwardSlots): Unary {
   return (call, callback) => {
     const req = call.request as Req;
     if (arrivedTooLate(call)) {
@@ -26,7 +30,16 @@ export function unaryHandler<Req>(forwarder: LeaderForwarder, method: string, ru
       (res) => callback(null, res),
       (err: unknown) => {
         if (err instanceof NotLeaderError && LeaderForwarder.mayForward(call)) {
-          forwarder.forward(method, req, call).then(
+          const slotted = slots !== undefined && err.leaderAddress !== "";
+          if (slotted && !slots.tryTake()) {
+            const hint = forwarder.leaderHint();
+            if (hint) call.sendMetadata(hint);
+            callback({ code: grpc.status.UNAVAILABLE, details: beatsForwardedDetails(slots.max, err.leaderAddress) });
+            return;
+          }
+          forwarder.forward(method, req, call).finally(() => {
+            if (slotted) slots.give();
+          }).then(
             (res) => {
               const hint = forwarder.leaderHint();
               if (hint) call.sendMetadata(hint);

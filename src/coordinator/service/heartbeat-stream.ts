@@ -20,6 +20,7 @@ import { toGrpcError } from "../../member/grpc-status.js";
 import { type ForwardedCall, LeaderForwarder } from "../../member/leader-forwarder.js";
 import { capDetails } from "../../member/member-server.js";
 import { NotLeaderError } from "../../raft/errors.js";
+import { type BeatForwardSlots, beatsForwardedDetails } from "./beat-forward-slots.js";
 import type { AgentRequest, AgentTimings } from "./node-agent-core.js";
 
 /** Answers of one stream waiting to be sent before the member stops reading its beats. */
@@ -41,6 +42,8 @@ export interface HeartbeatStreamDeps {
   heartbeat(req: AgentRequest): Promise<unknown>;
   readonly forwarder: Pick<LeaderForwarder, "forward" | "leaderAddress">;
   readonly timings: Pick<AgentTimings, "heartbeatIntervalMs" | "leaseTtlMs">;
+  /** This member's forwarded beats, shared with the unary Heartbeat (beat-forward-slots.ts). */
+  readonly forwardSlots: BeatForwardSlots;
 }
 
 /**
@@ -86,6 +89,10 @@ export function heartbeatStreamHandler(deps: HeartbeatStreamDeps): (call: grpc.S
       run(deps, call, req).then(
         ({ response, leader }) => answer({ sequence, code: grpc.status.OK, details: "", response, leader }),
         (err: unknown) => {
+          if (err instanceof SentToLeader) {
+            answer({ sequence, code: grpc.status.UNAVAILABLE, details: err.message, leader: err.leaderAddress });
+            return;
+          }
           const { code, details } = toGrpcError(err);
           // Cut as every status's message is (member-server.ts): a beat may quote a huge hostile value.
           answer({ sequence, code, details: capDetails(details), leader: "" });
@@ -98,23 +105,45 @@ export function heartbeatStreamHandler(deps: HeartbeatStreamDeps): (call: grpc.S
   };
 }
 
+/** A beat not forwarded because every forward slot was taken: the agent is sent to the leader. */
+class SentToLeader extends Error {
+  constructor(
+    max: number,
+    readonly leaderAddress: string,
+  ) {
+    super(beatsForwardedDetails(max, leaderAddress));
+  }
+}
+
 /** One beat, here or at the leader; `leader` is set when it was forwarded. */
 async function run(deps: HeartbeatStreamDeps, call: grpc.ServerDuplexStream<AgentRequest, HeartbeatAnswer>, req: AgentRequest): Promise<{ response: unknown; leader: string }> {
   try {
     return { response: await deps.heartbeat(req), leader: "" };
   } catch (err) {
     if (!(err instanceof NotLeaderError) || !LeaderForwarder.mayForward(call)) throw err;
-    const deadline = Date.now() + forwardTimeoutMs(deps.timings);
-    const beat: ForwardedCall = {
-      metadata: call.metadata,
-      get cancelled() {
-        return call.cancelled;
-      },
-      getDeadline: () => deadline,
-      // The forwarded beat ends by its own deadline; a stream outlives many beats, so no listener is left on it per beat.
-      once: () => undefined,
-    };
-    const response = await deps.forwarder.forward("Heartbeat", req, beat);
-    return { response, leader: deps.forwarder.leaderAddress() };
+    // Without a known leader the forwarder answers at once (beats are not held): no slot is needed.
+    if (err.leaderAddress === "") return forwardBeat(deps, call, req);
+    const slots = deps.forwardSlots;
+    if (!slots.tryTake()) throw new SentToLeader(slots.max, err.leaderAddress);
+    try {
+      return await forwardBeat(deps, call, req);
+    } finally {
+      slots.give();
+    }
   }
+}
+
+async function forwardBeat(deps: HeartbeatStreamDeps, call: grpc.ServerDuplexStream<AgentRequest, HeartbeatAnswer>, req: AgentRequest): Promise<{ response: unknown; leader: string }> {
+  const deadline = Date.now() + forwardTimeoutMs(deps.timings);
+  const beat: ForwardedCall = {
+    metadata: call.metadata,
+    get cancelled() {
+      return call.cancelled;
+    },
+    getDeadline: () => deadline,
+    // The forwarded beat ends by its own deadline; a stream outlives many beats, so no listener is left on it per beat.
+    once: () => undefined,
+  };
+  const response = await deps.forwarder.forward("Heartbeat", req, beat);
+  return { response, leader: deps.forwarder.leaderAddress() };
 }

@@ -13,7 +13,6 @@
  */
 import type { Logger } from "pino";
 import { toGrpcError } from "../../member/grpc-status.js";
-import { NotLeaderError } from "../../raft/errors.js";
 import type { RegisterResult, SaveCheckpointResult } from "../command-results.js";
 import { FailedPreconditionError, ResourceExhaustedError, failureToError } from "../errors.js";
 import {
@@ -82,7 +81,7 @@ export class NodeAgentCore {
 
   private requireLeader(): void {
     const raft = this.deps.coordinator.raft;
-    if (!raft.isLeader()) throw new NotLeaderError(raft.status().lead, raft.leaderAddress());
+    if (!raft.isLeader()) throw raft.notLeader();
   }
 
   async register(req: AgentRequest): Promise<Record<string, unknown>> {
