@@ -1,6 +1,6 @@
 /** Every config rule, by a table of bad values and the message each gives. */
 import { describe, expect, it } from "vitest";
-import { idleHeartbeatTicks } from "../src/member/member.js";
+import { idleHeartbeatTicks, snapshotOffset } from "../src/member/member.js";
 import { validateMemberConfig } from "../src/member/member-config.js";
 import { ConfigError, ReadOnlyOption, SeededRandom, defaultConfig, validateConfig } from "../src/raft/index.js";
 import { describeValue, idProblem } from "../src/wire/describe.js";
@@ -150,4 +150,14 @@ describe("validateMemberConfig: the operations settings", () => {
       expect(run).toThrow(messageText);
     });
   }
+});
+
+describe("the member's snapshot offset", () => {
+  it("spreads the founding members evenly over snapshotEvery by their ids, a joining member included", () => {
+    const peers = new Map([["n2", "b"], ["n1", "a"], ["n3", "c"]]);
+    expect(["n1", "n2", "n3"].map((id) => snapshotOffset({ id, peers, snapshotEvery: 10_000 }))).toEqual([0, 3_333, 6_666]);
+    // A member that joins later knows itself even when its peers list does not name it.
+    expect(snapshotOffset({ id: "n4", peers, snapshotEvery: 10_000 })).toBe(7_500);
+    expect(snapshotOffset({ id: "n1", peers: new Map([["n1", "a"]]), snapshotEvery: 10_000 })).toBe(0);
+  });
 });

@@ -27,7 +27,7 @@ afterEach(async () => {
 });
 
 /** Three members (`members` for others), each ticking every 5 ms: an election timeout of 50 ms, which a stall of this process can outlast. */
-async function startGroup(options: { snapshotEvery?: number; requestTimeoutMs?: number; members?: readonly string[] } = {}): Promise<Started> {
+async function startGroup(options: { snapshotEvery?: number; snapshotOffset?: (id: string) => number; requestTimeoutMs?: number; members?: readonly string[] } = {}): Promise<Started> {
   const group = options.members ?? ids;
   const hub = new MemoryHub();
   const nodes = new Map<string, RaftDriver>();
@@ -42,6 +42,7 @@ async function startGroup(options: { snapshotEvery?: number; requestTimeoutMs?: 
       stateMachine: kv,
       peers,
       snapshotEvery: options.snapshotEvery ?? 1000,
+      ...(options.snapshotOffset ? { snapshotOffset: options.snapshotOffset(id) } : {}),
       requestTimeoutMs: options.requestTimeoutMs ?? 2000,
     });
     nodes.set(id, node);
@@ -116,6 +117,26 @@ describe("RaftDriver driver", () => {
     for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 60 }, (_, j) => leader.propose(put(`k${i}-${j}`, "x"))));
     expect(leader.status().snapshotIndex).toBeGreaterThan(0);
     await expect(leader.read(() => g.machines.get(leader.id)!.size())).resolves.toBe(240);
+  });
+
+  it("members with different snapshot offsets snapshot at different indexes, each the offset after the other, for good", async () => {
+    const offsets: Record<string, number> = { n1: 0, n2: 10, n3: 20 };
+    const g = await startGroup({ snapshotEvery: 30, snapshotOffset: (id) => offsets[id]! });
+    const taken = new Map<string, number[]>(ids.map((id) => [id, []]));
+    for (const [id, node] of g.nodes) node.on("snapshot", (s) => taken.get(id)!.push(s.index));
+    const leader = await leaderOf(g);
+    for (let i = 0; i < 140; i++) await leader.propose(put(`k${i}`, "x"));
+    await vi.waitFor(() => expect([...g.nodes.values()].every((n) => n.status().applied === leader.status().applied)).toBe(true));
+    await vi.waitFor(() => expect(ids.every((id) => taken.get(id)!.length >= 3)).toBe(true));
+    for (const id of ids) {
+      const [first, ...later] = taken.get(id)!;
+      // The first waits snapshotEvery plus the offset.
+      expect(first).toBeGreaterThanOrEqual(30 + offsets[id]!);
+      later.forEach((index, k) => expect(index - (k === 0 ? first! : later[k - 1]!)).toBeGreaterThanOrEqual(30));
+    }
+    // Later ones follow each member's own last: no two members ever snapshot at the same index.
+    const all = ids.flatMap((id) => taken.get(id)!);
+    expect(new Set(all).size).toBe(all.length);
   });
 
   it("a large state is snapshotted again only after a quarter of its size in new entries", async () => {

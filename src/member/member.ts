@@ -134,6 +134,7 @@ export class Member {
       stateMachine: app ? app.machine : kv,
       peers: config.peers,
       snapshotEvery: config.snapshotEvery,
+      snapshotOffset: snapshotOffset(config),
       catchUpEntries: config.snapshotCatchUpEntries,
       requestTimeoutMs: config.requestTimeoutMs,
       onFatal: (err) => {
@@ -232,4 +233,16 @@ export class Member {
  */
 export function idleHeartbeatTicks(config: Pick<MemberConfig, "electionTicks" | "heartbeatTicks">): number {
   return Math.max(config.heartbeatTicks, Math.floor(config.electionTicks / 4));
+}
+
+/**
+ * How many entries later than snapshotEvery this member takes its first
+ * snapshot (RaftDriverOptions.snapshotOffset): its place among the
+ * founding members' ids, as a share of snapshotEvery, so the members of a
+ * three-member group snapshot a third of snapshotEvery apart, not all at
+ * the same index.
+ */
+export function snapshotOffset(config: Pick<MemberConfig, "id" | "peers" | "snapshotEvery">): number {
+  const ids = [...new Set([...config.peers.keys(), config.id])].sort();
+  return Math.floor((config.snapshotEvery * ids.indexOf(config.id)) / ids.length);
 }

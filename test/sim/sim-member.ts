@@ -43,6 +43,8 @@ export interface MemberSetup {
   readonly config: (id: NodeId) => RaftConfig;
   readonly peers: () => ReadonlyMap<NodeId, string>;
   readonly snapshotEvery: number;
+  /** Each member's RaftDriverOptions.snapshotOffset; none: 0. */
+  readonly snapshotOffset?: (id: NodeId) => number;
   readonly catchUpEntries: number;
   readonly requestTimeoutMs: number;
   readonly driverBugs?: DriverBugs;
@@ -103,6 +105,7 @@ export class SimMember {
       stateMachine: machine,
       peers: setup.peers(),
       snapshotEvery: setup.snapshotEvery,
+      snapshotOffset: setup.snapshotOffset?.(this.id) ?? 0,
       catchUpEntries: setup.catchUpEntries,
       requestTimeoutMs: setup.requestTimeoutMs,
       scheduler: clock,

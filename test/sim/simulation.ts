@@ -198,6 +198,16 @@ export class Simulation {
       }),
       peers: () => new Map([...this.members.keys()].map((id) => [id, `sim:${id}`])),
       snapshotEvery: this.snapshotEvery,
+      // Half the seeds spread the members' snapshots as members do (member.ts,
+      // snapshotOffset); by the seed number, so other seeds replay as before.
+      ...(this.options.seed % 2 === 1
+        ? {
+            snapshotOffset: (id: NodeId) => {
+              const ids = [...this.members.keys()].sort();
+              return Math.floor((this.snapshotEvery * Math.max(0, ids.indexOf(id))) / ids.length);
+            },
+          }
+        : {}),
       catchUpEntries: this.catchUpEntries,
       requestTimeoutMs: OP_TIMEOUT_MS,
       ...(this.options.driverBugs || this.options.ackBeforeWrite
