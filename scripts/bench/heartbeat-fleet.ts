@@ -10,7 +10,11 @@
  * choices, as separate servers would.
  * Talks to the parent over stdio, one JSON line each way:
  *   out {"registered": {"s0": generation, ...}}   once all are registered
- *   in  "stats"  →  out {"reregistered": n, "heartbeats": n, "failures": n, "attemptsFailed": n, "cpuMs": n, "failuresByStatus": {...}}
+ *   in  "stats"  →  out {"reregistered": n, "heartbeats": n, "failures": n, "attemptsFailed": n, "cpuMs": n, "failuresByStatus": {...},
+ *                        "stalls": [[epoch ms, ms], ...]}
+ * A stall is this process's own event loop running a timer 250 ms or more
+ * late: its beats then go out late whatever the coordinator does, so the
+ * benchmark can tell a late fleet from a late leader.
  *   in  "stop"   →  exits
  */
 import { createInterface } from "node:readline";
@@ -30,6 +34,19 @@ const first = Number(values.first);
 const count = Number(values.count);
 const capacity = Number(values.capacity);
 const stats = { reregistered: 0, heartbeats: 0, failures: 0, attemptsFailed: 0, leaderHintsFollowed: 0 };
+/** This process's event-loop stalls of STALL_MS or more: when each ended (epoch ms) and how long it was. */
+const STALL_MS = 250;
+const stalls: [number, number][] = [];
+{
+  const everyMs = 100;
+  let expected = performance.now() + everyMs;
+  setInterval(() => {
+    const now = performance.now();
+    const lateMs = Math.round(now - expected);
+    expected = now + everyMs;
+    if (lateMs >= STALL_MS) stalls.push([Date.now(), lateMs]);
+  }, everyMs).unref();
+}
 /** Failed heartbeat attempts by status name and the first details seen, for the report. */
 const failuresByStatus: Record<string, { count: number; first: string }> = {};
 /** The agent's link, counting every heartbeat attempt that failed (the client then sends it on to the next member or gives the beat up). */
@@ -139,7 +156,7 @@ process.stdout.write(`${JSON.stringify({ registered: generations })}\n`);
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === "stats") {
     const cpu = process.cpuUsage();
-    process.stdout.write(`${JSON.stringify({ ...stats, cpuMs: Math.round((cpu.user + cpu.system) / 1000), failuresByStatus })}\n`);
+    process.stdout.write(`${JSON.stringify({ ...stats, cpuMs: Math.round((cpu.user + cpu.system) / 1000), failuresByStatus, stalls })}\n`);
   }
   if (line === "stop") process.exit(0);
 }

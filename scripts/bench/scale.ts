@@ -54,6 +54,8 @@ interface FleetStats {
   /** The fleet processes' own CPU, ms. */
   cpuMs: number;
   failuresByStatus: Record<string, { count: number; first: string }>;
+  /** The fleet processes' own event-loop stalls of 250 ms or more: [when it ended (epoch ms), ms]. */
+  stalls: [number, number][];
 }
 
 /** One heartbeat-fleet.ts child process: nodes s<first> … s<first + count - 1>. */
@@ -119,6 +121,7 @@ class Fleet {
       leaderHintsFollowed: all.reduce((n, s) => n + s.leaderHintsFollowed, 0),
       cpuMs: all.reduce((n, s) => n + s.cpuMs, 0),
       failuresByStatus: byStatus,
+      stalls: all.flatMap((s) => s.stalls).sort((a, b) => a[0] - b[0]),
     };
   }
 
@@ -138,6 +141,14 @@ async function retryUnavailable<T>(read: () => Promise<T>, attempts = 10): Promi
       await sleep(500);
     }
   }
+}
+
+/** "n (longest ms, last at HH:MM:SS)": a fleet that stalls sends its beats late whatever the members do. */
+function fleetStalls(f: Pick<FleetStats, "stalls">): string {
+  if (f.stalls.length === 0) return "0";
+  const longest = Math.max(...f.stalls.map(([, ms]) => ms));
+  const last = new Date(f.stalls.at(-1)![0]).toISOString().slice(11, 19);
+  return `${f.stalls.length} (longest ${longest} ms, last at ${last})`;
 }
 
 function cpuTicks(pid: number): number {
@@ -202,7 +213,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
     const progress = async (what: string, done: number, sinceMs: number): Promise<void> => {
       const f = await fleet!.stats();
       const rss = ids.map((id) => (cluster.pid(id) ? rssMiB(cluster.pid(id)!) : 0)).join("/");
-      process.stderr.write(`scale: ${what} ${fmt(done)} in ${Math.round((Date.now() - sinceMs) / 1000)} s; RSS ${rss} MiB; beats ${fmt(f.heartbeats)} answered, ${fmt(f.failures)} failed (${fmt(f.attemptsFailed)} failed attempts), ${fmt(f.reregistered)} re-registered, ${fmt(f.leaderHintsFollowed)} leader hints followed\n`);
+      process.stderr.write(`scale: ${what} ${fmt(done)} in ${Math.round((Date.now() - sinceMs) / 1000)} s; RSS ${rss} MiB; beats ${fmt(f.heartbeats)} answered, ${fmt(f.failures)} failed (${fmt(f.attemptsFailed)} failed attempts), ${fmt(f.reregistered)} re-registered, ${fmt(f.leaderHintsFollowed)} leader hints followed, fleet stalls ≥ 250 ms ${fleetStalls(f)}\n`);
     };
     const every = Math.max(10_000, Math.round(meetingCount / 20));
     await forEachConcurrently(meetingCount, 64, async (seq) => {
@@ -296,6 +307,7 @@ export async function benchScale(options: { nodes?: number; meetings?: number } 
       "nodes declared dead during the run (re-registered)": fleetStats.reregistered,
       "heartbeats answered / failed": `${fleetStats.heartbeats} / ${fleetStats.failures}`,
       "heartbeat attempts that failed (each sent on to the next member, or the beat given up)": fleetStats.attemptsFailed,
+      "the fleet's own event-loop stalls ≥ 250 ms (its beats late at the source)": fleetStalls(fleetStats),
       "failed attempts by status": Object.entries(fleetStats.failuresByStatus).map(([name, f]) => `${name} ${f.count} (${f.first})`).join("; ") || "none",
       "checkpoint saves refused": saveFailures,
       "meetings created": created,
