@@ -58,6 +58,8 @@ export interface CoordinatorMemberSetup {
   readonly peers: () => ReadonlyMap<NodeId, string>;
   readonly member: (id: NodeId) => SimCoordinatorMember | undefined;
   readonly snapshotEvery: number;
+  /** Each member's RaftDriverOptions.snapshotOffset (member.ts derives one the same way); none: 0. */
+  readonly snapshotOffset?: (id: NodeId) => number;
   readonly catchUpEntries: number;
   readonly requestTimeoutMs: number;
   /** How often the members' leader hold came into play, summed. */
@@ -124,6 +126,7 @@ export class SimCoordinatorMember {
       stateMachine: machine,
       peers: setup.peers(),
       snapshotEvery: setup.snapshotEvery,
+      snapshotOffset: setup.snapshotOffset?.(this.id) ?? 0,
       catchUpEntries: setup.catchUpEntries,
       requestTimeoutMs: setup.requestTimeoutMs,
       scheduler: clock,

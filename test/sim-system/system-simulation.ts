@@ -121,6 +121,15 @@ export class SystemSimulation {
       snapshotEvery: this.rng.chance(0.5) ? 20 + this.rng.intBelow(200) : 10_000,
       // From the seed, not drawn: other seeds' schedules stay as they were.
       catchUpEntries: [0, 5, 50, ETCD_CATCH_UP_ENTRIES][options.seed % 4]!,
+      // Odd seeds spread the members' snapshots as members do (member.ts snapshotOffset).
+      ...(options.seed % 2 === 1
+        ? {
+            snapshotOffset: (id: NodeId) => {
+              const ids = [...new Set([...memberIds(), id])].sort();
+              return Math.floor((this.memberSetup.snapshotEvery * ids.indexOf(id)) / ids.length);
+            },
+          }
+        : {}),
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       holdCounts: { held: 0, resent: 0 },
       timings: TIMINGS,
