@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { defaultConfig } from "../raft/config.js";
 import { GrpcTransport, peerServerOptions } from "../raft-runtime/grpc-transport.js";
 import { LevelStorage } from "../raft-runtime/level-storage.js";
-import { RaftDriver } from "../raft-runtime/driver.js";
+import { RaftDriver, spreadSnapshotOffset } from "../raft-runtime/driver.js";
 import { SeededRandom } from "../raft/random.js";
 import { CoordinatorApp } from "../coordinator/service/coordinator-app.js";
 import { refuseRepeatedAuthorization } from "../security/repeated-authorization.js";
@@ -243,6 +243,5 @@ export function idleHeartbeatTicks(config: Pick<MemberConfig, "electionTicks" | 
  * the same index.
  */
 export function snapshotOffset(config: Pick<MemberConfig, "id" | "peers" | "snapshotEvery">): number {
-  const ids = [...new Set([...config.peers.keys(), config.id])].sort();
-  return Math.floor((config.snapshotEvery * ids.indexOf(config.id)) / ids.length);
+  return spreadSnapshotOffset(config.peers.keys(), config.id, config.snapshotEvery);
 }

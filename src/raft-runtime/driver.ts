@@ -126,6 +126,16 @@ interface PendingRead {
   readonly timer: TimerHandle;
 }
 
+/**
+ * A snapshotOffset for member `id` that spreads a group's members evenly
+ * over `snapshotEvery` by their ids (0, a third and two thirds of it for
+ * three), so no two take their snapshots at the same index.
+ */
+export function spreadSnapshotOffset(memberIds: Iterable<NodeId>, id: NodeId, snapshotEvery: number): number {
+  const ids = [...new Set([...memberIds, id])].sort();
+  return Math.floor((snapshotEvery * ids.indexOf(id)) / ids.length);
+}
+
 export type { CapturedSnapshot, DriverObserver, DriverStats, LeaderChange, ProposalFailure, SnapshotRestored, SnapshotTaken } from "./driver-events.js";
 
 export class RaftDriver extends EventEmitter<{ leader: [LeaderChange]; applied: [number]; snapshot: [SnapshotTaken]; restored: [SnapshotRestored] }> {

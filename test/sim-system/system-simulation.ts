@@ -12,7 +12,7 @@
  * answer; then the faults stop and within a bound every meeting must be
  * routable to a live server that holds it and every live server ALIVE.
  */
-import { ETCD_CATCH_UP_ENTRIES } from "../../src/raft-runtime/driver.js";
+import { ETCD_CATCH_UP_ENTRIES, spreadSnapshotOffset } from "../../src/raft-runtime/driver.js";
 import * as grpc from "@grpc/grpc-js";
 import { NEWEST_CLUSTER_VERSION } from "../../src/coordinator/formats.js";
 import type { CoordinatorBugs } from "../../src/coordinator/planted-bugs.js";
@@ -123,12 +123,7 @@ export class SystemSimulation {
       catchUpEntries: [0, 5, 50, ETCD_CATCH_UP_ENTRIES][options.seed % 4]!,
       // Odd seeds spread the members' snapshots as members do (member.ts snapshotOffset).
       ...(options.seed % 2 === 1
-        ? {
-            snapshotOffset: (id: NodeId) => {
-              const ids = [...new Set([...memberIds(), id])].sort();
-              return Math.floor((this.memberSetup.snapshotEvery * ids.indexOf(id)) / ids.length);
-            },
-          }
+        ? { snapshotOffset: (id: NodeId) => spreadSnapshotOffset(memberIds(), id, this.memberSetup.snapshotEvery) }
         : {}),
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       holdCounts: { held: 0, resent: 0 },

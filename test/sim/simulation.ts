@@ -22,7 +22,7 @@ import {
   type TestingBugs,
   defaultConfig,
 } from "../../src/raft/index.js";
-import { ETCD_CATCH_UP_ENTRIES, type DriverBugs } from "../../src/raft-runtime/driver.js";
+import { ETCD_CATCH_UP_ENTRIES, type DriverBugs, spreadSnapshotOffset } from "../../src/raft-runtime/driver.js";
 import { MemoryDurableStorage } from "../../src/raft-runtime/memory-durable-storage.js";
 import { VirtualScheduler, flushMicrotasks } from "../../src/time/virtual-scheduler.js";
 import { type HistoryOp, type KvOp, type KvResult, checkLinearizable } from "../support/linearizability.js";
@@ -202,10 +202,7 @@ export class Simulation {
       // snapshotOffset); by the seed number, so other seeds replay as before.
       ...(this.options.seed % 2 === 1
         ? {
-            snapshotOffset: (id: NodeId) => {
-              const ids = [...this.members.keys()].sort();
-              return Math.floor((this.snapshotEvery * Math.max(0, ids.indexOf(id))) / ids.length);
-            },
+            snapshotOffset: (id: NodeId) => spreadSnapshotOffset(this.members.keys(), id, this.snapshotEvery),
           }
         : {}),
       catchUpEntries: this.catchUpEntries,

@@ -21,19 +21,20 @@ export class BeatForwardSlots {
 
   constructor(readonly max = MAX_BEATS_FORWARDED) {}
 
-  /** Takes a slot; false when all are taken (the beat is then not forwarded). */
-  tryTake(): boolean {
+  /**
+   * Runs `forward` (a beat on its way to the leader at `leaderAddress`) in a
+   * slot, given back when it settles; undefined, and nothing run, when all
+   * are taken. With no leader known the forwarder answers at once (beats
+   * are not held), so that needs no slot.
+   */
+  forward<T>(leaderAddress: string, forward: () => Promise<T>): Promise<T> | undefined {
+    if (leaderAddress === "") return forward();
     if (this.taken >= this.max) {
       this.refused++;
-      return false;
+      return undefined;
     }
     this.taken++;
-    return true;
-  }
-
-  give(): void {
-    if (this.taken === 0) throw new Error("invariant: a forward slot given back that was never taken");
-    this.taken--;
+    return forward().finally(() => this.taken--);
   }
 
   get inUse(): number {

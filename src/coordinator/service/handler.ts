@@ -30,16 +30,15 @@ export function unaryHandler<Req>(forwarder: LeaderForwarder, method: string, ru
       (res) => callback(null, res),
       (err: unknown) => {
         if (err instanceof NotLeaderError && LeaderForwarder.mayForward(call)) {
-          const slotted = slots !== undefined && err.leaderAddress !== "";
-          if (slotted && !slots.tryTake()) {
+          const send = () => forwarder.forward(method, req, call);
+          const forwarded = slots ? slots.forward(err.leaderAddress, send) : send();
+          if (!forwarded) {
             const hint = forwarder.leaderHint();
             if (hint) call.sendMetadata(hint);
-            callback({ code: grpc.status.UNAVAILABLE, details: beatsForwardedDetails(slots.max, err.leaderAddress) });
+            callback({ code: grpc.status.UNAVAILABLE, details: beatsForwardedDetails(slots!.max, err.leaderAddress) });
             return;
           }
-          forwarder.forward(method, req, call).finally(() => {
-            if (slotted) slots.give();
-          }).then(
+          forwarded.then(
             (res) => {
               const hint = forwarder.leaderHint();
               if (hint) call.sendMetadata(hint);

@@ -121,15 +121,9 @@ async function run(deps: HeartbeatStreamDeps, call: grpc.ServerDuplexStream<Agen
     return { response: await deps.heartbeat(req), leader: "" };
   } catch (err) {
     if (!(err instanceof NotLeaderError) || !LeaderForwarder.mayForward(call)) throw err;
-    // Without a known leader the forwarder answers at once (beats are not held): no slot is needed.
-    if (err.leaderAddress === "") return forwardBeat(deps, call, req);
-    const slots = deps.forwardSlots;
-    if (!slots.tryTake()) throw new SentToLeader(slots.max, err.leaderAddress);
-    try {
-      return await forwardBeat(deps, call, req);
-    } finally {
-      slots.give();
-    }
+    const forwarded = deps.forwardSlots.forward(err.leaderAddress, () => forwardBeat(deps, call, req));
+    if (!forwarded) throw new SentToLeader(deps.forwardSlots.max, err.leaderAddress);
+    return forwarded;
   }
 }
 
