@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { CoordinatorReplica } from "../src/coordinator/service/coordinator-replica.js";
 import { type DetectorBugs, FailureDetector, type FailureDetectorOptions, type Judgement, ON_TIME_SLACK } from "../src/coordinator/service/failure-detector.js";
+import type { StateMachineNotice } from "../src/coordinator/coordinator-state-machine.js";
 import { LocalHealth } from "../src/coordinator/service/local-health.js";
 import { LocalStreams, type StreamReport } from "../src/coordinator/service/node-streams.js";
 import { VirtualScheduler } from "../src/time/virtual-scheduler.js";
@@ -354,8 +355,8 @@ describe("FailureDetector on a saturated leader (local health)", () => {
     const { d, clock, busy } = saturable({ a: "ALIVE" });
     d.startLeading();
     busy.share = 1;
-    await clock.advance(1000);
-    expect(busy.reads).toBe(1 + 10); // once when it starts leading, then every 100 ms
+    await clock.advance(1020);
+    expect(busy.reads).toBe(1 + 10); // once when it starts leading, then every 100 ms from its first look (20 ms in)
     expect(d.timeoutMultiplier).toBe(3);
     d.stopLeading();
     d.startLeading();
@@ -470,3 +471,118 @@ describe("FailureDetector under many schedules", () => {
     expect(found).toBe(true);
   });
 });
+
+describe("FailureDetector: when it looks", () => {
+  /** A detector whose own timer wakes are counted, and whose proposals carry the time they were made. */
+  function counted(liveness: Record<string, Liveness>, opts: Partial<FailureDetectorOptions> = {}) {
+    const clock = new VirtualScheduler();
+    const wakes = { n: 0 };
+    const scheduler = {
+      ...bindScheduler(clock),
+      setTimeout: (fn: () => void, ms: number) =>
+        clock.setTimeout(() => {
+          wakes.n++;
+          fn();
+        }, ms),
+    };
+    const at: string[] = [];
+    const { coordinator } = stub(liveness);
+    const propose = coordinator.propose.bind(coordinator);
+    (coordinator as { propose: unknown }).propose = async (p: { nodeId: string; liveness: Liveness }) => {
+      at.push(`${p.nodeId}:${p.liveness}@${clock.now() - start}`);
+      return propose(p as never);
+    };
+    const start = clock.now();
+    const d = new FailureDetector(coordinator, { ...options, ...opts }, scheduler);
+    return { d, clock, wakes, at, start };
+  }
+
+  it("sleeps between deadlines: with every node heard on time it wakes about once per heartbeat interval, not every checkEveryMs", async () => {
+    const { d, clock, wakes, at } = counted({ a: "ALIVE", b: "ALIVE", c: "ALIVE" }, { leaseTtlMs: 5000 });
+    d.startLeading();
+    await warmUp(d, clock, 10_000, "a", "b", "c");
+    d.stopLeading();
+    expect(at).toEqual([]);
+    // 10 s at one look per heartbeat interval (100 ms) is 100; polling every checkEveryMs (20) was 500.
+    expect(wakes.n).toBeGreaterThanOrEqual(90);
+    expect(wakes.n).toBeLessThanOrEqual(110);
+  });
+
+  it("a change of the nodes wakes it within checkEveryMs; meetings written do not", async () => {
+    const { d, clock, wakes } = counted({ a: "ALIVE" }, { leaseTtlMs: 5000 });
+    const applied = (result: object): StateMachineNotice => ({ kind: "applied", outcome: { index: 1, result: result as never, events: [] } });
+    d.startLeading();
+    await clock.advance(50);
+    const quiet = async () => {
+      const before = wakes.n;
+      await clock.advance(options.checkEveryMs);
+      return wakes.n - before;
+    };
+    for (const notice of [
+      applied({ ok: true, type: "register", nodeId: "b", generation: 1 }),
+      applied({ ok: true, type: "setLiveness", nodeId: "a", liveness: "SUSPECT", changed: true }),
+      applied({ ok: true, type: "deregister", moved: 0, unassigned: 0 }),
+      { kind: "restored", appliedIndex: 9 } as const,
+    ]) {
+      d.stateChanged(notice);
+      expect(await quiet()).toBe(1);
+    }
+    for (const notice of [
+      applied({ ok: true, type: "createMeeting", created: true }),
+      applied({ ok: true, type: "saveCheckpoint", sequence: 1, stored: true }),
+      applied({ ok: false, code: "NOT_FOUND", message: "no such node" }),
+    ]) {
+      d.stateChanged(notice);
+      expect(await quiet()).toBe(0);
+    }
+    d.stopLeading();
+    d.stateChanged(applied({ ok: true, type: "register", nodeId: "c", generation: 1 })); // not leading: no timer
+    expect(await quiet()).toBe(0);
+  });
+
+  it("judges a node that falls silent within checkEveryMs of each deadline, whenever its last heartbeat falls (200 schedules)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 1, max: 99 }), async (silentAfter, phase) => {
+        const { d, clock, at, start } = counted({ a: "ALIVE", b: "ALIVE", c: "ALIVE" }, { leaseTtlMs: 1000 });
+        d.startLeading();
+        // b and c beat on time throughout; a beats at its own phase until it falls silent.
+        const others = clock.setInterval(() => ["b", "c"].forEach((id) => d.heard(id, 1)), options.heartbeatIntervalMs);
+        let lastA = clock.now() - start;
+        d.heard("a", 1);
+        await clock.advance(phase);
+        const beats = clock.setInterval(() => {
+          d.heard("a", 1);
+          lastA = clock.now() - start;
+        }, options.heartbeatIntervalMs);
+        await clock.advance(silentAfter);
+        clock.clearInterval(beats);
+        await clock.advance(2000);
+        clock.clearInterval(others);
+        d.stopLeading();
+        const time = (s: string) => Number(s.split("@")[1]);
+        expect(at.map((s) => s.split("@")[0])).toEqual(["a:SUSPECT", "a:DEAD"]);
+        // Each rule is "more than": judged after the deadline, at most checkEveryMs (and a millisecond) past it.
+        const suspectAt = time(at[0]!) - lastA;
+        const deadAt = time(at[1]!) - lastA;
+        expect(suspectAt).toBeGreaterThan(2 * options.heartbeatIntervalMs);
+        expect(suspectAt).toBeLessThanOrEqual(2 * options.heartbeatIntervalMs + options.checkEveryMs + 1);
+        expect(deadAt).toBeGreaterThan(1000);
+        expect(deadAt).toBeLessThanOrEqual(1000 + options.checkEveryMs + 1);
+      }),
+      { numRuns: 200, seed: 21 },
+    );
+  });
+});
+
+/** The scheduler's methods, bound, so one of them can be replaced. */
+function bindScheduler(clock: VirtualScheduler) {
+  return {
+    now: () => clock.now(),
+    monotonic: () => clock.monotonic(),
+    setTimeout: (fn: () => void, ms: number) => clock.setTimeout(fn, ms),
+    clearTimeout: (h: Parameters<VirtualScheduler["clearTimeout"]>[0]) => clock.clearTimeout(h),
+    setInterval: (fn: () => void, ms: number) => clock.setInterval(fn, ms),
+    clearInterval: (h: Parameters<VirtualScheduler["clearInterval"]>[0]) => clock.clearInterval(h),
+    defer: (fn: () => void) => clock.defer(fn),
+  };
+}

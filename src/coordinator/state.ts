@@ -91,6 +91,8 @@ export interface CoordinatorQueries {
   pendingMoves(): PendingMoveView[];
   /** Draining nodes past their drain deadline that still own a meeting another node could take now. */
   dueDrains(nowMs: number): string[];
+  /** The earliest drain deadline after `nowMs` of a draining node that owns meetings (undefined: none). */
+  nextDrainDeadline(nowMs: number): number | undefined;
   /** The hand-overs a rebalance command would start now (rebalance.ts). */
   planRebalance(options: RebalanceOptions): PlannedMove[];
   /** How many of each there are, without listing them (metrics). */
@@ -248,6 +250,15 @@ export class CoordinatorState implements CoordinatorQueries {
       if (movable) due.push(node.id);
     }
     return due.sort(compareStrings);
+  }
+
+  nextDrainDeadline(nowMs: number): number | undefined {
+    let next: number | undefined;
+    for (const node of this.nodes.values()) {
+      if (!node.draining || node.drainDeadlineMs <= nowMs || node.assigned === 0) continue;
+      if (next === undefined || node.drainDeadlineMs < next) next = node.drainDeadlineMs;
+    }
+    return next;
   }
 
   planRebalance(options: RebalanceOptions): PlannedMove[] {

@@ -42,6 +42,7 @@ export class CoordinatorCore {
   readonly agents: NodeAgentCore;
   private readonly placer: { startLeading(): void; stopLeading(): void };
   private readonly onLeader: (change: { isSelf: boolean }) => void;
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly deps: {
@@ -122,6 +123,11 @@ export class CoordinatorCore {
         placing = undefined;
       },
     };
+    // Both sleep until their next deadline; a change of state may bring one closer.
+    this.unsubscribe = machine.subscribe((notice) => {
+      detector.stateChanged(notice);
+      this.watchdog.stateChanged();
+    });
     const leading = [detector, this.watchdog, this.loads, this.placer];
     this.onLeader = (change) => leading.forEach((l) => (change.isSelf ? l.startLeading() : l.stopLeading()));
     raft.on("leader", this.onLeader);
@@ -150,6 +156,7 @@ export class CoordinatorCore {
     this.streams.stop();
     this.placer.stopLeading();
     this.deps.raft.off("leader", this.onLeader);
+    this.unsubscribe();
     this.detector.stopLeading();
     this.watchdog.stopLeading();
     this.loads.stopLeading();

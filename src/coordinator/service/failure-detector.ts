@@ -28,8 +28,22 @@
  * most of them far too late: given its event loop's busy share, it
  * stretches the timeouts it judges silence by (local-health.ts) while it
  * is saturated, so its own slowness is not taken for theirs.
+ *
+ * It checks when a verdict can next change, not on a fixed beat: after
+ * each check it sleeps until the earliest time one of the rules below
+ * could hold for some node (at least `checkEveryMs`, at most a heartbeat
+ * interval, so its own load is still read that often), and sooner when a
+ * connection breaks or the replicated nodes change (`stateChanged`): a
+ * node registering or changing liveness changes which rules apply to it.
+ * Nothing else moves a deadline earlier (a heartbeat only moves its
+ * node's later; meetings and checkpoints are not judged), so no verdict
+ * falls later than with polling every `checkEveryMs`, an idle leader
+ * wakes a few times a second, not twenty, and a busy one does not list
+ * every node twenty times a second while it writes meetings.
  */
-import { type Scheduler, type TimerHandle, realScheduler } from "../../time/scheduler.js";
+import { DeadlineTimer } from "../../time/deadline-timer.js";
+import { type Scheduler, realScheduler } from "../../time/scheduler.js";
+import type { StateMachineNotice } from "../coordinator-state-machine.js";
 import type { Liveness } from "../model.js";
 import type { CoordinatorReplica } from "./coordinator-replica.js";
 import { LocalHealth, type LocalHealthOptions } from "./local-health.js";
@@ -40,6 +54,7 @@ export interface FailureDetectorOptions {
   readonly heartbeatIntervalMs: number;
   /** After a disconnect, how long a node has to reconnect before it is declared dead. */
   readonly disconnectGraceMs: number;
+  /** The shortest sleep between two checks: how late past its deadline a verdict may fall. */
   readonly checkEveryMs: number;
   /** Default 0.5: see the class comment. */
   readonly massSilenceFraction?: number;
@@ -100,17 +115,27 @@ export interface DetectorBugs {
   readonly saturationShrinksTimeouts?: boolean;
 }
 
+/** The results of the only commands that add nodes or change a node's generation or liveness. */
+const NODE_RESULTS: ReadonlySet<string> = new Set(["register", "setLiveness", "deregister"]);
+
+/** Whether the judged part of the state (nodes, their generations and liveness) may have changed; a refused command changes none. */
+function changesNodes(notice: StateMachineNotice): boolean {
+  if (notice.kind === "restored") return true;
+  const { result } = notice.outcome;
+  return result.ok && NODE_RESULTS.has(result.type);
+}
+
 /** A heartbeat is on time when it comes within this many heartbeat intervals of the previous one. */
 export const ON_TIME_SLACK = 1.2;
 
 export class FailureDetector {
   private readonly seen = new Map<string, Seen>();
   private readonly streams = new StreamTable();
-  private timer: TimerHandle | undefined;
+  private readonly wake: DeadlineTimer;
+  private leading = false;
   private leaderSinceMs = 0;
   /** Before this, a node's last stream closing may be news only to this leader: see the class comment. */
   private streamsKnownFromMs = 0;
-  private lastCheckMs = 0;
   /** Liveness proposals in flight, so a slow commit is not proposed twice. */
   private readonly proposing = new Set<string>();
   private inMassSilence = false;
@@ -124,6 +149,7 @@ export class FailureDetector {
     private readonly bugs: DetectorBugs = {},
   ) {
     this.health = new LocalHealth(options.localHealth);
+    this.wake = new DeadlineTimer(scheduler, (dueAtMs) => this.check(dueAtMs));
   }
 
   /** What the timeouts are stretched by now (1 unless this leader is saturated). */
@@ -138,16 +164,16 @@ export class FailureDetector {
     const stale = this.bugs.noFreshLease && this.leaderSinceMs > 0;
     this.leaderSinceMs = stale ? this.leaderSinceMs : now;
     this.streamsKnownFromMs = stale ? 0 : now + this.options.leaseTtlMs;
-    this.lastCheckMs = now;
     this.lastBusyReadMs = now;
     // Starts the first window now: how busy it was as a follower says nothing of leading.
     this.options.loopBusyShare?.();
-    this.timer = this.scheduler.setInterval(() => this.check(), this.options.checkEveryMs);
+    this.leading = true;
+    this.checkSoon();
   }
 
   stopLeading(): void {
-    if (this.timer) this.scheduler.clearInterval(this.timer);
-    this.timer = undefined;
+    this.leading = false;
+    this.wake.cancel();
     // What a later term needs it learns afresh (members resync their streams).
     if (!this.bugs.noFreshLease) this.seen.clear();
     this.streams.clear();
@@ -172,6 +198,15 @@ export class FailureDetector {
     return { resync };
   }
 
+  /** The replicated state changed: when its nodes did, they may now be judged by other rules. */
+  stateChanged(notice: StateMachineNotice): void {
+    if (this.leading && changesNodes(notice)) this.checkSoon();
+  }
+
+  private checkSoon(): void {
+    this.wake.wakeAt(this.scheduler.now() + this.options.checkEveryMs);
+  }
+
   /** Open streams of a node generation on every member, as reported to this leader. */
   openStreams(nodeId: string, generation: number): number {
     return this.streams.openStreams(nodeId, generation);
@@ -188,7 +223,7 @@ export class FailureDetector {
         : undefined;
     this.seen.set(nodeId, stillBroken === undefined ? { generation, atMs: this.scheduler.now() } : { generation, atMs: this.scheduler.now(), disconnectedAtMs: stillBroken });
     const node = this.coordinator.local().getNode(nodeId);
-    if (this.timer && node && node.generation === generation && node.liveness === "SUSPECT") {
+    if (this.leading && node && node.generation === generation && node.liveness === "SUSPECT") {
       this.propose(nodeId, generation, "ALIVE");
     }
   }
@@ -209,6 +244,7 @@ export class FailureDetector {
     this.seen.set(nodeId, { generation, atMs: heardAt, disconnectedAtMs: now });
     // Suspected at the next checks (check()), not at once: the report of a
     // stream that replaced this one may be a few milliseconds behind.
+    if (this.leading) this.checkSoon();
   }
 
   /**
@@ -219,22 +255,22 @@ export class FailureDetector {
    */
   upstreamFailed(nodeId: string): void {
     const node = this.coordinator.local().getNode(nodeId);
-    if (!this.timer || !node || node.liveness !== "ALIVE") return;
+    if (!this.leading || !node || node.liveness !== "ALIVE") return;
     const s = this.seen.get(nodeId);
     const heardAt = s && s.generation === node.generation ? s.atMs : this.leaderSinceMs;
     if (this.scheduler.now() - heardAt > this.options.heartbeatIntervalMs * this.health.multiplier) this.disconnected(nodeId, node.generation);
   }
 
-  private check(): void {
+  private check(dueAtMs: number): void {
     const now = this.scheduler.now();
-    const stalled = now - this.lastCheckMs > Math.max(4 * this.options.checkEveryMs, 250);
-    this.lastCheckMs = now;
-    if (stalled) {
+    const { checkEveryMs } = this.options;
+    if (now - dueAtMs > Math.max(3 * checkEveryMs, 200)) {
       // This process was paused (GC, a large snapshot, a loaded machine):
       // heartbeats that arrived meanwhile are still queued, so silence says
       // nothing about the nodes. Judge nobody before a full lease from now,
       // as after an election.
       this.leaderSinceMs = now;
+      this.checkSoon();
       return;
     }
     this.readLocalHealth(now);
@@ -244,6 +280,13 @@ export class FailureDetector {
     const { disconnectGraceMs } = this.options;
     const verdicts: { nodeId: string; generation: number; verdict: Verdict }[] = [];
     let live = 0;
+    // When to look next: when the first of the comparisons below turns (each
+    // is "more than", so a millisecond after its deadline), and by the next
+    // reading of this process's own load.
+    let next = this.lastBusyReadMs + this.options.heartbeatIntervalMs;
+    const turnsAt = (deadline: number) => {
+      if (deadline >= now && deadline + 1 < next) next = deadline + 1;
+    };
     for (const node of this.coordinator.local().listNodes()) {
       if (node.liveness === "DEAD") continue;
       live++;
@@ -253,6 +296,13 @@ export class FailureDetector {
       const last = Math.max(heardAt, this.leaderSinceMs);
       const brokeAt = s && s.generation === node.generation ? s.disconnectedAtMs : undefined;
       const { nodeId, generation } = node;
+      turnsAt(last + leaseTtlMs);
+      turnsAt(last + 2 * heartbeatIntervalMs);
+      if (brokeAt !== undefined) {
+        turnsAt(brokeAt + disconnectGraceMs);
+        turnsAt(brokeAt + disconnectGraceMs / 3);
+        turnsAt(last + heartbeatIntervalMs * ON_TIME_SLACK);
+      }
       // With no connection left, a node must be heard within a heartbeat
       // interval (and a little): one that heartbeats on time is never
       // declared dead, whatever its streams do, while a crashed one is dead
@@ -304,13 +354,18 @@ export class FailureDetector {
       };
       this.propose(nodeId, generation, liveness, judged);
     }
+    // A verdict not yet applied (its proposal in flight, failed, or held
+    // back by mass silence) is looked at again every checkEveryMs, as a
+    // proposal that fails must be retried.
+    this.wake.wakeAt(verdicts.length > 0 ? now + checkEveryMs : Math.max(now + checkEveryMs, next));
   }
 
   /** Once per heartbeat interval: how busy this process was meanwhile moves the timeouts' multiplier. */
   private readLocalHealth(now: number): void {
-    const read = this.options.loopBusyShare;
-    if (!read || now - this.lastBusyReadMs < this.options.heartbeatIntervalMs) return;
+    if (now - this.lastBusyReadMs < this.options.heartbeatIntervalMs) return;
     this.lastBusyReadMs = now;
+    const read = this.options.loopBusyShare;
+    if (!read) return;
     const share = read();
     if (this.health.observe(share)) this.options.onLocalHealth?.(this.health.multiplier, share);
   }
