@@ -24,6 +24,7 @@ import type { MemberProbe, ProbedMember } from "../src/coordinator/service/membe
 import { decodeState, encodeState } from "../src/coordinator/state-snapshot.js";
 import { defaultStateConfig } from "../src/coordinator/state-config.js";
 import { ADVERTISED_FORMATS } from "../src/member/advertised-formats.js";
+import { VirtualScheduler } from "../src/time/virtual-scheduler.js";
 
 const NEW: Formats = ADVERTISED_FORMATS;
 /** What a member of the release of cluster version 2 (main at ebef576) advertises. */
@@ -291,7 +292,7 @@ describe("formats and cluster versions", () => {
 
 describe("the leader's cluster version monitor", () => {
   /** A leader of `members` whose probe answers from `formats` (undefined: no answer). */
-  function leaderOf(members: { voters: string[]; learners: string[] }, formats: Record<string, Formats | undefined>) {
+  function leaderOf(members: { voters: string[]; learners: string[] }, formats: Record<string, Formats | undefined>, scheduler?: VirtualScheduler) {
     const sm = new CoordinatorStateMachine();
     let index = 0;
     const proposed: number[] = [];
@@ -311,7 +312,7 @@ describe("the leader's cluster version monitor", () => {
       },
     } as unknown as MemberProbe;
     const peers = new Map([...members.voters, ...members.learners].map((id) => [id, id]));
-    const monitor = new ClusterVersionMonitor({ coordinator, probe, peers: () => peers, ownFormats: NEW, log: () => undefined });
+    const monitor = new ClusterVersionMonitor({ coordinator, probe, peers: () => peers, ownFormats: NEW, log: () => undefined, ...(scheduler ? { scheduler } : {}) });
     return { monitor, sm, proposed, asked };
   }
 
@@ -351,5 +352,24 @@ describe("the leader's cluster version monitor", () => {
     asked.length = 0;
     for (let i = 0; i < 5; i++) await monitor.check();
     expect(asked).toEqual([]);
+  });
+
+  it("asks every second until the version is raised as high as it understands, then its timer stops until it leads again", async () => {
+    const clock = new VirtualScheduler();
+    const group = { voters: ["n1", "n2", "n3"], learners: [] };
+    const formats: Record<string, Formats | undefined> = { n2: NEW, n3: undefined };
+    const { monitor, asked, proposed } = leaderOf(group, formats, clock);
+    monitor.start();
+    await clock.advance(3000);
+    expect(asked).toEqual(["n2", "n3", "n2", "n3", "n2", "n3"]); // n3 does not answer: nothing raised, asked again
+    formats.n3 = NEW;
+    await clock.advance(1000);
+    expect(proposed).toEqual([highestCommonVersion([NEW])]);
+    await clock.advance(1000); // the next round finds it at the highest and stops
+    expect(clock.pending).toBe(0);
+    monitor.stop();
+    monitor.start();
+    expect(clock.pending).toBe(1);
+    monitor.stop();
   });
 });

@@ -199,8 +199,8 @@ export class Member {
     };
     node.on("leader", updateHealth);
     updateHealth();
-    // Every wake of an idle member costs it CPU: the backstop runs once a second.
-    const healthTimer = setInterval(updateHealth, 1_000);
+    // Every wake of an idle member costs it CPU: the backstop runs every 5 s.
+    const healthTimer = setInterval(updateHealth, 5_000);
     healthTimer.unref();
     new ReflectionService({ ...loadDefinition("convene.proto"), ...loadDefinition("member.proto"), ...loadDefinition("routes.proto") }).addToServer(server);
     const port = await new Promise<number>((resolve, reject) =>

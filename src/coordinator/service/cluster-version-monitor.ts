@@ -6,6 +6,9 @@
  * all of them understand a higher version than the one applied. It needs
  * an answer from every member: one that does not answer may be running an
  * older release, so nothing is raised. It never proposes a lower version.
+ * Once the version is as high as this member understands it stops asking
+ * until it leads again: nothing could raise it further meanwhile, and an
+ * idle leader is not woken every second for nothing.
  */
 import type { RaftDriver } from "../../raft-runtime/driver.js";
 import { type Scheduler, type TimerHandle, realScheduler } from "../../time/scheduler.js";
@@ -38,6 +41,7 @@ export class ClusterVersionMonitor {
   start(): void {
     if (this.timer) return;
     this.timer = this.scheduler.setInterval(() => {
+      if (this.atHighest()) return this.stop();
       // A proposal that fails (leadership lost, no quorum) is tried again at the next round.
       this.check().catch(() => undefined);
     }, this.options.everyMs ?? 1_000);
@@ -60,12 +64,16 @@ export class ClusterVersionMonitor {
     }
   }
 
+  private atHighest(): boolean {
+    return this.options.coordinator.local().clusterVersion >= highestCommonVersion([this.options.ownFormats]);
+  }
+
   private async raiseIfAllUnderstand(): Promise<number | undefined> {
     const { coordinator, probe, peers, ownFormats } = this.options;
     const raft: RaftDriver = coordinator.raft;
     if (!raft.isLeader()) return undefined;
     // Already as high as this member understands: no answer could raise it, so nobody is asked (an idle group stays quiet).
-    if (coordinator.local().clusterVersion >= highestCommonVersion([ownFormats])) return undefined;
+    if (this.atHighest()) return undefined;
     const { confState, id: self } = raft.status();
     const members = [...new Set([...confState.voters, ...confState.learners])];
     const addresses = peers();

@@ -9,7 +9,8 @@
  */
 import type { Logger } from "pino";
 import type { RaftDriver } from "../../raft-runtime/driver.js";
-import type { Scheduler, TimerHandle } from "../../time/scheduler.js";
+import { DeadlineTimer } from "../../time/deadline-timer.js";
+import type { Scheduler } from "../../time/scheduler.js";
 import type { CoordinatorStateMachine } from "../coordinator-state-machine.js";
 import { CoordinatorReplica } from "./coordinator-replica.js";
 import type { CoordinatorStats } from "./coordinator-stats.js";
@@ -108,25 +109,30 @@ export class CoordinatorCore {
     );
     // Meetings left waiting for room are placed as soon as room returns: on
     // the leader only, so a follower's timer does not wake it for nothing.
-    let placing: TimerHandle | undefined;
+    // Room returns only by an apply, so it looks a moment after one, and
+    // every PLACE_EVERY_MS while meetings wait; an idle group with none
+    // waiting is not woken.
+    let placerLeads = false;
+    const placing = new DeadlineTimer(scheduler, () => {
+      if (!placerLeads || machine.unassignedMeetings().length === 0) return;
+      if (raft.isLeader()) this.replica.propose({ type: "placeUnassigned" }).catch(() => undefined);
+      placing.wakeAt(scheduler.now() + PLACE_EVERY_MS);
+    });
     this.placer = {
       startLeading: () => {
-        this.placer.stopLeading();
-        placing = scheduler.setInterval(() => {
-          if (raft.isLeader() && machine.unassignedMeetings().length > 0) {
-            this.replica.propose({ type: "placeUnassigned" }).catch(() => undefined);
-          }
-        }, PLACE_EVERY_MS);
+        placerLeads = true;
+        placing.wakeAt(scheduler.now() + PLACE_EVERY_MS);
       },
       stopLeading: () => {
-        if (placing) scheduler.clearInterval(placing);
-        placing = undefined;
+        placerLeads = false;
+        placing.cancel();
       },
     };
-    // Both sleep until their next deadline; a change of state may bring one closer.
+    // These sleep until their next deadline; a change of state may bring one closer.
     this.unsubscribe = machine.subscribe((notice) => {
       detector.stateChanged(notice);
       this.watchdog.stateChanged();
+      if (placerLeads) placing.wakeAt(scheduler.now() + PLACE_EVERY_MS);
     });
     const leading = [detector, this.watchdog, this.loads, this.placer];
     this.onLeader = (change) => leading.forEach((l) => (change.isSelf ? l.startLeading() : l.stopLeading()));
