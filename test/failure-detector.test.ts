@@ -315,10 +315,12 @@ describe("FailureDetector on a saturated leader (local health)", () => {
     await clock.advance(600); // 1,250: past the lease × 3
     expect(proposals).toEqual(["d:SUSPECT", "d:DEAD"]);
     expect(judged.map((j) => j.timeoutMultiplier)).toEqual([3, 3]);
-    // Room again: one step down per interval.
+    // Room again: one step down per interval, the stretch kept for a stretched lease (3 × 400) after the last.
     busy.share = 0.1;
     await clock.advance(250);
     expect(changes).toEqual([2, 3, 2, 1]);
+    expect(d.timeoutMultiplier).toBe(3);
+    await clock.advance(1200);
     expect(d.timeoutMultiplier).toBe(1);
     // And a node gone silent now is judged at the usual times.
     clock.clearInterval(beats);
@@ -349,6 +351,32 @@ describe("FailureDetector on a saturated leader (local health)", () => {
     await clock.advance(40);
     d.stopLeading();
     expect(proposals).toEqual(["a:SUSPECT", "a:DEAD"]);
+  });
+
+  it("keeps the stretch for a stretched lease once it has room again: the nodes it heard late are not all declared dead at once", async () => {
+    const { d, clock, proposals, busy, changes } = saturable({ a: "ALIVE", b: "ALIVE", c: "ALIVE", d: "ALIVE", e: "ALIVE" });
+    d.startLeading();
+    const others = clock.setInterval(() => ["b", "c", "d", "e"].forEach((id) => d.heard(id, 1)), 50);
+    await warmUp(d, clock, 450, "a");
+    busy.share = 1;
+    await clock.advance(250);
+    expect(d.timeoutMultiplier).toBe(3);
+    // The saturated leader hears a only every 1,000 ms: late (2 × 100 × 3), within the stretched lease (400 × 3).
+    const t = clock.now();
+    d.heard("a", 1);
+    const slowA = clock.setInterval(() => d.heard("a", 1), 1000);
+    await clock.advance(300);
+    busy.share = 0.1;
+    await clock.advance(200); // two relaxed reads: down to 1, a heard 500 ms ago (past the usual lease of 400)
+    expect(changes).toEqual([2, 3, 2, 1]);
+    expect(proposals).toEqual([]); // judged as stretched: not even late yet
+    await clock.advanceTo(t + 1600); // the stretch is kept until 1,200 ms after the last step
+    expect(proposals).toEqual(["a:SUSPECT", "a:ALIVE"]); // late at 600, heard at 1,000
+    await clock.advanceTo(t + 1800); // then a, heard every 1,000 ms, is past the usual lease
+    expect(proposals.at(-1)).toBe("a:DEAD");
+    clock.clearInterval(slowA);
+    clock.clearInterval(others);
+    d.stopLeading();
   });
 
   it("reads the busy share once per heartbeat interval, starts each term at 1, and never stretches without a meter", async () => {

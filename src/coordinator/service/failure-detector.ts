@@ -27,7 +27,11 @@
  * A leader that is merely saturated hears every node a little late, not
  * most of them far too late: given its event loop's busy share, it
  * stretches the timeouts it judges silence by (local-health.ts) while it
- * is saturated, so its own slowness is not taken for theirs.
+ * is saturated, so its own slowness is not taken for theirs. When it has
+ * room again the stretch is kept for one stretched lease more: the beats
+ * it had not read yet when it relaxed are still arriving, and shrinking
+ * the lease at once declared a third of 10,000 live servers dead in one
+ * check (BENCHMARKS.md, scale, session 14).
  *
  * It checks when a verdict can next change, not on a fixed beat: after
  * each check it sleeps until the earliest time one of the rules below
@@ -141,6 +145,9 @@ export class FailureDetector {
   private inMassSilence = false;
   private readonly health: LocalHealth;
   private lastBusyReadMs = 0;
+  /** The stretch kept after the multiplier came down, and until when. */
+  private heldMultiplier = 1;
+  private heldUntilMs = 0;
 
   constructor(
     private readonly coordinator: CoordinatorReplica,
@@ -152,9 +159,13 @@ export class FailureDetector {
     this.wake = new DeadlineTimer(scheduler, (dueAtMs) => this.check(dueAtMs));
   }
 
-  /** What the timeouts are stretched by now (1 unless this leader is saturated). */
+  /** What the timeouts are stretched by now (1 unless this leader is saturated or was within a stretched lease). */
   get timeoutMultiplier(): number {
-    return this.health.multiplier;
+    return this.multiplierAt(this.scheduler.now());
+  }
+
+  private multiplierAt(now: number): number {
+    return now < this.heldUntilMs ? Math.max(this.health.multiplier, this.heldMultiplier) : this.health.multiplier;
   }
 
   /** This member became leader: judge nobody before a full lease from now. */
@@ -179,6 +190,8 @@ export class FailureDetector {
     this.streams.clear();
     this.proposing.clear();
     this.health.reset();
+    this.heldMultiplier = 1;
+    this.heldUntilMs = 0;
   }
 
   /**
@@ -258,7 +271,7 @@ export class FailureDetector {
     if (!this.leading || !node || node.liveness !== "ALIVE") return;
     const s = this.seen.get(nodeId);
     const heardAt = s && s.generation === node.generation ? s.atMs : this.leaderSinceMs;
-    if (this.scheduler.now() - heardAt > this.options.heartbeatIntervalMs * this.health.multiplier) this.disconnected(nodeId, node.generation);
+    if (this.scheduler.now() - heardAt > this.options.heartbeatIntervalMs * this.timeoutMultiplier) this.disconnected(nodeId, node.generation);
   }
 
   private check(dueAtMs: number): void {
@@ -274,7 +287,8 @@ export class FailureDetector {
       return;
     }
     this.readLocalHealth(now);
-    const m = this.bugs.saturationShrinksTimeouts ? 1 / this.health.multiplier : this.health.multiplier;
+    const stretch = this.multiplierAt(now);
+    const m = this.bugs.saturationShrinksTimeouts ? 1 / stretch : stretch;
     const leaseTtlMs = this.options.leaseTtlMs * m;
     const heartbeatIntervalMs = this.options.heartbeatIntervalMs * m;
     const { disconnectGraceMs } = this.options;
@@ -287,6 +301,7 @@ export class FailureDetector {
     const turnsAt = (deadline: number) => {
       if (deadline >= now && deadline + 1 < next) next = deadline + 1;
     };
+    turnsAt(this.heldUntilMs);
     for (const node of this.coordinator.local().listNodes()) {
       if (node.liveness === "DEAD") continue;
       live++;
@@ -367,7 +382,13 @@ export class FailureDetector {
     const read = this.options.loopBusyShare;
     if (!read) return;
     const share = read();
-    if (this.health.observe(share)) this.options.onLocalHealth?.(this.health.multiplier, share);
+    const before = this.multiplierAt(now);
+    if (!this.health.observe(share)) return;
+    if (this.health.multiplier < before) {
+      this.heldMultiplier = before;
+      this.heldUntilMs = now + this.options.leaseTtlMs * before;
+    }
+    this.options.onLocalHealth?.(this.health.multiplier, share);
   }
 
   /**
