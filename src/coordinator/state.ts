@@ -358,7 +358,11 @@ export class CoordinatorState implements CoordinatorQueries {
       );
     }
     if (bugs?.placeOverLimit) return findPlacement([...this.nodes.values()].map((n) => ({ ...n, limits: NO_LIMITS })), req);
-    const chosen = this.placeFromIndex(req);
+    return this.checkedAgainstScan(meeting, req, this.placeFromIndex(req));
+  }
+
+  /** `chosen`, after comparing it with a scan of every node when the config asks (tests). */
+  private checkedAgainstScan(meeting: MeetingRecord, req: PlacementRequest, chosen: string | undefined): string | undefined {
     if (this.config.checkPlacementIndex) {
       const scanned = findPlacement(this.nodes.values(), req);
       if (scanned !== chosen) throw new BrokenInvariantError(`placement index chose ${String(chosen)} for meeting ${meeting.id}, a scan ${String(scanned)}`);
@@ -501,13 +505,15 @@ export class CoordinatorState implements CoordinatorQueries {
       find: (meeting) => {
         if (scanOnly || asked++ < IN_ROW_SCANS) return this.findNodeFor(meeting, excludeNodeId);
         const key = JSON.stringify([meeting.region, meeting.requiredLabels, meeting.excludedLabels ?? null]);
+        const req = this.placementRequest(meeting, excludeNodeId);
         // Placing only takes room, so a request the index could not answer it will not answer later in the row.
         if (!unindexed.has(key)) {
-          if (this.placementIndex.best(this.placementRequest(meeting, excludeNodeId)) !== SCAN) return this.findNodeFor(meeting, excludeNodeId);
+          const best = this.placementIndex.best(req);
+          if (best !== SCAN) return this.checkedAgainstScan(meeting, req, best);
           unindexed.add(key);
         }
         if (ranking === undefined || key !== rankedFor) {
-          ranking = new PlacementRanking(this.nodes.values(), this.placementRequest(meeting, excludeNodeId));
+          ranking = new PlacementRanking(this.nodes.values(), req);
           rankedFor = key;
         }
         return ranking.best();

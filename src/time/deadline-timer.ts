@@ -17,11 +17,6 @@ export class DeadlineTimer {
     private readonly run: (dueAtMs: number) => void,
   ) {}
 
-  /** When it will run next (Infinity: not armed). */
-  get dueAt(): number {
-    return this.dueAtMs;
-  }
-
   /** Runs at `atMs` unless it is already due earlier; a time in the past runs it at once. */
   wakeAt(atMs: number): void {
     if (this.handle !== undefined && this.dueAtMs <= atMs) return;
